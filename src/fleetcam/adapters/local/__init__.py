@@ -1,0 +1,1 @@
+"""Local adapters: files on disk, SQLite in WAL mode, an MQTT client."""

@@ -1,0 +1,1 @@
+"""The REST API (FastAPI); knows nothing about Lambda or uvicorn."""

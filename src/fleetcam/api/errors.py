@@ -1,0 +1,42 @@
+"""One place where errors become HTTP responses, in flespi's envelope."""
+from __future__ import annotations
+
+import logging
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from starlette.exceptions import HTTPException
+
+from fleetcam.errors import (Conflict, CorruptMedia, FleetcamError, Invalid, NotFound,
+                             TooLarge, Unauthorized)
+
+log = logging.getLogger(__name__)
+STATUS = {NotFound: 404, Invalid: 400, Conflict: 409, TooLarge: 413, Unauthorized: 401,
+          CorruptMedia: 400}
+
+
+def envelope(status: int, reason: str, code: int = 1, **extra: object) -> JSONResponse:
+    err = {"code": code, "reason": reason, **extra}
+    headers = {"WWW-Authenticate": "FlespiToken"} if status == 401 else None
+    return JSONResponse({"errors": [err]}, status_code=status, headers=headers)
+
+
+def install(app: FastAPI) -> None:
+    @app.exception_handler(FleetcamError)
+    async def fleetcam_error(_: Request, exc: FleetcamError) -> JSONResponse:
+        status = next((s for cls, s in STATUS.items() if isinstance(exc, cls)), 400)
+        extra = {"field": exc.field} if exc.field else {}
+        return envelope(status, exc.reason, exc.code, **extra)
+
+    @app.exception_handler(RequestValidationError)
+    async def validation_error(_: Request, exc: RequestValidationError) -> JSONResponse:
+        errors = []
+        for e in exc.errors():
+            loc = ".".join(str(p) for p in e.get("loc", ()) if p not in ("query", "path", "body"))
+            errors.append({"code": 1, "reason": f"{loc}: {e.get('msg')}", "field": loc})
+        return JSONResponse({"errors": errors}, status_code=400)
+
+    @app.exception_handler(HTTPException)
+    async def http_error(_: Request, exc: HTTPException) -> JSONResponse:
+        return envelope(exc.status_code, str(exc.detail))

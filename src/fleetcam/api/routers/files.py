@@ -1,0 +1,73 @@
+"""A media file's link: content with byte ranges, ``?preview=jpeg`` and ``?preview=json``."""
+from __future__ import annotations
+
+import base64
+import re
+from typing import Literal
+from urllib.parse import quote
+
+from fastapi import APIRouter, Request
+from fastapi.responses import JSONResponse, Response, StreamingResponse
+
+from fleetcam.api.deps import ContainerDep, token_ok
+from fleetcam.errors import Invalid, NotFound, Unauthorized
+
+router = APIRouter(tags=["files"])
+_RANGE = re.compile(r"^bytes=(\d*)-(\d*)$")
+
+
+def parse_range(header: str | None, size: int) -> tuple[int, int] | None:
+    """One byte range of RFC 9110 as (first, last); None means the whole file.
+
+    Raises:
+        Invalid: unsatisfiable (the caller answers 416).
+    """
+    if not header:
+        return None
+    m = _RANGE.match(header.strip())
+    if not m or (m[1] == "" and m[2] == ""):
+        return None  # multi-range or malformed: ignore it and send everything (allowed)
+    if m[1] == "":
+        n = int(m[2])
+        if n == 0:
+            raise Invalid("unsatisfiable range")
+        return max(0, size - n), size - 1
+    first = int(m[1])
+    last = min(int(m[2]), size - 1) if m[2] else size - 1
+    if first >= size or last < first:
+        raise Invalid("unsatisfiable range")
+    return first, last
+
+
+@router.api_route("/media/{uuid}", methods=["GET", "HEAD"])
+def media_link(c: ContainerDep, request: Request, uuid: str,
+               preview: Literal["jpeg", "json"] | None = None) -> Response:
+    """A file's content (Range answered with 206), thumbnail or JSON. A file that is not
+    ``shared`` needs the token."""
+    f = c.index.get(uuid) if re.fullmatch(r"[0-9a-f]{32}", uuid) else None
+    if f is None:
+        raise NotFound(f"media file {uuid} not found")
+    if not f.shared and not token_ok(request, c):
+        raise Unauthorized("this file is not shared: a token is required")
+    if preview == "json":
+        return JSONResponse({"result": [c.media.render(f)]})
+    if preview == "jpeg":
+        if not f.preview.jpeg:
+            raise NotFound(f"media file {uuid} has no preview")
+        return Response(base64.b64decode(f.preview.jpeg), media_type="image/jpeg",
+                        headers={"Cache-Control": "private, max-age=3600"})
+    headers = {"Accept-Ranges": "bytes", "ETag": f'"{f.uuid}-{f.size}"',
+               "Content-Disposition": f"inline; filename*=UTF-8''{quote(f.name)}"}
+    try:
+        rng = parse_range(request.headers.get("range"), f.size)
+    except Invalid:
+        return Response(status_code=416, headers={"Content-Range": f"bytes */{f.size}"})
+    first, last = rng if rng else (0, f.size - 1)
+    headers["Content-Length"] = str(max(0, last - first + 1))
+    status = 206 if rng else 200
+    if rng:
+        headers["Content-Range"] = f"bytes {first}-{last}/{f.size}"
+    if request.method == "HEAD":
+        return Response(status_code=status, headers=headers, media_type=f.mime)
+    body = c.store.read(f.key, first, last) if f.size else iter([b""])
+    return StreamingResponse(body, status_code=status, headers=headers, media_type=f.mime)

@@ -1,0 +1,119 @@
+"""/gw/devices/{sel}/media: search, upload, edit and delete device media files."""
+from __future__ import annotations
+
+import base64
+import json
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Depends, Query, Request
+from starlette.concurrency import run_in_threadpool
+from starlette.datastructures import UploadFile
+
+from fleetcam.api.deps import ContainerDep, SelectorDep
+from fleetcam.api.params import Options, as_list, json_body, parse_options
+from fleetcam.domain import expr
+from fleetcam.errors import Invalid
+from fleetcam.ports import MediaQuery
+from fleetcam.services.render import select_fields
+
+router = APIRouter(prefix="/gw/devices", tags=["media"])
+Body = Annotated[Any, Depends(json_body)]
+
+
+def encode_cursor(created: float, uuid: str) -> str:
+    return base64.urlsafe_b64encode(json.dumps([created, uuid]).encode()).decode().rstrip("=")
+
+
+def decode_cursor(text: str) -> tuple[float, str]:
+    try:
+        created, uuid = json.loads(base64.urlsafe_b64decode(text + "=" * (-len(text) % 4)))
+        return float(created), str(uuid)
+    except (ValueError, TypeError) as e:
+        raise Invalid("cursor is not one this server issued", field="cursor") from e
+
+
+def _query(ids: tuple[int, ...], opts: Options) -> MediaQuery:
+    flt = opts.filter
+    uuid = opts.raw.get("uuid")
+    if uuid is not None:
+        uuids = uuid if isinstance(uuid, list) else [uuid]
+        if not all(isinstance(u, str) for u in uuids):
+            raise Invalid("uuid must be a string or a list of strings", field="uuid")
+        by_uuid = expr.Or(tuple(expr.Cmp("uuid", "==", u) for u in uuids))
+        flt = by_uuid if flt is None else expr.And((by_uuid, flt))
+    return MediaQuery(device_ids=ids, filter=flt, time_from=opts.time_from,
+                      time_to=opts.time_to, count=opts.count, reverse=opts.reverse,
+                      cursor=decode_cursor(opts.cursor) if opts.cursor else None)
+
+
+@router.get("/{sel}/media")
+def list_media(c: ContainerDep, sel: SelectorDep,
+               data: Annotated[str | None, Query(description="JSON: filter, fields, uuid, from,"
+                                                 " to, count, reverse, cursor")] = None,
+               fields: str | None = None) -> dict[str, Any]:
+    """Search media files, oldest first (``reverse`` for newest), paged by ``cursor``."""
+    opts = parse_options(data, fields)
+    ids = tuple(d.id for d in c.devices.select(sel))
+    files = c.media.search(_query(ids, opts))
+    out: dict[str, Any] = {"result": [select_fields(c.media.render(f), opts.fields)
+                                      for f in files]}
+    if len(files) == opts.count:
+        out["next_cursor"] = encode_cursor(files[-1].created, files[-1].uuid)
+    return out
+
+
+@router.post("/{sel}/media", openapi_extra={"requestBody": {"content": {"multipart/form-data": {
+    "schema": {"type": "object", "required": ["file"], "properties": {
+        "file": {"type": "string", "format": "binary"},
+        "data": {"type": "string", "description": 'JSON, e.g. {"type":"image","meta":'
+                                                  '{"channel":1,"created":1700000000}}'}}}}}}})
+async def upload_media(c: ContainerDep, sel: SelectorDep, request: Request) -> dict[str, Any]:
+    """Upload a file (multipart ``file`` plus optional JSON ``data``) to one device."""
+    devices = await run_in_threadpool(c.devices.select, sel)
+    if len(devices) != 1:
+        raise Invalid("upload needs a selector naming exactly one existing device"
+                      if devices else "device not found", field="selector")
+    if not request.headers.get("content-type", "").startswith("multipart/form-data"):
+        raise Invalid("upload must be multipart/form-data with a 'file' part", field="file")
+    async with request.form(max_files=1, max_fields=8) as form:
+        upload = form.get("file")
+        if not isinstance(upload, UploadFile):
+            raise Invalid("multipart part 'file' is required", field="file")
+        raw_data = form.get("data")
+        options: Any = None
+        if isinstance(raw_data, str) and raw_data.strip():
+            try:
+                options = json.loads(raw_data)
+            except ValueError as e:
+                raise Invalid(f"data is not valid JSON: {e}", field="data") from e
+        f = await run_in_threadpool(
+            c.ingest.upload, devices[0].id, upload.file, filename=upload.filename,
+            content_type=upload.content_type or "application/octet-stream",
+            raw_options=options, size_hint=upload.size)
+    return {"result": [c.media.render(f)]}
+
+
+@router.put("/{sel}/media")
+def update_media(c: ContainerDep, sel: SelectorDep, body: Body) -> dict[str, Any]:
+    """Set attributes, ``protected`` or ``shared``: ``{"uuid": ..., ...}`` or a list."""
+    if body is None:
+        raise Invalid("body must name a uuid and the attributes to set", field="body")
+    ids = [d.id for d in c.devices.select(sel)]
+    return {"result": [c.media.render(f) for f in c.media.update(ids, as_list(body))]}
+
+
+@router.delete("/{sel}/media")
+def delete_media(c: ContainerDep, sel: SelectorDep, body: Body) -> dict[str, Any]:
+    """Delete ``{"uuid": ...}`` (or a list of them); with no body, every file."""
+    ids = [d.id for d in c.devices.select(sel)]
+    uuids = None
+    if body is not None:
+        items = as_list(body)
+        uuids = []
+        for item in items:
+            u = item.get("uuid") if isinstance(item, dict) else item
+            if not isinstance(u, str):
+                raise Invalid("each item needs a string uuid", field="uuid")
+            uuids.append(u)
+    removed = c.media.delete(ids, uuids)
+    return {"result": [{"uuid": f.uuid, "device_id": f.device_id} for f in removed]}

@@ -1,0 +1,1 @@
+"""Pure domain code: no I/O, no AWS, no HTTP, no PyAV."""

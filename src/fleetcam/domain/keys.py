@@ -1,0 +1,31 @@
+"""The object-storage key layout and the public link layout, written down once."""
+from __future__ import annotations
+
+import re
+
+MEDIA_PREFIX = "media/"
+_MEDIA_KEY = re.compile(r"^media/(?P<device_id>\d+)/(?P<uuid>[0-9a-f]{32})(?:\.(?P<ext>[A-Za-z0-9]{1,8}))?$")
+
+
+def media_key(device_id: int, uuid: str, ext: str = "") -> str:
+    """Key of a media file's content: ``media/{device_id}/{uuid}.{ext}``."""
+    return f"{MEDIA_PREFIX}{device_id}/{uuid}" + (f".{ext}" if ext else "")
+
+
+def parse_media_key(key: str) -> tuple[int, str] | None:
+    """Return (device_id, uuid) for a media content key, None for any other key."""
+    m = _MEDIA_KEY.match(key)
+    if not m:
+        return None
+    return int(m["device_id"]), m["uuid"]
+
+
+def file_link(base_url: str, uuid: str) -> str:
+    """A media file's link, as flespi's ``https://media.flespi.io/{uuid}``: the content
+    (GET/HEAD, byte ranges); ``?preview=jpeg`` gives its thumbnail, ``?preview=json`` its JSON."""
+    return f"{base_url}/media/{uuid}"
+
+
+def media_topic(prefix: str, device_id: int, event: str) -> str:
+    """flespi's layout: ``{prefix}/log/gw/devices/{id}/{event}``."""
+    return f"{prefix}/log/gw/devices/{device_id}/{event}"

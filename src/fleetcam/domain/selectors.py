@@ -1,0 +1,64 @@
+"""Device selectors as flespi writes them: ``all``, ``1,2,3`` or an expression."""
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from typing import Any
+
+from fleetcam.domain import expr
+from fleetcam.domain.models import Device
+from fleetcam.errors import Invalid
+
+_IDS = re.compile(r"^\s*\d+(\s*,\s*\d+)*\s*$")
+
+
+@dataclass(frozen=True)
+class Selector:
+    """What a path's ``{sel}`` names: every device, some ids, or those matching a filter."""
+
+    all: bool = False
+    ids: tuple[int, ...] = ()
+    filter: expr.Node | None = None
+
+    @property
+    def single_id(self) -> int | None:
+        return self.ids[0] if len(self.ids) == 1 and self.filter is None and not self.all else None
+
+    def matches(self, device: Device) -> bool:
+        if self.all:
+            return True
+        if self.ids:
+            return device.id in self.ids
+        return expr.evaluate(self.filter, lambda name: device_field(device, name))
+
+
+def device_field(device: Device, name: str) -> Any:
+    """A device's field by flespi name (``configuration.ident`` included)."""
+    if name in ("configuration.ident", "ident"):
+        return device.ident
+    if name.startswith("metadata."):
+        return device.metadata.get(name.removeprefix("metadata."))
+    if name.startswith("configuration."):
+        return None
+    return getattr(device, name, None)
+
+
+def parse_selector(text: str) -> Selector:
+    """Parse a selector.
+
+    Raises:
+        Invalid: neither ``all``, a list of ids, nor a well-formed expression.
+    """
+    text = text.strip()
+    if not text:
+        raise Invalid("empty device selector", field="selector")
+    if text == "all":
+        return Selector(all=True)
+    if _IDS.match(text):
+        return Selector(ids=tuple(dict.fromkeys(int(p) for p in text.split(","))))
+    if text.startswith("{") and text.endswith("}"):
+        text = text[1:-1]
+    try:
+        return Selector(filter=expr.parse(text))
+    except Invalid as e:
+        raise Invalid(f"bad device selector: {e.reason}", field="selector") from e

@@ -1,0 +1,1 @@
+"""Media functions over PyAV: the only package that imports av."""

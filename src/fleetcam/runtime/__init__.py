@@ -1,0 +1,1 @@
+"""Composition roots: the object graph is built here, once per process."""

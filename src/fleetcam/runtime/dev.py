@@ -1,0 +1,97 @@
+"""``fleetcam serve``: API, embedded MQTT broker, ingest worker and sweeper in one process."""
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import signal
+
+import uvicorn
+
+from fleetcam.adapters.local.mqtt import EmbeddedBroker, MqttEventBus
+from fleetcam.api.app import create_app
+from fleetcam.config import Settings
+from fleetcam.runtime.local import build_local
+from fleetcam.runtime.worker import IngestWorker
+
+log = logging.getLogger("fleetcam")
+
+
+class LocalServer:
+    """Everything ``fleetcam serve`` runs, startable and stoppable from tests too."""
+
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        mqtt_url = settings.mqtt_url or f"mqtt://127.0.0.1:{settings.mqtt_port}"
+        self.broker = None if settings.mqtt_url else EmbeddedBroker(
+            "127.0.0.1" if settings.http_host in ("127.0.0.1", "localhost") else "0.0.0.0",
+            settings.mqtt_port)
+        self.bus = MqttEventBus(mqtt_url, client_id="fleetcam-server")
+        self.container = build_local(settings, bus=self.bus)
+        queue = self.container.extras["queue"]
+        self.worker = IngestWorker(queue, self.container.ingest)
+        self.container.store.on_created = self.worker.notify  # type: ignore[attr-defined]
+        self.app = create_app(self.container)
+        self.uvicorn = uvicorn.Server(uvicorn.Config(
+            self.app, host=settings.http_host, port=settings.http_port, log_level="warning",
+            lifespan="off"))
+        self._tasks: list[asyncio.Task[None]] = []
+
+    async def start(self) -> None:
+        c = self.container
+        done, undone = await asyncio.to_thread(c.store.recover)  # type: ignore[attr-defined]
+        await asyncio.to_thread(c.media.finish_deletions)
+        if self.broker is not None:
+            await self.broker.start()
+        await self.bus.start()
+        await self.worker.start()
+        self._tasks.append(asyncio.create_task(self._sweeper(), name="sweeper"))
+        self._tasks.append(asyncio.create_task(self.uvicorn.serve(), name="http"))
+        while not self.uvicorn.started:
+            if self._tasks[-1].done():
+                await self._tasks[-1]  # raises the bind error
+                raise RuntimeError("HTTP server exited during start-up")
+            await asyncio.sleep(0.02)
+        if c.extras.get("token_generated"):
+            print(f"fleetcam: generated admin token {c.extras['admin_token']} "
+                  "(kept in the data directory; set FLEETCAM_ADMIN_TOKEN to choose one)",
+                  flush=True)
+        log.info("fleetcam on %s (data in %s, recovered %d/%d puts)", self.settings.base_url,
+                 self.settings.data_dir, done, undone)
+
+    async def _sweeper(self) -> None:
+        while True:
+            try:
+                n = await asyncio.to_thread(self.container.retention.sweep)
+                if n:
+                    log.info("sweeper expired %d files", n)
+            except Exception:
+                log.exception("sweeper pass failed")
+            await asyncio.sleep(self.settings.sweep_interval)
+
+    async def stop(self) -> None:
+        self.uvicorn.should_exit = True
+        for t in self._tasks:
+            if t.get_name() != "http":
+                t.cancel()
+        for t in self._tasks:
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await t
+        await self.worker.stop()
+        await self.bus.stop()
+        if self.broker is not None:
+            await self.broker.stop()
+
+
+async def serve(settings: Settings) -> None:
+    server = LocalServer(settings)
+    await server.start()
+    print(f"fleetcam serving on {settings.base_url} (API docs at {settings.base_url}/docs)",
+          flush=True)
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        with contextlib.suppress(NotImplementedError):
+            loop.add_signal_handler(sig, stop.set)
+    await stop.wait()
+    await server.stop()

@@ -1,0 +1,61 @@
+"""The local composition root: files on disk, SQLite (WAL), MQTT through aiomqtt."""
+from __future__ import annotations
+
+import logging
+import secrets
+import string
+from pathlib import Path
+
+from fleetcam.adapters.local.clock import SystemClock
+from fleetcam.adapters.local.db import Database
+from fleetcam.adapters.local.files import LocalObjectStore
+from fleetcam.adapters.local.queue import EventQueue
+from fleetcam.adapters.local.repos import SqliteDeviceRepo, SqliteLogStore, SqliteMediaIndex
+from fleetcam.config import Settings
+from fleetcam.ports import Clock, EventBus
+from fleetcam.runtime.container import Container, wire
+
+log = logging.getLogger(__name__)
+TOKEN_ALPHABET = string.ascii_letters + string.digits
+
+
+def new_token() -> str:
+    """64 alphanumeric characters, like a flespi token."""
+    return "".join(secrets.choice(TOKEN_ALPHABET) for _ in range(64))
+
+
+def admin_token(settings: Settings, db: Database) -> tuple[str, bool]:
+    """The configured token, else the one generated on first start (kept in the database).
+
+    Returns (token, generated_now)."""
+    if settings.admin_token:
+        return settings.admin_token, False
+    row = db.conn().execute("SELECT value FROM settings WHERE name='admin_token'").fetchone()
+    if row:
+        return row[0], False
+    token = new_token()
+    with db.tx() as c:
+        c.execute("INSERT INTO settings (name, value) VALUES ('admin_token', ?)", (token,))
+    return token, True
+
+
+class NullBus:
+    """An EventBus that drops everything (CLI tools that publish nothing)."""
+
+    def publish(self, topic: str, payload: object, *, retain: bool = False) -> None:
+        return None
+
+
+def build_local(settings: Settings, *, clock: Clock | None = None,
+                bus: EventBus | None = None) -> Container:
+    """Build the all-in-one graph under ``settings.data_dir``; data survives restarts."""
+    data_dir = Path(settings.data_dir)
+    data_dir.mkdir(parents=True, exist_ok=True)
+    clock = clock or SystemClock()
+    db = Database(data_dir / "fleetcam.sqlite3")
+    queue = EventQueue(db, clock, max_attempts=settings.ingest_max_attempts)
+    store = LocalObjectStore(data_dir / "objects", db, queue)
+    token, generated = admin_token(settings, db)
+    return wire(settings, clock=clock, store=store, index=SqliteMediaIndex(db),
+                device_repo=SqliteDeviceRepo(db), logs=SqliteLogStore(db), bus=bus or NullBus(),
+                db=db, queue=queue, admin_token=token, token_generated=generated)

@@ -1,0 +1,1 @@
+"""Use cases written against the ports; no env, no clients, no HTTP."""

@@ -1,0 +1,38 @@
+"""The object-created handler: ingest the object, then enforce the device's retention."""
+from __future__ import annotations
+
+import logging
+from typing import Any, BinaryIO
+
+from fleetcam.domain.models import MediaFile
+from fleetcam.ports import DeviceRepo, ObjectCreated
+from fleetcam.services.media import MediaService
+from fleetcam.services.retention import RetentionService
+
+log = logging.getLogger(__name__)
+
+
+class IngestService:
+    """What the queue worker (locally) and the packager Lambda (in AWS) call per event."""
+
+    def __init__(self, media: MediaService, retention: RetentionService,
+                 devices: DeviceRepo) -> None:
+        self.media = media
+        self.retention = retention
+        self.devices = devices
+
+    def handle(self, event: ObjectCreated) -> MediaFile | None:
+        """Idempotent. Raises a FleetcamError for a poison object (do not retry), anything
+        else for a transient failure (retry)."""
+        f = self.media.ingest(event)
+        if f is not None:
+            self._retain(f)
+        return f
+
+    def upload(self, device_id: int, data: BinaryIO, **kw: Any) -> MediaFile:
+        f = self.media.upload(device_id, data, **kw)
+        self._retain(f)
+        return f
+
+    def _retain(self, f: MediaFile) -> None:
+        self.retention.enforce(self.devices.get(f.device_id))

@@ -1,0 +1,283 @@
+"""Device media storage: upload, ingest (the object-created handler), search, edit, delete."""
+from __future__ import annotations
+
+import json
+import logging
+import os
+from collections.abc import Callable, Iterable
+from typing import Any, BinaryIO
+
+from fleetcam.domain import keys
+from fleetcam.domain.models import MEDIA_RESERVED, Device, MediaFile, Preview, new_uuid
+from fleetcam.domain.retention import check_upload
+from fleetcam.errors import CorruptMedia, FleetcamError, Invalid, NotFound, TooLarge
+from fleetcam.ports import (Clock, DeviceRepo, MediaIndex, MediaQuery, ObjectCreated,
+                            ObjectStore)
+from fleetcam.services.journal import Journal
+from fleetcam.services.render import media_json
+
+log = logging.getLogger(__name__)
+
+META_KEY = "fleetcam-meta"
+"""The one user-metadata entry (ASCII JSON) that carries a file's upload options."""
+MAX_META_BYTES = 1800  # S3 allows 2 KB of user metadata in all
+MAX_IMAGE_BYTES = 64 * 1024 * 1024
+
+Prober = Callable[[BinaryIO | bytes], Any]
+
+
+def upload_options(data: Any, filename: str | None) -> dict[str, Any]:
+    """Validate the ``data`` part of an upload: flespi's ``{"type", "meta": {...}}`` plus
+    fleetcam's top-level ``channel``/``created``/``protected``/``shared``/``attributes``.
+
+    Raises:
+        Invalid: naming the field.
+    """
+    if data is None:
+        data = {}
+    if not isinstance(data, dict):
+        raise Invalid("data must be a JSON object", field="data")
+    meta = data.get("meta") or {}
+    if not isinstance(meta, dict):
+        raise Invalid("data.meta must be an object", field="data.meta")
+    merged = {**meta, **{k: v for k, v in data.items() if k not in ("meta", "type")}}
+    out: dict[str, Any] = {"name": merged.get("name") or filename or "file"}
+    if not isinstance(out["name"], str) or len(out["name"]) > 255:
+        raise Invalid("name must be a string of at most 255 characters", field="name")
+    out["name"] = os.path.basename(out["name"]) or "file"
+    channel = merged.get("channel", merged.get("channel_id"))
+    if channel is not None and (isinstance(channel, bool) or not isinstance(channel, int)
+                                or not 0 <= channel <= 255):
+        raise Invalid("channel must be an integer from 0 to 255", field="channel")
+    out["channel"] = channel
+    created = merged.get("created")
+    if created is not None and (isinstance(created, bool)
+                                or not isinstance(created, (int, float)) or created < 0):
+        raise Invalid("created must be a unix time in seconds", field="created")
+    out["created"] = created
+    for flag in ("protected", "shared"):
+        v = merged.get(flag, False)
+        if not isinstance(v, bool):
+            raise Invalid(f"{flag} must be a boolean", field=flag)
+        out[flag] = v
+    attrs = merged.get("attributes", {})
+    if not isinstance(attrs, dict):
+        raise Invalid("attributes must be an object", field="attributes")
+    bad = set(attrs) & MEDIA_RESERVED
+    if bad:
+        raise Invalid(f"attribute names reserved: {', '.join(sorted(bad))}", field="attributes")
+    out["attributes"] = attrs
+    if len(json.dumps(out, ensure_ascii=True)) > MAX_META_BYTES:
+        raise Invalid(f"upload options exceed {MAX_META_BYTES} bytes", field="data")
+    return out
+
+
+class MediaService:
+    """The use cases of a device's media storage."""
+
+    def __init__(self, store: ObjectStore, index: MediaIndex, devices: DeviceRepo,
+                 journal: Journal, clock: Clock, base_url: str, probe_image: Prober) -> None:
+        self.store = store
+        self.index = index
+        self.devices = devices
+        self.journal = journal
+        self.clock = clock
+        self.base_url = base_url
+        self.probe_image = probe_image
+
+    def render(self, f: MediaFile, **kw: Any) -> dict[str, Any]:
+        return media_json(f, self.base_url, **kw)
+
+    # -- writing -----------------------------------------------------------------------
+    def write_object(self, device: Device, data: BinaryIO, *, content_type: str,
+                     options: dict[str, Any], size_hint: int | None = None) -> ObjectCreated:
+        """Store raw content under a new uuid; the store then notifies the ingest handler."""
+        if size_hint is not None:
+            total, protected, _ = self.index.usage(device.id)
+            check_upload(device, size_hint, total, protected)
+        ext = {"image/jpeg": "jpg", "image/png": "png", "video/mp4": "mp4"}.get(content_type, "")
+        key = keys.media_key(device.id, new_uuid(), ext)
+        info = self.store.put(key, data, content_type=content_type,
+                              metadata={META_KEY: json.dumps(options, ensure_ascii=True)})
+        return ObjectCreated(bucket=self.store.bucket, key=key, size=info.size)
+
+    def upload(self, device_id: int, data: BinaryIO, *, filename: str | None, content_type: str,
+               raw_options: Any, size_hint: int | None = None) -> MediaFile:
+        """The REST upload: write the object, then run the same handler the queue runs.
+
+        Raises:
+            Invalid, TooLarge, CorruptMedia: nothing is kept.
+        """
+        device = self.devices.get(device_id)
+        options = upload_options(raw_options, filename)
+        event = self.write_object(device, data, content_type=content_type, options=options,
+                                  size_hint=size_hint)
+        f = self.ingest(event)
+        if f is None:  # the device vanished between the two steps
+            raise NotFound(f"device {device_id} not found")
+        return f
+
+    # -- the object-created handler ---------------------------------------------------
+    def ingest(self, event: ObjectCreated) -> MediaFile | None:
+        """Turn a stored object into a media file; idempotent per key.
+
+        Returns the media file, or None when there is nothing to do (not a media key, the
+        object or device is gone). Raises CorruptMedia/TooLarge after removing the object
+        and logging the rejection; any other exception means "retry".
+        """
+        parsed = keys.parse_media_key(event.key)
+        if parsed is None:
+            log.info("ingest: ignoring non-media key %s", event.key)
+            return None
+        device_id, uuid = parsed
+        existing = self.index.get(uuid)
+        if existing is not None:
+            return existing
+        try:
+            info = self.store.head(event.key)
+        except NotFound:
+            log.warning("ingest: object %s is already gone", event.key)
+            return None
+        try:
+            device = self.devices.get(device_id)
+        except NotFound:
+            log.warning("ingest: device %s of %s no longer exists", device_id, event.key)
+            self.store.delete(event.key)
+            return None
+        try:
+            f = self._build(device, uuid, event.key, info.size, info.content_type,
+                            info.metadata.get(META_KEY, "{}"))
+        except (CorruptMedia, TooLarge, Invalid) as e:
+            self.store.delete(event.key)
+            payload = {"key": event.key, "uuid": uuid, "size": info.size, "reason": e.reason}
+            self.journal.record(device_id, "media_file_rejected", payload)
+            raise
+        if not self.index.add(f):
+            return self.index.get(uuid)
+        self.journal.record(device_id, "media_file_uploaded", self.render(f))
+        return f
+
+    def _build(self, device: Device, uuid: str, key: str, size: int, content_type: str,
+               raw_meta: str) -> MediaFile:
+        try:
+            options = json.loads(raw_meta)
+        except ValueError as e:
+            raise Invalid(f"bad object metadata: {e}") from e
+        total, protected, _ = self.index.usage(device.id)
+        check_upload(device, size, total, protected)
+        if not content_type.startswith("image/") or size > MAX_IMAGE_BYTES:
+            # video packaging arrives with the media pipeline (issue 6)
+            raise CorruptMedia(f"unsupported media type {content_type!r}; "
+                               "JPEG and PNG images are accepted")
+        data = b"".join(self.store.read(key))
+        probed = self.probe_image(data)
+        now = self.clock.now()
+        created = options.get("created")
+        return MediaFile(
+            uuid=uuid, device_id=device.id, key=key, name=options.get("name") or uuid,
+            size=size, mime=probed.mime, created=float(created if created is not None else now),
+            uploaded=now, modified=now, protected=bool(options.get("protected")),
+            shared=bool(options.get("shared")), channel_id=options.get("channel"),
+            preview=Preview(jpeg=probed.jpeg, meta=probed.meta),
+            attributes=options.get("attributes") or {},
+        )
+
+    # -- reading -----------------------------------------------------------------------
+    def search(self, q: MediaQuery) -> list[MediaFile]:
+        return self.index.query(q)
+
+    def get(self, uuid: str) -> MediaFile:
+        f = self.index.get(uuid)
+        if f is None:
+            raise NotFound(f"media file {uuid} not found")
+        return f
+
+    # -- editing -----------------------------------------------------------------------
+    def update(self, device_ids: Iterable[int], items: list[Any]) -> list[MediaFile]:
+        """flespi's PUT: each item names a ``uuid`` and the attributes to set (None unsets).
+
+        Raises:
+            Invalid: a malformed item; NotFound: a uuid not among these devices' files.
+        """
+        allowed = set(device_ids)
+        plans = []
+        for item in items:
+            if not isinstance(item, dict) or not isinstance(item.get("uuid"), str):
+                raise Invalid("each item needs a string uuid", field="uuid")
+            f = self.index.get(item["uuid"])
+            if f is None or f.device_id not in allowed:
+                raise NotFound(f"media file {item['uuid']} not found")
+            plans.append((f, self._changes(f, item)))
+        now = self.clock.now()
+        out = []
+        for f, changes in plans:
+            new = f.with_changes(modified=now, **changes)
+            self.index.update(new)
+            self.journal.record(new.device_id, "media_file_updated", self.render(new))
+            out.append(new)
+        return out
+
+    @staticmethod
+    def _changes(f: MediaFile, item: dict[str, Any]) -> dict[str, Any]:
+        changes: dict[str, Any] = {}
+        attrs = dict(f.attributes)
+        for k, v in item.items():
+            if k == "uuid":
+                continue
+            if k in ("protected", "shared"):
+                if not isinstance(v, bool):
+                    raise Invalid(f"{k} must be a boolean", field=k)
+                changes[k] = v
+            elif k == "name":
+                if not isinstance(v, str) or not v or len(v) > 255:
+                    raise Invalid("name must be a non-empty string", field="name")
+                changes["name"] = v
+            elif k in MEDIA_RESERVED:
+                raise Invalid(f"{k} cannot be changed", field=k)
+            elif v is None:
+                attrs.pop(k, None)
+            else:
+                attrs[k] = v
+        if len(json.dumps(attrs)) > 64 * 1024:
+            raise Invalid("attributes exceed 64 KiB", field="attributes")
+        changes["attributes"] = attrs
+        return changes
+
+    def delete(self, device_ids: Iterable[int], uuids: list[str] | None) -> list[MediaFile]:
+        """Remove the named files of these devices, or all their files when ``uuids`` is None."""
+        allowed = tuple(device_ids)
+        if uuids is None:
+            removed: list[MediaFile] = []
+            while batch := self.index.query(MediaQuery(device_ids=allowed, count=1000)):
+                removed += self.remove(batch, "media_file_deleted")
+            return removed
+        files = []
+        for uuid in uuids:
+            f = self.index.get(uuid)
+            if f is None or f.device_id not in allowed:
+                raise NotFound(f"media file {uuid} not found")
+            files.append(f)
+        return self.remove(files, "media_file_deleted")
+
+    def remove(self, files: list[MediaFile], event: str) -> list[MediaFile]:
+        """Delete records (first) and objects (then), logging ``event`` for each file."""
+        removed = self.index.remove(files)
+        for f in removed:
+            self.store.delete(f.key)
+        self.index.deletion_done(f.key for f in removed)
+        for f in removed:
+            self.journal.record(f.device_id, event, self.render(f))
+        return removed
+
+    def finish_deletions(self) -> int:
+        """Delete objects whose records went away before a crash; returns how many."""
+        done = 0
+        while batch := self.index.pending_deletions():
+            for key in batch:
+                self.store.delete(key)
+            self.index.deletion_done(batch)
+            done += len(batch)
+        return done
+
+
+__all__ = ["MediaService", "upload_options", "FleetcamError"]
