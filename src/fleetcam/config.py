@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 ENV_DATA_DIR = "FLEETCAM_DATA_DIR"
@@ -16,6 +16,21 @@ ENV_PUBLIC_URL = "FLEETCAM_PUBLIC_URL"
 ENV_SWEEP_INTERVAL = "FLEETCAM_SWEEP_INTERVAL"
 ENV_INGEST_MAX_ATTEMPTS = "FLEETCAM_INGEST_MAX_ATTEMPTS"
 ENV_DEFAULT_MEDIA_TTL = "FLEETCAM_DEFAULT_MEDIA_TTL"
+# the AWS runtime (template.yaml sets these on every function and the gateway task)
+ENV_MEDIA_BUCKET = "FLEETCAM_MEDIA_BUCKET"
+ENV_DEVICES_TABLE = "FLEETCAM_DEVICES_TABLE"
+ENV_IDENTS_TABLE = "FLEETCAM_IDENTS_TABLE"
+ENV_MEDIA_TABLE = "FLEETCAM_MEDIA_TABLE"
+ENV_LOGS_TABLE = "FLEETCAM_LOGS_TABLE"
+ENV_GC_TABLE = "FLEETCAM_GC_TABLE"
+ENV_INGEST_QUEUE_URL = "FLEETCAM_INGEST_QUEUE_URL"
+ENV_INGEST_DLQ_URL = "FLEETCAM_INGEST_DLQ_URL"
+ENV_IOT_ENDPOINT = "FLEETCAM_IOT_ENDPOINT"
+ENV_AWS_ENDPOINT_URL = "FLEETCAM_AWS_ENDPOINT_URL"
+ENV_AWS_REGION = "AWS_REGION"
+AWS_TABLE_ENVS = {"DevicesModel": ENV_DEVICES_TABLE, "IdentsModel": ENV_IDENTS_TABLE,
+                  "MediaModel": ENV_MEDIA_TABLE, "LogsModel": ENV_LOGS_TABLE,
+                  "GcModel": ENV_GC_TABLE}
 
 DEFAULTS: dict[str, str] = {
     ENV_DATA_DIR: "./data",
@@ -29,6 +44,12 @@ DEFAULTS: dict[str, str] = {
     ENV_SWEEP_INTERVAL: "60",
     ENV_INGEST_MAX_ATTEMPTS: "5",
     ENV_DEFAULT_MEDIA_TTL: str(30 * 86400),
+    ENV_MEDIA_BUCKET: "",
+    ENV_INGEST_QUEUE_URL: "",
+    ENV_INGEST_DLQ_URL: "",
+    ENV_IOT_ENDPOINT: "",
+    ENV_AWS_ENDPOINT_URL: "",
+    ENV_AWS_REGION: "us-east-1",
 }
 
 
@@ -47,6 +68,15 @@ class Settings:
     sweep_interval: float = 60.0
     ingest_max_attempts: int = 5
     default_media_ttl: int = 30 * 86400
+    media_bucket: str = ""
+    tables: dict[str, str] = field(default_factory=dict)
+    """AWS table names keyed by PynamoDB model name (see AWS_TABLE_ENVS)."""
+    ingest_queue_url: str = ""
+    ingest_dlq_url: str = ""
+    iot_endpoint: str = ""
+    aws_endpoint_url: str = ""
+    """Only for tests and local emulators (moto's server): one endpoint for every service."""
+    aws_region: str = "us-east-1"
 
     @property
     def base_url(self) -> str:
@@ -73,4 +103,11 @@ class Settings:
             sweep_interval=float(get(ENV_SWEEP_INTERVAL)),
             ingest_max_attempts=int(get(ENV_INGEST_MAX_ATTEMPTS)),
             default_media_ttl=int(get(ENV_DEFAULT_MEDIA_TTL)),
+            media_bucket=get(ENV_MEDIA_BUCKET),
+            tables={model: env[name] for model, name in AWS_TABLE_ENVS.items() if env.get(name)},
+            ingest_queue_url=get(ENV_INGEST_QUEUE_URL),
+            ingest_dlq_url=get(ENV_INGEST_DLQ_URL),
+            iot_endpoint=get(ENV_IOT_ENDPOINT),
+            aws_endpoint_url=get(ENV_AWS_ENDPOINT_URL),
+            aws_region=env.get(ENV_AWS_REGION) or env.get("AWS_DEFAULT_REGION") or "us-east-1",
         )

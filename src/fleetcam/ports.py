@@ -124,7 +124,7 @@ class LogStore(Protocol):
 
     def query(self, device_ids: tuple[int, ...], *, time_from: float | None = None,
               time_to: float | None = None, events: tuple[str, ...] = (), count: int = 1000,
-              reverse: bool = False, after_id: int | None = None) -> list[LogEntry]: ...
+              reverse: bool = False) -> list[LogEntry]: ...
 
 
 class EventBus(Protocol):

@@ -11,6 +11,7 @@ import uvicorn
 from fleetcam.adapters.local.mqtt import EmbeddedBroker, MqttEventBus
 from fleetcam.api.app import create_app
 from fleetcam.config import Settings
+from fleetcam.ports import Clock
 from fleetcam.runtime.local import build_local
 from fleetcam.runtime.worker import IngestWorker
 
@@ -20,14 +21,15 @@ log = logging.getLogger("fleetcam")
 class LocalServer:
     """Everything ``fleetcam serve`` runs, startable and stoppable from tests too."""
 
-    def __init__(self, settings: Settings) -> None:
+    def __init__(self, settings: Settings, *, clock: Clock | None = None) -> None:
+        """``clock`` defaults to the system clock (tests pass a ManualClock)."""
         self.settings = settings
         mqtt_url = settings.mqtt_url or f"mqtt://127.0.0.1:{settings.mqtt_port}"
         self.broker = None if settings.mqtt_url else EmbeddedBroker(
             "127.0.0.1" if settings.http_host in ("127.0.0.1", "localhost") else "0.0.0.0",
             settings.mqtt_port)
         self.bus = MqttEventBus(mqtt_url, client_id="fleetcam-server")
-        self.container = build_local(settings, bus=self.bus)
+        self.container = build_local(settings, clock=clock, bus=self.bus)
         queue = self.container.extras["queue"]
         self.worker = IngestWorker(queue, self.container.ingest)
         self.container.store.on_created = self.worker.notify  # type: ignore[attr-defined]

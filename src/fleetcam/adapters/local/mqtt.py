@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 import asyncio
-import json
 import logging
 from collections.abc import Callable
 from typing import Any
@@ -10,16 +9,10 @@ from urllib.parse import urlparse
 
 import aiomqtt
 
+from fleetcam.adapters.payload import encode
+
 log = logging.getLogger(__name__)
 QUEUE_MAX = 10_000
-
-
-def encode(payload: Any) -> bytes:
-    if payload is None:
-        return b""
-    if isinstance(payload, (bytes, bytearray)):
-        return bytes(payload)
-    return json.dumps(payload, separators=(",", ":")).encode()
 
 
 class MqttEventBus:

@@ -199,13 +199,12 @@ class SqliteLogStore:
 
     def query(self, device_ids: tuple[int, ...], *, time_from: float | None = None,
               time_to: float | None = None, events: tuple[str, ...] = (), count: int = 1000,
-              reverse: bool = False, after_id: int | None = None) -> list[LogEntry]:
+              reverse: bool = False) -> list[LogEntry]:
         if not device_ids:
             return []
         params: list[Any] = list(device_ids)
         where = [f"device_id IN ({','.join('?' * len(device_ids))})"]
-        for cond, val in (("timestamp >= ?", time_from), ("timestamp <= ?", time_to),
-                          ("id < ?" if reverse else "id > ?", after_id)):
+        for cond, val in (("timestamp >= ?", time_from), ("timestamp <= ?", time_to)):
             if val is not None:
                 where.append(cond)
                 params.append(val)

@@ -12,7 +12,7 @@ from starlette.datastructures import UploadFile
 from fleetcam.api.deps import ContainerDep, SelectorDep
 from fleetcam.api.params import Options, as_list, json_body, parse_options
 from fleetcam.domain import expr
-from fleetcam.errors import Invalid
+from fleetcam.errors import Invalid, NotFound
 from fleetcam.ports import MediaQuery
 from fleetcam.services.render import select_fields
 
@@ -70,9 +70,11 @@ def list_media(c: ContainerDep, sel: SelectorDep,
 async def upload_media(c: ContainerDep, sel: SelectorDep, request: Request) -> dict[str, Any]:
     """Upload a file (multipart ``file`` plus optional JSON ``data``) to one device."""
     devices = await run_in_threadpool(c.devices.select, sel)
+    if not devices:
+        raise NotFound("device not found", field="selector")
     if len(devices) != 1:
-        raise Invalid("upload needs a selector naming exactly one existing device"
-                      if devices else "device not found", field="selector")
+        raise Invalid("upload needs a selector naming exactly one existing device",
+                      field="selector")
     if not request.headers.get("content-type", "").startswith("multipart/form-data"):
         raise Invalid("upload must be multipart/form-data with a 'file' part", field="file")
     async with request.form(max_files=1, max_fields=8) as form:

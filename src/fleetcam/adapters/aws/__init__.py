@@ -1,0 +1,1 @@
+"""AWS adapters: S3 (boto3), DynamoDB (PynamoDB), IoT Core (iot-data)."""

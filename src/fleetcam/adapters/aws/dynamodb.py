@@ -1,0 +1,312 @@
+"""DeviceRepo, MediaIndex and LogStore over DynamoDB (PynamoDB models in models.py)."""
+from __future__ import annotations
+
+import heapq
+from datetime import datetime, timezone
+import itertools
+import threading
+import time
+from collections.abc import Iterable, Iterator
+from typing import Any
+
+from pynamodb.connection import Connection
+from pynamodb.exceptions import DoesNotExist, TransactWriteError
+from pynamodb.transactions import TransactWrite
+
+from fleetcam.adapters.aws.models import (DevicesModel, GcModel, IdentsModel, LogsModel,
+                                          MediaModel)
+from fleetcam.domain import expr
+from fleetcam.domain.models import Device, LogEntry, MediaFile, Preview
+from fleetcam.errors import Conflict, NotFound
+from fleetcam.ports import MediaQuery
+
+LOG_RETENTION = 365 * 86400
+
+
+def _connection() -> Connection:
+    meta: Any = DevicesModel.Meta
+    return Connection(region=meta.region, host=meta.host)
+
+
+def _cancelled(e: TransactWriteError) -> list[str | None]:
+    """The cancellation code of each item of a failed transaction (None: that item was fine)."""
+    return [getattr(r, "code", None) if r else None for r in (e.cancellation_reasons or [])]
+
+
+def _device(m: DevicesModel) -> Device:
+    return Device(id=int(m.id), name=m.name or "", ident=m.ident or "",
+                  protocol=m.protocol or "jt808", media_ttl=int(m.media_ttl or 0),
+                  media_rotate=int(m.media_rotate or 0), messages_ttl=int(m.messages_ttl or 0),
+                  metadata=m.metadata or {}, enabled=bool(m.enabled))
+
+
+def _device_model(d: Device) -> DevicesModel:
+    return DevicesModel(id=d.id, name=d.name, ident=d.ident, protocol=d.protocol,
+                        media_ttl=d.media_ttl, media_rotate=d.media_rotate,
+                        messages_ttl=d.messages_ttl, metadata=d.metadata, enabled=d.enabled)
+
+
+class DynamoDeviceRepo:
+    def create(self, fields: dict[str, Any]) -> Device:
+        counter = DevicesModel(id=0)
+        counter.update(actions=[DevicesModel.next_id.add(1)])
+        d = Device(id=int(counter.next_id or 0), **{k: v for k, v in fields.items()
+                                                    if k in Device.__dataclass_fields__})
+        try:
+            with TransactWrite(connection=_connection()) as tx:
+                tx.save(IdentsModel(ident=d.ident, device_id=d.id),
+                        condition=IdentsModel.ident.does_not_exist())
+                tx.save(_device_model(d), condition=DevicesModel.id.does_not_exist())
+        except TransactWriteError as e:
+            raise Conflict(f"a device with ident {d.ident!r} exists already", field="ident") from e
+        return d
+
+    def get(self, device_id: int) -> Device:
+        if device_id <= 0:
+            raise NotFound(f"device {device_id} not found")
+        try:
+            return _device(DevicesModel.get(device_id))
+        except DoesNotExist as e:
+            raise NotFound(f"device {device_id} not found") from e
+
+    def find_by_ident(self, ident: str) -> Device | None:
+        try:
+            claim = IdentsModel.get(ident)
+        except DoesNotExist:
+            return None
+        try:
+            return self.get(int(claim.device_id))
+        except NotFound:
+            return None
+
+    def list(self) -> list[Device]:
+        return sorted((_device(m) for m in DevicesModel.scan(DevicesModel.id > 0)),
+                      key=lambda d: d.id)
+
+    def update(self, device: Device) -> Device:
+        old = self.get(device.id)
+        m = _device_model(device)
+        actions = [getattr(DevicesModel, name).set(getattr(m, name)) for name in
+                   ("name", "ident", "protocol", "media_ttl", "media_rotate", "messages_ttl",
+                    "metadata", "enabled")]
+        try:
+            with TransactWrite(connection=_connection()) as tx:
+                if old.ident != device.ident:
+                    tx.save(IdentsModel(ident=device.ident, device_id=device.id),
+                            condition=IdentsModel.ident.does_not_exist())
+                    tx.delete(IdentsModel(ident=old.ident))
+                tx.update(DevicesModel(id=device.id), actions=actions,
+                          condition=DevicesModel.id.exists())
+        except TransactWriteError as e:
+            if "ConditionalCheckFailed" in _cancelled(e)[:1] and old.ident != device.ident:
+                raise Conflict(f"a device with ident {device.ident!r} exists already",
+                               field="ident") from e
+            raise NotFound(f"device {device.id} not found") from e
+        return device
+
+    def delete(self, device_id: int) -> None:
+        try:
+            old = self.get(device_id)
+        except NotFound:
+            return
+        with TransactWrite(connection=_connection()) as tx:
+            tx.delete(DevicesModel(id=device_id))
+            tx.delete(IdentsModel(ident=old.ident))
+
+
+def sort_key(created: float, uuid: str) -> str:
+    """Lexicographic = chronological for 0 <= created < 1e10: the stable cursor."""
+    return f"{created:017.6f}#{uuid}"
+
+
+def _media(m: MediaModel) -> MediaFile:
+    return MediaFile(
+        uuid=m.uuid, device_id=int(m.device_id), key=m.key, name=m.name, size=int(m.size),
+        mime=m.mime, created=float(m.created), uploaded=float(m.uploaded),
+        modified=float(m.modified), protected=bool(m.protected), shared=bool(m.shared),
+        channel_id=None if m.channel_id is None else int(m.channel_id),
+        preview=Preview(jpeg=m.preview_jpeg or "", meta=m.preview_meta or {}),
+        attributes=m.attributes or {})
+
+
+def _media_model(f: MediaFile, ttl: int = 0) -> MediaModel:
+    expires = None
+    if ttl > 0 and not f.protected:
+        expires = datetime.fromtimestamp(f.uploaded + ttl, timezone.utc)
+    return MediaModel(
+        uuid=f.uuid, device_id=f.device_id, sort_key=sort_key(f.created, f.uuid), key=f.key,
+        name=f.name, size=f.size, mime=f.mime, created=f.created, uploaded=f.uploaded,
+        modified=f.modified, protected=f.protected, shared=f.shared, channel_id=f.channel_id,
+        preview_jpeg=f.preview.jpeg or None, preview_meta=f.preview.meta,
+        attributes=f.attributes, expires_at=expires)
+
+
+def _usage_actions(size: int, protected_size: int, files: int) -> list[Any]:
+    return [DevicesModel.media_total.add(size), DevicesModel.media_protected.add(protected_size),
+            DevicesModel.media_files.add(files)]
+
+
+class DynamoMediaIndex:
+    """Every write that changes a device's usage updates its counters in one transaction."""
+
+    def _ttl(self, device_id: int) -> int:
+        try:
+            return int(DevicesModel.get(device_id, attributes_to_get=["media_ttl"]).media_ttl or 0)
+        except DoesNotExist:
+            return 0
+
+    def add(self, file: MediaFile) -> bool:
+        try:
+            with TransactWrite(connection=_connection()) as tx:
+                tx.save(_media_model(file, self._ttl(file.device_id)),
+                        condition=MediaModel.uuid.does_not_exist())
+                tx.update(DevicesModel(id=file.device_id),
+                          actions=_usage_actions(file.size, file.size * file.protected, 1),
+                          condition=DevicesModel.id.exists())
+        except TransactWriteError as e:
+            codes = _cancelled(e)
+            if codes[:1] == ["ConditionalCheckFailed"]:
+                return False
+            if len(codes) > 1 and codes[1] == "ConditionalCheckFailed":
+                raise NotFound(f"device {file.device_id} not found") from e
+            raise
+        return True
+
+    def get(self, uuid: str) -> MediaFile | None:
+        try:
+            return _media(MediaModel.get(uuid))
+        except DoesNotExist:
+            return None
+
+    def update(self, file: MediaFile) -> None:
+        old = self.get(file.uuid)
+        if old is None:
+            raise NotFound(f"media file {file.uuid} not found")
+        d_size = file.size - old.size
+        d_prot = file.size * file.protected - old.size * old.protected
+        with TransactWrite(connection=_connection()) as tx:
+            tx.save(_media_model(file, self._ttl(file.device_id)),
+                    condition=MediaModel.uuid.exists() & (MediaModel.protected == old.protected))
+            if d_size or d_prot:
+                tx.update(DevicesModel(id=file.device_id),
+                          actions=_usage_actions(d_size, d_prot, 0))
+
+    def remove(self, files: Iterable[MediaFile]) -> list[MediaFile]:
+        removed = []
+        for f in files:
+            try:
+                with TransactWrite(connection=_connection()) as tx:
+                    tx.delete(MediaModel(uuid=f.uuid), condition=MediaModel.uuid.exists())
+                    tx.update(DevicesModel(id=f.device_id),
+                              actions=_usage_actions(-f.size, -f.size * f.protected, -1))
+                    tx.save(GcModel(key=f.key, queued=0))
+            except TransactWriteError as e:
+                if _cancelled(e)[:1] == ["ConditionalCheckFailed"]:
+                    continue  # someone else removed it first
+                raise
+            removed.append(f)
+        return removed
+
+    def pending_deletions(self, limit: int = 1000) -> list[str]:
+        return [m.key for m in GcModel.scan(limit=limit)]
+
+    def deletion_done(self, keys: Iterable[str]) -> None:
+        with GcModel.batch_write() as batch:
+            for k in keys:
+                batch.delete(GcModel(key=k))
+
+    def _device_stream(self, device_id: int, q: MediaQuery) -> Iterator[MediaFile]:
+        cond = None
+        lo = sort_key(q.time_from, "") if q.time_from is not None else None
+        hi = sort_key(q.time_to, "~") if q.time_to is not None else None
+        if q.cursor is not None:
+            cur = sort_key(*q.cursor)
+            if q.reverse:
+                hi = cur if hi is None else min(hi, cur)
+            else:
+                lo = cur + "\x00" if lo is None else max(lo, cur + "\x00")
+        if lo is not None and hi is not None:
+            cond = MediaModel.sort_key.between(lo, hi)
+        elif lo is not None:
+            cond = MediaModel.sort_key >= lo
+        elif hi is not None:
+            cond = MediaModel.sort_key <= hi
+        rows = MediaModel.by_device_created.query(device_id, range_key_condition=cond,
+                                                  scan_index_forward=not q.reverse, page_size=200)
+        for m in rows:
+            f = _media(m)
+            if q.cursor is not None and q.reverse and (f.created, f.uuid) >= q.cursor:
+                continue
+            if expr.evaluate(q.filter, f.field_value):
+                yield f
+
+    def query(self, q: MediaQuery) -> list[MediaFile]:
+        streams = [self._device_stream(d, q) for d in q.device_ids]
+        merged = heapq.merge(*streams, key=lambda f: (f.created, f.uuid), reverse=q.reverse)
+        return list(itertools.islice(merged, q.count))
+
+    def usage(self, device_id: int) -> tuple[int, int, int]:
+        try:
+            m = DevicesModel.get(device_id)
+        except DoesNotExist:
+            return 0, 0, 0
+        return int(m.media_total or 0), int(m.media_protected or 0), int(m.media_files or 0)
+
+    def oldest_unprotected(self, device_id: int) -> Iterator[MediaFile]:
+        for m in MediaModel.by_device_created.query(
+                device_id, filter_condition=MediaModel.protected == False,  # noqa: E712
+                page_size=200):
+            yield _media(m)
+
+    def uploaded_before(self, device_id: int, cutoff: float, limit: int) -> list[MediaFile]:
+        rows = MediaModel.by_device_uploaded.query(
+            device_id, range_key_condition=MediaModel.uploaded < cutoff,
+            filter_condition=MediaModel.protected == False,  # noqa: E712
+            page_size=200)
+        return [_media(m) for m in itertools.islice(rows, limit)]
+
+
+def _log_sk(timestamp: float, entry_id: int) -> str:
+    return f"{timestamp:017.6f}#{entry_id:016d}"
+
+
+class DynamoLogStore:
+    def __init__(self) -> None:
+        self._last_id = 0
+        self._lock = threading.Lock()
+
+    def _next_id(self) -> int:
+        """Wall-clock microseconds, strictly increasing in this process: orders entries that
+        share a timestamp by insertion, and stays below 2**53 (safe in JSON clients)."""
+        with self._lock:
+            self._last_id = max(self._last_id + 1, time.time_ns() // 1000)
+            return self._last_id
+
+    def append(self, entry: LogEntry) -> LogEntry:
+        entry_id = self._next_id()
+        LogsModel(device_id=entry.device_id, sk=_log_sk(entry.timestamp, entry_id), id=entry_id,
+                  timestamp=entry.timestamp, event=entry.event, data=entry.data,
+                  expires_at=datetime.fromtimestamp(entry.timestamp + LOG_RETENTION,
+                                               timezone.utc)).save()
+        return LogEntry(device_id=entry.device_id, timestamp=entry.timestamp, event=entry.event,
+                        data=entry.data, id=entry_id)
+
+    def query(self, device_ids: tuple[int, ...], *, time_from: float | None = None,
+              time_to: float | None = None, events: tuple[str, ...] = (), count: int = 1000,
+              reverse: bool = False) -> list[LogEntry]:
+        lo = _log_sk(time_from, 0) if time_from is not None else None
+        hi = _log_sk(time_to, 10**16 - 1) if time_to is not None else None
+        cond = (LogsModel.sk.between(lo, hi) if lo and hi else
+                LogsModel.sk >= lo if lo else LogsModel.sk <= hi if hi else None)
+
+        def stream(device_id: int) -> Iterator[LogEntry]:
+            for m in LogsModel.query(device_id, range_key_condition=cond,
+                                     scan_index_forward=not reverse, page_size=200):
+                if events and m.event not in events:
+                    continue
+                yield LogEntry(device_id=int(m.device_id), timestamp=float(m.timestamp),
+                               event=m.event, data=m.data or {}, id=int(m.id))
+
+        merged = heapq.merge(*(stream(d) for d in device_ids),
+                             key=lambda e: e.timestamp, reverse=reverse)
+        return list(itertools.islice(merged, count))

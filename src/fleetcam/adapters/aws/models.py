@@ -1,0 +1,148 @@
+"""PynamoDB models of fleetcam's tables; ``bind()`` points them at real tables once.
+
+Key design (template.yaml declares the same; tests/aws check the two agree):
+
+* Devices  ``id`` (N). Item ``id=0`` holds the id counter (``next_id``). Each device item
+  carries its media usage counters, updated in the same transaction as its media records.
+* Idents   ``ident`` (S) → ``device_id``. A table, not a GSI, because a GSI cannot enforce
+  that an ident is unique; a conditional put in a transaction can.
+* Media    ``uuid`` (S); GSI ``by-device-created`` (``device_id`` N, ``sort_key`` S =
+  zero-padded created + uuid, the stable cursor); GSI ``by-device-uploaded`` (``device_id``,
+  ``uploaded`` N) for TTL sweeps; TTL attribute ``expires_at`` as a safety net behind the
+  sweeper (its removals reach the reaper through the table's stream).
+* Logs     ``device_id`` (N) + ``sk`` (S = zero-padded id); TTL attribute ``expires_at``.
+* Gc       ``key`` (S): objects whose records are gone but whose deletion is unconfirmed.
+"""
+from __future__ import annotations
+
+from typing import Any
+
+from pynamodb.attributes import (BooleanAttribute, JSONAttribute, NumberAttribute,
+                                 TTLAttribute, UnicodeAttribute)
+from pynamodb.indexes import AllProjection, GlobalSecondaryIndex
+from pynamodb.models import Model
+
+TABLE_ENV = {
+    "DevicesModel": "FLEETCAM_DEVICES_TABLE",
+    "IdentsModel": "FLEETCAM_IDENTS_TABLE",
+    "MediaModel": "FLEETCAM_MEDIA_TABLE",
+    "LogsModel": "FLEETCAM_LOGS_TABLE",
+    "GcModel": "FLEETCAM_GC_TABLE",
+}
+
+
+class _Base(Model):
+    class Meta:
+        abstract = True
+        region = "us-east-1"
+
+
+class DevicesModel(_Base):
+    class Meta(_Base.Meta):
+        table_name = "fleetcam-devices"
+
+    id = NumberAttribute(hash_key=True)
+    next_id = NumberAttribute(null=True)
+    name = UnicodeAttribute(null=True)
+    ident = UnicodeAttribute(null=True)
+    protocol = UnicodeAttribute(null=True)
+    media_ttl = NumberAttribute(default=0)
+    media_rotate = NumberAttribute(default=0)
+    messages_ttl = NumberAttribute(default=31536000)
+    metadata = JSONAttribute(null=True)
+    enabled = BooleanAttribute(default=True)
+    media_total = NumberAttribute(default=0)
+    media_protected = NumberAttribute(default=0)
+    media_files = NumberAttribute(default=0)
+
+
+class IdentsModel(_Base):
+    class Meta(_Base.Meta):
+        table_name = "fleetcam-idents"
+
+    ident = UnicodeAttribute(hash_key=True)
+    device_id = NumberAttribute()
+
+
+class ByDeviceCreated(GlobalSecondaryIndex["MediaModel"]):
+    class Meta:
+        index_name = "by-device-created"
+        projection = AllProjection()
+
+    device_id = NumberAttribute(hash_key=True)
+    sort_key = UnicodeAttribute(range_key=True)
+
+
+class ByDeviceUploaded(GlobalSecondaryIndex["MediaModel"]):
+    class Meta:
+        index_name = "by-device-uploaded"
+        projection = AllProjection()
+
+    device_id = NumberAttribute(hash_key=True)
+    uploaded = NumberAttribute(range_key=True)
+
+
+class MediaModel(_Base):
+    class Meta(_Base.Meta):
+        table_name = "fleetcam-media"
+
+    uuid = UnicodeAttribute(hash_key=True)
+    device_id = NumberAttribute()
+    sort_key = UnicodeAttribute()
+    key = UnicodeAttribute()
+    name = UnicodeAttribute()
+    size = NumberAttribute()
+    mime = UnicodeAttribute()
+    created = NumberAttribute()
+    uploaded = NumberAttribute()
+    modified = NumberAttribute()
+    protected = BooleanAttribute(default=False)
+    shared = BooleanAttribute(default=False)
+    channel_id = NumberAttribute(null=True)
+    preview_jpeg = UnicodeAttribute(null=True)
+    preview_meta = JSONAttribute(null=True)
+    attributes = JSONAttribute(null=True)
+    expires_at = TTLAttribute(null=True)
+    by_device_created = ByDeviceCreated()
+    by_device_uploaded = ByDeviceUploaded()
+
+
+class LogsModel(_Base):
+    class Meta(_Base.Meta):
+        table_name = "fleetcam-logs"
+
+    device_id = NumberAttribute(hash_key=True)
+    sk = UnicodeAttribute(range_key=True)
+    id = NumberAttribute()
+    timestamp = NumberAttribute()
+    event = UnicodeAttribute()
+    data = JSONAttribute(null=True)
+    expires_at = TTLAttribute(null=True)
+
+
+class GcModel(_Base):
+    class Meta(_Base.Meta):
+        table_name = "fleetcam-gc"
+
+    key = UnicodeAttribute(hash_key=True)
+    queued = NumberAttribute(default=0)
+
+
+MODELS: tuple[type[Model], ...] = (DevicesModel, IdentsModel, MediaModel, LogsModel, GcModel)
+
+
+def bind(tables: dict[str, str], *, region: str, host: str | None = None) -> None:
+    """Point every model at its table (names keyed by model class name), once per process."""
+    for model in MODELS:
+        meta: Any = model.Meta
+        meta.table_name = tables.get(model.__name__, meta.table_name)
+        meta.region = region
+        meta.host = host
+        model._connection = None  # forget a connection made for another endpoint
+
+
+def create_tables() -> None:
+    """Create the tables as template.yaml declares them (tests against moto only)."""
+    for model in MODELS:
+        if not model.exists():
+            model.create_table(billing_mode="PAY_PER_REQUEST", wait=True)

@@ -1,0 +1,40 @@
+"""The AWS composition root: S3, DynamoDB (PynamoDB), IoT Core. Used by every Lambda."""
+from __future__ import annotations
+
+from typing import Any
+
+import boto3
+
+from fleetcam.adapters.aws import models
+from fleetcam.adapters.aws.dynamodb import DynamoDeviceRepo, DynamoLogStore, DynamoMediaIndex
+from fleetcam.adapters.aws.iot import IotEventBus
+from fleetcam.adapters.aws.s3 import S3ObjectStore
+from fleetcam.adapters.local.clock import SystemClock
+from fleetcam.config import Settings
+from fleetcam.ports import Clock, EventBus
+from fleetcam.runtime.container import Container, wire
+
+
+def client(settings: Settings, service: str, endpoint_url: str | None = None) -> Any:
+    """A boto3 client; ``settings.aws_endpoint_url`` (moto's server in tests) wins."""
+    from botocore.config import Config
+
+    return boto3.client(service, region_name=settings.aws_region,
+                        endpoint_url=settings.aws_endpoint_url or endpoint_url or None,
+                        config=Config(signature_version="s3v4", retries={"mode": "standard"}))
+
+
+def build_aws(settings: Settings, *, clock: Clock | None = None,
+              bus: EventBus | None = None) -> Container:
+    """Build the graph once per process (Lambda cold start, gateway start)."""
+    if not settings.media_bucket:
+        raise RuntimeError("FLEETCAM_MEDIA_BUCKET is not set")
+    models.bind(settings.tables, region=settings.aws_region,
+                host=settings.aws_endpoint_url or None)
+    iot_url = f"https://{settings.iot_endpoint}" if settings.iot_endpoint else None
+    return wire(
+        settings, clock=clock or SystemClock(),
+        store=S3ObjectStore(settings.media_bucket, client(settings, "s3")),
+        index=DynamoMediaIndex(), device_repo=DynamoDeviceRepo(), logs=DynamoLogStore(),
+        bus=bus or IotEventBus(client(settings, "iot-data", iot_url)),
+        admin_token=settings.admin_token, sqs=lambda: client(settings, "sqs"))
