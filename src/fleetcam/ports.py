@@ -6,6 +6,7 @@ from dataclasses import dataclass, field
 from typing import Any, BinaryIO, Protocol
 
 from fleetcam.domain import expr
+from fleetcam.domain.gateway import Command, Connection
 from fleetcam.domain.models import Device, LogEntry, MediaFile
 
 
@@ -106,6 +107,11 @@ class MediaIndex(Protocol):
 
     def deletion_done(self, keys: Iterable[str]) -> None: ...
 
+    def deletion_pending(self, key: str) -> bool:
+        """True while an object's record is gone and its deletion unconfirmed: a late ingest
+        event for it must not bring the file back."""
+        ...
+
     def query(self, q: MediaQuery) -> list[MediaFile]: ...
 
     def usage(self, device_id: int) -> tuple[int, int, int]:
@@ -130,4 +136,69 @@ class LogStore(Protocol):
 class EventBus(Protocol):
     def publish(self, topic: str, payload: Any, *, retain: bool = False) -> None:
         """Fire and forget; ``payload`` None publishes an empty message."""
+        ...
+
+
+class MessageStore(Protocol):
+    """Device messages (flat flespi-style dicts with a ``timestamp``), by device and time."""
+
+    def append(self, device_id: int, messages: list[dict[str, Any]]) -> None: ...
+
+    def query(self, device_ids: tuple[int, ...], *, time_from: float | None = None,
+              time_to: float | None = None, count: int = 1000,
+              reverse: bool = False) -> list[dict[str, Any]]: ...
+
+    def nearest(self, device_id: int, when: float, within: float) -> dict[str, Any] | None:
+        """The message closest in time to ``when`` (at most ``within`` seconds away)."""
+        ...
+
+
+class ConnectionRegistry(Protocol):
+    """Which gateway copy holds which device connection (shared by every copy)."""
+
+    def open(self, conn: Connection) -> None: ...
+
+    def close(self, conn_id: int) -> Connection | None: ...
+
+    def get(self, conn_id: int) -> Connection | None: ...
+
+    def list(self, device_ids: tuple[int, ...] | None = None) -> list[Connection]: ...
+
+    def of_gateway(self, gateway_id: str) -> list[Connection]:
+        """Connections a gateway copy holds, as the shared store sees them."""
+        ...
+
+    def drop_gateway(self, gateway_id: str) -> list[Connection]:
+        """Forget every connection of a gateway copy that went away (on its restart)."""
+        ...
+
+
+class CommandStore(Protocol):
+    def add(self, cmd: Command) -> Command:
+        """Store a new command; returns it with its id assigned."""
+        ...
+
+    def get(self, command_id: int) -> Command | None: ...
+
+    def update(self, cmd: Command, *, expect_status: str | None = None) -> bool:
+        """Write ``cmd``; with ``expect_status``, only if the stored status is still that
+        (False otherwise): two gateway copies never both send or finish one command."""
+        ...
+
+    def pending(self, device_id: int) -> list[Command]:
+        """Commands of a device not yet final (queued or sent), oldest first."""
+        ...
+
+    def assigned(self, gateway_id: str) -> list[Command]:
+        """Queued (unsent) commands assigned to a gateway copy, oldest first: what each copy
+        polls, so a command reaches the copy that holds the device's connection."""
+        ...
+
+    def expiring(self, now: float, limit: int = 500) -> list[Command]:
+        """Commands not final whose ttl has passed."""
+        ...
+
+    def results(self, device_ids: tuple[int, ...], *, time_from: float | None = None,
+                time_to: float | None = None, count: int = 1000) -> list[Command]:
+        """Final commands, by the time they finished."""
         ...

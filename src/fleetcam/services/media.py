@@ -133,6 +133,9 @@ class MediaService:
         existing = self.index.get(uuid)
         if existing is not None:
             return existing
+        if self.index.deletion_pending(event.key):
+            log.info("ingest: %s was deleted; ignoring a late event", event.key)
+            return None
         try:
             info = self.store.head(event.key)
         except NotFound:

@@ -215,6 +215,13 @@ class DynamoMediaIndex:
             for k in keys:
                 batch.delete(GcModel(key=k))
 
+    def deletion_pending(self, key: str) -> bool:
+        try:
+            GcModel.get(key, consistent_read=True)
+        except DoesNotExist:
+            return False
+        return True
+
     def _device_stream(self, device_id: int, q: MediaQuery) -> Iterator[MediaFile]:
         cond = None
         lo = sort_key(q.time_from, "") if q.time_from is not None else None

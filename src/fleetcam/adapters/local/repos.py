@@ -139,6 +139,9 @@ class SqliteMediaIndex:
         with self.db.tx() as c:
             c.executemany("DELETE FROM gc WHERE key=?", ((k,) for k in keys))
 
+    def deletion_pending(self, key: str) -> bool:
+        return self.db.conn().execute("SELECT 1 FROM gc WHERE key=?", (key,)).fetchone() is not None
+
     def query(self, q: MediaQuery) -> list[MediaFile]:
         if not q.device_ids:
             return []
