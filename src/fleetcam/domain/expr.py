@@ -8,19 +8,28 @@ The grammar is the cheap, useful part of flespi's expressions::
     op    := '==' | '=' | '!=' | '>=' | '<=' | '>' | '<'
 
 A value is a number, ``true``/``false``/``null``, a quoted string or a bare word; ``*`` in a
-string compared with ``=``/``==`` is a wildcard. A bare ``field`` is true when the field is
-truthy. Parsing is pure; adapters turn the tree into SQL or evaluate it in Python.
+string compared with ``=``/``==`` is a wildcard (the only one: ``?`` and ``[`` are literal).
+A bare ``field`` is true when the field is truthy.
+
+Comparisons are typed, the same in Python and in SQL (``adapters/local/sqlfilter.py``):
+booleans are the numbers 1 and 0; a number only equals or orders against a number, a string
+against a string (``name==5`` is false, ``size>"a"`` is false); a missing field is null,
+which equals only ``null`` and orders against nothing; ``!=`` is the negation of ``==`` and
+``!`` the negation of its operand (two-valued logic: ``!(channel_id>1)`` matches files
+without a channel). Parsing is pure; adapters turn the tree into SQL or evaluate it in Python.
 """
 from __future__ import annotations
 
-import fnmatch
 import re
 from dataclasses import dataclass
+from functools import lru_cache
 from typing import Any, Callable, Union
 
 from fleetcam.errors import Invalid
 
 MAX_EXPR_LEN = 4096
+MAX_DEPTH = 64
+"""Deepest nesting of ``(`` and ``!`` (hostile input must not exhaust the stack)."""
 
 
 @dataclass(frozen=True)
@@ -61,6 +70,8 @@ _TOKEN = re.compile(
     re.VERBOSE,
 )
 _FIELD = re.compile(r"^[A-Za-z_][\w.\-]*$")
+_INT = re.compile(r"^[+-]?\d+$")
+_FLOAT = re.compile(r"^[+-]?(?:\d+\.?\d*|\.\d+)(?:[eE][+-]?\d+)?$")
 
 
 def _tokenize(text: str) -> list[tuple[str, str]]:
@@ -86,20 +97,18 @@ def _literal(kind: str, raw: str) -> Any:
         return low == "true"
     if low == "null":
         return None
-    try:
+    if _INT.match(raw):
         return int(raw)
-    except ValueError:
-        pass
-    try:
+    if _FLOAT.match(raw):  # never nan; an overflowing exponent gives +-inf
         return float(raw)
-    except ValueError:
-        return raw
+    return raw
 
 
 class _Parser:
     def __init__(self, tokens: list[tuple[str, str]]) -> None:
         self.tokens = tokens
         self.i = 0
+        self.depth = 0
 
     def peek(self) -> tuple[str, str] | None:
         return self.tokens[self.i] if self.i < len(self.tokens) else None
@@ -127,13 +136,18 @@ class _Parser:
 
     def atom(self) -> Node:
         kind, raw = self.take()
-        if (kind, raw) == ("op", "("):
-            node = self.expr()
-            if self.take() != ("op", ")"):
-                raise Invalid("filter: missing ')'", field="filter")
+        if (kind, raw) in (("op", "("), ("op", "!")):
+            self.depth += 1
+            if self.depth > MAX_DEPTH:
+                raise Invalid(f"filter: nested deeper than {MAX_DEPTH} levels", field="filter")
+            if raw == "!":
+                node: Node = Not(self.atom())
+            else:
+                node = self.expr()
+                if self.take() != ("op", ")"):
+                    raise Invalid("filter: missing ')'", field="filter")
+            self.depth -= 1
             return node
-        if (kind, raw) == ("op", "!"):
-            return Not(self.atom())
         if kind != "word" or not _FIELD.match(raw):
             raise Invalid(f"filter: expected a field name, got {raw!r}", field="filter")
         nxt = self.peek()
@@ -156,6 +170,10 @@ def parse(text: str) -> Node | None:
         return None
     if len(text) > MAX_EXPR_LEN:
         raise Invalid(f"filter: longer than {MAX_EXPR_LEN} characters", field="filter")
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError as e:  # a lone surrogate, from a JSON "\ud800" escape
+        raise Invalid("filter: not valid Unicode text", field="filter") from e
     parser = _Parser(_tokenize(text))
     node = parser.expr()
     if parser.peek() is not None:
@@ -167,27 +185,38 @@ def has_wildcard(value: Any) -> bool:
     return isinstance(value, str) and "*" in value
 
 
+@lru_cache(maxsize=256)
+def wildcard_regex(pattern: str) -> re.Pattern[str]:
+    """The regex a wildcard value matches with: ``*`` is any run of characters."""
+    return re.compile(".*".join(re.escape(part) for part in pattern.split("*")), re.DOTALL)
+
+
+def value_kind(value: Any) -> str:
+    """The comparison type of a value: 'null', 'number' (booleans included), 'text' or
+    'other' (a list or object, which compares with nothing)."""
+    if value is None:
+        return "null"
+    if isinstance(value, (bool, int, float)):
+        return "number"
+    return "text" if isinstance(value, str) else "other"
+
+
 def _compare(left: Any, op: str, right: Any) -> bool:
     if op in ("==", "!="):
         if has_wildcard(right):
-            eq = isinstance(left, str) and fnmatch.fnmatchcase(left, right)
-        elif isinstance(right, bool) or isinstance(left, bool):
-            eq = left is not None and bool(left) == bool(right) if right is not None else left is None
+            eq = isinstance(left, str) and wildcard_regex(right).fullmatch(left) is not None
         else:
-            eq = left == right
+            eq = value_kind(left) == value_kind(right) != "other" and bool(left == right)
         return eq if op == "==" else not eq
-    if left is None or right is None:
+    if value_kind(left) != value_kind(right) or value_kind(left) not in ("number", "text"):
         return False
-    try:
-        if op == ">":
-            return bool(left > right)
-        if op == ">=":
-            return bool(left >= right)
-        if op == "<":
-            return bool(left < right)
-        return bool(left <= right)
-    except TypeError:
-        return False
+    if op == ">":
+        return bool(left > right)
+    if op == ">=":
+        return bool(left >= right)
+    if op == "<":
+        return bool(left < right)
+    return bool(left <= right)
 
 
 def evaluate(node: Node | None, get: Callable[[str], Any]) -> bool:

@@ -37,6 +37,8 @@ class Device:
     messages_ttl: int = 31536000
     metadata: dict[str, Any] = field(default_factory=dict)
     enabled: bool = True
+    auth_code: str = ""
+    """JT/T 808 authentication code issued at registration (never shown by the API)."""
 
     def storage_limit(self) -> int:
         """The byte budget that rotation keeps the device under."""
@@ -85,10 +87,13 @@ class MediaFile:
         if name in ("uuid", "device_id", "name", "size", "mime", "created", "uploaded",
                     "modified", "protected", "shared", "channel_id"):
             return getattr(self, name)
+        if name == "channel":
+            return self.channel_id
         if name == "type":
             return self.preview.meta.get("type")
-        if name.startswith("preview.meta."):
-            return self.preview.meta.get(name.removeprefix("preview.meta."))
+        for prefix in ("preview.meta.", "meta."):
+            if name.startswith(prefix):
+                return self.preview.meta.get(name.removeprefix(prefix))
         return self.attributes.get(name)
 
 

@@ -59,6 +59,9 @@ def parse_selector(text: str) -> Selector:
     if text.startswith("{") and text.endswith("}"):
         text = text[1:-1]
     try:
-        return Selector(filter=expr.parse(text))
+        node = expr.parse(text)
     except Invalid as e:
         raise Invalid(f"bad device selector: {e.reason}", field="selector") from e
+    if node is None:  # "{}" must not silently select every device
+        raise Invalid("empty device selector", field="selector")
+    return Selector(filter=node)

@@ -1,0 +1,1 @@
+"""Service tests over the local container."""
