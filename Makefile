@@ -14,8 +14,10 @@ $(STAMP): pyproject.toml
 
 install: $(STAMP)
 
+SIMULATE ?= 2
+
 run: $(STAMP)
-	$(BIN)/fleetcam serve
+	$(BIN)/fleetcam serve --simulate $(SIMULATE)
 
 test: $(STAMP)
 	$(BIN)/python -m pytest -q

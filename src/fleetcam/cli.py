@@ -3,31 +3,115 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import json
 import logging
+import signal
 import sys
 
 from fleetcam.config import Settings
 
 
-def main(argv: list[str] | None = None) -> int:
+def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="fleetcam", description=__doc__)
     sub = parser.add_subparsers(dest="cmd", required=True)
-    sub.add_parser("serve", help="run the all-in-one local server")
+    serve = sub.add_parser("serve", help="run the all-in-one local server")
+    serve.add_argument("--simulate", type=int, default=0, metavar="N",
+                       help="also run N simulated MDVRs against the built-in gateway")
+    sub.add_parser("gateway", help="run the JT/T 808/1078 gateway alone (the ECS entry point)")
+    sim = sub.add_parser("simulate", help="run simulated MDVRs against a gateway")
+    sim.add_argument("--devices", type=int, default=2)
+    sim.add_argument("--host", default="127.0.0.1")
+    sim.add_argument("--port", type=int, default=6808)
+    sim.add_argument("--edition", choices=["2013", "2019", "mixed"], default="2013")
+    sim.add_argument("--interval", type=float, default=10.0, help="seconds between locations")
+    sim.add_argument("--h265", action="store_true", help="stream H.265 instead of H.264")
+    sim.add_argument("--channels", type=int, default=2)
     sub.add_parser("token", help="print the admin token")
     sub.add_parser("sweep", help="enforce TTL and rotation once, now")
     dlq = sub.add_parser("dlq", help="ingest events that failed every retry")
     dlq.add_argument("action", choices=["list", "replay"])
-    args = parser.parse_args(argv)
+    return parser
+
+
+async def _until_signal() -> None:
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        with contextlib.suppress(NotImplementedError):
+            loop.add_signal_handler(sig, stop.set)
+    await stop.wait()
+
+
+async def _gateway(settings: Settings) -> None:
+    from fleetcam.gateway.server import Gateway
+
+    if settings.media_bucket:  # the AWS runtime (ECS)
+        from fleetcam.runtime.aws import build_aws
+
+        container = build_aws(settings)
+        bus = None
+    else:
+        from fleetcam.adapters.local.mqtt import MqttEventBus
+        from fleetcam.runtime.local import build_local
+
+        bus = MqttEventBus(settings.mqtt_url or f"mqtt://127.0.0.1:{settings.mqtt_port}",
+                           client_id="fleetcam-gateway")
+        container = build_local(settings, bus=bus)
+        await bus.start()
+    gw = Gateway(container)
+    await gw.start()
+    await _until_signal()
+    await gw.stop()
+    if bus is not None:
+        await bus.stop()
+
+
+async def _simulate(args: argparse.Namespace) -> None:
+    from fleetcam.simulator.device import DeviceConfig
+    from fleetcam.simulator.run import Simulation
+
+    sim = Simulation(args.devices, DeviceConfig(
+        phone="", host=args.host, port=args.port, version2019=args.edition == "2019",
+        report_interval=args.interval, codec="hevc" if args.h265 else "h264",
+        channels=args.channels), mixed_editions=args.edition == "mixed")
+    print("simulated terminals: " + ", ".join(sim.idents), flush=True)
+    await sim.start()
+    await _until_signal()
+    await sim.stop_all()
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
     settings = Settings.from_env()
     if args.cmd == "serve":
         from fleetcam.runtime.dev import serve
 
-        try:
-            asyncio.run(serve(settings))
-        except KeyboardInterrupt:
-            pass
+        with contextlib.suppress(KeyboardInterrupt):
+            asyncio.run(serve(settings, simulate=args.simulate))
+        return 0
+    if args.cmd == "gateway":
+        with contextlib.suppress(KeyboardInterrupt):
+            asyncio.run(_gateway(settings))
+        return 0
+    if args.cmd == "simulate":
+        with contextlib.suppress(KeyboardInterrupt):
+            asyncio.run(_simulate(args))
+        return 0
+    if settings.ingest_dlq_url and args.cmd == "dlq":
+        from dataclasses import asdict
+
+        from fleetcam.adapters.aws.sqs import DeadLetters
+        from fleetcam.runtime.aws import client
+
+        dead = DeadLetters(client(settings, "sqs"), settings.ingest_dlq_url,
+                           settings.ingest_queue_url)
+        if args.action == "list":
+            for item in dead.peek():
+                print(json.dumps(asdict(item)))
+        else:
+            print(f"moved {dead.replay()} messages back to the ingest queue")
         return 0
     from fleetcam.runtime.local import build_local
     from fleetcam.runtime.worker import drain
@@ -36,7 +120,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.cmd == "token":
         print(c.extras["admin_token"])
     elif args.cmd == "sweep":
-        print(f"expired {c.retention.sweep()} files")
+        print(f"expired {c.retention.sweep()} files, {c.commands.expire()} commands")
     elif args.action == "list":
         for item in c.extras["queue"].dead_letters():
             print(json.dumps({"id": item.id, "key": item.event.key, "attempts": item.attempts,

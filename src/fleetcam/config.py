@@ -16,6 +16,12 @@ ENV_PUBLIC_URL = "FLEETCAM_PUBLIC_URL"
 ENV_SWEEP_INTERVAL = "FLEETCAM_SWEEP_INTERVAL"
 ENV_INGEST_MAX_ATTEMPTS = "FLEETCAM_INGEST_MAX_ATTEMPTS"
 ENV_DEFAULT_MEDIA_TTL = "FLEETCAM_DEFAULT_MEDIA_TTL"
+ENV_JT808_PORT = "FLEETCAM_JT808_PORT"
+ENV_JT1078_PORT = "FLEETCAM_JT1078_PORT"
+ENV_GATEWAY_HOST = "FLEETCAM_GATEWAY_HOST"
+ENV_MEDIA_HOST = "FLEETCAM_MEDIA_HOST"
+ENV_AUTO_REGISTER = "FLEETCAM_AUTO_REGISTER"
+ENV_IDLE_TIMEOUT = "FLEETCAM_IDLE_TIMEOUT"
 # the AWS runtime (template.yaml sets these on every function and the gateway task)
 ENV_MEDIA_BUCKET = "FLEETCAM_MEDIA_BUCKET"
 ENV_DEVICES_TABLE = "FLEETCAM_DEVICES_TABLE"
@@ -23,6 +29,9 @@ ENV_IDENTS_TABLE = "FLEETCAM_IDENTS_TABLE"
 ENV_MEDIA_TABLE = "FLEETCAM_MEDIA_TABLE"
 ENV_LOGS_TABLE = "FLEETCAM_LOGS_TABLE"
 ENV_GC_TABLE = "FLEETCAM_GC_TABLE"
+ENV_MESSAGES_TABLE = "FLEETCAM_MESSAGES_TABLE"
+ENV_CONNECTIONS_TABLE = "FLEETCAM_CONNECTIONS_TABLE"
+ENV_COMMANDS_TABLE = "FLEETCAM_COMMANDS_TABLE"
 ENV_INGEST_QUEUE_URL = "FLEETCAM_INGEST_QUEUE_URL"
 ENV_INGEST_DLQ_URL = "FLEETCAM_INGEST_DLQ_URL"
 ENV_IOT_ENDPOINT = "FLEETCAM_IOT_ENDPOINT"
@@ -30,7 +39,8 @@ ENV_AWS_ENDPOINT_URL = "FLEETCAM_AWS_ENDPOINT_URL"
 ENV_AWS_REGION = "AWS_REGION"
 AWS_TABLE_ENVS = {"DevicesModel": ENV_DEVICES_TABLE, "IdentsModel": ENV_IDENTS_TABLE,
                   "MediaModel": ENV_MEDIA_TABLE, "LogsModel": ENV_LOGS_TABLE,
-                  "GcModel": ENV_GC_TABLE}
+                  "GcModel": ENV_GC_TABLE, "MessagesModel": ENV_MESSAGES_TABLE,
+                  "ConnectionsModel": ENV_CONNECTIONS_TABLE, "CommandsModel": ENV_COMMANDS_TABLE}
 
 DEFAULTS: dict[str, str] = {
     ENV_DATA_DIR: "./data",
@@ -44,6 +54,12 @@ DEFAULTS: dict[str, str] = {
     ENV_SWEEP_INTERVAL: "60",
     ENV_INGEST_MAX_ATTEMPTS: "5",
     ENV_DEFAULT_MEDIA_TTL: str(30 * 86400),
+    ENV_JT808_PORT: "6808",
+    ENV_JT1078_PORT: "7078",
+    ENV_GATEWAY_HOST: "0.0.0.0",
+    ENV_MEDIA_HOST: "",
+    ENV_AUTO_REGISTER: "0",
+    ENV_IDLE_TIMEOUT: "180",
     ENV_MEDIA_BUCKET: "",
     ENV_INGEST_QUEUE_URL: "",
     ENV_INGEST_DLQ_URL: "",
@@ -68,6 +84,13 @@ class Settings:
     sweep_interval: float = 60.0
     ingest_max_attempts: int = 5
     default_media_ttl: int = 30 * 86400
+    jt808_port: int = 6808
+    jt1078_port: int = 7078
+    gateway_host: str = "0.0.0.0"
+    media_host: str = ""
+    """The address devices are told to send media to (0x9101/0x9201); default: this host."""
+    auto_register: bool = False
+    idle_timeout: float = 180.0
     media_bucket: str = ""
     tables: dict[str, str] = field(default_factory=dict)
     """AWS table names keyed by PynamoDB model name (see AWS_TABLE_ENVS)."""
@@ -103,6 +126,12 @@ class Settings:
             sweep_interval=float(get(ENV_SWEEP_INTERVAL)),
             ingest_max_attempts=int(get(ENV_INGEST_MAX_ATTEMPTS)),
             default_media_ttl=int(get(ENV_DEFAULT_MEDIA_TTL)),
+            jt808_port=int(get(ENV_JT808_PORT)),
+            jt1078_port=int(get(ENV_JT1078_PORT)),
+            gateway_host=get(ENV_GATEWAY_HOST),
+            media_host=get(ENV_MEDIA_HOST),
+            auto_register=get(ENV_AUTO_REGISTER).lower() in ("1", "true", "yes", "on"),
+            idle_timeout=float(get(ENV_IDLE_TIMEOUT)),
             media_bucket=get(ENV_MEDIA_BUCKET),
             tables={model: env[name] for model, name in AWS_TABLE_ENVS.items() if env.get(name)},
             ingest_queue_url=get(ENV_INGEST_QUEUE_URL),

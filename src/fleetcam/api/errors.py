@@ -25,7 +25,8 @@ def envelope(status: int, reason: str, code: int = 1, **extra: object) -> JSONRe
 def install(app: FastAPI) -> None:
     @app.exception_handler(FleetcamError)
     async def fleetcam_error(_: Request, exc: FleetcamError) -> JSONResponse:
-        status = next((s for cls, s in STATUS.items() if isinstance(exc, cls)), 400)
+        status = getattr(exc, "http_status", None) or next(
+            (s for cls, s in STATUS.items() if isinstance(exc, cls)), 400)
         extra = {"field": exc.field} if exc.field else {}
         return envelope(status, exc.reason, exc.code, **extra)
 

@@ -7,6 +7,8 @@ import boto3
 
 from fleetcam.adapters.aws import models
 from fleetcam.adapters.aws.dynamodb import DynamoDeviceRepo, DynamoLogStore, DynamoMediaIndex
+from fleetcam.adapters.aws.gateway_dynamodb import (DynamoCommandStore,
+                                                    DynamoConnectionRegistry, DynamoMessageStore)
 from fleetcam.adapters.aws.iot import IotEventBus
 from fleetcam.adapters.aws.s3 import S3ObjectStore
 from fleetcam.adapters.local.clock import SystemClock
@@ -37,4 +39,6 @@ def build_aws(settings: Settings, *, clock: Clock | None = None,
         store=S3ObjectStore(settings.media_bucket, client(settings, "s3")),
         index=DynamoMediaIndex(), device_repo=DynamoDeviceRepo(), logs=DynamoLogStore(),
         bus=bus or IotEventBus(client(settings, "iot-data", iot_url)),
+        message_store=DynamoMessageStore(), registry=DynamoConnectionRegistry(),
+        command_store=DynamoCommandStore(),
         admin_token=settings.admin_token, sqs=lambda: client(settings, "sqs"))

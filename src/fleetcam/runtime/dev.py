@@ -5,12 +5,14 @@ import asyncio
 import contextlib
 import logging
 import signal
+from typing import Any
 
 import uvicorn
 
 from fleetcam.adapters.local.mqtt import EmbeddedBroker, MqttEventBus
 from fleetcam.api.app import create_app
 from fleetcam.config import Settings
+from fleetcam.gateway.server import Gateway
 from fleetcam.ports import Clock
 from fleetcam.runtime.local import build_local
 from fleetcam.runtime.worker import IngestWorker
@@ -21,8 +23,10 @@ log = logging.getLogger("fleetcam")
 class LocalServer:
     """Everything ``fleetcam serve`` runs, startable and stoppable from tests too."""
 
-    def __init__(self, settings: Settings, *, clock: Clock | None = None) -> None:
-        """``clock`` defaults to the system clock (tests pass a ManualClock)."""
+    def __init__(self, settings: Settings, *, clock: Clock | None = None,
+                 gateway: bool = True) -> None:
+        """``clock`` defaults to the system clock (tests pass a ManualClock); ``gateway``
+        runs the JT/T 808/1078 gateway in the same process."""
         self.settings = settings
         mqtt_url = settings.mqtt_url or f"mqtt://127.0.0.1:{settings.mqtt_port}"
         self.broker = None if settings.mqtt_url else EmbeddedBroker(
@@ -33,6 +37,7 @@ class LocalServer:
         queue = self.container.extras["queue"]
         self.worker = IngestWorker(queue, self.container.ingest)
         self.container.store.on_created = self.worker.notify  # type: ignore[attr-defined]
+        self.gateway = Gateway(self.container) if gateway else None
         self.app = create_app(self.container)
         self.uvicorn = uvicorn.Server(uvicorn.Config(
             self.app, host=settings.http_host, port=settings.http_port, log_level="warning",
@@ -47,6 +52,8 @@ class LocalServer:
             await self.broker.start()
         await self.bus.start()
         await self.worker.start()
+        if self.gateway is not None:
+            await self.gateway.start()
         self._tasks.append(asyncio.create_task(self._sweeper(), name="sweeper"))
         self._tasks.append(asyncio.create_task(self.uvicorn.serve(), name="http"))
         while not self.uvicorn.started:
@@ -67,11 +74,16 @@ class LocalServer:
                 n = await asyncio.to_thread(self.container.retention.sweep)
                 if n:
                     log.info("sweeper expired %d files", n)
+                n = await asyncio.to_thread(self.container.commands.expire)
+                if n:
+                    log.info("sweeper expired %d commands", n)
             except Exception:
                 log.exception("sweeper pass failed")
             await asyncio.sleep(self.settings.sweep_interval)
 
     async def stop(self) -> None:
+        if self.gateway is not None:
+            await self.gateway.stop()
         self.uvicorn.should_exit = True
         for t in self._tasks:
             if t.get_name() != "http":
@@ -85,15 +97,39 @@ class LocalServer:
             await self.broker.stop()
 
 
-async def serve(settings: Settings) -> None:
+async def start_simulation(server: LocalServer, count: int) -> Any:
+    """Register ``count`` simulated MDVRs (if new) and connect them to the built-in gateway."""
+    from fleetcam.simulator.device import DeviceConfig
+    from fleetcam.simulator.run import Simulation
+
+    assert server.gateway is not None
+    sim = Simulation(count, DeviceConfig(phone="", host="127.0.0.1",
+                                         port=server.gateway.port_808, media_host="127.0.0.1"))
+    repo = server.container.device_repo
+    for i, ident in enumerate(sim.idents, start=1):
+        if await asyncio.to_thread(repo.find_by_ident, ident) is None:
+            await asyncio.to_thread(server.container.devices.create,
+                                    [{"ident": ident, "name": f"simulated MDVR {i}"}])
+    await sim.start()
+    return sim
+
+
+async def serve(settings: Settings, simulate: int = 0) -> None:
     server = LocalServer(settings)
     await server.start()
-    print(f"fleetcam serving on {settings.base_url} (API docs at {settings.base_url}/docs)",
+    print(f"fleetcam serving on {settings.base_url} (API docs at {settings.base_url}/docs); "
+          f"JT/T 808 on port {server.gateway.port_808 if server.gateway else '-'}, "
+          f"JT/T 1078 on port {server.gateway.port_1078 if server.gateway else '-'}",
           flush=True)
+    sim = await start_simulation(server, simulate) if simulate else None
+    if sim is not None:
+        print(f"simulating {simulate} MDVRs: {', '.join(sim.idents)}", flush=True)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
         with contextlib.suppress(NotImplementedError):
             loop.add_signal_handler(sig, stop.set)
     await stop.wait()
+    if sim is not None:
+        await sim.stop_all()
     await server.stop()

@@ -10,6 +10,8 @@ from fleetcam.adapters.local.clock import SystemClock
 from fleetcam.adapters.local.db import Database
 from fleetcam.adapters.local.files import LocalObjectStore
 from fleetcam.adapters.local.queue import EventQueue
+from fleetcam.adapters.local.gateway_repos import (SqliteCommandStore,
+                                                   SqliteConnectionRegistry, SqliteMessageStore)
 from fleetcam.adapters.local.repos import SqliteDeviceRepo, SqliteLogStore, SqliteMediaIndex
 from fleetcam.config import Settings
 from fleetcam.ports import Clock, EventBus
@@ -58,4 +60,6 @@ def build_local(settings: Settings, *, clock: Clock | None = None,
     token, generated = admin_token(settings, db)
     return wire(settings, clock=clock, store=store, index=SqliteMediaIndex(db),
                 device_repo=SqliteDeviceRepo(db), logs=SqliteLogStore(db), bus=bus or NullBus(),
+                message_store=SqliteMessageStore(db), registry=SqliteConnectionRegistry(db),
+                command_store=SqliteCommandStore(db),
                 db=db, queue=queue, admin_token=token, token_generated=generated)

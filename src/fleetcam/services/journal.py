@@ -14,6 +14,14 @@ EVENT_CODES = {
     "media_file_deleted": 26,
     "media_file_expired": 27,
     "media_file_rejected": 28,
+    "device_connected": 300,
+    "device_disconnected": 301,
+    "command_queued": 310,
+    "command_sent": 311,
+    "command_processed": 312,
+    "command_canceled": 313,
+    "command_expired": 314,
+    "frame_error": 320,
 }
 
 
@@ -27,12 +35,22 @@ class Journal:
         self.prefix = topic_prefix
 
     def record(self, device_id: int, event: str, payload: dict[str, Any],
-               log_data: dict[str, Any] | None = None) -> LogEntry:
-        """Log ``event`` for the device and publish ``payload`` on its topic."""
+               log_data: dict[str, Any] | None = None, topic: str | None = None) -> LogEntry:
+        """Log ``event`` for the device and publish ``payload`` at
+        ``{prefix}/log/gw/devices/{id}/{topic or event}``."""
         entry = self.logs.append(LogEntry(device_id=device_id, timestamp=self.clock.now(),
                                           event=event, data=log_data or payload))
-        self.bus.publish(media_topic(self.prefix, device_id, event), payload)
+        self.bus.publish(media_topic(self.prefix, device_id, topic or event), payload)
         return entry
+
+    def state(self, device_id: int, path: str, payload: dict[str, Any] | None) -> None:
+        """The retained ``{prefix}/state/gw/devices/{id}/{path}``; None empties it."""
+        self.bus.publish(f"{self.prefix}/state/gw/devices/{device_id}/{path}", payload,
+                         retain=True)
+
+    def message(self, device_id: int, message: dict[str, Any]) -> None:
+        """A device message at ``{prefix}/gw/devices/{id}/messages`` (flespi's layout)."""
+        self.bus.publish(f"{self.prefix}/gw/devices/{device_id}/messages", message)
 
 
 def render_log(entry: LogEntry) -> dict[str, Any]:

@@ -272,6 +272,24 @@ class MediaService:
             self.journal.record(f.device_id, event, self.render(f))
         return removed
 
+    def reap(self, f: MediaFile, count_off: Callable[[MediaFile], object]) -> bool:
+        """The index dropped ``f``'s record by itself (DynamoDB TTL): ``count_off`` takes it
+        off the device's usage (it must be a no-op when repeated while the object exists),
+        then ``media_file_expired`` is logged and the object deleted.
+
+        Returns False, doing nothing, when the object is gone already: a repeated call (a
+        redelivered stream record) neither counts the file off twice nor logs it twice.
+        """
+        try:
+            self.store.head(f.key)
+        except NotFound:
+            return False
+        count_off(f)
+        self.journal.record(f.device_id, "media_file_expired", self.render(f))
+        self.store.delete(f.key)
+        self.index.deletion_done([f.key])
+        return True
+
     def finish_deletions(self) -> int:
         """Delete objects whose records went away before a crash; returns how many."""
         done = 0

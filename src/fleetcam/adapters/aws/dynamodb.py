@@ -37,13 +37,15 @@ def _device(m: DevicesModel) -> Device:
     return Device(id=int(m.id), name=m.name or "", ident=m.ident or "",
                   protocol=m.protocol or "jt808", media_ttl=int(m.media_ttl or 0),
                   media_rotate=int(m.media_rotate or 0), messages_ttl=int(m.messages_ttl or 0),
-                  metadata=m.metadata or {}, enabled=bool(m.enabled))
+                  metadata=m.metadata or {}, enabled=bool(m.enabled),
+                  auth_code=m.auth_code or "")
 
 
 def _device_model(d: Device) -> DevicesModel:
     return DevicesModel(id=d.id, name=d.name, ident=d.ident, protocol=d.protocol,
                         media_ttl=d.media_ttl, media_rotate=d.media_rotate,
-                        messages_ttl=d.messages_ttl, metadata=d.metadata, enabled=d.enabled)
+                        messages_ttl=d.messages_ttl, metadata=d.metadata, enabled=d.enabled,
+                        auth_code=d.auth_code or None)
 
 
 class DynamoDeviceRepo:
@@ -89,6 +91,8 @@ class DynamoDeviceRepo:
         actions = [getattr(DevicesModel, name).set(getattr(m, name)) for name in
                    ("name", "ident", "protocol", "media_ttl", "media_rotate", "messages_ttl",
                     "metadata", "enabled")]
+        actions.append(DevicesModel.auth_code.set(device.auth_code) if device.auth_code
+                       else DevicesModel.auth_code.remove())
         try:
             with TransactWrite(connection=_connection()) as tx:
                 if old.ident != device.ident:
@@ -139,6 +143,11 @@ def _media_model(f: MediaFile, ttl: int = 0) -> MediaModel:
         modified=f.modified, protected=f.protected, shared=f.shared, channel_id=f.channel_id,
         preview_jpeg=f.preview.jpeg or None, preview_meta=f.preview.meta,
         attributes=f.attributes, expires_at=expires)
+
+
+def media_from_image(image: dict[str, Any]) -> MediaFile:
+    """A media record from a stream image in DynamoDB JSON (a TTL removal's ``OldImage``)."""
+    return _media(MediaModel.from_raw_data(image))
 
 
 def _usage_actions(size: int, protected_size: int, files: int) -> list[Any]:
@@ -206,6 +215,22 @@ class DynamoMediaIndex:
                 raise
             removed.append(f)
         return removed
+
+    def expired(self, file: MediaFile) -> bool:
+        """DynamoDB's TTL deleted ``file``'s record: take it off the device's usage and queue
+        its object for deletion, in one transaction (the reaper's ``count_off``). False when
+        the object is queued already (a retried stream record): counters change once."""
+        try:
+            with TransactWrite(connection=_connection()) as tx:
+                tx.save(GcModel(key=file.key, queued=0), condition=GcModel.key.does_not_exist())
+                tx.update(DevicesModel(id=file.device_id),
+                          actions=_usage_actions(-file.size, -file.size * file.protected, -1),
+                          condition=DevicesModel.id.exists())
+        except TransactWriteError as e:
+            if "ConditionalCheckFailed" in _cancelled(e):
+                return False  # seen already, or the device (and its counters) is gone
+            raise
+        return True
 
     def pending_deletions(self, limit: int = 1000) -> list[str]:
         return [m.key for m in GcModel.scan(limit=limit)]

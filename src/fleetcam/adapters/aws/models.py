@@ -22,13 +22,6 @@ from pynamodb.attributes import (BooleanAttribute, JSONAttribute, NumberAttribut
 from pynamodb.indexes import AllProjection, GlobalSecondaryIndex
 from pynamodb.models import Model
 
-TABLE_ENV = {
-    "DevicesModel": "FLEETCAM_DEVICES_TABLE",
-    "IdentsModel": "FLEETCAM_IDENTS_TABLE",
-    "MediaModel": "FLEETCAM_MEDIA_TABLE",
-    "LogsModel": "FLEETCAM_LOGS_TABLE",
-    "GcModel": "FLEETCAM_GC_TABLE",
-}
 
 
 class _Base(Model):
@@ -43,6 +36,7 @@ class DevicesModel(_Base):
 
     id = NumberAttribute(hash_key=True)
     next_id = NumberAttribute(null=True)
+    next_command_id = NumberAttribute(null=True)
     name = UnicodeAttribute(null=True)
     ident = UnicodeAttribute(null=True)
     protocol = UnicodeAttribute(null=True)
@@ -51,6 +45,7 @@ class DevicesModel(_Base):
     messages_ttl = NumberAttribute(default=31536000)
     metadata = JSONAttribute(null=True)
     enabled = BooleanAttribute(default=True)
+    auth_code = UnicodeAttribute(null=True)
     media_total = NumberAttribute(default=0)
     media_protected = NumberAttribute(default=0)
     media_files = NumberAttribute(default=0)
@@ -146,3 +141,114 @@ def create_tables() -> None:
     for model in MODELS:
         if not model.exists():
             model.create_table(billing_mode="PAY_PER_REQUEST", wait=True)
+
+
+# -- the gateway's tables (issue 5) -------------------------------------------------------
+# * Messages     ``device_id`` (N) + ``sk`` (S = zero-padded timestamp + id); TTL expires_at
+#                (the device's messages_ttl).
+# * Connections  ``id`` (N); GSIs by-device (device_id) and by-gateway (gateway_id); TTL
+#                expires_at, refreshed while the connection lives, so a crashed gateway copy's
+#                entries clean themselves up.
+# * Commands     ``id`` (N, from the counter item of Devices); GSIs by-device (device_id, id),
+#                by-gateway-queued (sparse: gateway_queued set only while queued),
+#                by-open-expiry (sparse: ``open`` set until final, range expires) and
+#                by-device-finished (sparse: finished set when final); TTL expires_at keeps
+#                results for 30 days.
+
+
+class MessagesModel(_Base):
+    class Meta(_Base.Meta):
+        table_name = "fleetcam-messages"
+
+    device_id = NumberAttribute(hash_key=True)
+    sk = UnicodeAttribute(range_key=True)
+    timestamp = NumberAttribute()
+    data = JSONAttribute()
+    expires_at = TTLAttribute(null=True)
+
+
+class ConnectionsByDevice(GlobalSecondaryIndex["ConnectionsModel"]):
+    class Meta:
+        index_name = "by-device"
+        projection = AllProjection()
+
+    device_id = NumberAttribute(hash_key=True)
+
+
+class ConnectionsByGateway(GlobalSecondaryIndex["ConnectionsModel"]):
+    class Meta:
+        index_name = "by-gateway"
+        projection = AllProjection()
+
+    gateway_id = UnicodeAttribute(hash_key=True)
+
+
+class ConnectionsModel(_Base):
+    class Meta(_Base.Meta):
+        table_name = "fleetcam-connections"
+
+    id = NumberAttribute(hash_key=True)
+    device_id = NumberAttribute()
+    gateway_id = UnicodeAttribute()
+    data = JSONAttribute()
+    expires_at = TTLAttribute(null=True)
+    by_device = ConnectionsByDevice()
+    by_gateway = ConnectionsByGateway()
+
+
+class CommandsByDevice(GlobalSecondaryIndex["CommandsModel"]):
+    class Meta:
+        index_name = "by-device"
+        projection = AllProjection()
+
+    device_id = NumberAttribute(hash_key=True)
+    id = NumberAttribute(range_key=True)
+
+
+class CommandsByGatewayQueued(GlobalSecondaryIndex["CommandsModel"]):
+    class Meta:
+        index_name = "by-gateway-queued"
+        projection = AllProjection()
+
+    gateway_queued = UnicodeAttribute(hash_key=True)
+    id = NumberAttribute(range_key=True)
+
+
+class CommandsByOpenExpiry(GlobalSecondaryIndex["CommandsModel"]):
+    class Meta:
+        index_name = "by-open-expiry"
+        projection = AllProjection()
+
+    open = UnicodeAttribute(hash_key=True)
+    expires = NumberAttribute(range_key=True)
+
+
+class CommandsByDeviceFinished(GlobalSecondaryIndex["CommandsModel"]):
+    class Meta:
+        index_name = "by-device-finished"
+        projection = AllProjection()
+
+    device_id = NumberAttribute(hash_key=True)
+    finished = NumberAttribute(range_key=True)
+
+
+class CommandsModel(_Base):
+    class Meta(_Base.Meta):
+        table_name = "fleetcam-commands"
+
+    id = NumberAttribute(hash_key=True)
+    device_id = NumberAttribute()
+    status = UnicodeAttribute()
+    expires = NumberAttribute()
+    gateway_queued = UnicodeAttribute(null=True)
+    open = UnicodeAttribute(null=True)
+    finished = NumberAttribute(null=True)
+    data = JSONAttribute()
+    expires_at = TTLAttribute(null=True)
+    by_device = CommandsByDevice()
+    by_gateway_queued = CommandsByGatewayQueued()
+    by_open_expiry = CommandsByOpenExpiry()
+    by_device_finished = CommandsByDeviceFinished()
+
+
+MODELS = (*MODELS, MessagesModel, ConnectionsModel, CommandsModel)

@@ -17,7 +17,8 @@ CREATE TABLE IF NOT EXISTS devices (
     media_rotate INTEGER NOT NULL DEFAULT 0,
     messages_ttl INTEGER NOT NULL DEFAULT 31536000,
     metadata TEXT NOT NULL DEFAULT '{}',
-    enabled INTEGER NOT NULL DEFAULT 1
+    enabled INTEGER NOT NULL DEFAULT 1,
+    auth_code TEXT NOT NULL DEFAULT ''
 );
 CREATE TABLE IF NOT EXISTS media (
     uuid TEXT PRIMARY KEY,
@@ -88,6 +89,33 @@ CREATE TABLE IF NOT EXISTS events (
     last_error TEXT
 );
 CREATE INDEX IF NOT EXISTS events_ready ON events (state, visible_after, id);
+CREATE TABLE IF NOT EXISTS messages (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    device_id INTEGER NOT NULL,
+    timestamp REAL NOT NULL,
+    data TEXT NOT NULL
+);
+CREATE INDEX IF NOT EXISTS messages_by_time ON messages (device_id, timestamp, id);
+CREATE TABLE IF NOT EXISTS connections (
+    id INTEGER PRIMARY KEY,
+    device_id INTEGER NOT NULL,
+    gateway_id TEXT NOT NULL,
+    data TEXT NOT NULL
+);
+CREATE INDEX IF NOT EXISTS connections_by_device ON connections (device_id);
+CREATE TABLE IF NOT EXISTS commands (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    device_id INTEGER NOT NULL,
+    status TEXT NOT NULL,
+    gateway_id TEXT NOT NULL DEFAULT '',
+    expires REAL NOT NULL,
+    finished REAL,
+    data TEXT NOT NULL
+);
+CREATE INDEX IF NOT EXISTS commands_by_device ON commands (device_id, status, id);
+CREATE INDEX IF NOT EXISTS commands_by_gateway ON commands (gateway_id, status, id);
+CREATE INDEX IF NOT EXISTS commands_by_expiry ON commands (status, expires);
+CREATE INDEX IF NOT EXISTS commands_results ON commands (device_id, finished);
 CREATE TABLE IF NOT EXISTS settings (name TEXT PRIMARY KEY, value TEXT NOT NULL);
 """
 

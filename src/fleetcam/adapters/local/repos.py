@@ -13,14 +13,14 @@ from fleetcam.errors import Conflict, NotFound
 from fleetcam.ports import MediaQuery
 
 _DEVICE_COLS = ("name", "ident", "protocol", "media_ttl", "media_rotate", "messages_ttl",
-                "metadata", "enabled")
+                "metadata", "enabled", "auth_code")
 
 
 def _device(row: sqlite3.Row) -> Device:
     return Device(id=row["id"], name=row["name"], ident=row["ident"], protocol=row["protocol"],
                   media_ttl=row["media_ttl"], media_rotate=row["media_rotate"],
                   messages_ttl=row["messages_ttl"], metadata=json.loads(row["metadata"]),
-                  enabled=bool(row["enabled"]))
+                  enabled=bool(row["enabled"]), auth_code=row["auth_code"])
 
 
 class SqliteDeviceRepo:
@@ -33,9 +33,9 @@ class SqliteDeviceRepo:
             with self.db.tx() as c:
                 cur = c.execute(
                     "INSERT INTO devices (name, ident, protocol, media_ttl, media_rotate,"
-                    " messages_ttl, metadata, enabled) VALUES (?,?,?,?,?,?,?,?)",
+                    " messages_ttl, metadata, enabled, auth_code) VALUES (?,?,?,?,?,?,?,?,?)",
                     (d.name, d.ident, d.protocol, d.media_ttl, d.media_rotate, d.messages_ttl,
-                     json.dumps(d.metadata), int(d.enabled)))
+                     json.dumps(d.metadata), int(d.enabled), d.auth_code))
         except sqlite3.IntegrityError as e:
             raise Conflict(f"a device with ident {d.ident!r} exists already", field="ident") from e
         return d.with_changes(id=cur.lastrowid)
@@ -58,10 +58,10 @@ class SqliteDeviceRepo:
             with self.db.tx() as c:
                 cur = c.execute(
                     "UPDATE devices SET name=?, ident=?, protocol=?, media_ttl=?, media_rotate=?,"
-                    " messages_ttl=?, metadata=?, enabled=? WHERE id=?",
+                    " messages_ttl=?, metadata=?, enabled=?, auth_code=? WHERE id=?",
                     (device.name, device.ident, device.protocol, device.media_ttl,
                      device.media_rotate, device.messages_ttl, json.dumps(device.metadata),
-                     int(device.enabled), device.id))
+                     int(device.enabled), device.auth_code, device.id))
         except sqlite3.IntegrityError as e:
             raise Conflict(f"a device with ident {device.ident!r} exists already",
                            field="ident") from e

@@ -1,0 +1,184 @@
+"""MessageStore, ConnectionRegistry and CommandStore over DynamoDB (models.py, issue 5)."""
+from __future__ import annotations
+
+import heapq
+import itertools
+import threading
+import time
+from dataclasses import asdict
+from datetime import datetime, timezone
+from typing import Any
+
+from pynamodb.exceptions import DoesNotExist, PutError, UpdateError
+
+from fleetcam.adapters.aws.models import (CommandsModel, ConnectionsModel, DevicesModel,
+                                          MessagesModel)
+from fleetcam.domain.gateway import QUEUED, SENT, Command, Connection
+
+RESULT_RETENTION = 30 * 86400
+CONNECTION_LEASE = 3600
+"""A connection entry lives this long unless its gateway refreshes it (crash clean-up)."""
+
+
+def _at(ts: float) -> datetime:
+    return datetime.fromtimestamp(ts, timezone.utc)
+
+
+class _Ids:
+    """Strictly increasing microsecond ids within this process (sort-key tie breakers)."""
+
+    def __init__(self) -> None:
+        self.last = 0
+        self.lock = threading.Lock()
+
+    def next(self) -> int:
+        with self.lock:
+            self.last = max(self.last + 1, time.time_ns() // 1000)
+            return self.last
+
+
+class DynamoMessageStore:
+    def __init__(self, default_ttl: int = 365 * 86400) -> None:
+        self.ids = _Ids()
+        self.default_ttl = default_ttl
+
+    def append(self, device_id: int, messages: list[dict[str, Any]]) -> None:
+        with MessagesModel.batch_write() as batch:
+            for msg in messages:
+                ts = float(msg["timestamp"])
+                batch.save(MessagesModel(device_id=device_id,
+                                         sk=f"{ts:017.6f}#{self.ids.next():016d}", timestamp=ts,
+                                         data=msg, expires_at=_at(ts + self.default_ttl)))
+
+    def query(self, device_ids: tuple[int, ...], *, time_from: float | None = None,
+              time_to: float | None = None, count: int = 1000,
+              reverse: bool = False) -> list[dict[str, Any]]:
+        lo = f"{time_from:017.6f}#" if time_from is not None else None
+        hi = f"{time_to:017.6f}#~" if time_to is not None else None
+        cond = (MessagesModel.sk.between(lo, hi) if lo and hi else
+                MessagesModel.sk >= lo if lo else MessagesModel.sk <= hi if hi else None)
+
+        def stream(device_id: int) -> Any:
+            for m in MessagesModel.query(device_id, range_key_condition=cond,
+                                         scan_index_forward=not reverse, page_size=500):
+                yield m.data
+
+        merged = heapq.merge(*(stream(d) for d in device_ids),
+                             key=lambda msg: msg["timestamp"], reverse=reverse)
+        return list(itertools.islice(merged, count))
+
+    def nearest(self, device_id: int, when: float, within: float) -> dict[str, Any] | None:
+        candidates = []
+        for forward, cond in ((False, MessagesModel.sk <= f"{when:017.6f}#~"),
+                              (True, MessagesModel.sk >= f"{when:017.6f}#")):
+            for m in MessagesModel.query(device_id, range_key_condition=cond,
+                                         scan_index_forward=forward, limit=1):
+                candidates.append(m.data)
+        candidates = [c for c in candidates if abs(c["timestamp"] - when) <= within]
+        return min(candidates, key=lambda c: abs(c["timestamp"] - when), default=None)
+
+
+def _conn(m: ConnectionsModel) -> Connection:
+    return Connection(**m.data)
+
+
+class DynamoConnectionRegistry:
+    def open(self, conn: Connection) -> None:
+        ConnectionsModel(id=conn.id, device_id=conn.device_id, gateway_id=conn.gateway_id,
+                         data=asdict(conn),
+                         expires_at=_at(time.time() + CONNECTION_LEASE)).save()
+
+    def close(self, conn_id: int) -> Connection | None:
+        try:
+            m = ConnectionsModel.get(conn_id, consistent_read=True)
+        except DoesNotExist:
+            return None
+        m.delete()
+        return _conn(m)
+
+    def get(self, conn_id: int) -> Connection | None:
+        try:
+            return _conn(ConnectionsModel.get(conn_id, consistent_read=True))
+        except DoesNotExist:
+            return None
+
+    def list(self, device_ids: tuple[int, ...] | None = None) -> list[Connection]:
+        if device_ids is None:
+            rows: Any = ConnectionsModel.scan()
+        else:
+            rows = itertools.chain.from_iterable(ConnectionsModel.by_device.query(d)
+                                                 for d in device_ids)
+        return sorted((_conn(m) for m in rows), key=lambda c: c.id)
+
+    def of_gateway(self, gateway_id: str) -> list[Connection]:
+        return [_conn(m) for m in ConnectionsModel.by_gateway.query(gateway_id)]
+
+    def drop_gateway(self, gateway_id: str) -> list[Connection]:
+        gone = []
+        for m in ConnectionsModel.by_gateway.query(gateway_id):
+            m.delete()
+            gone.append(_conn(m))
+        return gone
+
+
+def _cmd(m: CommandsModel) -> Command:
+    return Command(**m.data)
+
+
+def _cmd_model(cmd: Command) -> CommandsModel:
+    final = cmd.final
+    return CommandsModel(
+        id=cmd.id, device_id=cmd.device_id, status=cmd.status, expires=cmd.expires,
+        gateway_queued=cmd.gateway_id if cmd.status == QUEUED and cmd.gateway_id else None,
+        open=None if final else "1", finished=(cmd.timestamp or cmd.queued) if final else None,
+        data=asdict(cmd),
+        expires_at=_at((cmd.timestamp or cmd.expires) + RESULT_RETENTION) if final else None)
+
+
+class DynamoCommandStore:
+    def add(self, cmd: Command) -> Command:
+        counter = DevicesModel(id=0)
+        counter.update(actions=[DevicesModel.next_command_id.add(1)])
+        cmd = cmd.with_changes(id=int(counter.next_command_id))
+        _cmd_model(cmd).save(condition=CommandsModel.id.does_not_exist())
+        return cmd
+
+    def get(self, command_id: int) -> Command | None:
+        try:
+            return _cmd(CommandsModel.get(command_id, consistent_read=True))
+        except DoesNotExist:
+            return None
+
+    def update(self, cmd: Command, *, expect_status: str | None = None) -> bool:
+        cond = CommandsModel.id.exists()
+        if expect_status is not None:
+            cond = cond & (CommandsModel.status == expect_status)
+        try:
+            _cmd_model(cmd).save(condition=cond)
+        except (PutError, UpdateError) as e:
+            if "ConditionalCheckFailed" in str(e):
+                return False
+            raise
+        return True
+
+    def pending(self, device_id: int) -> list[Command]:
+        return [_cmd(m) for m in CommandsModel.by_device.query(
+            device_id, filter_condition=CommandsModel.status.is_in(QUEUED, SENT))]
+
+    def assigned(self, gateway_id: str) -> list[Command]:
+        return [_cmd(m) for m in CommandsModel.by_gateway_queued.query(gateway_id)]
+
+    def expiring(self, now: float, limit: int = 500) -> list[Command]:
+        rows = CommandsModel.by_open_expiry.query("1", range_key_condition=CommandsModel.expires
+                                                  < now, limit=limit)
+        return [_cmd(m) for m in rows]
+
+    def results(self, device_ids: tuple[int, ...], *, time_from: float | None = None,
+                time_to: float | None = None, count: int = 1000) -> list[Command]:
+        lo = time_from if time_from is not None else 0
+        hi = time_to if time_to is not None else 2**40
+        streams = [(_cmd(m) for m in CommandsModel.by_device_finished.query(
+            d, range_key_condition=CommandsModel.finished.between(lo, hi)))
+            for d in device_ids]
+        merged = heapq.merge(*streams, key=lambda c: (c.timestamp or c.queued, c.id))
+        return list(itertools.islice(merged, count))

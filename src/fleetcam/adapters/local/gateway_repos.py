@@ -1,0 +1,172 @@
+"""SQLite implementations of MessageStore, ConnectionRegistry and CommandStore."""
+from __future__ import annotations
+
+import json
+from dataclasses import asdict
+from typing import Any
+
+from fleetcam.adapters.local.db import Database
+from fleetcam.domain.gateway import FINAL_STATES, QUEUED, SENT, Command, Connection
+
+
+def _in(ids: tuple[int, ...]) -> str:
+    return ",".join("?" * len(ids))
+
+
+class SqliteMessageStore:
+    def __init__(self, db: Database) -> None:
+        self.db = db
+
+    def append(self, device_id: int, messages: list[dict[str, Any]]) -> None:
+        with self.db.tx() as c:
+            c.executemany("INSERT INTO messages (device_id, timestamp, data) VALUES (?,?,?)",
+                          [(device_id, float(m["timestamp"]), json.dumps(m)) for m in messages])
+
+    def query(self, device_ids: tuple[int, ...], *, time_from: float | None = None,
+              time_to: float | None = None, count: int = 1000,
+              reverse: bool = False) -> list[dict[str, Any]]:
+        if not device_ids:
+            return []
+        params: list[Any] = list(device_ids)
+        where = [f"device_id IN ({_in(device_ids)})"]
+        if time_from is not None:
+            where.append("timestamp >= ?")
+            params.append(time_from)
+        if time_to is not None:
+            where.append("timestamp <= ?")
+            params.append(time_to)
+        order = "DESC" if reverse else "ASC"
+        params.append(count)
+        rows = self.db.conn().execute(
+            f"SELECT data FROM messages WHERE {' AND '.join(where)}"
+            f" ORDER BY timestamp {order}, id {order} LIMIT ?", params)
+        return [json.loads(r[0]) for r in rows]
+
+    def nearest(self, device_id: int, when: float, within: float) -> dict[str, Any] | None:
+        rows = self.db.conn().execute(
+            "SELECT data FROM messages WHERE device_id=? AND timestamp BETWEEN ? AND ?"
+            " ORDER BY abs(timestamp - ?) LIMIT 1",
+            (device_id, when - within, when + within, when)).fetchall()
+        return json.loads(rows[0][0]) if rows else None
+
+
+def _conn(row: Any) -> Connection:
+    return Connection(**json.loads(row["data"]))
+
+
+class SqliteConnectionRegistry:
+    def __init__(self, db: Database) -> None:
+        self.db = db
+
+    def open(self, conn: Connection) -> None:
+        with self.db.tx() as c:
+            c.execute("INSERT OR REPLACE INTO connections (id, device_id, gateway_id, data)"
+                      " VALUES (?,?,?,?)",
+                      (conn.id, conn.device_id, conn.gateway_id, json.dumps(asdict(conn))))
+
+    def close(self, conn_id: int) -> Connection | None:
+        with self.db.tx() as c:
+            row = c.execute("SELECT data FROM connections WHERE id=?", (conn_id,)).fetchone()
+            c.execute("DELETE FROM connections WHERE id=?", (conn_id,))
+        return _conn(row) if row else None
+
+    def get(self, conn_id: int) -> Connection | None:
+        row = self.db.conn().execute("SELECT data FROM connections WHERE id=?",
+                                     (conn_id,)).fetchone()
+        return _conn(row) if row else None
+
+    def list(self, device_ids: tuple[int, ...] | None = None) -> list[Connection]:
+        if device_ids is None:
+            rows = self.db.conn().execute("SELECT data FROM connections ORDER BY id")
+        elif not device_ids:
+            return []
+        else:
+            rows = self.db.conn().execute(
+                f"SELECT data FROM connections WHERE device_id IN ({_in(device_ids)})"
+                " ORDER BY id", device_ids)
+        return [_conn(r) for r in rows]
+
+    def of_gateway(self, gateway_id: str) -> list[Connection]:
+        rows = self.db.conn().execute("SELECT data FROM connections WHERE gateway_id=?",
+                                      (gateway_id,))
+        return [_conn(r) for r in rows]
+
+    def drop_gateway(self, gateway_id: str) -> list[Connection]:
+        with self.db.tx() as c:
+            rows = c.execute("SELECT data FROM connections WHERE gateway_id=?",
+                             (gateway_id,)).fetchall()
+            c.execute("DELETE FROM connections WHERE gateway_id=?", (gateway_id,))
+        return [_conn(r) for r in rows]
+
+
+def _cmd(row: Any) -> Command:
+    return Command(**json.loads(row["data"]))
+
+
+def _cmd_values(cmd: Command) -> tuple[Any, ...]:
+    return (cmd.device_id, cmd.status, cmd.gateway_id, cmd.expires,
+            cmd.timestamp if cmd.final else None, json.dumps(asdict(cmd)))
+
+
+class SqliteCommandStore:
+    def __init__(self, db: Database) -> None:
+        self.db = db
+
+    def add(self, cmd: Command) -> Command:
+        with self.db.tx() as c:
+            cur = c.execute("INSERT INTO commands (device_id, status, gateway_id, expires,"
+                            " finished, data) VALUES (?,?,?,?,?,?)", _cmd_values(cmd))
+            cmd = cmd.with_changes(id=int(cur.lastrowid or 0))
+            c.execute("UPDATE commands SET data=? WHERE id=?", (json.dumps(asdict(cmd)), cmd.id))
+        return cmd
+
+    def get(self, command_id: int) -> Command | None:
+        row = self.db.conn().execute("SELECT data FROM commands WHERE id=?",
+                                     (command_id,)).fetchone()
+        return _cmd(row) if row else None
+
+    def update(self, cmd: Command, *, expect_status: str | None = None) -> bool:
+        sql = ("UPDATE commands SET device_id=?, status=?, gateway_id=?, expires=?, finished=?,"
+               " data=? WHERE id=?")
+        params: list[Any] = [*_cmd_values(cmd), cmd.id]
+        if expect_status is not None:
+            sql += " AND status=?"
+            params.append(expect_status)
+        with self.db.tx() as c:
+            return c.execute(sql, params).rowcount == 1
+
+    def pending(self, device_id: int) -> list[Command]:
+        rows = self.db.conn().execute(
+            "SELECT data FROM commands WHERE device_id=? AND status IN (?,?) ORDER BY id",
+            (device_id, QUEUED, SENT))
+        return [_cmd(r) for r in rows]
+
+    def assigned(self, gateway_id: str) -> list[Command]:
+        rows = self.db.conn().execute(
+            "SELECT data FROM commands WHERE gateway_id=? AND status=? ORDER BY id",
+            (gateway_id, QUEUED))
+        return [_cmd(r) for r in rows]
+
+    def expiring(self, now: float, limit: int = 500) -> list[Command]:
+        rows = self.db.conn().execute(
+            "SELECT data FROM commands WHERE status IN (?,?) AND expires < ? ORDER BY expires"
+            " LIMIT ?", (QUEUED, SENT, now, limit))
+        return [_cmd(r) for r in rows]
+
+    def results(self, device_ids: tuple[int, ...], *, time_from: float | None = None,
+                time_to: float | None = None, count: int = 1000) -> list[Command]:
+        if not device_ids:
+            return []
+        params: list[Any] = [*device_ids, *FINAL_STATES]
+        where = [f"device_id IN ({_in(device_ids)})", f"status IN ({_in(FINAL_STATES)})"]
+        if time_from is not None:
+            where.append("finished >= ?")
+            params.append(time_from)
+        if time_to is not None:
+            where.append("finished <= ?")
+            params.append(time_to)
+        params.append(count)
+        rows = self.db.conn().execute(
+            f"SELECT data FROM commands WHERE {' AND '.join(where)} ORDER BY finished, id"
+            " LIMIT ?", params)
+        return [_cmd(r) for r in rows]

@@ -1,0 +1,1 @@
+"""The MDVR gateway: the only package that touches device sockets."""

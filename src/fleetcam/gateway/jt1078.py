@@ -1,0 +1,129 @@
+"""One JT/T 1078 media connection: packets in, whole frames out to the media sinks."""
+from __future__ import annotations
+
+import asyncio
+import logging
+import secrets
+from typing import TYPE_CHECKING, Protocol
+
+from fleetcam.domain.gateway import Connection
+from fleetcam.domain.models import Device
+from fleetcam.protocol.errors import ProtocolError
+from fleetcam.protocol.jt1078.reassembly import FrameAssembler, FrameDropped, MediaFrame
+from fleetcam.protocol.jt1078.stream import NEED_DATA, Jt1078Decoder, PacketError
+
+if TYPE_CHECKING:
+    from fleetcam.gateway.server import Gateway
+
+log = logging.getLogger(__name__)
+BOGUS_BUDGET = 100
+
+
+class MediaSink(Protocol):
+    """Receives whole frames of a device's media connection (live HLS, clip recording)."""
+
+    def on_frame(self, device: Device, connection_id: int, frame: MediaFrame) -> None: ...
+
+    def on_close(self, device: Device, connection_id: int, reason: str) -> None: ...
+
+
+class Jt1078Session(asyncio.Protocol):
+    """Frames are parsed inline in ``data_received`` (no task, no store call per packet): the
+    hot path of the gateway."""
+
+    def __init__(self, gw: Gateway) -> None:
+        self.gw = gw
+        self.decoder = Jt1078Decoder()
+        self.assembler = FrameAssembler()
+        self.transport: asyncio.Transport | None = None
+        self.conn_id = secrets.randbits(52)
+        self.source = ""
+        self.device: Device | None = None
+        self.sim = ""
+        self.connection: Connection | None = None
+        self.looking_up = False
+        self.held: list[MediaFrame] = []
+        self.bogus = 0
+        self.last_rx = 0.0
+        self.frames = 0
+        self.bytes = 0
+        self.closing_reason = "device closed"
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        self.transport = transport  # type: ignore[assignment]
+        peer = transport.get_extra_info("peername") or ("?", 0)
+        self.source = f"{peer[0]}:{peer[1]}"
+        self.last_rx = self.gw.loop_time()
+        self.gw.sessions_1078.add(self)
+
+    def data_received(self, data: bytes) -> None:
+        self.last_rx = self.gw.loop_time()
+        self.bytes += len(data)
+        try:
+            self.decoder.receive_data(data)
+            while (ev := self.decoder.next_event()) is not NEED_DATA:
+                if isinstance(ev, PacketError):
+                    self._bogus(ev.reason)
+                    continue
+                out = self.assembler.push(ev)  # type: ignore[arg-type]
+                if isinstance(out, MediaFrame):
+                    self._frame(out)
+                elif isinstance(out, FrameDropped):
+                    self.gw.stats["dropped_frames"] += 1
+        except ProtocolError as e:
+            self.close(f"protocol error: {e}")
+
+    def _frame(self, frame: MediaFrame) -> None:
+        self.frames += 1
+        self.gw.stats["frames"] += 1
+        self.gw.stats["frame_bytes"] += len(frame.data)
+        if self.device is None:
+            if len(self.held) < 64:  # frames before the SIM lookup finishes (bounded)
+                self.held.append(frame)
+            if not self.looking_up:
+                self.looking_up = True
+                self.sim = frame.sim
+                self.gw.spawn(self._identify(frame.sim, frame.channel))
+            return
+        for sink in self.gw.sinks:
+            sink.on_frame(self.device, self.conn_id, frame)
+
+    async def _identify(self, sim: str, channel: int) -> None:
+        device = await self.gw.call(self.gw.c.device_repo.find_by_ident, sim)
+        if device is None:
+            device = await self.gw.call(self.gw.c.device_repo.find_by_ident, sim.lstrip("0"))
+        if device is None:
+            self.close(f"media from unknown SIM {sim}")
+            return
+        self.device = device
+        self.connection = Connection(
+            id=self.conn_id, device_id=device.id, ident=device.ident,
+            established=self.gw.clock.now(), source=self.source, secondary=True,
+            gateway_id=self.gw.gateway_id, meta={"protocol": "jt1078", "channel": channel})
+        await self.gw.call(self.gw.connections.opened, self.connection)
+        held, self.held = self.held, []
+        for frame in held:
+            for sink in self.gw.sinks:
+                sink.on_frame(device, self.conn_id, frame)
+
+    def _bogus(self, reason: str) -> None:
+        self.bogus += 1
+        log.warning("jt1078 conn %s (%s): %s", self.conn_id, self.source, reason)
+        if self.bogus > BOGUS_BUDGET:
+            self.close("too many bad packets")
+
+    def close(self, reason: str) -> None:
+        if self.transport is not None and not self.transport.is_closing():
+            self.closing_reason = reason
+            log.info("jt1078 conn %s (%s): closing: %s", self.conn_id, self.source, reason)
+            self.transport.close()
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self.gw.sessions_1078.discard(self)
+        self.assembler = FrameAssembler()  # partial frames are never handed on
+        if self.device is not None:
+            for sink in self.gw.sinks:
+                sink.on_close(self.device, self.conn_id, self.closing_reason)
+        if self.connection is not None:
+            self.gw.spawn(self.gw.call(self.gw.connections.closed, self.conn_id,
+                                       self.closing_reason))

@@ -1,0 +1,246 @@
+"""One JT/T 808 signalling connection: codec in, services decide, codec out."""
+from __future__ import annotations
+
+import asyncio
+import logging
+import secrets
+from typing import TYPE_CHECKING, Any
+
+from fleetcam.domain import keys
+from fleetcam.domain.gateway import Command, Connection
+from fleetcam.domain.models import Device
+from fleetcam.gateway import translate
+from fleetcam.protocol.errors import ProtocolError
+from fleetcam.protocol.jt808 import messages as m
+from fleetcam.protocol.jt808.connection import NEED_DATA, FrameError, Jt808Connection, Message
+from fleetcam.protocol.jt808.ids import MsgId, Result
+
+if TYPE_CHECKING:
+    from fleetcam.gateway.server import Gateway
+
+log = logging.getLogger(__name__)
+INBOX_MAX = 1000
+BOGUS_BUDGET = 50
+"""Undecodable frames and pre-authentication messages a connection may send before we close
+it (aiosmtpd's bogus budget)."""
+PRE_AUTH_ALLOWED = (m.Register, m.Authenticate, m.Heartbeat, m.GeneralResponse)
+
+
+class Jt808Session(asyncio.Protocol):
+    def __init__(self, gw: Gateway) -> None:
+        self.gw = gw
+        self.codec = Jt808Connection()
+        self.transport: asyncio.Transport | None = None
+        self.conn_id = secrets.randbits(52)
+        self.source = ""
+        self.device: Device | None = None
+        self.phone = ""
+        self.version2019 = False
+        self.protocol_version = 1
+        self.connection: Connection | None = None
+        self.inbox: asyncio.Queue[Message | FrameError | None] = asyncio.Queue(INBOX_MAX)
+        self.awaiting: dict[int, Command] = {}
+        self.bogus = 0
+        self.last_rx = 0.0
+        self.closing_reason = "device closed"
+        self.task: asyncio.Task[None] | None = None
+
+    # -- asyncio.Protocol -------------------------------------------------------------
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        self.transport = transport  # type: ignore[assignment]
+        peer = transport.get_extra_info("peername") or ("?", 0)
+        self.source = f"{peer[0]}:{peer[1]}"
+        self.last_rx = self.gw.loop_time()
+        self.gw.sessions_808.add(self)
+        self.task = asyncio.get_running_loop().create_task(self._run())
+
+    def data_received(self, data: bytes) -> None:
+        self.last_rx = self.gw.loop_time()
+        try:
+            self.codec.receive_data(data, self.gw.clock.now())
+            while (event := self.codec.next_event()) is not NEED_DATA:
+                self.inbox.put_nowait(event)  # type: ignore[arg-type]
+        except ProtocolError as e:
+            self.close(f"protocol error: {e}")
+        except asyncio.QueueFull:
+            self.close("inbox overflow (device sends faster than it is served)")
+
+    def eof_received(self) -> bool | None:
+        return None
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self.gw.sessions_808.discard(self)
+        self.inbox.put_nowait(None) if not self.inbox.full() else None
+        if self.task is not None and self.inbox.full():
+            self.task.cancel()
+        self.gw.spawn(self._closed())
+
+    # -- lifecycle --------------------------------------------------------------------
+    def close(self, reason: str) -> None:
+        if self.transport is not None and not self.transport.is_closing():
+            self.closing_reason = reason
+            log.info("jt808 conn %s (%s, %s): closing: %s", self.conn_id, self.source,
+                     self.phone or "?", reason)
+            self.transport.close()
+
+    async def _closed(self) -> None:
+        if self.device is not None and self.gw.sessions_by_device.get(self.device.id) is self:
+            del self.gw.sessions_by_device[self.device.id]
+        if self.connection is not None:
+            await self.gw.call(self.gw.connections.closed, self.conn_id, self.closing_reason)
+
+    async def _run(self) -> None:
+        while (event := await self.inbox.get()) is not None:
+            try:
+                if isinstance(event, FrameError):
+                    await self._bogus(f"bad frame: {event.reason}", event.raw)
+                else:
+                    await self.handle(event)
+            except Exception:  # one bad message must not kill the connection's loop
+                log.exception("jt808 conn %s: handling %r failed", self.conn_id, event)
+
+    async def _bogus(self, reason: str, raw: bytes = b"") -> None:
+        self.bogus += 1
+        log.warning("jt808 conn %s (%s): %s %s", self.conn_id, self.source, reason,
+                    raw[:64].hex())
+        if self.bogus > BOGUS_BUDGET:
+            self.close("too many bad frames")
+
+    def send(self, body: Any, msg_id: int | None = None) -> int:
+        """Encode and write a platform message; returns the serial it went out with."""
+        data = self.codec.send(body, phone=self.phone, version2019=self.version2019,
+                               protocol_version=self.protocol_version, msg_id=msg_id)
+        if self.transport is not None and not self.transport.is_closing():
+            self.transport.write(data)
+        return self.codec.last_serial
+
+    def reply(self, msg: Message, result: int = Result.SUCCESS) -> None:
+        self.send(m.GeneralResponse(reply_serial=msg.header.serial, reply_id=msg.header.msg_id,
+                                    result=result), msg_id=MsgId.PLATFORM_RESPONSE)
+
+    # -- messages ---------------------------------------------------------------------
+    async def handle(self, msg: Message) -> None:
+        h, body = msg.header, msg.body
+        self.phone, self.version2019 = h.phone, h.version2019
+        self.protocol_version = h.protocol_version
+        if self.device is None and not isinstance(body, PRE_AUTH_ALLOWED):
+            self.reply(msg, Result.FAILURE)
+            await self._bogus(f"{type(body).__name__} before authentication")
+            return
+        handler = getattr(self, f"on_{type(body).__name__}", None)
+        if handler is None:
+            self.reply(msg, Result.NOT_SUPPORTED if isinstance(body, m.UnknownMessage)
+                       else Result.SUCCESS)
+            return
+        await handler(msg, body)
+
+    async def on_Register(self, msg: Message, body: m.Register) -> None:
+        device = await self.gw.call(self.gw.register_device, msg.header.phone, body)
+        if device is None:
+            self.send(m.RegisterResponse(reply_serial=msg.header.serial, result=4, auth_code=""),
+                      msg_id=MsgId.REGISTER_RESPONSE)
+            await self._bogus(f"registration of unknown terminal {msg.header.phone}")
+            return
+        self.send(m.RegisterResponse(reply_serial=msg.header.serial, result=0,
+                                     auth_code=device.auth_code), msg_id=MsgId.REGISTER_RESPONSE)
+
+    async def on_Authenticate(self, msg: Message, body: m.Authenticate) -> None:
+        device = await self.gw.call(self.gw.authenticate, msg.header.phone, body.auth_code)
+        if device is None:
+            self.reply(msg, Result.FAILURE)
+            await self._bogus(f"failed authentication of {msg.header.phone}")
+            return
+        self.device = device
+        previous = self.gw.sessions_by_device.get(device.id)
+        if previous is not None and previous is not self:
+            previous.close("replaced by a new connection")
+        self.gw.sessions_by_device[device.id] = self
+        self.connection = Connection(
+            id=self.conn_id, device_id=device.id, ident=device.ident,
+            established=self.gw.clock.now(), source=self.source, gateway_id=self.gw.gateway_id,
+            meta={"protocol": "jt808", "version": 2019 if self.version2019 else 2013})
+        await self.gw.call(self.gw.connections.opened, self.connection)
+        self.reply(msg)
+        await self.deliver()
+
+    async def on_Heartbeat(self, msg: Message, body: m.Heartbeat) -> None:
+        self.reply(msg)
+
+    async def on_Unregister(self, msg: Message, body: m.Unregister) -> None:
+        if self.device is not None:
+            await self.gw.call(self.gw.unregister, self.device)
+        self.reply(msg)
+        self.close("terminal unregistered")
+
+    async def on_Location(self, msg: Message, body: m.Location) -> None:
+        assert self.device is not None
+        message = translate.location_message(body, self.device.id, self.device.ident,
+                                             self.gw.clock.now())
+        await self.gw.call(self.gw.messages.register, self.device.id, [message])
+        self.reply(msg)
+
+    async def on_BatchLocation(self, msg: Message, body: m.BatchLocation) -> None:
+        assert self.device is not None
+        now = self.gw.clock.now()
+        batch = [translate.location_message(loc, self.device.id, self.device.ident, now)
+                 for loc in body.locations]
+        await self.gw.call(self.gw.messages.register, self.device.id, batch)
+        self.reply(msg)
+
+    async def on_MultimediaEvent(self, msg: Message, body: m.MultimediaEvent) -> None:
+        self.reply(msg)
+
+    async def on_MultimediaData(self, msg: Message, body: m.MultimediaData) -> None:
+        assert self.device is not None
+        if body.media_type == 0 and body.data:  # an image: store it, ingest makes the file
+            created = body.location.time if body.location else self.gw.clock.now()
+            await self.gw.call(self.gw.store_photo, self.device, body.channel, created,
+                               body.media_id, body.data)
+        self.send(m.MultimediaUploadResponse(media_id=body.media_id, retransmit=()),
+                  msg_id=MsgId.MULTIMEDIA_UPLOAD_RESPONSE)
+
+    async def on_GeneralResponse(self, msg: Message, body: m.GeneralResponse) -> None:
+        await self._answer(body.reply_serial, msg.header.msg_id, body)
+
+    async def on_ResourceList(self, msg: Message, body: m.ResourceList) -> None:
+        await self._answer(body.reply_serial, msg.header.msg_id, body)
+        self.reply(msg)
+
+    async def on_SnapshotResponse(self, msg: Message, body: m.SnapshotResponse) -> None:
+        await self._answer(body.reply_serial, msg.header.msg_id, body)
+        self.reply(msg)
+
+    async def on_FileUploadDone(self, msg: Message, body: m.FileUploadDone) -> None:
+        await self._answer(body.reply_serial, msg.header.msg_id, body)
+        self.reply(msg)
+
+    async def on_AvAttributes(self, msg: Message, body: m.AvAttributes) -> None:
+        self.reply(msg)
+
+    async def _answer(self, serial: int, msg_id: int, body: Any) -> None:
+        cmd = self.awaiting.get(serial)
+        if cmd is None:
+            return
+        final_ids = translate.answer_ids(cmd)
+        if msg_id not in final_ids:
+            return
+        if msg_id == 0x0001 and final_ids[0] != 0x0001 and getattr(body, "result", 0) == 0:
+            return  # an acknowledgement; the real answer follows
+        del self.awaiting[serial]
+        executed, response = translate.command_response(body)
+        await self.gw.call(self.gw.commands.finish, cmd, executed, response)
+
+    # -- commands ---------------------------------------------------------------------
+    async def deliver(self) -> None:
+        """Send this device's queued commands (on connect, and when the queue grows)."""
+        if self.device is None:
+            return
+        for cmd in await self.gw.call(self.gw.commands.claim, self.device.id, self.gw.gateway_id):
+            body = translate.command_message(cmd, self.gw.media_host, self.gw.settings.jt1078_port)
+            msg_id = body.msg_id if isinstance(body, m.UnknownMessage) else None
+            sent = await self.gw.call(self.gw.commands.mark_sent, cmd, None)
+            if sent is None:
+                continue  # canceled meanwhile, or another copy took it
+            serial = self.send(body, msg_id=msg_id)
+            self.awaiting[serial] = sent.with_changes(serial=serial)
+            await self.gw.call(self.gw.commands.store.update, self.awaiting[serial])

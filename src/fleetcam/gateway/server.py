@@ -1,0 +1,212 @@
+"""The gateway service: JT/T 808 and JT/T 1078 listeners over asyncio, and their housekeeping."""
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import io
+import logging
+import secrets
+import socket
+from collections.abc import Awaitable, Callable, Coroutine
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any, TypeVar
+
+from fleetcam.config import Settings
+from fleetcam.domain.models import Device
+from fleetcam.errors import Conflict
+from fleetcam.gateway.jt808 import Jt808Session
+from fleetcam.gateway.jt1078 import Jt1078Session, MediaSink
+from fleetcam.protocol.jt808 import messages as m
+from fleetcam.runtime.container import Container
+from fleetcam.services.gateway import CommandService, ConnectionService, MessageService
+from fleetcam.services.media import upload_options
+
+log = logging.getLogger(__name__)
+T = TypeVar("T")
+HOUSEKEEPING_EVERY = 1.0
+
+
+class Gateway:
+    """Terminates device connections; state that must survive lives in the shared stores, so
+    several copies can run behind one load balancer."""
+
+    def __init__(self, container: Container, settings: Settings | None = None) -> None:
+        self.c = container
+        self.settings = settings or container.settings
+        self.clock = container.clock
+        self.messages: MessageService = container.messages
+        self.connections: ConnectionService = container.connections
+        self.commands: CommandService = container.commands
+        self.gateway_id = f"gw-{socket.gethostname()}-{secrets.token_hex(4)}"
+        self.media_host = self.settings.media_host or _own_address()
+        self.sessions_808: set[Jt808Session] = set()
+        self.sessions_by_device: dict[int, Jt808Session] = {}
+        self.sessions_1078: set[Jt1078Session] = set()
+        self.sinks: list[MediaSink] = []
+        self.stats = {"frames": 0, "frame_bytes": 0, "dropped_frames": 0}
+        self._executor = ThreadPoolExecutor(max_workers=4, thread_name_prefix="gw-store")
+        self._servers: list[asyncio.base_events.Server] = []
+        self._tasks: set[asyncio.Task[Any]] = set()
+        self._wake = asyncio.Event()
+        self.loop: asyncio.AbstractEventLoop | None = None
+        self.commands.wake.append(self._wake_threadsafe)
+        self.connections.drop_listeners.append(self._dropped_threadsafe)
+
+    # -- plumbing ---------------------------------------------------------------------
+    def loop_time(self) -> float:
+        assert self.loop is not None
+        return self.loop.time()
+
+    async def call(self, fn: Callable[..., T], *args: Any) -> T:
+        """Run a (blocking) store call off the event loop."""
+        assert self.loop is not None
+        return await self.loop.run_in_executor(self._executor, fn, *args)
+
+    def spawn(self, coro: Coroutine[Any, Any, Any]) -> None:
+        assert self.loop is not None
+        task = self.loop.create_task(coro)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    def _wake_threadsafe(self, gateway_id: str) -> None:
+        if gateway_id == self.gateway_id and self.loop is not None and not self.loop.is_closed():
+            self.loop.call_soon_threadsafe(self._wake.set)
+
+    def _dropped_threadsafe(self, conn: Any) -> None:
+        if self.loop is not None and not self.loop.is_closed():
+            self.loop.call_soon_threadsafe(self._close_conn, conn.id, "user")
+
+    def _close_conn(self, conn_id: int, reason: str) -> None:
+        for s in [*self.sessions_808, *self.sessions_1078]:
+            if s.conn_id == conn_id:
+                s.close(reason)
+
+    # -- lifecycle --------------------------------------------------------------------
+    async def start(self) -> None:
+        self.loop = asyncio.get_running_loop()
+        stale = await self.call(self.connections.registry.drop_gateway, self.gateway_id)
+        for conn in stale:
+            self.connections.journal.state(conn.device_id, f"connections/{conn.id}", None)
+        host = self.settings.gateway_host
+        self._servers.append(await self.loop.create_server(
+            lambda: Jt808Session(self), host, self.settings.jt808_port, reuse_address=True))
+        self._servers.append(await self.loop.create_server(
+            lambda: Jt1078Session(self), host, self.settings.jt1078_port, reuse_address=True))
+        self.spawn(self._housekeeping())
+        log.info("gateway %s: JT/T 808 on %s:%d, JT/T 1078 on %s:%d", self.gateway_id, host,
+                 self.port_808, host, self.port_1078)
+
+    @property
+    def port_808(self) -> int:
+        return int(self._servers[0].sockets[0].getsockname()[1])
+
+    @property
+    def port_1078(self) -> int:
+        return int(self._servers[1].sockets[0].getsockname()[1])
+
+    async def stop(self) -> None:
+        for srv in self._servers:
+            srv.close()
+        for s in [*self.sessions_808, *self.sessions_1078]:
+            s.close("gateway stopping")
+        for srv in self._servers:
+            with contextlib.suppress(Exception):
+                await asyncio.wait_for(srv.wait_closed(), 5)
+        await asyncio.sleep(0)
+        for t in list(self._tasks):
+            t.cancel()
+        for t in list(self._tasks):
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await t
+        self._executor.shutdown(wait=True)
+
+    async def _housekeeping(self) -> None:
+        """Deliver commands routed here, close idle or dropped connections, ask for missing
+        sub-packages."""
+        ticks = 0
+        while True:
+            with contextlib.suppress(asyncio.TimeoutError):
+                await asyncio.wait_for(self._wake.wait(), HOUSEKEEPING_EVERY)
+            self._wake.clear()
+            try:
+                await self._deliver_assigned()
+                await self._reconcile()
+                self._expire_idle()
+                ticks += 1
+                if ticks % 5 == 0:  # any copy may expire commands; updates are conditional
+                    await self.call(self.commands.expire)
+            except Exception:
+                log.exception("gateway housekeeping failed")
+
+    async def _deliver_assigned(self) -> None:
+        pending = await self.call(self.commands.store.assigned, self.gateway_id)
+        for device_id in dict.fromkeys(c.device_id for c in pending):
+            session = self.sessions_by_device.get(device_id)
+            if session is not None:
+                await session.deliver()
+
+    async def _reconcile(self) -> None:
+        """Close connections the shared store no longer lists (dropped through another copy)."""
+        known = {c.id for c in await self.call(self.connections.registry.of_gateway,
+                                               self.gateway_id)}
+        for s in list(self.sessions_808):
+            if s.connection is not None and s.conn_id not in known:
+                s.connection = None  # already forgotten; do not announce twice
+                s.close("dropped by user")
+
+    def _expire_idle(self) -> None:
+        now = self.loop_time()
+        for s in [*self.sessions_808, *self.sessions_1078]:
+            if now - s.last_rx > self.settings.idle_timeout:
+                s.close("idle timeout")
+        wall = self.clock.now()
+        for s in list(self.sessions_808):
+            for need in s.codec.expired(wall):
+                s.send(m.ResendRequest(original_serial=need.header.serial,
+                                       packet_ids=tuple(need.missing)))
+
+    # -- device-facing use cases (run in the store executor) ---------------------------
+    def register_device(self, phone: str, body: m.Register) -> Device | None:
+        repo = self.c.device_repo
+        device = repo.find_by_ident(phone)
+        if device is None:
+            if not self.settings.auto_register:
+                return None
+            try:
+                device = self.c.devices.create([{"ident": phone, "name": body.plate or phone}])[0]
+            except Conflict:
+                device = repo.find_by_ident(phone)
+                if device is None:
+                    return None
+        if not device.auth_code:
+            device = repo.update(device.with_changes(auth_code=secrets.token_hex(8)))
+        return device
+
+    def authenticate(self, phone: str, code: str) -> Device | None:
+        device = self.c.device_repo.find_by_ident(phone)
+        if device is None or not device.enabled or not device.auth_code:
+            return None
+        if not secrets.compare_digest(device.auth_code.encode(), code.encode()):
+            return None
+        return device
+
+    def unregister(self, device: Device) -> None:
+        self.c.device_repo.update(self.c.device_repo.get(device.id).with_changes(auth_code=""))
+
+    def store_photo(self, device: Device, channel: int, created: float, media_id: int,
+                    data: bytes) -> None:
+        """Write a pushed photo as a raw media object; the ingest handler makes the file."""
+        options = upload_options({"name": f"photo-ch{channel}-{int(created)}-{media_id}.jpg",
+                                  "channel": channel, "created": created}, None)
+        self.c.media.write_object(device, io.BytesIO(data), content_type="image/jpeg",
+                                  options=options, size_hint=len(data))
+
+
+def _own_address() -> str:
+    """This host's address as its own name resolves (set FLEETCAM_MEDIA_HOST in production)."""
+    with contextlib.suppress(OSError):
+        return socket.gethostbyname(socket.gethostname())
+    return "127.0.0.1"
+
+
+__all__ = ["Gateway", "Awaitable"]

@@ -1,0 +1,175 @@
+"""Device messages, connections and the commands queue: what the gateway and the API share."""
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Iterable
+from typing import Any
+
+from fleetcam.domain.gateway import (CANCELED, EXPIRED, PROCESSED, QUEUED, SENT, Command,
+                                     Connection, validate_command, validate_ttl)
+from fleetcam.errors import FleetcamError, NotFound
+from fleetcam.ports import Clock, CommandStore, ConnectionRegistry, MessageStore
+from fleetcam.services.journal import Journal
+
+log = logging.getLogger(__name__)
+
+
+class NotConnected(FleetcamError):
+    """flespi's error for a real-time command to an offline device."""
+
+    code = 2
+
+
+class MessageService:
+    """Every location and event becomes a stored, published device message."""
+
+    def __init__(self, store: MessageStore, journal: Journal) -> None:
+        self.store = store
+        self.journal = journal
+        self.listeners: list[Callable[[int, dict[str, Any]], None]] = []
+
+    def register(self, device_id: int, messages: list[dict[str, Any]]) -> None:
+        if not messages:
+            return
+        self.store.append(device_id, messages)
+        for m in messages:
+            self.journal.message(device_id, m)
+            for listener in self.listeners:
+                listener(device_id, m)
+
+
+class ConnectionService:
+    def __init__(self, registry: ConnectionRegistry, journal: Journal) -> None:
+        self.registry = registry
+        self.journal = journal
+        self.drop_listeners: list[Callable[[Connection], None]] = []
+
+    def opened(self, conn: Connection) -> None:
+        self.registry.open(conn)
+        self.journal.state(conn.device_id, f"connections/{conn.id}", conn.as_json())
+        self.journal.record(conn.device_id, "device_connected", conn.as_json(),
+                            topic="connections/connected")
+
+    def closed(self, conn_id: int, reason: str) -> Connection | None:
+        conn = self.registry.close(conn_id)
+        if conn is not None:
+            self.journal.state(conn.device_id, f"connections/{conn.id}", None)
+            self.journal.record(conn.device_id, "device_disconnected",
+                                {**conn.as_json(), "reason": reason},
+                                topic="connections/disconnected")
+        return conn
+
+    def drop(self, device_ids: Iterable[int], conn_id: int) -> Connection:
+        """A user's DELETE: forget it in the shared store (the holding gateway notices) and
+        tell local gateways at once."""
+        conn = self.registry.get(conn_id)
+        if conn is None or conn.device_id not in set(device_ids):
+            raise NotFound(f"connection {conn_id} not found")
+        self.closed(conn_id, "user")
+        for listener in self.drop_listeners:
+            listener(conn)
+        return conn
+
+    def online(self, device_id: int) -> Connection | None:
+        primary = [c for c in self.registry.list((device_id,)) if not c.secondary]
+        return primary[-1] if primary else None
+
+
+class CommandService:
+    """The durable commands queue: queued → sent → processed, or canceled / expired."""
+
+    def __init__(self, store: CommandStore, connections: ConnectionService, journal: Journal,
+                 clock: Clock) -> None:
+        self.store = store
+        self.connections = connections
+        self.journal = journal
+        self.clock = clock
+        self.wake: list[Callable[[str], None]] = []
+        """Local gateways register here to learn at once that their queue grew."""
+
+    def _publish(self, cmd: Command, step: str) -> None:
+        body = cmd.result_json() if step in (PROCESSED, CANCELED, EXPIRED) else cmd.queue_json()
+        self.journal.record(cmd.device_id, f"command_{step}", body,
+                            topic=f"commands-queue/{cmd.name}/{step}")
+        self.journal.state(cmd.device_id, f"commands-queue/{cmd.id}",
+                           None if cmd.final else cmd.queue_json())
+
+    def enqueue(self, device_ids: Iterable[int], items: list[Any],
+                ttl_override: int | None = None) -> list[Command]:
+        """Queue each command for each device (validated first: all or nothing)."""
+        checked = [(*validate_command(item), ttl_override or validate_ttl(item))
+                   for item in items]
+        now = self.clock.now()
+        out = []
+        for device_id in device_ids:
+            conn = self.connections.online(device_id)
+            gateway = conn.gateway_id if conn else ""
+            for name, props, ttl in checked:
+                cmd = self.store.add(Command(id=0, device_id=device_id, name=name,
+                                             properties=props, queued=now, expires=now + ttl,
+                                             gateway_id=gateway))
+                self._publish(cmd, QUEUED)
+                out.append(cmd)
+                if gateway:
+                    for wake in self.wake:
+                        wake(gateway)
+        return out
+
+    def queue(self, device_ids: Iterable[int]) -> list[Command]:
+        return [c for d in device_ids for c in self.store.pending(d)]
+
+    def cancel(self, device_ids: Iterable[int], ids: list[int] | None) -> list[Command]:
+        wanted = None if ids is None else set(ids)
+        out = []
+        for cmd in self.queue(device_ids):
+            if wanted is not None and cmd.id not in wanted:
+                continue
+            done = cmd.with_changes(status=CANCELED, timestamp=self.clock.now(), executed=False)
+            if self.store.update(done, expect_status=cmd.status):
+                self._publish(done, CANCELED)
+                out.append(done)
+        return out
+
+    def results(self, device_ids: tuple[int, ...], **kw: Any) -> list[Command]:
+        return self.store.results(device_ids, **kw)
+
+    def expire(self) -> int:
+        """Finish every command whose ttl passed (run periodically)."""
+        n = 0
+        now = self.clock.now()
+        while batch := self.store.expiring(now):
+            for cmd in batch:
+                done = cmd.with_changes(status=EXPIRED, timestamp=now, executed=False,
+                                        response=cmd.response or "ttl expired")
+                if self.store.update(done, expect_status=cmd.status):
+                    self._publish(done, EXPIRED)
+                    n += 1
+        return n
+
+    # -- the gateway's side -----------------------------------------------------------
+    def claim(self, device_id: int, gateway_id: str) -> list[Command]:
+        """On connect: take over the device's queued commands (another copy may have held it)."""
+        out = []
+        for cmd in self.store.pending(device_id):
+            if cmd.status == QUEUED and cmd.gateway_id != gateway_id:
+                moved = cmd.with_changes(gateway_id=gateway_id)
+                if self.store.update(moved, expect_status=QUEUED):
+                    cmd = moved
+            if cmd.status == QUEUED:
+                out.append(cmd)
+        return out
+
+    def mark_sent(self, cmd: Command, serial: int | None) -> Command | None:
+        sent = cmd.with_changes(status=SENT, serial=serial, sent=self.clock.now())
+        if not self.store.update(sent, expect_status=QUEUED):
+            return None  # canceled or taken meanwhile
+        self._publish(sent, SENT)
+        return sent
+
+    def finish(self, cmd: Command, executed: bool, response: Any) -> Command | None:
+        done = cmd.with_changes(status=PROCESSED, executed=executed, response=response,
+                                timestamp=self.clock.now())
+        if not self.store.update(done, expect_status=cmd.status):
+            return None
+        self._publish(done, PROCESSED)
+        return done

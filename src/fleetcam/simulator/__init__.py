@@ -1,0 +1,1 @@
+"""A device simulator: virtual MDVRs speaking JT/T 808 and JT/T 1078 to a gateway."""

@@ -1,0 +1,76 @@
+"""A simulated media connection: test-pattern video as JT/T 1078 packets over TCP."""
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from collections.abc import Iterator
+
+from fleetcam.protocol.jt1078.nal import packetize
+from fleetcam.protocol.jt1078.packet import DataType, PayloadType, encode_packet
+
+log = logging.getLogger(__name__)
+BATCH_SECONDS = 1.0
+
+
+async def stream_video(host: str, port: int, *, sim: str, channel: int, codec: str, width: int,
+                       height: int, fps: int, bitrate: int, live: bool, start: int = 0,
+                       end: int = 0, speed: float = 4.0, stats: dict[str, int] | None = None
+                       ) -> None:
+    """Connect to the platform's media port and send video until told to stop (live) or
+    until the recording's end (playback, faster than real time by ``speed``; 0 = flat out);
+    then close the connection, which tells the platform the stream ended."""
+    from fleetcam.media.testpattern import encode_pattern
+
+    reader, writer = await asyncio.open_connection(host, port)
+    t0 = time.time() if live else float(start)
+    seconds = 10 * 365 * 86400.0 if live else float(end - start)
+    frames: Iterator = encode_pattern(codec, width, height, fps, start_time=t0, seconds=seconds,
+                                      bitrate=bitrate)
+    pt = PayloadType.H264 if codec == "h264" else PayloadType.H265
+    seq = 0
+    last_i = 0
+    wall0 = time.monotonic()
+    try:
+        while True:
+            batch = await asyncio.to_thread(_take, frames, max(1, int(fps * BATCH_SECONDS)))
+            if not batch:
+                break
+            for f in batch:
+                elapsed = f.time - t0
+                pace = 1.0 if live else speed
+                if pace > 0:
+                    due = wall0 + elapsed / pace
+                    delay = due - time.monotonic()
+                    if delay > 0:
+                        await asyncio.sleep(delay)
+                if f.keyframe:
+                    last_i = f.pts_ms
+                packets = packetize(f.data, sim=sim, channel=channel,
+                                    data_type=DataType.I_FRAME if f.keyframe else DataType.P_FRAME,
+                                    payload_type=pt, timestamp=int(f.time * 1000),
+                                    sequence_start=seq, last_i_interval=f.pts_ms - last_i,
+                                    last_frame_interval=1000 // fps)
+                seq = (seq + len(packets)) & 0xFFFF
+                writer.write(b"".join(encode_packet(p) for p in packets))
+                if stats is not None:
+                    stats["frames"] += 1
+            await writer.drain()
+            if reader.at_eof():
+                break
+    except (ConnectionError, OSError) as e:
+        log.info("sim stream %s/%d ended: %s", sim, channel, e)
+    finally:
+        writer.close()
+        with contextlib.suppress(Exception):
+            await writer.wait_closed()
+
+
+def _take(frames: Iterator, n: int) -> list:
+    out = []
+    for f in frames:
+        out.append(f)
+        if len(out) >= n:
+            break
+    return out
