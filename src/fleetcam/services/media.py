@@ -1,9 +1,11 @@
 """Device media storage: upload, ingest (the object-created handler), search, edit, delete."""
 from __future__ import annotations
 
+import base64
 import json
 import logging
 import os
+import tempfile
 from collections.abc import Callable, Iterable
 from typing import Any, BinaryIO
 
@@ -22,6 +24,7 @@ META_KEY = "fleetcam-meta"
 """The one user-metadata entry (ASCII JSON) that carries a file's upload options."""
 MAX_META_BYTES = 1800  # S3 allows 2 KB of user metadata in all
 MAX_IMAGE_BYTES = 64 * 1024 * 1024
+VIDEO_MIMES = ("video/mp4",)
 
 Prober = Callable[[BinaryIO | bytes], Any]
 
@@ -76,7 +79,8 @@ class MediaService:
     """The use cases of a device's media storage."""
 
     def __init__(self, store: ObjectStore, index: MediaIndex, devices: DeviceRepo,
-                 journal: Journal, clock: Clock, base_url: str, probe_image: Prober) -> None:
+                 journal: Journal, clock: Clock, base_url: str, probe_image: Prober,
+                 probe_video: Callable[[str], tuple[Any, bytes]] | None = None) -> None:
         self.store = store
         self.index = index
         self.devices = devices
@@ -84,6 +88,9 @@ class MediaService:
         self.clock = clock
         self.base_url = base_url
         self.probe_image = probe_image
+        self.probe_video = probe_video
+        self.created_listeners: list[Callable[[MediaFile], None]] = []
+        """Called after a new media file is recorded (device messages, command results)."""
 
     def render(self, f: MediaFile, **kw: Any) -> dict[str, Any]:
         return media_json(f, self.base_url, **kw)
@@ -158,6 +165,11 @@ class MediaService:
         if not self.index.add(f):
             return self.index.get(uuid)
         self.journal.record(device_id, "media_file_uploaded", self.render(f))
+        for listener in self.created_listeners:
+            try:
+                listener(f)
+            except Exception:  # the file exists; a follow-up failing must not undo that
+                log.exception("media-created listener failed for %s", f.uuid)
         return f
 
     def _build(self, device: Device, uuid: str, key: str, size: int, content_type: str,
@@ -168,22 +180,38 @@ class MediaService:
             raise Invalid(f"bad object metadata: {e}") from e
         total, protected, _ = self.index.usage(device.id)
         check_upload(device, size, total, protected)
-        if not content_type.startswith("image/") or size > MAX_IMAGE_BYTES:
-            # video packaging arrives with the media pipeline (issue 6)
-            raise CorruptMedia(f"unsupported media type {content_type!r}; "
-                               "JPEG and PNG images are accepted")
-        data = b"".join(self.store.read(key))
-        probed = self.probe_image(data)
+        if content_type in VIDEO_MIMES and self.probe_video is not None:
+            mime, meta, jpeg = self._probe_video(key)
+        elif content_type.startswith("image/") and size <= MAX_IMAGE_BYTES:
+            probed = self.probe_image(b"".join(self.store.read(key)))
+            mime, meta, jpeg = probed.mime, probed.meta, probed.jpeg
+        else:
+            raise CorruptMedia(f"unsupported media type {content_type!r}; JPEG and PNG images "
+                               "and MP4 video are accepted")
+        if options.get("command_id") is not None:
+            meta = {**meta, "command_id": options["command_id"]}
         now = self.clock.now()
         created = options.get("created")
         return MediaFile(
             uuid=uuid, device_id=device.id, key=key, name=options.get("name") or uuid,
-            size=size, mime=probed.mime, created=float(created if created is not None else now),
+            size=size, mime=mime, created=float(created if created is not None else now),
             uploaded=now, modified=now, protected=bool(options.get("protected")),
             shared=bool(options.get("shared")), channel_id=options.get("channel"),
-            preview=Preview(jpeg=probed.jpeg, meta=probed.meta),
-            attributes=options.get("attributes") or {},
+            preview=Preview(jpeg=jpeg, meta=meta), attributes=options.get("attributes") or {},
         )
+
+    def _probe_video(self, key: str) -> tuple[str, dict[str, Any], str]:
+        """Spool the object to a temporary file (streamed) and probe it there."""
+        assert self.probe_video is not None
+        with tempfile.NamedTemporaryFile(suffix=".mp4") as tmp:
+            for chunk in self.store.read(key):
+                tmp.write(chunk)
+            tmp.flush()
+            info, jpeg = self.probe_video(tmp.name)
+        meta = {"type": "video", "width": info.width, "height": info.height,
+                "duration": round(info.duration, 3), "codec": info.codec,
+                "fps": round(info.fps, 3), "has_audio": info.has_audio}
+        return "video/mp4", meta, base64.b64encode(jpeg).decode("ascii")
 
     # -- reading -----------------------------------------------------------------------
     def search(self, q: MediaQuery) -> list[MediaFile]:

@@ -1,0 +1,25 @@
+"""EventBridge schedule → retention sweep (TTL and rotation) and unfinished object deletions."""
+from __future__ import annotations
+
+from typing import Any
+
+from aws_lambda_powertools import Logger, Metrics, Tracer
+from aws_lambda_powertools.metrics import MetricUnit
+from aws_lambda_powertools.utilities.typing import LambdaContext
+
+from fleetcam.config import Settings
+from fleetcam.runtime.aws import build_aws
+
+logger, tracer, metrics = Logger(), Tracer(), Metrics()
+CONTAINER = build_aws(Settings.from_env())  # cold start, once
+
+
+@logger.inject_lambda_context
+@tracer.capture_lambda_handler
+@metrics.log_metrics
+def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, int]:
+    expired = CONTAINER.retention.sweep()
+    deleted = CONTAINER.media.finish_deletions()
+    metrics.add_metric(name="MediaExpired", unit=MetricUnit.Count, value=expired)
+    logger.info("sweep done", extra={"expired": expired, "objects_deleted": deleted})
+    return {"expired": expired, "objects_deleted": deleted}

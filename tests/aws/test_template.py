@@ -1,0 +1,186 @@
+"""template.yaml offline: cfn-lint, the SAM transform, and agreement with the code."""
+from __future__ import annotations
+
+import copy
+import json
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+from cfnlint.decode import decode
+from pynamodb.attributes import TTLAttribute
+from pynamodb.models import Model
+
+from fleetcam import config
+from fleetcam.adapters.aws import models
+
+ROOT = Path(__file__).resolve().parents[2]
+TEMPLATE = ROOT / "template.yaml"
+
+
+@pytest.fixture(scope="module")
+def template() -> dict[str, Any]:
+    """The template as data; cfn-lint's decoder understands !Ref, !GetAtt and !Sub."""
+    tpl, problems = decode(str(TEMPLATE))
+    assert not problems, problems
+    return json.loads(json.dumps(tpl))  # plain dicts and lists
+
+
+def _resources(template: dict[str, Any], type_: str) -> dict[str, dict[str, Any]]:
+    return {k: v for k, v in template["Resources"].items() if v["Type"] == type_}
+
+
+def _ref(value: Any) -> str | None:
+    return value.get("Ref") if isinstance(value, dict) else None
+
+
+def test_cfn_lint_passes() -> None:
+    cfn_lint = Path(sys.executable).with_name("cfn-lint")
+    cmd = [str(cfn_lint)] if cfn_lint.exists() else [sys.executable, "-m", "cfnlint"]
+    r = subprocess.run([*cmd, str(TEMPLATE)], capture_output=True, text=True, timeout=120)
+    assert r.returncode == 0, r.stdout + r.stderr
+
+
+def test_sam_translator_transforms_offline(template: dict[str, Any],
+                                           monkeypatch: pytest.MonkeyPatch) -> None:
+    from samtranslator.internal.managed_policies import get_bundled_managed_policy_map
+    from samtranslator.translator.transform import transform
+
+    class BundledPolicies:
+        def load(self) -> dict[str, str]:
+            return get_bundled_managed_policy_map("aws")  # type: ignore[no-any-return]
+
+    monkeypatch.setenv("AWS_DEFAULT_REGION", "us-east-1")
+    tpl = copy.deepcopy(template)
+    for res in tpl["Resources"].values():  # sam package would upload these
+        props = res.get("Properties", {})
+        for key in ("CodeUri", "ContentUri"):
+            if isinstance(props.get(key), str) and not props[key].startswith("s3://"):
+                props[key] = f"s3://fleetcam-artifacts/{props[key].strip('/')}.zip"
+    out = transform(tpl, {}, BundledPolicies())
+    res = out["Resources"]
+    assert "Transform" not in out
+    for name in ("ApiFunction", "IngestFunction", "SweeperFunction", "ReaperFunction"):
+        assert res[name]["Type"] == "AWS::Lambda::Function"
+    mappings = [r["Properties"] for r in res.values()
+                if r["Type"] == "AWS::Lambda::EventSourceMapping"]
+    sqs = next(m for m in mappings if "IngestQueue" in json.dumps(m["EventSourceArn"]))
+    assert sqs["FunctionResponseTypes"] == ["ReportBatchItemFailures"]
+    stream = next(m for m in mappings if "MediaTable" in json.dumps(m["EventSourceArn"]))
+    (flt,) = stream["FilterCriteria"]["Filters"]
+    assert json.loads(flt["Pattern"]) == {
+        "eventName": ["REMOVE"],
+        "userIdentity": {"type": ["Service"], "principalId": ["dynamodb.amazonaws.com"]}}
+
+
+# -- the template declares what the code uses -------------------------------------------
+def _model_table(model: type[Model]) -> dict[str, Any]:
+    """What the PynamoDB model implies, in CloudFormation's shape."""
+    schema = model._get_schema()
+    attrs = {d["AttributeName"]: d["AttributeType"] for d in schema["attribute_definitions"]}
+    gsis = {}
+    for gsi in schema["global_secondary_indexes"]:
+        attrs.update({d["AttributeName"]: d["AttributeType"]
+                      for d in gsi["attribute_definitions"]})
+        gsis[gsi["index_name"]] = (
+            {k["AttributeName"]: k["KeyType"] for k in gsi["key_schema"]},
+            gsi["projection"]["ProjectionType"])
+    ttl = [a.attr_name for a in model.get_attributes().values() if isinstance(a, TTLAttribute)]
+    return {"keys": {k["AttributeName"]: k["KeyType"] for k in schema["key_schema"]},
+            "attributes": attrs, "gsis": gsis, "ttl": ttl[0] if ttl else None}
+
+
+def _declared_table(props: dict[str, Any]) -> dict[str, Any]:
+    ttl = props.get("TimeToLiveSpecification", {})
+    return {
+        "keys": {k["AttributeName"]: k["KeyType"] for k in props["KeySchema"]},
+        "attributes": {d["AttributeName"]: d["AttributeType"]
+                       for d in props["AttributeDefinitions"]},
+        "gsis": {g["IndexName"]: ({k["AttributeName"]: k["KeyType"] for k in g["KeySchema"]},
+                                  g["Projection"]["ProjectionType"])
+                 for g in props.get("GlobalSecondaryIndexes", [])},
+        "ttl": ttl.get("AttributeName") if ttl.get("Enabled") else None,
+    }
+
+
+def _table_of_model(template: dict[str, Any], model: type[Model]) -> tuple[str, dict[str, Any]]:
+    """The table resource whose name the functions get in the model's env variable."""
+    env_name = config.AWS_TABLE_ENVS[model.__name__]
+    variables = template["Globals"]["Function"]["Environment"]["Variables"]
+    assert env_name in variables, f"Globals do not set {env_name}"
+    logical = _ref(variables[env_name])
+    assert logical in template["Resources"], f"{env_name} names no resource"
+    table = template["Resources"][logical]
+    assert table["Type"] == "AWS::DynamoDB::Table"
+    return logical, table["Properties"]
+
+
+@pytest.mark.parametrize("model", models.MODELS, ids=lambda m: m.__name__)
+def test_every_model_has_its_table(template: dict[str, Any], model: type[Model]) -> None:
+    logical, props = _table_of_model(template, model)
+    assert props["BillingMode"] == "PAY_PER_REQUEST"
+    assert _declared_table(props) == _model_table(model), logical
+
+
+def test_media_table_streams_ttl_removals_to_the_reaper(template: dict[str, Any]) -> None:
+    logical, props = _table_of_model(template, models.MediaModel)
+    assert props["StreamSpecification"]["StreamViewType"] == "NEW_AND_OLD_IMAGES"
+    reaper = template["Resources"]["ReaperFunction"]["Properties"]
+    (event,) = reaper["Events"].values()
+    assert event["Type"] == "DynamoDB"
+    assert event["Properties"]["Stream"] == {"Fn::GetAtt": [logical, "StreamArn"]}
+
+
+def _function_env(template: dict[str, Any], props: dict[str, Any]) -> dict[str, Any]:
+    merged = dict(template["Globals"]["Function"]["Environment"]["Variables"])
+    merged.update(props.get("Environment", {}).get("Variables", {}))
+    return merged
+
+
+REQUIRED_ENV = [*config.AWS_TABLE_ENVS.values(), config.ENV_MEDIA_BUCKET]
+
+
+def test_every_function_and_the_gateway_get_the_resource_names(
+        template: dict[str, Any]) -> None:
+    functions = _resources(template, "AWS::Serverless::Function")
+    assert functions
+    for name, fn in functions.items():
+        env = _function_env(template, fn["Properties"])
+        missing = [v for v in REQUIRED_ENV if v not in env]
+        assert not missing, f"{name} lacks {missing}"
+    (task,) = _resources(template, "AWS::ECS::TaskDefinition").values()
+    for container in task["Properties"]["ContainerDefinitions"]:
+        names = {e["Name"] for e in container["Environment"]}
+        assert not [v for v in REQUIRED_ENV if v not in names], container["Name"]
+        assert container["Command"] == ["fleetcam", "gateway"]
+        secrets = {s["Name"] for s in container.get("Secrets", [])}
+        assert config.ENV_ADMIN_TOKEN in secrets | names
+
+
+def test_every_handler_file_is_deployed(template: dict[str, Any]) -> None:
+    deployed = set()
+    for fn in _resources(template, "AWS::Serverless::Function").values():
+        props = fn["Properties"]
+        module, _, func = props["Handler"].rpartition(".")
+        path = ROOT / props["CodeUri"] / (module.replace(".", "/") + ".py")
+        assert path.is_file(), props["Handler"]
+        assert f"def {func}(" in path.read_text(), props["Handler"]
+        deployed.add(path.resolve())
+    on_disk = {p.resolve() for p in (ROOT / "functions").glob("*/app.py")}
+    assert on_disk == deployed
+
+
+def test_everything_builds_with_makefiles(template: dict[str, Any]) -> None:
+    """`sam build` without Docker or a local python3.12: every function and layer is built by
+    its Makefile (layers with pip's --platform wheels)."""
+    runtime = template["Globals"]["Function"]["Runtime"]
+    for type_, uri in (("AWS::Serverless::Function", "CodeUri"),
+                       ("AWS::Serverless::LayerVersion", "ContentUri")):
+        for name, res in _resources(template, type_).items():
+            assert res["Metadata"]["BuildMethod"] == "makefile", name
+            makefile = ROOT / res["Properties"][uri] / "Makefile"
+            assert f"build-{name}:" in makefile.read_text(), makefile
+            if type_.endswith("LayerVersion"):
+                assert res["Properties"]["CompatibleRuntimes"] == [runtime]
