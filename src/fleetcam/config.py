@@ -22,6 +22,7 @@ ENV_GATEWAY_HOST = "FLEETCAM_GATEWAY_HOST"
 ENV_MEDIA_HOST = "FLEETCAM_MEDIA_HOST"
 ENV_AUTO_REGISTER = "FLEETCAM_AUTO_REGISTER"
 ENV_IDLE_TIMEOUT = "FLEETCAM_IDLE_TIMEOUT"
+ENV_MEDIA_ENRICH = "FLEETCAM_MEDIA_ENRICH"
 # the AWS runtime (template.yaml sets these on every function and the gateway task)
 ENV_MEDIA_BUCKET = "FLEETCAM_MEDIA_BUCKET"
 ENV_DEVICES_TABLE = "FLEETCAM_DEVICES_TABLE"
@@ -32,6 +33,7 @@ ENV_GC_TABLE = "FLEETCAM_GC_TABLE"
 ENV_MESSAGES_TABLE = "FLEETCAM_MESSAGES_TABLE"
 ENV_CONNECTIONS_TABLE = "FLEETCAM_CONNECTIONS_TABLE"
 ENV_COMMANDS_TABLE = "FLEETCAM_COMMANDS_TABLE"
+ENV_RULES_TABLE = "FLEETCAM_RULES_TABLE"
 ENV_INGEST_QUEUE_URL = "FLEETCAM_INGEST_QUEUE_URL"
 ENV_INGEST_DLQ_URL = "FLEETCAM_INGEST_DLQ_URL"
 ENV_IOT_ENDPOINT = "FLEETCAM_IOT_ENDPOINT"
@@ -40,7 +42,8 @@ ENV_AWS_REGION = "AWS_REGION"
 AWS_TABLE_ENVS = {"DevicesModel": ENV_DEVICES_TABLE, "IdentsModel": ENV_IDENTS_TABLE,
                   "MediaModel": ENV_MEDIA_TABLE, "LogsModel": ENV_LOGS_TABLE,
                   "GcModel": ENV_GC_TABLE, "MessagesModel": ENV_MESSAGES_TABLE,
-                  "ConnectionsModel": ENV_CONNECTIONS_TABLE, "CommandsModel": ENV_COMMANDS_TABLE}
+                  "ConnectionsModel": ENV_CONNECTIONS_TABLE, "CommandsModel": ENV_COMMANDS_TABLE,
+                  "RulesModel": ENV_RULES_TABLE}
 
 DEFAULTS: dict[str, str] = {
     ENV_DATA_DIR: "./data",
@@ -60,6 +63,7 @@ DEFAULTS: dict[str, str] = {
     ENV_MEDIA_HOST: "",
     ENV_AUTO_REGISTER: "0",
     ENV_IDLE_TIMEOUT: "180",
+    ENV_MEDIA_ENRICH: "1",
     ENV_MEDIA_BUCKET: "",
     ENV_INGEST_QUEUE_URL: "",
     ENV_INGEST_DLQ_URL: "",
@@ -91,6 +95,8 @@ class Settings:
     """The address devices are told to send media to (0x9101/0x9201); default: this host."""
     auto_register: bool = False
     idle_timeout: float = 180.0
+    media_enrich: bool = True
+    """Merge the device's telemetry nearest a media file's time into its message."""
     media_bucket: str = ""
     tables: dict[str, str] = field(default_factory=dict)
     """AWS table names keyed by PynamoDB model name (see AWS_TABLE_ENVS)."""
@@ -132,6 +138,7 @@ class Settings:
             media_host=get(ENV_MEDIA_HOST),
             auto_register=get(ENV_AUTO_REGISTER).lower() in ("1", "true", "yes", "on"),
             idle_timeout=float(get(ENV_IDLE_TIMEOUT)),
+            media_enrich=get(ENV_MEDIA_ENRICH).lower() in ("1", "true", "yes", "on"),
             media_bucket=get(ENV_MEDIA_BUCKET),
             tables={model: env[name] for model, name in AWS_TABLE_ENVS.items() if env.get(name)},
             ingest_queue_url=get(ENV_INGEST_QUEUE_URL),

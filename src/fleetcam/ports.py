@@ -8,6 +8,7 @@ from typing import Any, BinaryIO, Protocol
 from fleetcam.domain import expr
 from fleetcam.domain.gateway import Command, Connection
 from fleetcam.domain.models import Device, LogEntry, MediaFile
+from fleetcam.domain.rules import VideoRule
 
 
 class Clock(Protocol):
@@ -202,3 +203,19 @@ class CommandStore(Protocol):
                 time_to: float | None = None, count: int = 1000) -> list[Command]:
         """Final commands, by the time they finished."""
         ...
+
+
+class RuleStore(Protocol):
+    """Event-triggered clip rules."""
+
+    def add(self, rule: VideoRule) -> VideoRule:
+        """Store a new rule; returns it with its id assigned."""
+        ...
+
+    def get(self, rule_id: int) -> VideoRule | None: ...
+
+    def list(self) -> list[VideoRule]: ...
+
+    def update(self, rule: VideoRule) -> None: ...
+
+    def delete(self, rule_id: int) -> bool: ...

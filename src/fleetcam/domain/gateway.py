@@ -55,6 +55,8 @@ class Command:
     timestamp: float | None = None
     """When the result arrived (or the command was canceled or expired)."""
     gateway_id: str = ""
+    not_before: float = 0.0
+    """Not delivered before this time (a clip of an event waits until the event's end)."""
 
     def with_changes(self, **kw: Any) -> Command:
         return replace(self, **kw)

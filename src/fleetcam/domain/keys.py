@@ -12,6 +12,21 @@ def media_key(device_id: int, uuid: str, ext: str = "") -> str:
     return f"{MEDIA_PREFIX}{device_id}/{uuid}" + (f".{ext}" if ext else "")
 
 
+RAW_PREFIX = "raw/"
+_RAW_KEY = re.compile(r"^raw/(?P<device_id>\d+)/(?P<uuid>[0-9a-f]{32})\.fcraw$")
+
+
+def raw_key(device_id: int, uuid: str) -> str:
+    """Key of a raw clip the gateway recorded: ``raw/{device_id}/{uuid}.fcraw``; packaging
+    writes the playable file at ``media_key(device_id, uuid, "mp4")`` (the same uuid)."""
+    return f"{RAW_PREFIX}{device_id}/{uuid}.fcraw"
+
+
+def parse_raw_key(key: str) -> tuple[int, str] | None:
+    m = _RAW_KEY.match(key)
+    return (int(m["device_id"]), m["uuid"]) if m else None
+
+
 def parse_media_key(key: str) -> tuple[int, str] | None:
     """Return (device_id, uuid) for a media content key, None for any other key."""
     m = _MEDIA_KEY.match(key)

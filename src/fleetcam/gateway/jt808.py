@@ -224,6 +224,15 @@ class Jt808Session(asyncio.Protocol):
         final_ids = translate.answer_ids(cmd)
         if msg_id not in final_ids:
             return
+        if cmd.name == "request_video" and isinstance(body, m.ResourceList):
+            del self.awaiting[serial]
+            if body.items:  # the clip arrives on a media connection; the recorder takes it
+                self.gw.recorder.expect(cmd, body.items)
+                return
+            await self.gw.call(self.gw.commands.finish, cmd, False,
+                               {"reason": "the device has no recording for the requested "
+                                          "channel and time range"})
+            return
         if msg_id == 0x0001 and final_ids[0] != 0x0001 and getattr(body, "result", 0) == 0:
             return  # an acknowledgement; the real answer follows
         del self.awaiting[serial]
@@ -236,7 +245,7 @@ class Jt808Session(asyncio.Protocol):
         if self.device is None:
             return
         for cmd in await self.gw.call(self.gw.commands.claim, self.device.id, self.gw.gateway_id):
-            body = translate.command_message(cmd, self.gw.media_host, self.gw.settings.jt1078_port)
+            body = translate.command_message(cmd, self.gw.media_host, self.gw.port_1078)
             msg_id = body.msg_id if isinstance(body, m.UnknownMessage) else None
             sent = await self.gw.call(self.gw.commands.mark_sent, cmd, None)
             if sent is None:

@@ -16,6 +16,7 @@ from fleetcam.domain.models import Device
 from fleetcam.errors import Conflict
 from fleetcam.gateway.jt808 import Jt808Session
 from fleetcam.gateway.jt1078 import Jt1078Session, MediaSink
+from fleetcam.gateway.recorder import Recorder
 from fleetcam.protocol.jt808 import messages as m
 from fleetcam.runtime.container import Container
 from fleetcam.services.gateway import CommandService, ConnectionService, MessageService
@@ -42,7 +43,8 @@ class Gateway:
         self.sessions_808: set[Jt808Session] = set()
         self.sessions_by_device: dict[int, Jt808Session] = {}
         self.sessions_1078: set[Jt1078Session] = set()
-        self.sinks: list[MediaSink] = []
+        self.recorder = Recorder(self)
+        self.sinks: list[MediaSink] = [self.recorder]
         self.stats = {"frames": 0, "frame_bytes": 0, "dropped_frames": 0}
         self._executor = ThreadPoolExecutor(max_workers=4, thread_name_prefix="gw-store")
         self._servers: list[asyncio.base_events.Server] = []
@@ -132,6 +134,7 @@ class Gateway:
                 await self._deliver_assigned()
                 await self._reconcile()
                 self._expire_idle()
+                self.recorder.tick()
                 ticks += 1
                 if ticks % 5 == 0:  # any copy may expire commands; updates are conditional
                     await self.call(self.commands.expire)

@@ -6,13 +6,15 @@ from typing import Any
 
 from fleetcam.config import Settings
 from fleetcam.ports import (Clock, CommandStore, ConnectionRegistry, DeviceRepo, EventBus,
-                            LogStore, MediaIndex, MessageStore, ObjectStore)
+                            LogStore, MediaIndex, MessageStore, ObjectStore, RuleStore)
 from fleetcam.services.devices import DeviceService
 from fleetcam.services.gateway import CommandService, ConnectionService, MessageService
 from fleetcam.services.ingest import IngestService
 from fleetcam.services.journal import Journal
 from fleetcam.services.media import MediaService
+from fleetcam.services.pipeline import MediaMessages, PackagingService
 from fleetcam.services.retention import RetentionService
+from fleetcam.services.rules import RuleService
 
 
 @dataclass
@@ -32,24 +34,43 @@ class Container:
     messages: MessageService
     connections: ConnectionService
     commands: CommandService
+    rules: RuleService
     extras: dict[str, Any] = field(default_factory=dict)
 
 
 def wire(settings: Settings, *, clock: Clock, store: ObjectStore, index: MediaIndex,
          device_repo: DeviceRepo, logs: LogStore, bus: EventBus, message_store: MessageStore,
-         registry: ConnectionRegistry, command_store: CommandStore, **extras: Any) -> Container:
+         registry: ConnectionRegistry, command_store: CommandStore, rule_store: RuleStore,
+         **extras: Any) -> Container:
     """Build the services over whichever adapters the runtime chose."""
     from fleetcam.media.probe import probe_image
 
+    def probe_video(path: str) -> Any:
+        from fleetcam.media.probe import probe_video as probe
+
+        return probe(path)
+
+    def package_raw(src: Any, dst_path: str) -> Any:
+        from fleetcam.media.package import package_raw as package
+
+        return package(src, dst_path)
+
     journal = Journal(logs, bus, clock, settings.topic_prefix)
-    media = MediaService(store, index, device_repo, journal, clock, settings.base_url, probe_image)
+    media = MediaService(store, index, device_repo, journal, clock, settings.base_url,
+                         probe_image, probe_video)
     retention = RetentionService(media, index, device_repo, clock)
     connections = ConnectionService(registry, journal)
+    messages = MessageService(message_store, journal)
+    commands = CommandService(command_store, connections, journal, clock)
+    media.created_listeners.append(MediaMessages(messages, message_store, commands,
+                                                 media.render, settings.media_enrich))
+    packaging = PackagingService(store, journal, commands, package_raw)
+    rules = RuleService(rule_store, device_repo, commands, journal, clock)
+    messages.listeners.append(rules)
     return Container(
         settings=settings, clock=clock, store=store, index=index, device_repo=device_repo,
         logs=logs, bus=bus, devices=DeviceService(device_repo, settings.default_media_ttl),
-        media=media, retention=retention, ingest=IngestService(media, retention, device_repo),
-        journal=journal, messages=MessageService(message_store, journal),
-        connections=connections,
-        commands=CommandService(command_store, connections, journal, clock),
-        extras=dict(extras))
+        media=media, retention=retention,
+        ingest=IngestService(media, retention, device_repo, packaging),
+        journal=journal, messages=messages, connections=connections, commands=commands,
+        rules=rules, extras=dict(extras))

@@ -95,7 +95,7 @@ class CommandService:
                            None if cmd.final else cmd.queue_json())
 
     def enqueue(self, device_ids: Iterable[int], items: list[Any],
-                ttl_override: int | None = None) -> list[Command]:
+                ttl_override: int | None = None, not_before: float = 0.0) -> list[Command]:
         """Queue each command for each device (validated first: all or nothing)."""
         checked = [(*validate_command(item), ttl_override or validate_ttl(item))
                    for item in items]
@@ -107,7 +107,7 @@ class CommandService:
             for name, props, ttl in checked:
                 cmd = self.store.add(Command(id=0, device_id=device_id, name=name,
                                              properties=props, queued=now, expires=now + ttl,
-                                             gateway_id=gateway))
+                                             gateway_id=gateway, not_before=not_before))
                 self._publish(cmd, QUEUED)
                 out.append(cmd)
                 if gateway:
@@ -150,7 +150,10 @@ class CommandService:
     def claim(self, device_id: int, gateway_id: str) -> list[Command]:
         """On connect: take over the device's queued commands (another copy may have held it)."""
         out = []
+        now = self.clock.now()
         for cmd in self.store.pending(device_id):
+            if cmd.not_before > now:
+                continue
             if cmd.status == QUEUED and cmd.gateway_id != gateway_id:
                 moved = cmd.with_changes(gateway_id=gateway_id)
                 if self.store.update(moved, expect_status=QUEUED):

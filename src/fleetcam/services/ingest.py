@@ -4,9 +4,11 @@ from __future__ import annotations
 import logging
 from typing import Any, BinaryIO
 
+from fleetcam.domain import keys
 from fleetcam.domain.models import MediaFile
 from fleetcam.ports import DeviceRepo, ObjectCreated
 from fleetcam.services.media import MediaService
+from fleetcam.services.pipeline import PackagingService
 from fleetcam.services.retention import RetentionService
 
 log = logging.getLogger(__name__)
@@ -16,14 +18,19 @@ class IngestService:
     """What the queue worker (locally) and the packager Lambda (in AWS) call per event."""
 
     def __init__(self, media: MediaService, retention: RetentionService,
-                 devices: DeviceRepo) -> None:
+                 devices: DeviceRepo, packaging: PackagingService | None = None) -> None:
         self.media = media
         self.retention = retention
         self.devices = devices
+        self.packaging = packaging
 
     def handle(self, event: ObjectCreated) -> MediaFile | None:
         """Idempotent. Raises a FleetcamError for a poison object (do not retry), anything
-        else for a transient failure (retry)."""
+        else for a transient failure (retry). A raw clip is packaged into a media object,
+        whose own event then makes the media file."""
+        if self.packaging is not None and event.key.startswith(keys.RAW_PREFIX):
+            self.packaging.handle(event)
+            return None
         f = self.media.ingest(event)
         if f is not None:
             self._retain(f)

@@ -22,6 +22,7 @@ EVENT_CODES = {
     "command_canceled": 313,
     "command_expired": 314,
     "frame_error": 320,
+    "rule_hit": 330,
 }
 
 

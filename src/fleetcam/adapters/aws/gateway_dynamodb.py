@@ -12,8 +12,9 @@ from typing import Any
 from pynamodb.exceptions import DoesNotExist, PutError, UpdateError
 
 from fleetcam.adapters.aws.models import (CommandsModel, ConnectionsModel, DevicesModel,
-                                          MessagesModel)
+                                          MessagesModel, RulesModel)
 from fleetcam.domain.gateway import QUEUED, SENT, Command, Connection
+from fleetcam.domain.rules import VideoRule
 
 RESULT_RETENTION = 30 * 86400
 CONNECTION_LEASE = 3600
@@ -182,3 +183,39 @@ class DynamoCommandStore:
             for d in device_ids]
         merged = heapq.merge(*streams, key=lambda c: (c.timestamp or c.queued, c.id))
         return list(itertools.islice(merged, count))
+
+
+def _rule(m: RulesModel) -> VideoRule:
+    d = dict(m.data)
+    d["channels"] = tuple(d["channels"])
+    return VideoRule(**d)
+
+
+class DynamoRuleStore:
+    def add(self, rule: VideoRule) -> VideoRule:
+        counter = DevicesModel(id=0)
+        counter.update(actions=[DevicesModel.next_rule_id.add(1)])
+        rule = VideoRule(**{**asdict(rule), "id": int(counter.next_rule_id)})
+        RulesModel(id=rule.id, data=rule.as_json()).save(condition=RulesModel.id.does_not_exist())
+        return rule
+
+    def get(self, rule_id: int) -> VideoRule | None:
+        try:
+            return _rule(RulesModel.get(rule_id, consistent_read=True))
+        except DoesNotExist:
+            return None
+
+    def list(self) -> list[VideoRule]:
+        return sorted((_rule(m) for m in RulesModel.scan()), key=lambda r: r.id)
+
+    def update(self, rule: VideoRule) -> None:
+        RulesModel(id=rule.id, data=rule.as_json()).save()
+
+    def delete(self, rule_id: int) -> bool:
+        try:
+            RulesModel(id=rule_id).delete(condition=RulesModel.id.exists())
+        except Exception as e:  # pynamodb.exceptions.DeleteError on a failed condition
+            if "ConditionalCheckFailed" in str(e):
+                return False
+            raise
+        return True

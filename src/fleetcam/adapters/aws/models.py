@@ -37,6 +37,7 @@ class DevicesModel(_Base):
     id = NumberAttribute(hash_key=True)
     next_id = NumberAttribute(null=True)
     next_command_id = NumberAttribute(null=True)
+    next_rule_id = NumberAttribute(null=True)
     name = UnicodeAttribute(null=True)
     ident = UnicodeAttribute(null=True)
     protocol = UnicodeAttribute(null=True)
@@ -251,4 +252,14 @@ class CommandsModel(_Base):
     by_device_finished = CommandsByDeviceFinished()
 
 
-MODELS = (*MODELS, MessagesModel, ConnectionsModel, CommandsModel)
+class RulesModel(_Base):
+    """Event-triggered clip rules: ``id`` (N, from the counter item of Devices)."""
+
+    class Meta(_Base.Meta):
+        table_name = "fleetcam-rules"
+
+    id = NumberAttribute(hash_key=True)
+    data = JSONAttribute()
+
+
+MODELS = (*MODELS, MessagesModel, ConnectionsModel, CommandsModel, RulesModel)

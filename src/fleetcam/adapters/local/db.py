@@ -116,6 +116,10 @@ CREATE INDEX IF NOT EXISTS commands_by_device ON commands (device_id, status, id
 CREATE INDEX IF NOT EXISTS commands_by_gateway ON commands (gateway_id, status, id);
 CREATE INDEX IF NOT EXISTS commands_by_expiry ON commands (status, expires);
 CREATE INDEX IF NOT EXISTS commands_results ON commands (device_id, finished);
+CREATE TABLE IF NOT EXISTS rules (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    data TEXT NOT NULL
+);
 CREATE TABLE IF NOT EXISTS settings (name TEXT PRIMARY KEY, value TEXT NOT NULL);
 """
 

@@ -16,7 +16,7 @@ from fleetcam.ports import ObjectCreated, ObjectInfo
 
 log = logging.getLogger(__name__)
 CHUNK = 256 * 1024
-NOTIFY_PREFIXES = ("media/",)
+NOTIFY_PREFIXES = ("media/", "raw/")
 
 
 class LocalObjectStore:

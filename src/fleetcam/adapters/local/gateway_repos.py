@@ -7,6 +7,7 @@ from typing import Any
 
 from fleetcam.adapters.local.db import Database
 from fleetcam.domain.gateway import FINAL_STATES, QUEUED, SENT, Command, Connection
+from fleetcam.domain.rules import VideoRule
 
 
 def _in(ids: tuple[int, ...]) -> str:
@@ -170,3 +171,36 @@ class SqliteCommandStore:
             f"SELECT data FROM commands WHERE {' AND '.join(where)} ORDER BY finished, id"
             " LIMIT ?", params)
         return [_cmd(r) for r in rows]
+
+
+def _rule(data: str) -> VideoRule:
+    d = json.loads(data)
+    d["channels"] = tuple(d["channels"])
+    return VideoRule(**d)
+
+
+class SqliteRuleStore:
+    def __init__(self, db: Database) -> None:
+        self.db = db
+
+    def add(self, rule: VideoRule) -> VideoRule:
+        with self.db.tx() as c:
+            cur = c.execute("INSERT INTO rules (data) VALUES ('{}')")
+            rule = VideoRule(**{**asdict(rule), "id": int(cur.lastrowid or 0)})
+            c.execute("UPDATE rules SET data=? WHERE id=?", (json.dumps(rule.as_json()), rule.id))
+        return rule
+
+    def get(self, rule_id: int) -> VideoRule | None:
+        row = self.db.conn().execute("SELECT data FROM rules WHERE id=?", (rule_id,)).fetchone()
+        return _rule(row[0]) if row else None
+
+    def list(self) -> list[VideoRule]:
+        return [_rule(r[0]) for r in self.db.conn().execute("SELECT data FROM rules ORDER BY id")]
+
+    def update(self, rule: VideoRule) -> None:
+        with self.db.tx() as c:
+            c.execute("UPDATE rules SET data=? WHERE id=?", (json.dumps(rule.as_json()), rule.id))
+
+    def delete(self, rule_id: int) -> bool:
+        with self.db.tx() as c:
+            return c.execute("DELETE FROM rules WHERE id=?", (rule_id,)).rowcount == 1

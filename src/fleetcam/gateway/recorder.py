@@ -1,0 +1,201 @@
+"""Recording a clip a command asked for: playback frames → a raw clip object, with retries."""
+from __future__ import annotations
+
+import json
+import logging
+import os
+import tempfile
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any, BinaryIO
+
+from fleetcam.domain import keys, rawclip
+from fleetcam.domain.gateway import Command
+from fleetcam.domain.models import Device, new_uuid
+from fleetcam.protocol.jt1078.reassembly import MediaFrame
+from fleetcam.protocol.jt808 import messages as m
+from fleetcam.services.media import META_KEY
+
+if TYPE_CHECKING:
+    from fleetcam.gateway.server import Gateway
+
+log = logging.getLogger(__name__)
+CODECS = {98: "h264", 99: "hevc"}
+END_TOLERANCE_MS = 1500
+"""A recording that reaches this close to its expected end counts as complete."""
+MAX_RETRIES = 5
+NO_DATA_TIMEOUT = 30.0
+"""Seconds without a frame after which the playback is asked for again."""
+
+
+@dataclass
+class Job:
+    cmd: Command
+    device_id: int
+    channel: int
+    start: int
+    end: float
+    """The expected end: the requested end, or the end of what the device has, if earlier."""
+    path: str
+    file: BinaryIO
+    uuid: str = field(default_factory=new_uuid)
+    codec: str | None = None
+    last_ts: int | None = None
+    first_ts: int | None = None
+    frames: int = 0
+    retries: int = 0
+    conn_id: int | None = None
+    last_progress: float = 0.0
+    done: bool = False
+
+
+class Recorder:
+    """A MediaSink: frames of a playback connection go to the job of their device and channel.
+
+    The raw clip is stored only once it is complete (the range is covered, or the device's
+    recording ended); a broken connection is resumed from the last frame while the command's
+    ttl lasts; what never completes is discarded, so a partial clip is never presented."""
+
+    def __init__(self, gw: Gateway) -> None:
+        self.gw = gw
+        self.jobs: dict[tuple[int, int], Job] = {}
+
+    def expect(self, cmd: Command, items: tuple[Any, ...]) -> None:
+        start = int(cmd.properties["from"])
+        end = start + int(cmd.properties["duration"])
+        have = max((it.end for it in items), default=end)
+        fd, path = tempfile.mkstemp(prefix="fleetcam-rec-", suffix=".fcraw")
+        job = Job(cmd=cmd, device_id=cmd.device_id, channel=int(cmd.properties["channel"]),
+                  start=start, end=min(end, have), path=path, file=os.fdopen(fd, "w+b"),
+                  last_progress=self.gw.loop_time())
+        old = self.jobs.pop((job.device_id, job.channel), None)
+        if old is not None:
+            self._discard(old, "replaced by a newer request")
+        self.jobs[(job.device_id, job.channel)] = job
+
+    # -- MediaSink ----------------------------------------------------------------------
+    def on_frame(self, device: Device, connection_id: int, frame: MediaFrame) -> None:
+        job = self.jobs.get((device.id, frame.channel))
+        if job is None or job.done or frame.timestamp is None or frame.data_type > 3:
+            return
+        ts = frame.timestamp
+        if ts < job.start * 1000 or (job.last_ts is not None and ts <= job.last_ts
+                                     and frame.data_type < 3):
+            return  # before the range, or overlap after a resumed playback
+        if job.codec is None:
+            if frame.data_type >= 3:
+                return  # wait for video to know the codec
+            job.codec = CODECS.get(frame.payload_type)
+            if job.codec is None:
+                self._fail(job, f"unsupported video payload type {frame.payload_type}")
+                return
+            job.file.write(rawclip.encode_header({
+                "codec": job.codec, "channel": job.channel, "device_id": job.device_id,
+                "start": job.start, "end": job.end, "command_id": job.cmd.id}))
+        job.conn_id = connection_id
+        job.file.write(rawclip.encode_frame(int(frame.data_type), ts, frame.data))
+        job.frames += 1
+        job.first_ts = ts if job.first_ts is None else job.first_ts
+        if frame.data_type < 3:
+            job.last_ts = ts
+        job.last_progress = self.gw.loop_time()
+        if ts >= job.end * 1000 - 1000 / 25:
+            self._complete(job, "range complete")
+
+    def on_close(self, device: Device, connection_id: int, reason: str) -> None:
+        for job in list(self.jobs.values()):
+            if job.conn_id == connection_id and not job.done:
+                self._interrupted(job, f"media connection closed ({reason})")
+
+    # -- progress -----------------------------------------------------------------------
+    def _interrupted(self, job: Job, why: str) -> None:
+        if job.last_ts is not None and job.last_ts >= job.end * 1000 - END_TOLERANCE_MS:
+            self._complete(job, "device ended the stream")
+            return
+        if self.gw.clock.now() >= job.cmd.expires or job.retries >= MAX_RETRIES:
+            self._fail(job, f"recording incomplete ({why}; got "
+                       f"{(job.last_ts or job.start * 1000) / 1000 - job.start:.1f} s of "
+                       f"{job.end - job.start:.0f} s)")
+            return
+        session = self.gw.sessions_by_device.get(job.device_id)
+        if session is None:
+            return  # the device is offline: tick() retries when it is back
+        job.retries += 1
+        resume = int((job.last_ts or job.start * 1000) / 1000)
+        log.info("recording of command %s: %s; resuming from %d (retry %d)", job.cmd.id, why,
+                 resume, job.retries)
+        job.conn_id = None
+        job.last_progress = self.gw.loop_time()
+        p = job.cmd.properties
+        session.send(m.PlaybackRequest(ip=self.gw.media_host, tcp_port=self.gw.port_1078,
+                                       udp_port=0, channel=job.channel,
+                                       media_type=p.get("media_type", 0), stream_type=0,
+                                       storage_type=0, mode=0, speed=0, start=resume,
+                                       end=int(job.end)))
+
+    def tick(self) -> None:
+        """Called by the gateway's housekeeping: retry stalled jobs, fail expired ones."""
+        now = self.gw.loop_time()
+        for job in list(self.jobs.values()):
+            if job.done:
+                continue
+            if self.gw.clock.now() >= job.cmd.expires:
+                self._interrupted(job, "command ttl passed")
+            elif job.conn_id is None and now - job.last_progress > NO_DATA_TIMEOUT:
+                self._interrupted(job, "no media connection")
+            elif now - job.last_progress > NO_DATA_TIMEOUT:
+                self._interrupted(job, "no frames")
+
+    def _complete(self, job: Job, why: str) -> None:
+        job.done = True
+        self.jobs.pop((job.device_id, job.channel), None)
+        session = self.gw.sessions_by_device.get(job.device_id)
+        if session is not None:  # stop the device's playback of this channel
+            session.send(m.PlaybackControl(channel=job.channel, control=2, speed=0, position=0))
+        for s in list(self.gw.sessions_1078):
+            if s.conn_id == job.conn_id:
+                s.close("recording complete")
+        log.info("recording of command %s complete (%s): %d frames", job.cmd.id, why,
+                 job.frames)
+        self.gw.spawn(self._upload(job))
+
+    async def _upload(self, job: Job) -> None:
+        job.file.flush()
+        options = {"name": f"video-ch{job.channel}-{job.start}.mp4", "channel": job.channel,
+                   "created": (job.first_ts or job.start * 1000) / 1000,
+                   "protected": False, "shared": False, "attributes": {},
+                   "command_id": job.cmd.id}
+        key = keys.raw_key(job.device_id, job.uuid)
+
+        def put() -> None:
+            job.file.seek(0)
+            self.gw.c.store.put(key, job.file, content_type="application/x-fleetcam-raw",
+                                metadata={META_KEY: json.dumps(options, ensure_ascii=True)})
+
+        try:
+            await self.gw.call(put)
+        except Exception as e:
+            log.exception("upload of the recording of command %s failed", job.cmd.id)
+            await self.gw.call(self.gw.commands.finish, job.cmd, False,
+                               {"reason": f"storing the recording failed: {e}"})
+        finally:
+            self._close_file(job)
+
+    def _fail(self, job: Job, reason: str) -> None:
+        self._discard(job, reason)
+        self.gw.spawn(self.gw.call(self.gw.commands.finish, job.cmd, False, {"reason": reason}))
+
+    def _discard(self, job: Job, reason: str) -> None:
+        job.done = True
+        self.jobs.pop((job.device_id, job.channel), None)
+        log.info("recording of command %s dropped: %s", job.cmd.id, reason)
+        self._close_file(job)
+
+    @staticmethod
+    def _close_file(job: Job) -> None:
+        try:
+            job.file.close()
+        finally:
+            try:
+                os.unlink(job.path)
+            except FileNotFoundError:
+                pass

@@ -1,0 +1,133 @@
+"""The media pipeline after storage: packaging raw clips, and what a new media file triggers."""
+from __future__ import annotations
+
+import json
+import logging
+import os
+import tempfile
+from collections.abc import Callable
+from typing import Any, BinaryIO
+
+from fleetcam.domain import keys
+from fleetcam.domain.models import MediaFile
+from fleetcam.errors import CorruptMedia, NotFound
+from fleetcam.ports import CommandStore, MessageStore, ObjectCreated, ObjectStore
+from fleetcam.services.gateway import CommandService, MessageService
+from fleetcam.services.journal import Journal
+from fleetcam.services.media import META_KEY
+
+log = logging.getLogger(__name__)
+Packager = Callable[[BinaryIO, str], Any]
+"""package_raw(src, dst_path) -> VideoInfo (fleetcam.media.package)."""
+ENRICH_FIELDS = ("position.latitude", "position.longitude", "position.altitude",
+                 "position.speed", "position.direction", "position.valid",
+                 "engine.ignition.status")
+ENRICH_WITHIN = 60.0
+
+
+class PackagingService:
+    """raw/{device}/{uuid}.fcraw → media/{device}/{uuid}.mp4 (the media ingest takes it from
+    there). Idempotent: the output key is derived from the input key."""
+
+    def __init__(self, store: ObjectStore, journal: Journal, commands: CommandService,
+                 package: Packager) -> None:
+        self.store = store
+        self.journal = journal
+        self.commands = commands
+        self.package = package
+
+    def handle(self, event: ObjectCreated) -> str | None:
+        """Package one raw clip; returns the media key written (None: nothing to do).
+
+        Raises:
+            CorruptMedia: after failing the command and logging the rejection (raw kept).
+        """
+        parsed = keys.parse_raw_key(event.key)
+        if parsed is None:
+            return None
+        device_id, uuid = parsed
+        out_key = keys.media_key(device_id, uuid, "mp4")
+        try:
+            self.store.head(out_key)
+            return out_key  # packaged already (a repeated event)
+        except NotFound:
+            pass
+        try:
+            info = self.store.head(event.key)
+        except NotFound:
+            log.warning("packaging: raw clip %s is gone", event.key)
+            return None
+        options = json.loads(info.metadata.get(META_KEY, "{}") or "{}")
+        fd, out_path = tempfile.mkstemp(suffix=".mp4")
+        os.close(fd)
+        try:
+            with tempfile.TemporaryFile() as raw:
+                for chunk in self.store.read(event.key):
+                    raw.write(chunk)
+                raw.seek(0)
+                try:
+                    video = self.package(raw, out_path)
+                except CorruptMedia as e:
+                    self._failed(device_id, uuid, event.key, options, e.reason)
+                    raise
+            options.setdefault("name", f"video-{uuid}.mp4")
+            options["transcoded_from"] = getattr(video, "source_codec", None)
+            with open(out_path, "rb") as f:
+                self.store.put(out_key, f, content_type="video/mp4",
+                               metadata={META_KEY: json.dumps(options, ensure_ascii=True)})
+        finally:
+            os.unlink(out_path)
+        return out_key
+
+    def _failed(self, device_id: int, uuid: str, key: str, options: dict[str, Any],
+                reason: str) -> None:
+        self.journal.record(device_id, "media_file_rejected",
+                            {"key": key, "uuid": uuid, "reason": reason,
+                             "command_id": options.get("command_id")})
+        cmd_id = options.get("command_id")
+        cmd = self.commands.store.get(int(cmd_id)) if cmd_id is not None else None
+        if cmd is not None and not cmd.final:
+            self.commands.finish(cmd, False, {"reason": f"the clip could not be packaged: "
+                                                        f"{reason}"})
+
+
+class MediaMessages:
+    """A new media file becomes a device message at its recording time (flespi's
+    ``media=true`` and ``media.video.{channel}`` / ``media.image.{channel}``), enriched with
+    the nearest telemetry; a file a command asked for finishes that command."""
+
+    def __init__(self, messages: MessageService, store: MessageStore, commands: CommandService,
+                 render: Callable[[MediaFile], dict[str, Any]], enrich: bool = True) -> None:
+        self.messages = messages
+        self.store = store
+        self.commands = commands
+        self.render = render
+        self.enrich = enrich
+
+    def __call__(self, f: MediaFile) -> None:
+        doc = self.render(f)
+        meta = dict(doc.get("meta") or {})
+        kind = meta.get("type", "image")
+        channel = f.channel_id if f.channel_id is not None else 0
+        entry = {"url": doc["url"], "uuid": f.uuid, "name": f.name, "size": f.size,
+                 "mime": f.mime, **{k: v for k, v in meta.items() if k != "type"}}
+        message: dict[str, Any] = {"timestamp": f.created, "device.id": f.device_id,
+                                   "media": True, f"media.{kind}.{channel}": entry}
+        if self.enrich:
+            near = self.store.nearest(f.device_id, f.created, ENRICH_WITHIN)
+            if near is not None:
+                for name in ENRICH_FIELDS:
+                    if name in near:
+                        message[name] = near[name]
+                if "ident" in near:
+                    message["ident"] = near["ident"]
+        self.messages.register(f.device_id, [message])
+        cmd_id = meta.get("command_id")
+        if cmd_id is not None:
+            cmd = self.commands.store.get(int(cmd_id))
+            if cmd is not None and not cmd.final:
+                self.commands.finish(cmd, True, {"uuid": f.uuid, "url": doc["url"],
+                                                 "meta": meta, "created": f.created})
+
+
+__all__ = ["PackagingService", "MediaMessages", "CommandStore"]
