@@ -23,6 +23,7 @@ ENV_MEDIA_HOST = "FLEETCAM_MEDIA_HOST"
 ENV_AUTO_REGISTER = "FLEETCAM_AUTO_REGISTER"
 ENV_IDLE_TIMEOUT = "FLEETCAM_IDLE_TIMEOUT"
 ENV_MEDIA_ENRICH = "FLEETCAM_MEDIA_ENRICH"
+ENV_SHARE_LINK_EXPIRY = "FLEETCAM_SHARE_LINK_EXPIRY"
 # the AWS runtime (template.yaml sets these on every function and the gateway task)
 ENV_MEDIA_BUCKET = "FLEETCAM_MEDIA_BUCKET"
 ENV_DEVICES_TABLE = "FLEETCAM_DEVICES_TABLE"
@@ -64,6 +65,7 @@ DEFAULTS: dict[str, str] = {
     ENV_AUTO_REGISTER: "0",
     ENV_IDLE_TIMEOUT: "180",
     ENV_MEDIA_ENRICH: "1",
+    ENV_SHARE_LINK_EXPIRY: "3600",
     ENV_MEDIA_BUCKET: "",
     ENV_INGEST_QUEUE_URL: "",
     ENV_INGEST_DLQ_URL: "",
@@ -71,6 +73,17 @@ DEFAULTS: dict[str, str] = {
     ENV_AWS_ENDPOINT_URL: "",
     ENV_AWS_REGION: "us-east-1",
 }
+
+
+MAX_SHARE_LINK_EXPIRY = 604800
+"""SigV4 pre-signed URLs live at most 7 days."""
+
+
+def _expiry(text: str) -> int:
+    value = int(text)
+    if not 1 <= value <= MAX_SHARE_LINK_EXPIRY:
+        raise ValueError(f"{ENV_SHARE_LINK_EXPIRY} must be 1 to {MAX_SHARE_LINK_EXPIRY} seconds")
+    return value
 
 
 @dataclass(frozen=True)
@@ -97,6 +110,8 @@ class Settings:
     idle_timeout: float = 180.0
     media_enrich: bool = True
     """Merge the device's telemetry nearest a media file's time into its message."""
+    share_link_expiry: int = 3600
+    """Lifetime in seconds of pre-signed object links (S3 allows at most 604800)."""
     media_bucket: str = ""
     tables: dict[str, str] = field(default_factory=dict)
     """AWS table names keyed by PynamoDB model name (see AWS_TABLE_ENVS)."""
@@ -139,6 +154,7 @@ class Settings:
             auto_register=get(ENV_AUTO_REGISTER).lower() in ("1", "true", "yes", "on"),
             idle_timeout=float(get(ENV_IDLE_TIMEOUT)),
             media_enrich=get(ENV_MEDIA_ENRICH).lower() in ("1", "true", "yes", "on"),
+            share_link_expiry=_expiry(get(ENV_SHARE_LINK_EXPIRY)),
             media_bucket=get(ENV_MEDIA_BUCKET),
             tables={model: env[name] for model, name in AWS_TABLE_ENVS.items() if env.get(name)},
             ingest_queue_url=get(ENV_INGEST_QUEUE_URL),

@@ -55,6 +55,15 @@ class ObjectStore(Protocol):
         ...
 
 
+class PresignedLinks(Protocol):
+    """An optional capability of an ObjectStore (S3 has it, the local store does not): a
+    time-limited link that serves an object's bytes, ranges included, without us. Callers
+    check for it with ``getattr(store, "presigned_url", None)``."""
+
+    def presigned_url(self, key: str, expires: int = 3600, *, content_type: str | None = None,
+                      disposition: str | None = None) -> str: ...
+
+
 class DeviceRepo(Protocol):
     def create(self, fields: dict[str, Any]) -> Device:
         """Raises Conflict on a duplicate ident."""
@@ -167,6 +176,10 @@ class ConnectionRegistry(Protocol):
 
     def of_gateway(self, gateway_id: str) -> list[Connection]:
         """Connections a gateway copy holds, as the shared store sees them."""
+        ...
+
+    def touch(self, conn_id: int, when: float) -> bool:
+        """Record that a viewer used the connection (a stream's playlist was fetched)."""
         ...
 
     def drop_gateway(self, gateway_id: str) -> list[Connection]:

@@ -224,16 +224,34 @@ class Jt808Session(asyncio.Protocol):
         final_ids = translate.answer_ids(cmd)
         if msg_id not in final_ids:
             return
-        if cmd.name == "request_video" and isinstance(body, m.ResourceList):
+        if cmd.name in ("start_videostream", "playback_video"):
             del self.awaiting[serial]
-            if body.items:  # the clip arrives on a media connection; the recorder takes it
-                self.gw.recorder.expect(cmd, body.items)
+            ok = getattr(body, "result", 0) == 0 and (
+                not isinstance(body, m.ResourceList) or body.items)
+            if ok and self.device is not None:
+                await self.gw.live.open(cmd, self.device,
+                                        "live" if cmd.name == "start_videostream" else "playback")
+                return
+            reason = ("the device has no recording for the requested channel and time range"
+                      if isinstance(body, m.ResourceList) else "the device refused the stream")
+            await self.gw.call(self.gw.commands.finish, cmd, False,
+                               {"reason": reason, "result": getattr(body, "result", None)})
+            return
+        if cmd.name == "request_video" and (isinstance(body, m.ResourceList)
+                                            or getattr(body, "result", 1) == 0):
+            # devices answer 0x9201 with 0x1205 (the standard) or a bare 0x0001 (seen in the
+            # wild); either way the clip then arrives on a media connection
+            del self.awaiting[serial]
+            items = body.items if isinstance(body, m.ResourceList) else None
+            if items is None or items:
+                self.gw.recorder.expect(cmd, items or ())
                 return
             await self.gw.call(self.gw.commands.finish, cmd, False,
                                {"reason": "the device has no recording for the requested "
                                           "channel and time range"})
             return
-        if msg_id == 0x0001 and final_ids[0] != 0x0001 and getattr(body, "result", 0) == 0:
+        if (msg_id == 0x0001 and cmd.name in ("take_photo", "video_timeline")
+                and getattr(body, "result", 0) == 0):
             return  # an acknowledgement; the real answer follows
         del self.awaiting[serial]
         executed, response = translate.command_response(body)
@@ -245,6 +263,12 @@ class Jt808Session(asyncio.Protocol):
         if self.device is None:
             return
         for cmd in await self.gw.call(self.gw.commands.claim, self.device.id, self.gw.gateway_id):
+            if cmd.name == "start_videostream" and self.gw.live.existing(
+                    self.device.id, int(cmd.properties["channel"]), "live") is not None:
+                sent = await self.gw.call(self.gw.commands.mark_sent, cmd, None)
+                if sent is not None:  # a second operator: share the running stream
+                    await self.gw.live.open(sent, self.device, "live")
+                continue
             body = translate.command_message(cmd, self.gw.media_host, self.gw.port_1078)
             msg_id = body.msg_id if isinstance(body, m.UnknownMessage) else None
             sent = await self.gw.call(self.gw.commands.mark_sent, cmd, None)

@@ -16,6 +16,7 @@ from fleetcam.domain.models import Device
 from fleetcam.errors import Conflict
 from fleetcam.gateway.jt808 import Jt808Session
 from fleetcam.gateway.jt1078 import Jt1078Session, MediaSink
+from fleetcam.gateway.live import LiveManager
 from fleetcam.gateway.recorder import Recorder
 from fleetcam.protocol.jt808 import messages as m
 from fleetcam.runtime.container import Container
@@ -44,7 +45,8 @@ class Gateway:
         self.sessions_by_device: dict[int, Jt808Session] = {}
         self.sessions_1078: set[Jt1078Session] = set()
         self.recorder = Recorder(self)
-        self.sinks: list[MediaSink] = [self.recorder]
+        self.live = LiveManager(self)
+        self.sinks: list[MediaSink] = [self.recorder, self.live]
         self.stats = {"frames": 0, "frame_bytes": 0, "dropped_frames": 0}
         self._executor = ThreadPoolExecutor(max_workers=4, thread_name_prefix="gw-store")
         self._servers: list[asyncio.base_events.Server] = []
@@ -107,6 +109,7 @@ class Gateway:
         return int(self._servers[1].sockets[0].getsockname()[1])
 
     async def stop(self) -> None:
+        await self.live.close()
         for srv in self._servers:
             srv.close()
         for s in [*self.sessions_808, *self.sessions_1078]:
@@ -135,6 +138,7 @@ class Gateway:
                 await self._reconcile()
                 self._expire_idle()
                 self.recorder.tick()
+                await self.live.tick()
                 ticks += 1
                 if ticks % 5 == 0:  # any copy may expire commands; updates are conditional
                     await self.call(self.commands.expire)

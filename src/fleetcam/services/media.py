@@ -95,6 +95,13 @@ class MediaService:
     def render(self, f: MediaFile, **kw: Any) -> dict[str, Any]:
         return media_json(f, self.base_url, **kw)
 
+    def _record(self, event: str, f: MediaFile) -> None:
+        """Publish the file's full JSON; log it without ``preview.jpeg`` (≈13 KB of base64
+        that the log would keep for a year in every entry; the file still serves it)."""
+        payload = self.render(f)
+        logged = {**payload, "preview": {"meta": payload["preview"]["meta"]}}
+        self.journal.record(f.device_id, event, payload, log_data=logged)
+
     # -- writing -----------------------------------------------------------------------
     def write_object(self, device: Device, data: BinaryIO, *, content_type: str,
                      options: dict[str, Any], size_hint: int | None = None) -> ObjectCreated:
@@ -164,7 +171,7 @@ class MediaService:
             raise
         if not self.index.add(f):
             return self.index.get(uuid)
-        self.journal.record(device_id, "media_file_uploaded", self.render(f))
+        self._record("media_file_uploaded", f)
         for listener in self.created_listeners:
             try:
                 listener(f)
@@ -244,7 +251,7 @@ class MediaService:
         for f, changes in plans:
             new = f.with_changes(modified=now, **changes)
             self.index.update(new)
-            self.journal.record(new.device_id, "media_file_updated", self.render(new))
+            self._record("media_file_updated", new)
             out.append(new)
         return out
 
@@ -297,7 +304,7 @@ class MediaService:
             self.store.delete(f.key)
         self.index.deletion_done(f.key for f in removed)
         for f in removed:
-            self.journal.record(f.device_id, event, self.render(f))
+            self._record(event, f)
         return removed
 
     def reap(self, f: MediaFile, count_off: Callable[[MediaFile], object]) -> bool:
@@ -313,7 +320,7 @@ class MediaService:
         except NotFound:
             return False
         count_off(f)
-        self.journal.record(f.device_id, "media_file_expired", self.render(f))
+        self._record("media_file_expired", f)
         self.store.delete(f.key)
         self.index.deletion_done([f.key])
         return True

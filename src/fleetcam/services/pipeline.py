@@ -77,6 +77,7 @@ class PackagingService:
                                metadata={META_KEY: json.dumps(options, ensure_ascii=True)})
         finally:
             os.unlink(out_path)
+        self.store.delete(event.key)  # packaged: the raw clip has served (failures keep it)
         return out_key
 
     def _failed(self, device_id: int, uuid: str, key: str, options: dict[str, Any],

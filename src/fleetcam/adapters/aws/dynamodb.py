@@ -145,6 +145,16 @@ def _media_model(f: MediaFile, ttl: int = 0) -> MediaModel:
         attributes=f.attributes, expires_at=expires)
 
 
+def _whole(uuids: list[str]) -> list[MediaFile]:
+    """The table's full records (preview included, which the GSIs do not project) of index
+    rows, in their order, with BatchGetItem (PynamoDB pages by 100 and retries unprocessed
+    keys). A record deleted since the index was read is left out."""
+    if not uuids:
+        return []
+    found = {m.uuid: m for m in MediaModel.batch_get(uuids)}
+    return [_media(found[u]) for u in uuids if u in found]
+
+
 def media_from_image(image: dict[str, Any]) -> MediaFile:
     """A media record from a stream image in DynamoDB JSON (a TTL removal's ``OldImage``)."""
     return _media(MediaModel.from_raw_data(image))
@@ -266,7 +276,7 @@ class DynamoMediaIndex:
         rows = MediaModel.by_device_created.query(device_id, range_key_condition=cond,
                                                   scan_index_forward=not q.reverse, page_size=200)
         for m in rows:
-            f = _media(m)
+            f = _media(m)  # all but the preview image (see models.MEDIA_LISTED)
             if q.cursor is not None and q.reverse and (f.created, f.uuid) >= q.cursor:
                 continue
             if expr.evaluate(q.filter, f.field_value):
@@ -275,7 +285,7 @@ class DynamoMediaIndex:
     def query(self, q: MediaQuery) -> list[MediaFile]:
         streams = [self._device_stream(d, q) for d in q.device_ids]
         merged = heapq.merge(*streams, key=lambda f: (f.created, f.uuid), reverse=q.reverse)
-        return list(itertools.islice(merged, q.count))
+        return _whole([f.uuid for f in itertools.islice(merged, q.count)])
 
     def usage(self, device_id: int) -> tuple[int, int, int]:
         try:
@@ -285,17 +295,24 @@ class DynamoMediaIndex:
         return int(m.media_total or 0), int(m.media_protected or 0), int(m.media_files or 0)
 
     def oldest_unprotected(self, device_id: int) -> Iterator[MediaFile]:
-        for m in MediaModel.by_device_created.query(
-                device_id, filter_condition=MediaModel.protected == False,  # noqa: E712
-                page_size=200):
-            yield _media(m)
+        """Lazy: whole records are fetched 1, 4, 16, 64, then 100 at a time, as rotation
+        usually wants only the first few. A file protected since the index saw it is
+        skipped (the table is read after the index)."""
+        rows = (m.uuid for m in MediaModel.by_device_created.query(
+            device_id, filter_condition=MediaModel.protected == False,  # noqa: E712
+            page_size=200))
+        size = 1
+        while chunk := list(itertools.islice(rows, size)):
+            yield from (f for f in _whole(chunk) if not f.protected)
+            size = min(size * 4, 100)
 
     def uploaded_before(self, device_id: int, cutoff: float, limit: int) -> list[MediaFile]:
         rows = MediaModel.by_device_uploaded.query(
             device_id, range_key_condition=MediaModel.uploaded < cutoff,
             filter_condition=MediaModel.protected == False,  # noqa: E712
-            page_size=200)
-        return [_media(m) for m in itertools.islice(rows, limit)]
+            page_size=min(max(limit, 1), 200))
+        return [f for f in _whole([m.uuid for m in itertools.islice(rows, limit)])
+                if not f.protected]
 
 
 def _log_sk(timestamp: float, entry_id: int) -> str:

@@ -114,6 +114,24 @@ class DynamoConnectionRegistry:
     def of_gateway(self, gateway_id: str) -> list[Connection]:
         return [_conn(m) for m in ConnectionsModel.by_gateway.query(gateway_id)]
 
+    def touch(self, conn_id: int, when: float) -> bool:
+        try:
+            m = ConnectionsModel.get(conn_id)
+        except DoesNotExist:
+            return False
+        data = dict(m.data)
+        meta = dict(data.get("meta") or {})
+        if float(meta.get("last_access", 0)) >= when:
+            return False
+        meta["last_access"] = when
+        data["meta"] = meta
+        try:
+            m.update(actions=[ConnectionsModel.data.set(data)],
+                     condition=ConnectionsModel.id.exists())
+        except UpdateError:
+            return False
+        return True
+
     def drop_gateway(self, gateway_id: str) -> list[Connection]:
         gone = []
         for m in ConnectionsModel.by_gateway.query(gateway_id):

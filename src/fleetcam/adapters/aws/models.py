@@ -9,7 +9,10 @@ Key design (template.yaml declares the same; tests/aws check the two agree):
 * Media    ``uuid`` (S); GSI ``by-device-created`` (``device_id`` N, ``sort_key`` S =
   zero-padded created + uuid, the stable cursor); GSI ``by-device-uploaded`` (``device_id``,
   ``uploaded`` N) for TTL sweeps; TTL attribute ``expires_at`` as a safety net behind the
-  sweeper (its removals reach the reaper through the table's stream).
+  sweeper (its removals reach the reaper through the table's stream). Neither GSI projects
+  ``preview_jpeg`` (≈13 KB of the ≈14 KB item): ``by-device-created`` INCLUDEs what filters
+  read, ``by-device-uploaded`` only ``protected``; a page of results is then read whole
+  from the table with BatchGetItem.
 * Logs     ``device_id`` (N) + ``sk`` (S = zero-padded id); TTL attribute ``expires_at``.
 * Gc       ``key`` (S): objects whose records are gone but whose deletion is unconfirmed.
 """
@@ -19,9 +22,8 @@ from typing import Any
 
 from pynamodb.attributes import (BooleanAttribute, JSONAttribute, NumberAttribute,
                                  TTLAttribute, UnicodeAttribute)
-from pynamodb.indexes import AllProjection, GlobalSecondaryIndex
+from pynamodb.indexes import AllProjection, GlobalSecondaryIndex, IncludeProjection
 from pynamodb.models import Model
-
 
 
 class _Base(Model):
@@ -60,10 +62,16 @@ class IdentsModel(_Base):
     device_id = NumberAttribute()
 
 
+MEDIA_LISTED = ["key", "name", "size", "mime", "created", "uploaded", "modified", "protected",
+                "shared", "channel_id", "preview_meta", "attributes"]
+"""What ``by-device-created`` projects besides the keys: every field a filter can read, so
+non-matching files are skipped without reading the table. Not ``preview_jpeg``."""
+
+
 class ByDeviceCreated(GlobalSecondaryIndex["MediaModel"]):
     class Meta:
         index_name = "by-device-created"
-        projection = AllProjection()
+        projection = IncludeProjection(MEDIA_LISTED)
 
     device_id = NumberAttribute(hash_key=True)
     sort_key = UnicodeAttribute(range_key=True)
@@ -72,7 +80,7 @@ class ByDeviceCreated(GlobalSecondaryIndex["MediaModel"]):
 class ByDeviceUploaded(GlobalSecondaryIndex["MediaModel"]):
     class Meta:
         index_name = "by-device-uploaded"
-        projection = AllProjection()
+        projection = IncludeProjection(["protected"])  # what the sweep's filter reads
 
     device_id = NumberAttribute(hash_key=True)
     uploaded = NumberAttribute(range_key=True)

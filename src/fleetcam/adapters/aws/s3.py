@@ -89,7 +89,14 @@ class S3ObjectStore:
     def delete(self, key: str) -> None:
         self.s3.delete_object(Bucket=self.bucket, Key=key)
 
-    def presigned_url(self, key: str, expires: int = 3600) -> str:
-        """A time-limited GET link straight to S3 (used for share links; see docs/aws.md)."""
-        return str(self.s3.generate_presigned_url(
-            "get_object", Params={"Bucket": self.bucket, "Key": key}, ExpiresIn=expires))
+    def presigned_url(self, key: str, expires: int = 3600, *, content_type: str | None = None,
+                      disposition: str | None = None) -> str:
+        """A time-limited GET link straight to S3 (large file content and share links; see
+        docs/aws.md). ``content_type`` and ``disposition`` override the response headers."""
+        params = {"Bucket": self.bucket, "Key": key}
+        if content_type:
+            params["ResponseContentType"] = content_type
+        if disposition:
+            params["ResponseContentDisposition"] = disposition
+        return str(self.s3.generate_presigned_url("get_object", Params=params,
+                                                  ExpiresIn=expires))

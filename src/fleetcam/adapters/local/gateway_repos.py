@@ -92,6 +92,13 @@ class SqliteConnectionRegistry:
                                       (gateway_id,))
         return [_conn(r) for r in rows]
 
+    def touch(self, conn_id: int, when: float) -> bool:
+        with self.db.tx() as c:
+            return c.execute(
+                "UPDATE connections SET data=json_set(data, '$.meta.last_access', ?) WHERE id=?"
+                " AND coalesce(json_extract(data, '$.meta.last_access'), 0) < ?",
+                (when, conn_id, when)).rowcount == 1
+
     def drop_gateway(self, gateway_id: str) -> list[Connection]:
         with self.db.tx() as c:
             rows = c.execute("SELECT data FROM connections WHERE gateway_id=?",

@@ -7,13 +7,18 @@ from typing import Literal
 from urllib.parse import quote
 
 from fastapi import APIRouter, Request
-from fastapi.responses import JSONResponse, Response, StreamingResponse
+from fastapi.responses import JSONResponse, RedirectResponse, Response, StreamingResponse
 
 from fleetcam.api.deps import ContainerDep, token_ok
+from fleetcam.domain import hls
 from fleetcam.errors import Invalid, NotFound, Unauthorized
 
 router = APIRouter(tags=["files"])
 _RANGE = re.compile(r"^bytes=(\d*)-(\d*)$")
+REDIRECT_ABOVE = 4 * 1024 * 1024
+"""Content larger than this is served by the store itself through a pre-signed link, where
+the store can make one (S3): a Lambda response holds at most 6 MB, about 4.5 MB of binary
+once base64-encoded. The local store streams everything."""
 
 
 def parse_range(header: str | None, size: int) -> tuple[int, int] | None:
@@ -39,11 +44,34 @@ def parse_range(header: str | None, size: int) -> tuple[int, int] | None:
     return first, last
 
 
+_LIVE_NAME = re.compile(r"index\.m3u8|\d{1,9}\.ts")
+
+
+@router.get("/media/live/{uuid}/{name}")
+def live_file(c: ContainerDep, uuid: str, name: str) -> Response:
+    """A live or playback stream's HLS playlist or segment (no token: the path is unguessable).
+    Fetching the playlist keeps the stream alive; a segment that is gone answers 404."""
+    if not re.fullmatch(r"[0-9a-f]{32}", uuid) or not _LIVE_NAME.fullmatch(name):
+        raise NotFound(f"no stream file {uuid}/{name}")
+    playlist = name == "index.m3u8"
+    if playlist:
+        c.connections.registry.touch(hls.connection_id(uuid), c.clock.now())
+    try:
+        body = b"".join(c.store.read(hls.stream_key(uuid, name)))
+    except NotFound as e:
+        raise NotFound(f"no stream file {uuid}/{name}") from e
+    return Response(body, media_type="application/vnd.apple.mpegurl" if playlist
+                    else "video/mp2t",
+                    headers={"Cache-Control": "no-cache" if playlist else "max-age=120",
+                             "Access-Control-Allow-Origin": "*"})
+
+
 @router.api_route("/media/{uuid}", methods=["GET", "HEAD"])
 def media_link(c: ContainerDep, request: Request, uuid: str,
                preview: Literal["jpeg", "json"] | None = None) -> Response:
     """A file's content (Range answered with 206), thumbnail or JSON. A file that is not
-    ``shared`` needs the token."""
+    ``shared`` needs the token. A GET of large content answers 307 to a pre-signed link
+    when the store makes them (S3); HEAD is always answered here."""
     f = c.index.get(uuid) if re.fullmatch(r"[0-9a-f]{32}", uuid) else None
     if f is None:
         raise NotFound(f"media file {uuid} not found")
@@ -56,8 +84,15 @@ def media_link(c: ContainerDep, request: Request, uuid: str,
             raise NotFound(f"media file {uuid} has no preview")
         return Response(base64.b64decode(f.preview.jpeg), media_type="image/jpeg",
                         headers={"Cache-Control": "private, max-age=3600"})
+    disposition = f"inline; filename*=UTF-8''{quote(f.name)}"
+    presign = getattr(c.store, "presigned_url", None)
+    if request.method == "GET" and f.size > REDIRECT_ABOVE and presign is not None:
+        # the token and shared rules were checked above; the link itself expires
+        url = presign(f.key, c.settings.share_link_expiry, content_type=f.mime,
+                      disposition=disposition)
+        return RedirectResponse(url, status_code=307, headers={"Cache-Control": "no-store"})
     headers = {"Accept-Ranges": "bytes", "ETag": f'"{f.uuid}-{f.size}"',
-               "Content-Disposition": f"inline; filename*=UTF-8''{quote(f.name)}"}
+               "Content-Disposition": disposition}
     try:
         rng = parse_range(request.headers.get("range"), f.size)
     except Invalid:

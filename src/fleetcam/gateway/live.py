@@ -1,0 +1,270 @@
+"""Live and playback streams: JT/T 1078 frames cut into HLS segments in object storage."""
+from __future__ import annotations
+
+import asyncio
+import logging
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+from fleetcam.domain import hls
+from fleetcam.domain.gateway import Command, Connection
+from fleetcam.domain.models import Device, new_uuid
+from fleetcam.errors import FleetcamError
+from fleetcam.protocol.jt1078.reassembly import MediaFrame
+from fleetcam.protocol.jt808 import messages as m
+
+if TYPE_CHECKING:
+    from fleetcam.gateway.server import Gateway
+
+log = logging.getLogger(__name__)
+CODECS = {98: "h264", 99: "hevc"}
+IDLE_STOP = 60.0
+"""A stream whose playlist nobody fetched for this long is stopped."""
+SEGMENT_GRACE = 120.0
+"""Segments are deleted this long after their stream's last access."""
+START_TIMEOUT = 20.0
+"""Seconds for the device to deliver a first segment before the stream is given up."""
+NO_KEYFRAME = 10.0
+KEEP_EXTRA = 4
+"""Segments kept in storage behind the live window (slow players)."""
+
+
+@dataclass
+class LiveStream:
+    uuid: str
+    device_id: int
+    ident: str
+    channel: int
+    stream_type: str
+    kind: str  # "live" | "playback"
+    started: float
+    media_conn: int | None = None
+    segmenter: Any = None
+    codec: str | None = None
+    segments: list[hls.SegmentRef] = field(default_factory=list)
+    ended: bool = False
+    stop_reason: str = ""
+    bytes: int = 0
+    frames: int = 0
+    first_frame_at: float | None = None
+    last_access: float = 0.0
+    ready: asyncio.Event = field(default_factory=asyncio.Event)
+    error: str | None = None
+    queue: asyncio.Queue[MediaFrame | None] = field(default_factory=asyncio.Queue)
+    task: asyncio.Task[None] | None = None
+    waiting: list[Command] = field(default_factory=list)
+
+    @property
+    def conn_id(self) -> int:
+        return hls.connection_id(self.uuid)
+
+
+class LiveManager:
+    """A MediaSink; one LiveStream per device channel, shared by every operator asking."""
+
+    def __init__(self, gw: Gateway) -> None:
+        self.gw = gw
+        self.streams: dict[tuple[int, int], LiveStream] = {}
+        self.finished: list[LiveStream] = []
+        self.transcoder = ThreadPoolExecutor(max_workers=2, thread_name_prefix="gw-hls")
+
+    def urls(self, s: LiveStream) -> dict[str, Any]:
+        base = self.gw.settings.base_url
+        playlist = f"{base}/media/{hls.stream_key(s.uuid, 'index.m3u8')}"
+        return {"uuid": s.uuid, "url": playlist, "hls": playlist,
+                "mediastream": {"uuid": s.uuid, "channel": s.channel,
+                                "stream_type": s.stream_type, "has_audio": False},
+                "stream_type": s.stream_type, "kind": s.kind, "connection_id": s.conn_id}
+
+    def _connection(self, s: LiveStream) -> Connection:
+        meta = {"mediastream": self.urls(s)["mediastream"], "hls": self.urls(s)["hls"],
+                "kind": s.kind, "channel": s.channel, "started": s.started, "bytes": s.bytes,
+                "segments": len(s.segments), "last_access": s.last_access or s.started}
+        return Connection(id=s.conn_id, device_id=s.device_id, ident=s.ident,
+                          established=s.started, source="hls", transport="hls", secondary=True,
+                          gateway_id=self.gw.gateway_id, meta=meta)
+
+    # -- starting -----------------------------------------------------------------------
+    def existing(self, device_id: int, channel: int, kind: str) -> LiveStream | None:
+        s = self.streams.get((device_id, channel))
+        return s if s is not None and not s.ended and s.kind == kind else None
+
+    async def open(self, cmd: Command, device: Device, kind: str) -> LiveStream:
+        """A stream for the command's channel: the running one, or a new one."""
+        channel = int(cmd.properties["channel"])
+        s = self.existing(device.id, channel, kind)
+        if s is None:
+            old = self.streams.get((device.id, channel))
+            if old is not None:
+                await self.stop(old, "replaced")
+            now = self.gw.clock.now()
+            s = LiveStream(uuid=new_uuid(), device_id=device.id, ident=device.ident,
+                           channel=channel, kind=kind, started=now, last_access=now,
+                           stream_type=str(cmd.properties.get("quality", "main")))
+            self.streams[(device.id, channel)] = s
+            s.task = asyncio.get_running_loop().create_task(self._run(s))
+            await self.gw.call(self.gw.connections.opened, self._connection(s))
+            self._log(s, "start", "")
+        s.waiting.append(cmd)
+        self.gw.spawn(self._answer_when_ready(s, cmd))
+        return s
+
+    async def _answer_when_ready(self, s: LiveStream, cmd: Command) -> None:
+        try:
+            await asyncio.wait_for(s.ready.wait(), START_TIMEOUT)
+        except asyncio.TimeoutError:
+            s.error = s.error or "the device sent no playable video in time"
+        if s.error is not None or not s.segments:
+            await self.gw.call(self.gw.commands.finish, cmd, False,
+                               {"reason": s.error or "stream ended before its first segment"})
+            if not s.segments:
+                await self.stop(s, "no video")
+            return
+        await self.gw.call(self.gw.commands.finish, cmd, True, self.urls(s))
+
+    # -- frames -------------------------------------------------------------------------
+    def on_frame(self, device: Device, connection_id: int, frame: MediaFrame) -> None:
+        s = self.streams.get((device.id, frame.channel))
+        if s is None or s.ended or frame.data_type >= 3 or frame.timestamp is None:
+            return
+        if s.media_conn is None:
+            s.media_conn = connection_id
+        elif s.media_conn != connection_id:
+            return
+        s.bytes += len(frame.data)
+        s.frames += 1
+        s.queue.put_nowait(frame)
+
+    def on_close(self, device: Device, connection_id: int, reason: str) -> None:
+        for s in list(self.streams.values()):
+            if s.media_conn == connection_id and not s.ended:
+                gone = self.gw.sessions_by_device.get(device.id) is None
+                self.gw.spawn(self.stop(s, "device gone" if gone else
+                                        ("user" if reason == "user" else "device ended stream"),
+                                        tell_device=False))
+
+    async def _run(self, s: LiveStream) -> None:
+        """Segment frames in order; H.265 is transcoded off the event loop."""
+        from fleetcam.media.hls import HlsSegmenter
+
+        loop = asyncio.get_running_loop()
+        while (frame := await s.queue.get()) is not None:
+            try:
+                if s.segmenter is None:
+                    s.codec = CODECS.get(frame.payload_type)
+                    if s.codec is None:
+                        raise FleetcamError(f"unsupported video payload type "
+                                            f"{frame.payload_type}")
+                    s.segmenter = HlsSegmenter(s.codec)
+                    s.first_frame_at = loop.time()
+                elif CODECS.get(frame.payload_type) != s.codec:
+                    raise FleetcamError("codec changed mid-stream")
+                keyframe = frame.data_type == 0
+                if s.codec == "h264":
+                    segments = s.segmenter.push(frame.data, frame.timestamp, keyframe)
+                else:
+                    segments = await loop.run_in_executor(
+                        self.transcoder, s.segmenter.push, frame.data, frame.timestamp, keyframe)
+                if (not s.segments and not segments and s.first_frame_at is not None
+                        and loop.time() - s.first_frame_at > NO_KEYFRAME):
+                    raise FleetcamError(f"no keyframe in {NO_KEYFRAME:.0f} s")
+                for seg in segments:
+                    await self._write(s, seg)
+            except Exception as e:
+                s.error = e.reason if isinstance(e, FleetcamError) else f"{type(e).__name__}: {e}"
+                log.warning("stream %s of device %s: %s", s.uuid, s.device_id, s.error)
+                s.ready.set()
+                self.gw.spawn(self.stop(s, f"error: {s.error}"))
+                return
+        if s.segmenter is not None:
+            try:
+                for seg in s.segmenter.flush():
+                    await self._write(s, seg)
+            except Exception as e:  # the stream ends either way
+                log.warning("stream %s: final segment lost: %s", s.uuid, e)
+
+    async def _write(self, s: LiveStream, seg: Any) -> None:
+        """The segment first, then the playlist naming it: a listed segment always exists."""
+        ref = hls.SegmentRef(seg.sequence, seg.duration)
+        await self.gw.call(self.gw.c.store.put, hls.stream_key(s.uuid, hls.segment_name(
+            seg.sequence)), seg.data, content_type="video/mp2t")
+        s.segments.append(ref)
+        await self._write_playlist(s)
+        drop = len(s.segments) - hls.LIVE_WINDOW - KEEP_EXTRA
+        if s.kind == "live" and drop > 0:
+            old, s.segments = s.segments[:drop], s.segments[drop:]
+            for r in old:
+                await self.gw.call(self.gw.c.store.delete,
+                                   hls.stream_key(s.uuid, hls.segment_name(r.sequence)))
+        s.ready.set()
+
+    async def _write_playlist(self, s: LiveStream) -> None:
+        window = s.segments[-hls.LIVE_WINDOW:] if s.kind == "live" else s.segments
+        text = hls.render_playlist(window, ended=s.ended, event=s.kind == "playback")
+        await self.gw.call(self.gw.c.store.put, hls.stream_key(s.uuid, "index.m3u8"),
+                           text.encode(), content_type="application/vnd.apple.mpegurl")
+
+    # -- stopping -----------------------------------------------------------------------
+    async def stop(self, s: LiveStream, reason: str, tell_device: bool = True) -> None:
+        if s.ended:
+            return
+        s.ended = True
+        s.stop_reason = reason
+        if self.streams.get((s.device_id, s.channel)) is s:
+            del self.streams[(s.device_id, s.channel)]
+        s.queue.put_nowait(None)
+        if s.task is not None:
+            try:
+                await asyncio.wait_for(asyncio.shield(s.task), 10)
+            except (asyncio.TimeoutError, asyncio.CancelledError):
+                pass
+        session = self.gw.sessions_by_device.get(s.device_id)
+        if tell_device and session is not None:
+            if s.kind == "live":
+                session.send(m.RealtimeControl(channel=s.channel, command=0, close_type=0,
+                                               stream_type=0))
+            else:
+                session.send(m.PlaybackControl(channel=s.channel, control=2, speed=0,
+                                               position=0))
+        for sess in list(self.gw.sessions_1078):
+            if s.media_conn is not None and sess.conn_id == s.media_conn:
+                sess.close(f"stream stopped ({reason})")
+        await self._write_playlist(s)  # with EXT-X-ENDLIST
+        await self.gw.call(self.gw.connections.closed, s.conn_id, reason)
+        self._log(s, "stop", reason)
+        s.last_access = max(s.last_access, self.gw.clock.now())
+        self.finished.append(s)
+
+    def _log(self, s: LiveStream, event: str, reason: str) -> None:
+        payload = {"event": event, "reason": reason, **self.urls(s)}
+        self.gw.spawn(self.gw.call(self.gw.connections.journal.record, s.device_id,
+                                   f"mediastream_{event}", payload, None,
+                                   f"mediastream/{s.channel}"))
+
+    async def tick(self) -> None:
+        """Housekeeping: idle streams stop; segments of finished ones go after the grace."""
+        now = self.gw.clock.now()
+        for s in list(self.streams.values()):
+            conn = await self.gw.call(self.gw.connections.registry.get, s.conn_id)
+            if conn is None and not s.ended:  # dropped through the API (maybe another copy)
+                await self.stop(s, "user")
+                continue
+            last = max(s.last_access, float((conn.meta if conn else {}).get("last_access", 0)))
+            s.last_access = last
+            if now - last > IDLE_STOP:
+                await self.stop(s, "idle")
+            elif conn is not None:
+                await self.gw.call(self.gw.connections.registry.open, self._connection(s))
+        for s in list(self.finished):
+            if now - s.last_access > SEGMENT_GRACE:
+                self.finished.remove(s)
+                for r in s.segments:
+                    await self.gw.call(self.gw.c.store.delete,
+                                       hls.stream_key(s.uuid, hls.segment_name(r.sequence)))
+                await self.gw.call(self.gw.c.store.delete, hls.stream_key(s.uuid, "index.m3u8"))
+
+    async def close(self) -> None:
+        for s in list(self.streams.values()):
+            await self.stop(s, "gateway stopping")
+        self.transcoder.shutdown(wait=False)
