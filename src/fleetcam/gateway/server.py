@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import io
 import logging
 import secrets
@@ -61,10 +62,11 @@ class Gateway:
         assert self.loop is not None
         return self.loop.time()
 
-    async def call(self, fn: Callable[..., T], *args: Any) -> T:
+    async def call(self, fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
         """Run a (blocking) store call off the event loop."""
         assert self.loop is not None
-        return await self.loop.run_in_executor(self._executor, fn, *args)
+        return await self.loop.run_in_executor(self._executor,
+                                               functools.partial(fn, *args, **kwargs))
 
     def spawn(self, coro: Coroutine[Any, Any, Any]) -> None:
         assert self.loop is not None
@@ -154,9 +156,12 @@ class Gateway:
 
     async def _reconcile(self) -> None:
         """Close connections the shared store no longer lists (dropped through another copy)."""
+        # Only sessions registered before the query: one whose registry write is still in
+        # flight is missing from the answer without having been dropped.
+        candidates = [s for s in self.sessions_808 if s.registered]
         known = {c.id for c in await self.call(self.connections.registry.of_gateway,
                                                self.gateway_id)}
-        for s in list(self.sessions_808):
+        for s in candidates:
             if s.connection is not None and s.conn_id not in known:
                 s.connection = None  # already forgotten; do not announce twice
                 s.close("dropped by user")

@@ -1,0 +1,164 @@
+"""CPU a live HLS stream costs the gateway: HlsSegmenter on 1 Mbit/s 25 fps 640x360 streams.
+
+Usage: ``.venv/bin/python bench/live_cpu.py [--seconds 60] [--runs 3] [--no-hevc]``
+
+Feeds a pre-encoded test-pattern stream through ``HlsSegmenter`` as fast as it goes and
+divides the process CPU time (all threads) by the stream's length. References measured in the
+same run: wrapping the frames into packets only, a bare long-lived MPEG-TS mux of the same
+packets, the same into fragmented MP4 (the other HLS segment format), and for H.265 a bare
+decode.
+"""
+from __future__ import annotations
+
+import argparse
+import io
+import statistics
+import sys
+import time
+from collections.abc import Callable
+from fractions import Fraction
+
+import av
+
+from fleetcam.media.hls import HlsSegmenter, Segment
+from fleetcam.media.testpattern import EncodedFrame, encode_pattern
+
+START_MS = 1_778_300_000_000
+FPS = 25
+TARGET_PERCENT = 0.3  # of one core per 1 Mbit/s copied stream (issue 7)
+TS_CLOCK = Fraction(1, 90_000)
+
+
+class _Null:
+    """A file that counts what is written to it."""
+
+    def __init__(self) -> None:
+        self.size = 0
+
+    def write(self, data: bytes) -> int:
+        self.size += len(data)
+        return len(data)
+
+
+def _cpu(fn: Callable[[], object], runs: int) -> float:
+    """Median process CPU seconds (user + system, all threads) of ``runs`` calls."""
+    times = []
+    for _ in range(runs):
+        t = time.process_time()
+        fn()
+        times.append(time.process_time() - t)
+    return statistics.median(times)
+
+
+def _packets(frames: list[EncodedFrame]) -> list[av.Packet]:
+    out = []
+    for f in frames:
+        p = av.Packet(f.data)
+        p.pts = p.dts = f.pts_ms * 90
+        p.is_keyframe = f.keyframe
+        out.append(p)
+    return out
+
+
+def _bare_mux(frames: list[EncodedFrame], fmt: str, options: dict[str, str]) -> int:
+    """One long-lived muxer, no cutting or checks: the floor under any segmenter."""
+    sink = _Null()
+    with av.open(sink, "w", format=fmt, options=options) as out:
+        stream = out.add_mux_stream("h264", width=640, height=360)
+        stream.time_base = TS_CLOCK
+        for p in _packets(frames):
+            p.time_base, p.stream = TS_CLOCK, stream
+            out.mux_one(p)
+    return sink.size
+
+
+def _segment(codec: str, frames: list[EncodedFrame], cuts: list[float]) -> list[Segment]:
+    seg = HlsSegmenter(codec)
+    out: list[Segment] = []
+    for f in frames:
+        t = time.perf_counter()
+        done = seg.push(f.data, START_MS + f.pts_ms, f.keyframe)
+        if done:
+            cuts.append(time.perf_counter() - t)
+        out += done
+    return out + seg.flush()
+
+
+def _decode(frames: list[EncodedFrame]) -> int:
+    ctx = av.CodecContext.create("hevc", "r")
+    ctx.thread_type, ctx.thread_count = "FRAME", 2
+    n = 0
+    for f in frames:
+        n += len(ctx.decode(av.Packet(f.data)))
+    return n + len(ctx.decode(None))
+
+
+def _row(name: str, cpu: float, seconds: float, ref: float | None = None) -> None:
+    per = cpu / seconds
+    ratio = f"{cpu / ref:6.2f}x" if ref else ""
+    streams = f"{1 / per:8.0f}" if per > 0 else "     inf"
+    print(f"  {name:<44} {cpu:7.3f} s  {per * 100:7.3f} %  {streams}  "
+          f"{cpu / seconds * 1000:7.3f} ms  {ratio}")  # fmt: skip
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--seconds", type=float, default=60.0)
+    ap.add_argument("--runs", type=int, default=3)
+    ap.add_argument("--no-hevc", action="store_true")
+    args = ap.parse_args()
+    ok = True
+    secs = args.seconds
+    for codec in ("h264",) if args.no_hevc else ("h264", "hevc"):
+        t = time.perf_counter()
+        frames = list(encode_pattern(codec, 640, 360, FPS, start_time=START_MS / 1000,
+                                     seconds=secs, bitrate=1_000_000, gop=FPS))  # fmt: skip
+        mbit = sum(len(f.data) for f in frames) * 8 / secs / 1e6
+        print(f"\n{codec}: {len(frames)} frames, {secs:.0f} s 640x360 {FPS} fps, {mbit:.2f} Mbit/s, "
+              f"keyframe each second (encoded in {time.perf_counter() - t:.1f} s); "
+              f"median of {args.runs} runs")  # fmt: skip
+        print(f"  {'':<44} {'CPU':>9}  {'% core':>9}  {'streams':>8}  {'per 1 s seg':>10}")
+        packets = _cpu(lambda: _packets(frames), args.runs)
+        _row("reference: frames -> av.Packet only", packets, secs)
+        ts = _cpu(lambda: _bare_mux(frames, "mpegts", {"flush_packets": "1"}), args.runs)
+        _row("reference: bare MPEG-TS mux (one muxer)", ts, secs)
+        fmp4_opts = {"movflags": "+frag_keyframe+empty_moov+default_base_moof"}
+        fmp4 = _cpu(lambda: _bare_mux(frames, "mp4", fmp4_opts), args.runs)
+        _row("reference: bare fragmented-MP4 mux", fmp4, secs, ts)
+        if codec == "hevc":
+            dec = _cpu(lambda: _decode(frames), args.runs)
+            _row("reference: H.265 decode only (2 threads)", dec, secs)
+        cuts: list[float] = []
+        segments: list[Segment] = []
+
+        def run() -> None:
+            cuts.clear()
+            segments[:] = _segment(codec, frames, cuts)
+
+        cpu = _cpu(run, args.runs)
+        name = "HlsSegmenter (copy)" if codec == "h264" else "HlsSegmenter (H.265 -> H.264)"
+        ref = ts if codec == "h264" else dec
+        _row(name, cpu, secs, ref)
+        per = cpu / secs * 100
+        print(f"  {name}: {per:.3f} % of one core per {mbit:.1f} Mbit/s stream, "
+              f"{100 / per:.0f} streams per core; the push() that cuts a segment took "
+              f"p50 {statistics.median(cuts) * 1000:.2f} ms, max {max(cuts) * 1000:.2f} ms "
+              f"(wall); {cpu / secs * 1000:.2f} ms CPU per 1 s segment "
+              f"({cpu / ref:.2f}x the {'bare TS mux' if codec == 'h264' else 'bare decode'})")  # fmt: skip
+        if codec == "h264":
+            verdict = "holds" if per < TARGET_PERCENT else "MISSED"
+            print(f"  target < {TARGET_PERCENT} % of a core per copied stream: {verdict}")
+        got = sum(s.frames for s in segments)
+        playable = all(
+            next(av.open(io.BytesIO(s.data), format="mpegts").decode(video=0)).key_frame
+            for s in segments[:3]
+        )
+        if got != len(frames) or len(segments) != round(secs) or not playable:
+            print(f"  CHECK FAILED: {got}/{len(frames)} frames in {len(segments)} segments, "
+                  f"first segments start on a keyframe: {playable}")  # fmt: skip
+            ok = False
+    return 0 if ok else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
