@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING, Protocol
 from fleetcam.domain.gateway import Connection
 from fleetcam.domain.models import Device
 from fleetcam.protocol.errors import ProtocolError
+from fleetcam.protocol.jt1078.packet import sim_key
 from fleetcam.protocol.jt1078.reassembly import FrameAssembler, FrameDropped, MediaFrame
 from fleetcam.protocol.jt1078.stream import NEED_DATA, Jt1078Decoder, PacketError
 
@@ -89,9 +90,12 @@ class Jt1078Session(asyncio.Protocol):
             sink.on_frame(self.device, self.conn_id, frame)
 
     async def _identify(self, sim: str, channel: int) -> None:
-        device = await self.gw.call(self.gw.c.device_repo.find_by_ident, sim)
-        if device is None:
-            device = await self.gw.call(self.gw.c.device_repo.find_by_ident, sim.lstrip("0"))
+        device = None
+        key = sim_key(sim)  # 6-byte SIMs of 2019 terminals whose ident is the 20-digit phone
+        for ident in dict.fromkeys((sim, key, key.zfill(12), key.zfill(20))):
+            device = await self.gw.call(self.gw.c.device_repo.find_by_ident, ident)
+            if device is not None:
+                break
         if device is None:
             self.close(f"media from unknown SIM {sim}")
             return

@@ -2,12 +2,13 @@
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 import secrets
 from typing import TYPE_CHECKING, Any
 
 from fleetcam.domain import keys
-from fleetcam.domain.gateway import Command, Connection
+from fleetcam.domain.gateway import SENT, Command, Connection
 from fleetcam.domain.models import Device
 from fleetcam.gateway import translate
 from fleetcam.protocol.errors import ProtocolError
@@ -38,6 +39,8 @@ class Jt808Session(asyncio.Protocol):
         self.version2019 = False
         self.protocol_version = 1
         self.connection: Connection | None = None
+        self.registered = False
+        """True once ``connection`` is in the shared registry (not while the write is in flight)."""
         self.inbox: asyncio.Queue[Message | FrameError | None] = asyncio.Queue(INBOX_MAX)
         self.awaiting: dict[int, Command] = {}
         self.bogus = 0
@@ -129,6 +132,9 @@ class Jt808Session(asyncio.Protocol):
             return
         handler = getattr(self, f"on_{type(body).__name__}", None)
         if handler is None:
+            if isinstance(body, m.UnknownMessage):
+                log.info("jt808 conn %s (%s): message 0x%04X not supported", self.conn_id,
+                         self.source, h.msg_id)
             self.reply(msg, Result.NOT_SUPPORTED if isinstance(body, m.UnknownMessage)
                        else Result.SUCCESS)
             return
@@ -160,6 +166,7 @@ class Jt808Session(asyncio.Protocol):
             established=self.gw.clock.now(), source=self.source, gateway_id=self.gw.gateway_id,
             meta={"protocol": "jt808", "version": 2019 if self.version2019 else 2013})
         await self.gw.call(self.gw.connections.opened, self.connection)
+        self.registered = True
         self.reply(msg)
         await self.deliver()
 
@@ -276,4 +283,6 @@ class Jt808Session(asyncio.Protocol):
                 continue  # canceled meanwhile, or another copy took it
             serial = self.send(body, msg_id=msg_id)
             self.awaiting[serial] = sent.with_changes(serial=serial)
-            await self.gw.call(self.gw.commands.store.update, self.awaiting[serial])
+            # conditional: a fast answer may already have finished it (never undo that)
+            await self.gw.call(functools.partial(self.gw.commands.store.update,
+                                                 self.awaiting[serial], expect_status=SENT))
