@@ -4,7 +4,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: run test install bench lint clean
+.PHONY: run test install bench lint clean browser-deps
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -19,8 +19,19 @@ SIMULATE ?= 2
 run: $(STAMP)
 	$(BIN)/fleetcam serve --simulate $(SIMULATE)
 
-test: $(STAMP)
+test: $(STAMP) browser-deps
 	$(BIN)/python -m pytest -q
+
+# tests/pipeline/test_browser.py plays video in Debian's chromium (driven by Playwright) with
+# hls.js from npm; installed once, skipped when present (CI runs as root with no stdin).
+CHROMIUM := /usr/bin/chromium
+HLS_JS := .cache/npm/node_modules/hls.js/dist/hls.min.js
+SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
+
+browser-deps:
+	@[ -x $(CHROMIUM) ] || { $(SUDO) apt-get update -qq && \
+	  DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq --no-install-recommends chromium; }
+	@[ -f $(HLS_JS) ] || npm install --prefix .cache/npm --no-audit --no-fund --silent hls.js
 
 bench: $(STAMP)
 	$(BIN)/python bench/media_list.py

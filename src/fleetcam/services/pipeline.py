@@ -115,7 +115,7 @@ class MediaMessages:
         message: dict[str, Any] = {"timestamp": f.created, "device.id": f.device_id,
                                    "media": True, f"media.{kind}.{channel}": entry}
         if self.enrich:
-            near = self.store.nearest(f.device_id, f.created, ENRICH_WITHIN)
+            near = self._telemetry(f.device_id, f.created)
             if near is not None:
                 for name in ENRICH_FIELDS:
                     if name in near:
@@ -129,6 +129,17 @@ class MediaMessages:
             if cmd is not None and not cmd.final:
                 self.commands.finish(cmd, True, {"uuid": f.uuid, "url": doc["url"],
                                                  "meta": meta, "created": f.created})
+
+    def _telemetry(self, device_id: int, when: float) -> dict[str, Any] | None:
+        """The device's nearest message within ENRICH_WITHIN that is not itself a media
+        message (one of those may sit at the very same time, without telemetry)."""
+        near = self.store.nearest(device_id, when, ENRICH_WITHIN)
+        if near is None or not near.get("media"):
+            return near
+        rows = self.store.query((device_id,), time_from=when - ENRICH_WITHIN,
+                                time_to=when + ENRICH_WITHIN)
+        return min((r for r in rows if not r.get("media")), default=None,
+                   key=lambda r: abs(float(r.get("timestamp", when)) - when))
 
 
 __all__ = ["PackagingService", "MediaMessages", "CommandStore"]
