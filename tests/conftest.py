@@ -2,8 +2,9 @@
 from __future__ import annotations
 
 import sys
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pytest
 from fastapi.testclient import TestClient
@@ -15,6 +16,9 @@ from fleetcam.api.app import create_app  # noqa: E402
 from fleetcam.config import Settings  # noqa: E402
 from fleetcam.runtime.container import Container  # noqa: E402
 from fleetcam.runtime.local import build_local  # noqa: E402
+
+if TYPE_CHECKING:
+    from tests.aws.motoserver import MotoServer
 
 TOKEN = "T" * 64
 
@@ -65,3 +69,14 @@ def device(client: TestClient) -> dict[str, Any]:
     r = client.post("/gw/devices", json=[{"name": "cam-1", "ident": "013912345678"}])
     assert r.status_code == 200, r.text
     return r.json()["result"][0]
+
+
+@pytest.fixture(scope="session")
+def moto() -> Iterator[MotoServer]:
+    """One moto server (HTTP, a subprocess on 127.0.0.1) for every AWS test of the session;
+    started only when a test asks for it."""
+    from tests.aws.motoserver import MotoServer
+
+    server = MotoServer().start()
+    yield server
+    server.stop()

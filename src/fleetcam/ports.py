@@ -98,7 +98,8 @@ class MediaQuery:
 
 class MediaIndex(Protocol):
     def add(self, file: MediaFile) -> bool:
-        """Insert; False (and no change) when the uuid exists already."""
+        """Insert; False (and no change) when the uuid exists already. Raises NotFound when
+        the device does not exist (DynamoDB keeps the usage counters on the device item)."""
         ...
 
     def get(self, uuid: str) -> MediaFile | None: ...

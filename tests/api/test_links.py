@@ -161,3 +161,25 @@ def test_malformed_or_unknown_uuid_is_404(client: TestClient, media: dict[str, A
                                           uuid: str) -> None:
     assert client.get(f"/media/{uuid}").status_code == 404
     error(client.get("/media/" + "0" * 32), 404)
+
+
+def test_large_content_streams_from_a_store_without_presigned_links(
+        client: TestClient, container: Container, device: dict[str, Any]) -> None:
+    """The local store cannot pre-sign, so content above the AWS redirect size still
+    streams (tests/aws/test_large_files.py has the redirect)."""
+    from fleetcam.api.routers.files import REDIRECT_ABOVE
+    from fleetcam.domain.keys import media_key
+    from fleetcam.domain.models import MediaFile, new_uuid
+
+    assert getattr(container.store, "presigned_url", None) is None
+    data = bytes(range(256)) * (REDIRECT_ABOVE // 256 + 10)
+    uuid = new_uuid()
+    key = media_key(device["id"], uuid, "mp4")
+    container.store.put(key, data, content_type="video/mp4")
+    container.index.add(MediaFile(uuid=uuid, device_id=device["id"], key=key, name="big.mp4",
+                                  size=len(data), mime="video/mp4", created=1.7e9,
+                                  uploaded=1.7e9, modified=1.7e9))
+    r = client.get(f"/media/{uuid}")
+    assert r.status_code == 200 and r.content == data
+    r = client.get(f"/media/{uuid}", headers={"Range": "bytes=4194300-4194309"})
+    assert r.status_code == 206 and r.content == data[4194300:4194310]

@@ -1,11 +1,11 @@
-"""A moto server for the session; each test gets fresh resources and the functions' env."""
+"""Each test: fresh resources on the session's moto server (tests/conftest.py) and env."""
 from __future__ import annotations
 
 import importlib.util
 import json
 import sys
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import ModuleType
@@ -50,13 +50,6 @@ class Aws:
     @property
     def bucket(self) -> str:
         return self.env["FLEETCAM_MEDIA_BUCKET"]
-
-
-@pytest.fixture(scope="session")
-def moto() -> Iterator[MotoServer]:
-    server = MotoServer().start()
-    yield server
-    server.stop()
 
 
 @pytest.fixture

@@ -106,23 +106,61 @@ def _create_tables(conn: Any, names: dict[str, str]) -> None:
                           global_secondary_indexes=schema["global_secondary_indexes"] or None)
 
 
+def client_kwargs(url: str, region: str = "us-east-1") -> dict[str, str]:
+    """boto3.client() arguments for the fake server, with its dummy credentials."""
+    return {"endpoint_url": url, "region_name": region,
+            "aws_access_key_id": DUMMY_ENV["AWS_ACCESS_KEY_ID"],
+            "aws_secret_access_key": DUMMY_ENV["AWS_SECRET_ACCESS_KEY"]}
+
+
+_clients: dict[tuple[str, str], Any] = {}
+
+
+def _cached(kind: str, url: str, region: str) -> Any:
+    """One S3 client and one PynamoDB connection per server: each costs ~0.1 s to build."""
+    if (kind, url + region) not in _clients:
+        if kind == "s3":
+            import boto3
+            from botocore.config import Config
+
+            made: Any = boto3.client("s3", config=Config(signature_version="s3v4"),
+                                     **client_kwargs(url, region))
+        else:
+            from pynamodb.connection import Connection
+
+            made = Connection(region=region, host=url)
+        _clients[kind, url + region] = made
+    return _clients[kind, url + region]
+
+
+def s3_client(url: str, region: str = "us-east-1") -> Any:
+    """A (cached) S3 client of the server at ``url``."""
+    return _cached("s3", url, region)
+
+
+def provision_storage(url: str, *, region: str = "us-east-1", bucket: str = BUCKET,
+                      prefix: str = "fleetcam-") -> dict[str, str]:
+    """Create the bucket and every table (named ``prefix`` + model) on the server at ``url``
+    and bind the PynamoDB models to them; return the table names by model name."""
+    from fleetcam.adapters.aws import models
+
+    tables = {m.__name__: prefix + m.__name__.removesuffix("Model").lower()
+              for m in models.MODELS}
+    s3_client(url, region).create_bucket(Bucket=bucket)
+    models.bind(tables, region=region, host=url)
+    _create_tables(_cached("dynamodb", url, region), tables)
+    return tables
+
+
 def provision(url: str, *, region: str = "us-east-1") -> dict[str, str]:
     """Create fleetcam's bucket, tables and queues on the server at ``url``; return the
     FLEETCAM_* variables (as template.yaml sets them) that point a container at them."""
     import boto3
-    from pynamodb.connection import Connection
 
     from fleetcam import config
-    from fleetcam.adapters.aws import models
 
-    tables = {m.__name__: "fleetcam-" + m.__name__.removesuffix("Model").lower()
-              for m in models.MODELS}
-    kw = {"endpoint_url": url, "region_name": region,
-          "aws_access_key_id": DUMMY_ENV["AWS_ACCESS_KEY_ID"],
-          "aws_secret_access_key": DUMMY_ENV["AWS_SECRET_ACCESS_KEY"]}
-    boto3.client("s3", **kw).create_bucket(Bucket=BUCKET)
-    models.bind(tables, region=region, host=url)
-    _create_tables(Connection(region=region, host=url), tables)
+    tables = provision_storage(url, region=region)
+    kw = client_kwargs(url, region)
     sqs = boto3.client("sqs", **kw)
     dlq = sqs.create_queue(QueueName="fleetcam-ingest-dlq")["QueueUrl"]
     dlq_arn = sqs.get_queue_attributes(QueueUrl=dlq, AttributeNames=["QueueArn"])

@@ -77,7 +77,7 @@ def test_sam_translator_transforms_offline(template: dict[str, Any],
 
 # -- the template declares what the code uses -------------------------------------------
 def _model_table(model: type[Model]) -> dict[str, Any]:
-    """What the PynamoDB model implies, in CloudFormation's shape."""
+    """What the PynamoDB model implies, in CloudFormation's shape (projections included)."""
     schema = model._get_schema()
     attrs = {d["AttributeName"]: d["AttributeType"] for d in schema["attribute_definitions"]}
     gsis = {}
@@ -86,7 +86,8 @@ def _model_table(model: type[Model]) -> dict[str, Any]:
                       for d in gsi["attribute_definitions"]})
         gsis[gsi["index_name"]] = (
             {k["AttributeName"]: k["KeyType"] for k in gsi["key_schema"]},
-            gsi["projection"]["ProjectionType"])
+            gsi["projection"]["ProjectionType"],
+            sorted(gsi["projection"].get("NonKeyAttributes", [])))
     ttl = [a.attr_name for a in model.get_attributes().values() if isinstance(a, TTLAttribute)]
     return {"keys": {k["AttributeName"]: k["KeyType"] for k in schema["key_schema"]},
             "attributes": attrs, "gsis": gsis, "ttl": ttl[0] if ttl else None}
@@ -99,7 +100,8 @@ def _declared_table(props: dict[str, Any]) -> dict[str, Any]:
         "attributes": {d["AttributeName"]: d["AttributeType"]
                        for d in props["AttributeDefinitions"]},
         "gsis": {g["IndexName"]: ({k["AttributeName"]: k["KeyType"] for k in g["KeySchema"]},
-                                  g["Projection"]["ProjectionType"])
+                                  g["Projection"]["ProjectionType"],
+                                  sorted(g["Projection"].get("NonKeyAttributes", [])))
                  for g in props.get("GlobalSecondaryIndexes", [])},
         "ttl": ttl.get("AttributeName") if ttl.get("Enabled") else None,
     }

@@ -1,7 +1,9 @@
-"""The ``backend`` fixture: the four storage ports built by each runtime's adapters.
+"""The ``backend`` fixture: the storage ports built by each runtime's adapters.
 
-To add a backend, append its name to ``BACKENDS`` and teach ``make_backend`` to build it
-(the AWS one against moto's server); every contract test then runs against it too.
+"local" is SQLite and files under ``tmp_path``; "aws" is DynamoDB (PynamoDB) and S3 on the
+session's moto server (a real HTTP endpoint), reset before each test so no test sees
+another's data. To add a backend, append its name to ``BACKENDS`` and teach
+``make_backend`` to build it; every contract test then runs against it too.
 """
 from __future__ import annotations
 
@@ -13,9 +15,10 @@ from typing import Any, Callable
 import pytest
 
 from fleetcam.adapters.local.clock import ManualClock
-from fleetcam.ports import Clock, DeviceRepo, LogStore, MediaIndex, ObjectStore
+from fleetcam.ports import (Clock, CommandStore, ConnectionRegistry, DeviceRepo, LogStore,
+                            MediaIndex, MessageStore, ObjectStore)
 
-BACKENDS = ["local"]
+BACKENDS = ["local", "aws"]
 
 
 @dataclass
@@ -27,6 +30,9 @@ class Backend:
     index: MediaIndex
     devices: DeviceRepo
     logs: LogStore
+    messages: MessageStore
+    registry: ConnectionRegistry
+    commands: CommandStore
     close: Callable[[], None] = lambda: None
     extras: dict[str, Any] = field(default_factory=dict)
 
@@ -34,6 +40,9 @@ class Backend:
 def _local(tmp_path: Path, clock: Clock) -> Backend:
     from fleetcam.adapters.local.db import Database
     from fleetcam.adapters.local.files import LocalObjectStore
+    from fleetcam.adapters.local.gateway_repos import (SqliteCommandStore,
+                                                       SqliteConnectionRegistry,
+                                                       SqliteMessageStore)
     from fleetcam.adapters.local.queue import EventQueue
     from fleetcam.adapters.local.repos import SqliteDeviceRepo, SqliteLogStore, SqliteMediaIndex
 
@@ -41,20 +50,54 @@ def _local(tmp_path: Path, clock: Clock) -> Backend:
     queue = EventQueue(db, clock)
     return Backend(name="local", store=LocalObjectStore(tmp_path / "objects", db, queue),
                    index=SqliteMediaIndex(db), devices=SqliteDeviceRepo(db),
-                   logs=SqliteLogStore(db), close=db.close, extras={"db": db, "queue": queue})
+                   logs=SqliteLogStore(db), messages=SqliteMessageStore(db),
+                   registry=SqliteConnectionRegistry(db), commands=SqliteCommandStore(db),
+                   close=db.close, extras={"db": db, "queue": queue})
 
 
-def make_backend(name: str, tmp_path: Path, clock: Clock) -> Backend:
-    """Build the named backend's adapters, isolated under ``tmp_path``."""
+def _aws(url: str) -> Backend:
+    from fleetcam.adapters.aws.dynamodb import (DynamoDeviceRepo, DynamoLogStore,
+                                                DynamoMediaIndex)
+    from fleetcam.adapters.aws.gateway_dynamodb import (DynamoCommandStore,
+                                                        DynamoConnectionRegistry,
+                                                        DynamoMessageStore)
+    from fleetcam.adapters.aws.s3 import S3ObjectStore
+    from tests.aws.motoserver import BUCKET, provision_storage, s3_client
+
+    tables = provision_storage(url)
+    s3 = s3_client(url)
+    return Backend(name="aws", store=S3ObjectStore(BUCKET, s3), index=DynamoMediaIndex(),
+                   devices=DynamoDeviceRepo(), logs=DynamoLogStore(),
+                   messages=DynamoMessageStore(), registry=DynamoConnectionRegistry(),
+                   commands=DynamoCommandStore(), extras={"url": url, "tables": tables, "s3": s3})
+
+
+def make_backend(name: str, tmp_path: Path, clock: Clock, *,
+                 moto_url: str | None = None) -> Backend:
+    """Build the named backend's adapters, isolated under ``tmp_path`` (local) or on the
+    freshly reset moto server at ``moto_url`` (aws)."""
     if name == "local":
         return _local(tmp_path, clock)
-    raise ValueError(f"unknown contract backend {name!r}")
+    if name == "aws" and moto_url:
+        return _aws(moto_url)
+    raise ValueError(f"unknown contract backend {name!r} (aws needs moto_url)")
 
 
 @pytest.fixture(params=BACKENDS)
 def backend(request: pytest.FixtureRequest, tmp_path: Path,
             clock: ManualClock) -> Iterator[Backend]:
-    b = make_backend(request.param, tmp_path, clock)
+    moto_url = None
+    if request.param == "aws":  # the server starts with the first test that needs it
+        from tests.aws.motoserver import DUMMY_ENV
+
+        monkeypatch: pytest.MonkeyPatch = request.getfixturevalue("monkeypatch")
+        for k, v in DUMMY_ENV.items():
+            monkeypatch.setenv(k, v)
+        monkeypatch.delenv("AWS_PROFILE", raising=False)
+        server = request.getfixturevalue("moto")
+        server.reset()
+        moto_url = server.url
+    b = make_backend(request.param, tmp_path, clock, moto_url=moto_url)
     try:
         yield b
     finally:

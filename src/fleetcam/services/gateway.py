@@ -89,7 +89,9 @@ class CommandService:
 
     def _publish(self, cmd: Command, step: str) -> None:
         body = cmd.result_json() if step in (PROCESSED, CANCELED, EXPIRED) else cmd.queue_json()
+        # the log item's own "id" hides the command's: keep it as command_id too
         self.journal.record(cmd.device_id, f"command_{step}", body,
+                            {"command_id": cmd.id, **body},
                             topic=f"commands-queue/{cmd.name}/{step}")
         self.journal.state(cmd.device_id, f"commands-queue/{cmd.id}",
                            None if cmd.final else cmd.queue_json())

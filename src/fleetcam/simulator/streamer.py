@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import itertools
 import logging
 import time
 from collections.abc import Iterator
@@ -12,6 +13,7 @@ from fleetcam.protocol.jt1078.packet import DataType, PayloadType, encode_packet
 
 log = logging.getLogger(__name__)
 BATCH_SECONDS = 1.0
+LIVE_CHUNK = 600.0
 
 
 async def stream_video(host: str, port: int, *, sim: str, channel: int, codec: str, width: int,
@@ -23,11 +25,19 @@ async def stream_video(host: str, port: int, *, sim: str, channel: int, codec: s
     then close the connection, which tells the platform the stream ended."""
     from fleetcam.media.testpattern import encode_pattern
 
-    reader, writer = await asyncio.open_connection(host, port)
+    try:
+        reader, writer = await asyncio.open_connection(host, port)
+    except OSError as e:
+        log.warning("sim stream %s/%d: cannot connect to %s:%d: %s", sim, channel, host, port, e)
+        return
     t0 = time.time() if live else float(start)
-    seconds = 10 * 365 * 86400.0 if live else float(end - start)
-    frames: Iterator = encode_pattern(codec, width, height, fps, start_time=t0, seconds=seconds,
-                                      bitrate=bitrate)
+    if live:  # endless, in chunks: encode_pattern lists its frame indices up front
+        frames: Iterator = itertools.chain.from_iterable(
+            encode_pattern(codec, width, height, fps, start_time=t0 + k * LIVE_CHUNK,
+                           seconds=LIVE_CHUNK, bitrate=bitrate) for k in itertools.count())
+    else:
+        frames = encode_pattern(codec, width, height, fps, start_time=t0,
+                                seconds=float(end - start), bitrate=bitrate)
     pt = PayloadType.H264 if codec == "h264" else PayloadType.H265
     seq = 0
     last_i = 0

@@ -21,15 +21,22 @@ from fleetcam.errors import Conflict, NotFound
 from fleetcam.ports import MediaQuery
 
 LOG_RETENTION = 365 * 86400
+RETRIES = 5
+"""Attempts of an optimistic read-modify-write whose record keeps changing under it."""
 
 
 def _connection() -> Connection:
-    meta: Any = DevicesModel.Meta
-    return Connection(region=meta.region, host=meta.host)
+    """The connection of transactions: the Devices model's own, cached by PynamoDB and
+    renewed by ``models.bind``. A new Connection per transaction would build a new botocore
+    client each time (about 0.1 s of CPU)."""
+    return DevicesModel._get_connection().connection
 
 
 def _cancelled(e: TransactWriteError) -> list[str | None]:
-    """The cancellation code of each item of a failed transaction (None: that item was fine)."""
+    """The cancellation code of each item of a failed transaction (None: that item was fine).
+
+    PynamoDB sends a transaction's items grouped by kind, whatever the order of the calls:
+    condition checks, then deletes, then puts, then updates. Positions follow that order."""
     return [getattr(r, "code", None) if r else None for r in (e.cancellation_reasons or [])]
 
 
@@ -102,7 +109,8 @@ class DynamoDeviceRepo:
                 tx.update(DevicesModel(id=device.id), actions=actions,
                           condition=DevicesModel.id.exists())
         except TransactWriteError as e:
-            if "ConditionalCheckFailed" in _cancelled(e)[:1] and old.ident != device.ident:
+            # with a new ident the items go [delete old ident, put new ident, update device]
+            if old.ident != device.ident and _cancelled(e)[1:2] == ["ConditionalCheckFailed"]:
                 raise Conflict(f"a device with ident {device.ident!r} exists already",
                                field="ident") from e
             raise NotFound(f"device {device.id} not found") from e
@@ -191,40 +199,83 @@ class DynamoMediaIndex:
             raise
         return True
 
+    def add_many(self, files: Iterable[MediaFile]) -> None:
+        """Bulk insert of new files (imports, benchmarks, as SqliteMediaIndex.add_many):
+        BatchWriteItem, then one counter update per device. Neither atomic nor conditional."""
+        usage: dict[int, list[int]] = {}
+        ttls: dict[int, int] = {}
+        with MediaModel.batch_write() as batch:
+            for f in files:
+                if f.device_id not in ttls:
+                    ttls[f.device_id] = self._ttl(f.device_id)
+                batch.save(_media_model(f, ttls[f.device_id]))
+                u = usage.setdefault(f.device_id, [0, 0, 0])
+                u[0], u[1], u[2] = u[0] + f.size, u[1] + f.size * f.protected, u[2] + 1
+        for device_id, (size, protected_size, count) in usage.items():
+            DevicesModel(id=device_id).update(actions=_usage_actions(size, protected_size, count),
+                                              condition=DevicesModel.id.exists())
+
     def get(self, uuid: str) -> MediaFile | None:
         try:
             return _media(MediaModel.get(uuid))
         except DoesNotExist:
             return None
 
-    def update(self, file: MediaFile) -> None:
-        old = self.get(file.uuid)
-        if old is None:
-            raise NotFound(f"media file {file.uuid} not found")
-        d_size = file.size - old.size
-        d_prot = file.size * file.protected - old.size * old.protected
-        with TransactWrite(connection=_connection()) as tx:
-            tx.save(_media_model(file, self._ttl(file.device_id)),
-                    condition=MediaModel.uuid.exists() & (MediaModel.protected == old.protected))
-            if d_size or d_prot:
-                tx.update(DevicesModel(id=file.device_id),
-                          actions=_usage_actions(d_size, d_prot, 0))
+    def _stored(self, uuid: str) -> MediaModel | None:
+        try:
+            return MediaModel.get(uuid, consistent_read=True)
+        except DoesNotExist:
+            return None
 
-    def remove(self, files: Iterable[MediaFile]) -> list[MediaFile]:
-        removed = []
-        for f in files:
+    def update(self, file: MediaFile) -> None:
+        """The counters move by the difference from the stored record, on condition that it
+        is still what was read (re-read and retried otherwise)."""
+        for _ in range(RETRIES):
+            old = self._stored(file.uuid)
+            if old is None:
+                raise NotFound(f"media file {file.uuid} not found")
+            size, prot = int(old.size), bool(old.protected)
+            d_size = file.size - size
+            d_prot = file.size * file.protected - size * prot
             try:
                 with TransactWrite(connection=_connection()) as tx:
-                    tx.delete(MediaModel(uuid=f.uuid), condition=MediaModel.uuid.exists())
-                    tx.update(DevicesModel(id=f.device_id),
-                              actions=_usage_actions(-f.size, -f.size * f.protected, -1))
-                    tx.save(GcModel(key=f.key, queued=0))
+                    tx.save(_media_model(file, self._ttl(file.device_id)),
+                            condition=(MediaModel.size == size) & (MediaModel.protected == prot))
+                    if d_size or d_prot:
+                        tx.update(DevicesModel(id=file.device_id),
+                                  actions=_usage_actions(d_size, d_prot, 0))
             except TransactWriteError as e:
                 if _cancelled(e)[:1] == ["ConditionalCheckFailed"]:
-                    continue  # someone else removed it first
+                    continue  # changed or removed meanwhile: read it again
                 raise
-            removed.append(f)
-        return removed
+            return
+        raise Conflict(f"media file {file.uuid} keeps changing; try again")
+
+    def remove(self, files: Iterable[MediaFile]) -> list[MediaFile]:
+        return [f for f in files if self._remove(f)]
+
+    def _remove(self, f: MediaFile) -> bool:
+        """Delete one record, counting off what is *stored* (the caller's copy may be stale):
+        first as the copy says, then, if the record differs, as a consistent read says."""
+        size, prot = f.size, f.protected
+        for _ in range(RETRIES):
+            try:
+                with TransactWrite(connection=_connection()) as tx:
+                    tx.delete(MediaModel(uuid=f.uuid),
+                              condition=(MediaModel.size == size) & (MediaModel.protected == prot))
+                    tx.update(DevicesModel(id=f.device_id),
+                              actions=_usage_actions(-size, -size * prot, -1))
+                    tx.save(GcModel(key=f.key, queued=0))
+            except TransactWriteError as e:
+                if _cancelled(e)[:1] != ["ConditionalCheckFailed"]:  # [delete, put, update]
+                    raise
+                current = self._stored(f.uuid)
+                if current is None:
+                    return False  # someone else removed it first
+                size, prot = int(current.size), bool(current.protected)
+                continue
+            return True
+        raise Conflict(f"media file {f.uuid} keeps changing; try again")
 
     def expired(self, file: MediaFile) -> bool:
         """DynamoDB's TTL deleted ``file``'s record: take it off the device's usage and queue

@@ -139,10 +139,12 @@ def bind(tables: dict[str, str], *, region: str, host: str | None = None) -> Non
     """Point every model at its table (names keyed by model class name), once per process."""
     for model in MODELS:
         meta: Any = model.Meta
+        before = (meta.table_name, meta.region, getattr(meta, "host", None))
         meta.table_name = tables.get(model.__name__, meta.table_name)
         meta.region = region
         meta.host = host
-        model._connection = None  # forget a connection made for another endpoint
+        if (meta.table_name, region, host) != before:
+            model._connection = None  # forget a connection made for another endpoint
 
 
 def create_tables() -> None:

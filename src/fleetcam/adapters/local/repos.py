@@ -96,6 +96,8 @@ class SqliteMediaIndex:
 
     def add(self, file: MediaFile) -> bool:
         with self.db.tx() as c:
+            if c.execute("SELECT 1 FROM devices WHERE id=?", (file.device_id,)).fetchone() is None:
+                raise NotFound(f"device {file.device_id} not found")
             cur = c.execute(
                 "INSERT INTO media (device_id, key, name, size, mime, created, uploaded, modified,"
                 " protected, shared, channel_id, preview_jpeg, preview_meta, attributes, uuid)"

@@ -19,6 +19,7 @@ router = APIRouter(prefix="/gw/devices", tags=["gateway"])
 Body = Annotated[Any, Depends(json_body)]
 Data = Annotated[str | None, Query(description="JSON: from, to, count, reverse, filter, fields")]
 POLL = 0.1
+EXPIRY_MARGIN = 30
 
 
 def _ids(c: ContainerDep, sel: SelectorDep) -> tuple[int, ...]:
@@ -109,7 +110,9 @@ async def realtime_commands(c: ContainerDep, sel: SelectorDep, body: Body) -> di
             raise NotConnected(f"device {device_id} is not connected")
     results = []
     for item, timeout in zip(items, timeouts):
-        cmds = await run_in_threadpool(c.commands.enqueue, ids, [item], timeout)
+        # the ttl outlives the wait, so an unanswered command ends canceled by _wait, not
+        # expired by a housekeeping pass that happens to run first
+        cmds = await run_in_threadpool(c.commands.enqueue, ids, [item], timeout + EXPIRY_MARGIN)
         results += await asyncio.gather(*(_wait(c, cmd.id, timeout) for cmd in cmds))
     return {"result": results}
 
