@@ -100,3 +100,15 @@ async def json_body(request: Request) -> Any:
 
 def as_list(body: Any) -> list[Any]:
     return body if isinstance(body, list) else [body]
+
+
+def fetch_count(opts: Options) -> int:
+    """How many rows to read for ``opts``: with a filter, the filter chooses among up to
+    MAX_COUNT rows of the time range and ``count`` limits what it chose (flespi's order)."""
+    return opts.count if opts.filter is None else MAX_COUNT
+
+
+def apply_filter(rows: list[dict[str, Any]], opts: Options) -> list[dict[str, Any]]:
+    if opts.filter is None:
+        return rows
+    return [r for r in rows if expr.evaluate(opts.filter, r.get)][:opts.count]

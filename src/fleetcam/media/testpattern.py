@@ -1,6 +1,8 @@
 """A moving test pattern with its own UTC time burnt in as 7-segment digits, encoded by PyAV."""
 from __future__ import annotations
 
+import itertools
+
 import datetime as dt
 import time as _time
 from collections.abc import Iterator
@@ -252,7 +254,7 @@ def encode_pattern(
     ctx = _encoder(codec, width, height, fps, bitrate, gop)
     painter = _Painter(width, height)
     headers: dict[int, bytes] = {}
-    for index in [*range(round(seconds * fps)), None]:
+    for index in itertools.chain(range(round(seconds * fps)), (None,)):  # lazy: live is long
         if index is None:
             packets = ctx.encode(None)
         else:

@@ -8,8 +8,8 @@ from fastapi import APIRouter, Depends, Query
 from starlette.concurrency import run_in_threadpool
 
 from fleetcam.api.deps import ContainerDep, SelectorDep
-from fleetcam.api.params import MAX_COUNT, as_list, json_body, parse_options
-from fleetcam.domain import expr
+from fleetcam.api.params import (apply_filter, as_list, fetch_count, json_body,
+                                 parse_options)
 from fleetcam.domain.gateway import validate_timeout
 from fleetcam.errors import FleetcamError, Invalid
 from fleetcam.services.gateway import NotConnected
@@ -40,12 +40,9 @@ def get_messages(c: ContainerDep, sel: SelectorDep, data: Data = None,
                  fields: str | None = None) -> dict[str, Any]:
     """Device messages by time; flat flespi-style fields (position.latitude, alarm.*...)."""
     opts = parse_options(data, fields)
-    # the filter chooses the messages and count limits what it chose (flespi's order)
     rows = c.messages.store.query(_ids(c, sel), time_from=opts.time_from, time_to=opts.time_to,
-                                  count=opts.count if opts.filter is None else MAX_COUNT,
-                                  reverse=opts.reverse)
-    if opts.filter is not None:
-        rows = [r for r in rows if expr.evaluate(opts.filter, r.get)][:opts.count]
+                                  count=fetch_count(opts), reverse=opts.reverse)
+    rows = apply_filter(rows, opts)
     return {"result": [select_fields(r, opts.fields) for r in rows]}
 
 

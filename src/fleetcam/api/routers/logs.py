@@ -6,10 +6,9 @@ from typing import Any
 from fastapi import APIRouter, Query
 
 from fleetcam.api.deps import ContainerDep, SelectorDep
-from fleetcam.api.params import parse_options
+from fleetcam.api.params import apply_filter, fetch_count, parse_options
 from fleetcam.services.journal import render_log
 from fleetcam.services.render import select_fields
-from fleetcam.domain import expr
 
 router = APIRouter(prefix="/gw/devices", tags=["logs"])
 
@@ -23,8 +22,6 @@ def get_logs(c: ContainerDep, sel: SelectorDep, data: str | None = Query(None),
     events = opts.raw.get("event")
     event_list = (events,) if isinstance(events, str) else tuple(events or ())
     entries = c.logs.query(ids, time_from=opts.time_from, time_to=opts.time_to,
-                           events=event_list, count=opts.count, reverse=opts.reverse)
-    items = [render_log(e) for e in entries]
-    if opts.filter is not None:
-        items = [i for i in items if expr.evaluate(opts.filter, i.get)]
+                           events=event_list, count=fetch_count(opts), reverse=opts.reverse)
+    items = apply_filter([render_log(e) for e in entries], opts)
     return {"result": [select_fields(i, opts.fields) for i in items]}
