@@ -1,4 +1,5 @@
-"""EventBridge schedule → retention sweep (TTL and rotation) and unfinished object deletions."""
+"""EventBridge schedule → retention sweep (TTL and rotation), unfinished object deletions and
+commands whose ttl passed."""
 from __future__ import annotations
 
 from typing import Any
@@ -20,6 +21,8 @@ CONTAINER = build_aws(Settings.from_env())  # cold start, once
 def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, int]:
     expired = CONTAINER.retention.sweep()
     deleted = CONTAINER.media.finish_deletions()
+    commands = CONTAINER.commands.expire()
     metrics.add_metric(name="MediaExpired", unit=MetricUnit.Count, value=expired)
-    logger.info("sweep done", extra={"expired": expired, "objects_deleted": deleted})
-    return {"expired": expired, "objects_deleted": deleted}
+    logger.info("sweep done", extra={"expired": expired, "objects_deleted": deleted,
+                                     "commands_expired": commands})
+    return {"expired": expired, "objects_deleted": deleted, "commands_expired": commands}

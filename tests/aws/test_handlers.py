@@ -237,8 +237,14 @@ def test_sweeper_expires_old_media(aws: Aws, load_handler: Loader,
         uuid=uuid, device_id=device_id, key=key, name="old.jpg", size=9, mime="image/jpeg",
         created=old, uploaded=old, modified=old))
 
+    from fleetcam.domain.gateway import Command
+
+    overdue = sweeper.CONTAINER.commands.store.add(Command(
+        id=0, device_id=device_id, name="take_photo", properties={"channel": 1},
+        queued=old, expires=old + 60))
     result = sweeper.handler(load_event("schedule-sweeper.json"), context)
-    assert result == {"expired": 1, "objects_deleted": 0}
+    assert result == {"expired": 1, "objects_deleted": 0, "commands_expired": 1}
+    assert sweeper.CONTAINER.commands.store.get(overdue.id).status == "expired"
     assert sweeper.CONTAINER.index.get(uuid) is None and not _object_exists(aws, key)
     assert sweeper.CONTAINER.index.usage(device_id) == (0, 0, 0)
     assert sweeper.CONTAINER.logs.query((device_id,), events=("media_file_expired",))
