@@ -187,7 +187,9 @@ def test_stream_files_that_do_not_exist_are_404(tmp_path: Path) -> None:
     async def scenario() -> None:
         async with pipeline_server(tmp_path / "data") as server, simulate(server), \
                 http(server) as api:
-            url = (await start(api, 1))["response"]["hls"]
+            result = await start(api, 1)
+            assert result["executed"] is True, result["response"]
+            url = result["response"]["hls"]
             async with httpx.AsyncClient(timeout=10) as plain:
                 assert (await plain.get(url)).status_code == 200
                 for name in ("999999.ts", "index.m3u9", "..%2Fx.ts", "0.mp4"):

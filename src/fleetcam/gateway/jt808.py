@@ -235,14 +235,11 @@ class Jt808Session(asyncio.Protocol):
             del self.awaiting[serial]
             ok = getattr(body, "result", 0) == 0 and (
                 not isinstance(body, m.ResourceList) or body.items)
-            if ok and self.device is not None:
-                await self.gw.live.open(cmd, self.device,
-                                        "live" if cmd.name == "start_videostream" else "playback")
-                return
-            reason = ("the device has no recording for the requested channel and time range"
-                      if isinstance(body, m.ResourceList) else "the device refused the stream")
-            await self.gw.call(self.gw.commands.finish, cmd, False,
-                               {"reason": reason, "result": getattr(body, "result", None)})
+            if not ok:  # the stream was opened when the request went out: end it
+                reason = ("the device has no recording for the requested channel and time "
+                          "range" if isinstance(body, m.ResourceList)
+                          else f"the device refused the stream (result {body.result})")
+                await self.gw.live.fail(cmd, reason)
             return
         if cmd.name == "request_video" and (isinstance(body, m.ResourceList)
                                             or getattr(body, "result", 1) == 0):
@@ -251,17 +248,19 @@ class Jt808Session(asyncio.Protocol):
             del self.awaiting[serial]
             items = body.items if isinstance(body, m.ResourceList) else None
             if items is None or items:
-                self.gw.recorder.expect(cmd, items or ())
+                self.gw.recorder.limit(cmd, items or ())  # the job exists since the request
                 return
-            await self.gw.call(self.gw.commands.finish, cmd, False,
-                               {"reason": "the device has no recording for the requested "
-                                          "channel and time range"})
+            self.gw.recorder.cancel(cmd, "the device has no recording for the requested "
+                                         "channel and time range")
             return
         if (msg_id == 0x0001 and cmd.name in ("take_photo", "video_timeline")
                 and getattr(body, "result", 0) == 0):
             return  # an acknowledgement; the real answer follows
         del self.awaiting[serial]
         executed, response = translate.command_response(body)
+        if cmd.name == "request_video":
+            self.gw.recorder.cancel(cmd, f"the device refused the playback ({response})")
+            return
         await self.gw.call(self.gw.commands.finish, cmd, executed, response)
 
     # -- commands ---------------------------------------------------------------------
@@ -281,6 +280,12 @@ class Jt808Session(asyncio.Protocol):
             sent = await self.gw.call(self.gw.commands.mark_sent, cmd, None)
             if sent is None:
                 continue  # canceled meanwhile, or another copy took it
+            # the media may arrive before the device's answer is processed: be ready first
+            if sent.name == "request_video":
+                self.gw.recorder.expect(sent, ())
+            elif sent.name in ("start_videostream", "playback_video"):
+                await self.gw.live.open(sent, self.device, "live" if sent.name ==
+                                        "start_videostream" else "playback")
             serial = self.send(body, msg_id=msg_id)
             self.awaiting[serial] = sent.with_changes(serial=serial)
             # conditional: a fast answer may already have finished it (never undo that)

@@ -123,6 +123,16 @@ class LiveManager:
             return
         await self.gw.call(self.gw.commands.finish, cmd, True, self.urls(s))
 
+    async def fail(self, cmd: Command, reason: str) -> None:
+        """The device refused (or has nothing for) a stream opened for ``cmd``."""
+        s = self.streams.get((cmd.device_id, int(cmd.properties["channel"])))
+        if s is not None and not s.segments and any(c.id == cmd.id for c in s.waiting):
+            s.error = reason
+            s.ready.set()  # the waiting commands answer with the reason
+            await self.stop(s, f"error: {reason}", tell_device=False)
+        else:
+            await self.gw.call(self.gw.commands.finish, cmd, False, {"reason": reason})
+
     # -- frames -------------------------------------------------------------------------
     def on_frame(self, device: Device, connection_id: int, frame: MediaFrame) -> None:
         s = self.streams.get((device.id, frame.channel))

@@ -72,6 +72,20 @@ class Recorder:
             self._discard(old, "replaced by a newer request")
         self.jobs[(job.device_id, job.channel)] = job
 
+    def limit(self, cmd: Command, items: tuple[Any, ...]) -> None:
+        """The device listed what it has: the clip ends where its recordings end."""
+        job = self.jobs.get((cmd.device_id, int(cmd.properties["channel"])))
+        if job is not None and job.cmd.id == cmd.id and items:
+            job.end = min(job.end, max(it.end for it in items))
+
+    def cancel(self, cmd: Command, reason: str) -> None:
+        """The device cannot deliver: drop the job and fail the command."""
+        job = self.jobs.get((cmd.device_id, int(cmd.properties["channel"])))
+        if job is not None and job.cmd.id == cmd.id:
+            self._fail(job, reason)
+        else:
+            self.gw.spawn(self.gw.call(self.gw.commands.finish, cmd, False, {"reason": reason}))
+
     # -- MediaSink ----------------------------------------------------------------------
     def on_frame(self, device: Device, connection_id: int, frame: MediaFrame) -> None:
         job = self.jobs.get((device.id, frame.channel))
