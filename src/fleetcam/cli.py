@@ -6,10 +6,10 @@ import asyncio
 import contextlib
 import json
 import logging
-import signal
 import sys
 
 from fleetcam.config import Settings
+from fleetcam.runtime.dev import until_signal
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -34,15 +34,6 @@ def _parser() -> argparse.ArgumentParser:
     return parser
 
 
-async def _until_signal() -> None:
-    stop = asyncio.Event()
-    loop = asyncio.get_running_loop()
-    for sig in (signal.SIGINT, signal.SIGTERM):
-        with contextlib.suppress(NotImplementedError):
-            loop.add_signal_handler(sig, stop.set)
-    await stop.wait()
-
-
 async def _gateway(settings: Settings) -> None:
     from fleetcam.gateway.server import Gateway
 
@@ -61,7 +52,7 @@ async def _gateway(settings: Settings) -> None:
         await bus.start()
     gw = Gateway(container)
     await gw.start()
-    await _until_signal()
+    await until_signal()
     await gw.stop()
     if bus is not None:
         await bus.stop()
@@ -77,7 +68,7 @@ async def _simulate(args: argparse.Namespace) -> None:
         channels=args.channels), mixed_editions=args.edition == "mixed")
     print("simulated terminals: " + ", ".join(sim.idents), flush=True)
     await sim.start()
-    await _until_signal()
+    await until_signal()
     await sim.stop_all()
 
 

@@ -97,6 +97,16 @@ class LocalServer:
             await self.broker.stop()
 
 
+async def until_signal() -> None:
+    """Wait for SIGINT or SIGTERM (the way every long-running command ends)."""
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        with contextlib.suppress(NotImplementedError):
+            loop.add_signal_handler(sig, stop.set)
+    await stop.wait()
+
+
 async def start_simulation(server: LocalServer, count: int) -> Any:
     """Register ``count`` simulated MDVRs (if new) and connect them to the built-in gateway."""
     from fleetcam.simulator.device import DeviceConfig
@@ -124,12 +134,7 @@ async def serve(settings: Settings, simulate: int = 0) -> None:
     sim = await start_simulation(server, simulate) if simulate else None
     if sim is not None:
         print(f"simulating {simulate} MDVRs: {', '.join(sim.idents)}", flush=True)
-    stop = asyncio.Event()
-    loop = asyncio.get_running_loop()
-    for sig in (signal.SIGINT, signal.SIGTERM):
-        with contextlib.suppress(NotImplementedError):
-            loop.add_signal_handler(sig, stop.set)
-    await stop.wait()
+    await until_signal()
     if sim is not None:
         await sim.stop_all()
     await server.stop()
