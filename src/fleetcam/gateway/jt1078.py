@@ -11,7 +11,7 @@ from fleetcam.domain.models import Device
 from fleetcam.protocol.errors import ProtocolError
 from fleetcam.protocol.jt1078.packet import sim_key
 from fleetcam.protocol.jt1078.reassembly import FrameAssembler, FrameDropped, MediaFrame
-from fleetcam.protocol.jt1078.stream import NEED_DATA, Jt1078Decoder, PacketError
+from fleetcam.protocol.jt1078.stream import Jt1078Decoder
 
 if TYPE_CHECKING:
     from fleetcam.gateway.server import Gateway
@@ -60,34 +60,39 @@ class Jt1078Session(asyncio.Protocol):
     def data_received(self, data: bytes) -> None:
         self.last_rx = self.gw.loop_time()
         self.bytes += len(data)
+        stats = self.gw.stats
+        frames = frame_bytes = dropped = 0
+        device, conn_id, sinks = self.device, self.conn_id, self.gw.sinks
         try:
-            self.decoder.receive_data(data)
-            while (ev := self.decoder.next_event()) is not NEED_DATA:
-                if isinstance(ev, PacketError):
-                    self._bogus(ev.reason)
-                    continue
-                out = self.assembler.push(ev)  # type: ignore[arg-type]
+            for out in self.decoder.frames(data, self.assembler):
                 if isinstance(out, MediaFrame):
-                    self._frame(out)
+                    frames += 1
+                    frame_bytes += len(out.data)
+                    if device is None:  # set only by _identify, which runs between calls
+                        self._hold(out)
+                    else:
+                        for sink in sinks:
+                            sink.on_frame(device, conn_id, out)
                 elif isinstance(out, FrameDropped):
-                    self.gw.stats["dropped_frames"] += 1
+                    dropped += 1
+                else:
+                    self._bogus(out.reason)
         except ProtocolError as e:
             self.close(f"protocol error: {e}")
+        finally:
+            self.frames += frames
+            stats["frames"] += frames
+            stats["frame_bytes"] += frame_bytes
+            stats["dropped_frames"] += dropped
 
-    def _frame(self, frame: MediaFrame) -> None:
-        self.frames += 1
-        self.gw.stats["frames"] += 1
-        self.gw.stats["frame_bytes"] += len(frame.data)
-        if self.device is None:
-            if len(self.held) < 64:  # frames before the SIM lookup finishes (bounded)
-                self.held.append(frame)
-            if not self.looking_up:
-                self.looking_up = True
-                self.sim = frame.sim
-                self.gw.spawn(self._identify(frame.sim, frame.channel))
-            return
-        for sink in self.gw.sinks:
-            sink.on_frame(self.device, self.conn_id, frame)
+    def _hold(self, frame: MediaFrame) -> None:
+        """A frame before the SIM lookup finished: kept (bounded) for when it has."""
+        if len(self.held) < 64:
+            self.held.append(frame)
+        if not self.looking_up:
+            self.looking_up = True
+            self.sim = frame.sim
+            self.gw.spawn(self._identify(frame.sim, frame.channel))
 
     async def _identify(self, sim: str, channel: int) -> None:
         device = None

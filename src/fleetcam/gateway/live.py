@@ -135,6 +135,8 @@ class LiveManager:
 
     # -- frames -------------------------------------------------------------------------
     def on_frame(self, device: Device, connection_id: int, frame: MediaFrame) -> None:
+        if not self.streams:  # the usual case, and this runs for every frame of every device
+            return
         s = self.streams.get((device.id, frame.channel))
         if s is None or s.ended or frame.data_type >= 3 or frame.timestamp is None:
             return

@@ -88,6 +88,8 @@ class Recorder:
 
     # -- MediaSink ----------------------------------------------------------------------
     def on_frame(self, device: Device, connection_id: int, frame: MediaFrame) -> None:
+        if not self.jobs:  # the usual case, and this runs for every frame of every device
+            return
         job = self.jobs.get((device.id, frame.channel))
         if job is None or job.done or frame.timestamp is None or frame.data_type > 3:
             return
