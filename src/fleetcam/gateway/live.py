@@ -11,6 +11,7 @@ from fleetcam.domain import hls
 from fleetcam.domain.gateway import Command, Connection
 from fleetcam.domain.models import Device, new_uuid
 from fleetcam.errors import FleetcamError
+from fleetcam.protocol.jt1078.packet import CODEC_NAMES
 from fleetcam.protocol.jt1078.reassembly import MediaFrame
 from fleetcam.protocol.jt808 import messages as m
 
@@ -18,7 +19,6 @@ if TYPE_CHECKING:
     from fleetcam.gateway.server import Gateway
 
 log = logging.getLogger(__name__)
-CODECS = {98: "h264", 99: "hevc"}
 IDLE_STOP = 60.0
 """A stream whose playlist nobody fetched for this long is stopped."""
 SEGMENT_GRACE = 120.0
@@ -54,6 +54,9 @@ class LiveStream:
     queue: asyncio.Queue[MediaFrame | None] = field(default_factory=asyncio.Queue)
     task: asyncio.Task[None] | None = None
     waiting: list[Command] = field(default_factory=list)
+    registered: bool = False
+    """True once the stream's connection is in the shared registry: until then, housekeeping
+    must not read its absence there as a user's DELETE."""
 
     @property
     def conn_id(self) -> int:
@@ -105,6 +108,7 @@ class LiveManager:
             self.streams[(device.id, channel)] = s
             s.task = asyncio.get_running_loop().create_task(self._run(s))
             await self.gw.call(self.gw.connections.opened, self._connection(s))
+            s.registered = True
             self._log(s, "start", "")
         s.waiting.append(cmd)
         self.gw.spawn(self._answer_when_ready(s, cmd))
@@ -164,13 +168,13 @@ class LiveManager:
         while (frame := await s.queue.get()) is not None:
             try:
                 if s.segmenter is None:
-                    s.codec = CODECS.get(frame.payload_type)
+                    s.codec = CODEC_NAMES.get(frame.payload_type)
                     if s.codec is None:
                         raise FleetcamError(f"unsupported video payload type "
                                             f"{frame.payload_type}")
                     s.segmenter = HlsSegmenter(s.codec)
                     s.first_frame_at = loop.time()
-                elif CODECS.get(frame.payload_type) != s.codec:
+                elif CODEC_NAMES.get(frame.payload_type) != s.codec:
                     raise FleetcamError("codec changed mid-stream")
                 keyframe = frame.data_type == 0
                 if s.codec == "h264":
@@ -258,6 +262,8 @@ class LiveManager:
         """Housekeeping: idle streams stop; segments of finished ones go after the grace."""
         now = self.gw.clock.now()
         for s in list(self.streams.values()):
+            if not s.registered:
+                continue
             conn = await self.gw.call(self.gw.connections.registry.get, s.conn_id)
             if conn is None and not s.ended:  # dropped through the API (maybe another copy)
                 await self.stop(s, "user")

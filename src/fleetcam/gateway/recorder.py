@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING, Any, BinaryIO
 from fleetcam.domain import keys, rawclip
 from fleetcam.domain.gateway import Command
 from fleetcam.domain.models import Device, new_uuid
+from fleetcam.protocol.jt1078.packet import CODEC_NAMES
 from fleetcam.protocol.jt1078.reassembly import MediaFrame
 from fleetcam.protocol.jt808 import messages as m
 from fleetcam.services.media import META_KEY
@@ -19,7 +20,6 @@ if TYPE_CHECKING:
     from fleetcam.gateway.server import Gateway
 
 log = logging.getLogger(__name__)
-CODECS = {98: "h264", 99: "hevc"}
 END_TOLERANCE_MS = 1500
 """A recording that reaches this close to its expected end counts as complete."""
 MAX_RETRIES = 5
@@ -100,7 +100,7 @@ class Recorder:
         if job.codec is None:
             if frame.data_type >= 3:
                 return  # wait for video to know the codec
-            job.codec = CODECS.get(frame.payload_type)
+            job.codec = CODEC_NAMES.get(frame.payload_type)
             if job.codec is None:
                 self._fail(job, f"unsupported video payload type {frame.payload_type}")
                 return

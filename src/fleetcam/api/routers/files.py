@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import base64
+import logging
 import re
 from typing import Literal
 from urllib.parse import quote
@@ -13,6 +14,7 @@ from fleetcam.api.deps import ContainerDep, token_ok
 from fleetcam.domain import hls
 from fleetcam.errors import Invalid, NotFound, Unauthorized
 
+log = logging.getLogger(__name__)
 router = APIRouter(tags=["files"])
 _RANGE = re.compile(r"^bytes=(\d*)-(\d*)$")
 REDIRECT_ABOVE = 4 * 1024 * 1024
@@ -55,7 +57,10 @@ def live_file(c: ContainerDep, uuid: str, name: str) -> Response:
         raise NotFound(f"no stream file {uuid}/{name}")
     playlist = name == "index.m3u8"
     if playlist:
-        c.connections.registry.touch(hls.connection_id(uuid), c.clock.now())
+        try:  # best effort: a busy store must not fail the player's reload
+            c.connections.registry.touch(hls.connection_id(uuid), c.clock.now())
+        except Exception:
+            log.warning("stream %s: could not record the playlist access", uuid, exc_info=True)
     try:
         body = b"".join(c.store.read(hls.stream_key(uuid, name)))
     except NotFound as e:

@@ -108,6 +108,9 @@ class Packet:
     payload: bytes
 
 
+CODEC_NAMES = {PayloadType.H264: "h264", PayloadType.H265: "hevc"}
+"""Video payload types as FFmpeg/PyAV name their codecs."""
+
 _HEAD = Struct(">IBBH")  # magic, label1, label2 (M|PT), sequence
 _VIDEO = Struct(">QHHH")  # timestamp, last I interval, last frame interval, body length
 _AUDIO = Struct(">QH")  # timestamp, body length
