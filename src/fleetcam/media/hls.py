@@ -22,7 +22,10 @@ MS = Fraction(1, 1000)
 DEFAULT_INTERVAL_MS = 40  # 25 fps, until the stream shows its own frame interval
 MAX_GAP_MS = 10_000  # a longer jump forward is a clock jump, not a pause in the stream
 MAX_BACKSTEP_MS = 1_000  # a shorter step back is jitter (nudged); a longer one, a clock reset
-DECODE_THREADS = 2  # H.265 frame threads a stream: one frame of extra delay per thread
+DECODE_THREADS = 1
+"""One decoding thread a live stream: streams run side by side, so frame threads add no
+throughput here, and tearing down a frame-threaded HEVC decoder once hung the test run in
+avcodec_free_context (FFmpeg 8 in PyAV 18)."""
 MAX_SILENT_PACKETS = 50  # H.265 packets the decoder may swallow in a row before we give up
 # ITU-T H.264 table 7-1: 0 and 24..31 unspecified, 16..18 and 22..23 reserved, 2..4 data
 # partitioning (Extended profile only; H.265 parameter sets and slices look like them).
@@ -260,7 +263,6 @@ class HlsSegmenter:
     def _transcode(self, data: bytes, pts: int, device_ms: int) -> list[Segment]:
         if self._decoder is None:
             self._decoder = av.CodecContext.create("hevc", "r")
-            self._decoder.thread_type = "FRAME"
             self._decoder.thread_count = DECODE_THREADS
         packet = av.Packet(data)
         packet.pts = packet.dts = pts
