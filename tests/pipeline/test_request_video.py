@@ -167,6 +167,28 @@ def test_h265_recording_becomes_an_h264_mp4(tmp_path: Path) -> None:
     run(scenario(), 90)
 
 
+def test_audio_the_device_interleaves_is_kept_in_the_clip(tmp_path: Path) -> None:
+    async def scenario() -> None:
+        async with pipeline_server(tmp_path / "data") as server, \
+                simulate(server, audio=True, width=320, height=240) as _sim, \
+                http(server) as api:
+            t = int(time.time()) - 120
+            [cmd_id] = await request(api, 1, rv(1, t, 4))
+            result = (await wait_results(api, 1, [cmd_id], 60))[cmd_id]
+            assert result["executed"] is True, result
+            [f] = await media_files(api, 1)
+            assert f["meta"]["has_audio"] is True
+            body = (await api.get(f["url"])).content
+            with av.open(io.BytesIO(body)) as c:
+                assert [s.codec_context.name for s in c.streams.audio] == ["aac"]
+                assert [s.codec_context.name for s in c.streams.video] == ["h264"]
+                seconds = sum(float(p.duration * p.time_base)
+                              for p in c.demux(audio=0) if p.duration)
+            assert seconds == pytest.approx(4, abs=0.3)  # the G.711 tone, now AAC
+
+    run(scenario(), 90)
+
+
 def test_a_range_with_no_recording_fails_the_command(tmp_path: Path) -> None:
     async def scenario() -> None:
         async with pipeline_server(tmp_path / "data") as server, simulate(server), \

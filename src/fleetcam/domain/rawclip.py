@@ -44,9 +44,32 @@ class RawFrame:
         return self.kind == 0
 
 
-def encode_header(header: dict[str, Any]) -> bytes:
+HEADER_ROOM = 1024
+"""Bytes a writer may reserve for its header, so it can complete it once the clip is known
+(the audio codec shows only when audio arrives)."""
+
+
+def encode_header(header: dict[str, Any], room: int | None = None) -> bytes:
+    """The magic and JSON header; with ``room``, padded with spaces to that many JSON bytes.
+
+    Raises:
+        RawClipError: the header does not fit ``room``.
+    """
     body = json.dumps(header, separators=(",", ":")).encode()
+    if room is not None:
+        if len(body) > room:
+            raise RawClipError(f"header of {len(body)} bytes does not fit {room}")
+        body = body.ljust(room)
     return MAGIC + _LEN.pack(len(body)) + body
+
+
+def rewrite_header(dst: BinaryIO, header: dict[str, Any], room: int = HEADER_ROOM) -> None:
+    """Replace the padded header at the start of ``dst`` (written with the same ``room``),
+    leaving the frames after it untouched and the position where it was."""
+    pos = dst.tell()
+    dst.seek(0)
+    dst.write(encode_header(header, room))
+    dst.seek(pos)
 
 
 def encode_frame(kind: int, timestamp: int, data: bytes) -> bytes:

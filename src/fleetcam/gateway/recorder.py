@@ -39,6 +39,9 @@ class Job:
     file: BinaryIO
     uuid: str = field(default_factory=new_uuid)
     codec: str | None = None
+    header: dict[str, Any] = field(default_factory=dict)
+    audio: int | None = None
+    """JT/T 1078 payload type of the audio frames, once one arrived (G.711/AAC are kept)."""
     last_ts: int | None = None
     first_ts: int | None = None
     frames: int = 0
@@ -104,9 +107,12 @@ class Recorder:
             if job.codec is None:
                 self._fail(job, f"unsupported video payload type {frame.payload_type}")
                 return
-            job.file.write(rawclip.encode_header({
-                "codec": job.codec, "channel": job.channel, "device_id": job.device_id,
-                "start": job.start, "end": job.end, "command_id": job.cmd.id}))
+            job.header = {"codec": job.codec, "channel": job.channel,
+                          "device_id": job.device_id, "start": job.start, "end": job.end,
+                          "command_id": job.cmd.id}
+            job.file.write(rawclip.encode_header(job.header, rawclip.HEADER_ROOM))
+        if frame.data_type == 3 and job.audio is None:
+            job.audio = frame.payload_type
         job.conn_id = connection_id
         job.file.write(rawclip.encode_frame(int(frame.data_type), ts, frame.data))
         job.frames += 1
@@ -175,6 +181,8 @@ class Recorder:
         self.gw.spawn(self._upload(job))
 
     async def _upload(self, job: Job) -> None:
+        if job.audio is not None and job.header:  # the packager converts G.711/AAC to AAC
+            rawclip.rewrite_header(job.file, {**job.header, "audio": job.audio})
         job.file.flush()
         options = {"name": f"video-ch{job.channel}-{job.start}.mp4", "channel": job.channel,
                    "created": (job.first_ts or job.start * 1000) / 1000,

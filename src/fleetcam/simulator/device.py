@@ -32,6 +32,8 @@ class DeviceConfig:
     height: int = 360
     fps: int = 25
     bitrate: int = 1_000_000
+    audio: bool = False
+    """Interleave G.711 A-law audio with the video (as many MDVRs do)."""
     playback_speed: float = 4.0
     """How much faster than real time a recording is uploaded (0 = as fast as possible)."""
     base: tuple[float, float] = (52.3676, 4.9041)
@@ -220,7 +222,7 @@ class VirtualMdvr:
             host, port, sim=self.cfg.phone[-12:], channel=channel, codec=self.cfg.codec,
             width=self.cfg.width, height=self.cfg.height, fps=self.cfg.fps,
             bitrate=self.cfg.bitrate, live=live, start=start, end=end,
-            speed=self.cfg.playback_speed, stats=self.cfg.stats))
+            speed=self.cfg.playback_speed, stats=self.cfg.stats, audio=self.cfg.audio))
         self.streams[channel] = task
         task.add_done_callback(lambda t, ch=channel: self.streams.pop(ch, None)
                                if self.streams.get(ch) is t else None)
