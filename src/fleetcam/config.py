@@ -23,6 +23,7 @@ ENV_MEDIA_HOST = "FLEETCAM_MEDIA_HOST"
 ENV_AUTO_REGISTER = "FLEETCAM_AUTO_REGISTER"
 ENV_IDLE_TIMEOUT = "FLEETCAM_IDLE_TIMEOUT"
 ENV_MEDIA_ENRICH = "FLEETCAM_MEDIA_ENRICH"
+ENV_EMF_METRICS = "FLEETCAM_EMF_METRICS"
 ENV_SHARE_LINK_EXPIRY = "FLEETCAM_SHARE_LINK_EXPIRY"
 # the AWS runtime (template.yaml sets these on every function and the gateway task)
 ENV_MEDIA_BUCKET = "FLEETCAM_MEDIA_BUCKET"
@@ -65,6 +66,7 @@ DEFAULTS: dict[str, str] = {
     ENV_AUTO_REGISTER: "0",
     ENV_IDLE_TIMEOUT: "180",
     ENV_MEDIA_ENRICH: "1",
+    ENV_EMF_METRICS: "0",
     ENV_SHARE_LINK_EXPIRY: "3600",
     ENV_MEDIA_BUCKET: "",
     ENV_INGEST_QUEUE_URL: "",
@@ -109,6 +111,8 @@ class Settings:
     auto_register: bool = False
     idle_timeout: float = 180.0
     media_enrich: bool = True
+    emf_metrics: bool = False
+    """Print connection counts as CloudWatch embedded metrics (the ECS gateway sets it)."""
     """Merge the device's telemetry nearest a media file's time into its message."""
     share_link_expiry: int = 3600
     """Lifetime in seconds of pre-signed object links (S3 allows at most 604800)."""
@@ -154,6 +158,7 @@ class Settings:
             auto_register=get(ENV_AUTO_REGISTER).lower() in ("1", "true", "yes", "on"),
             idle_timeout=float(get(ENV_IDLE_TIMEOUT)),
             media_enrich=get(ENV_MEDIA_ENRICH).lower() in ("1", "true", "yes", "on"),
+            emf_metrics=get(ENV_EMF_METRICS).lower() in ("1", "true", "yes", "on"),
             share_link_expiry=_expiry(get(ENV_SHARE_LINK_EXPIRY)),
             media_bucket=get(ENV_MEDIA_BUCKET),
             tables={model: env[name] for model, name in AWS_TABLE_ENVS.items() if env.get(name)},

@@ -5,9 +5,11 @@ import asyncio
 import contextlib
 import functools
 import io
+import json
 import logging
 import secrets
 import socket
+import time
 from collections.abc import Awaitable, Callable, Coroutine
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any, TypeVar
@@ -27,6 +29,8 @@ from fleetcam.services.media import upload_options
 log = logging.getLogger(__name__)
 T = TypeVar("T")
 HOUSEKEEPING_EVERY = 1.0
+METRICS_EVERY = 60
+"""Housekeeping ticks between two connection-count metrics."""
 
 
 class Gateway:
@@ -144,6 +148,8 @@ class Gateway:
                 ticks += 1
                 if ticks % 5 == 0:  # any copy may expire commands; updates are conditional
                     await self.call(self.commands.expire)
+                if self.settings.emf_metrics and ticks % METRICS_EVERY == 0:
+                    print(json.dumps(connection_metrics(self, time.time())), flush=True)
             except Exception:
                 log.exception("gateway housekeeping failed")
 
@@ -212,6 +218,24 @@ class Gateway:
                                   "channel": channel, "created": created}, None)
         self.c.media.write_object(device, io.BytesIO(data), content_type="image/jpeg",
                                   options=options, size_hint=len(data))
+
+
+def connection_metrics(gw: Gateway, now: float) -> dict[str, Any]:
+    """This copy's connection counts in CloudWatch's embedded metric format: printed to the
+    container's log, CloudWatch turns them into metrics, and the ECS service scales on the
+    average signalling connections per task (template.yaml, GatewayConnectionScaling)."""
+    return {
+        "_aws": {"Timestamp": int(now * 1000), "CloudWatchMetrics": [{
+            "Namespace": METRICS_NAMESPACE, "Dimensions": [["Service"]],
+            "Metrics": [{"Name": "Connections", "Unit": "Count"},
+                        {"Name": "MediaConnections", "Unit": "Count"}]}]},
+        "Service": "gateway",
+        "Connections": sum(1 for s in gw.sessions_808 if s.device is not None),
+        "MediaConnections": len(gw.sessions_1078),
+    }
+
+
+METRICS_NAMESPACE = "fleetcam"
 
 
 def _own_address() -> str:
