@@ -6,6 +6,7 @@ import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS devices (
@@ -122,6 +123,22 @@ CREATE TABLE IF NOT EXISTS rules (
 );
 CREATE TABLE IF NOT EXISTS settings (name TEXT PRIMARY KEY, value TEXT NOT NULL);
 """
+
+
+def placeholders(values: tuple[Any, ...] | list[Any]) -> str:
+    """``?,?,?``: one SQL parameter per value, for ``IN (...)``."""
+    return ",".join("?" * len(values))
+
+
+def add_range(where: list[str], params: list[Any], column: str, lo: float | None,
+              hi: float | None) -> None:
+    """Append ``column`` between ``lo`` and ``hi`` (inclusive; None = open) to a WHERE list."""
+    if lo is not None:
+        where.append(f"{column} >= ?")
+        params.append(lo)
+    if hi is not None:
+        where.append(f"{column} <= ?")
+        params.append(hi)
 
 
 class Database:

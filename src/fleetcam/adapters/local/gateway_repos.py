@@ -5,13 +5,9 @@ import json
 from dataclasses import asdict
 from typing import Any
 
-from fleetcam.adapters.local.db import Database
+from fleetcam.adapters.local.db import Database, add_range, placeholders
 from fleetcam.domain.gateway import FINAL_STATES, QUEUED, SENT, Command, Connection
 from fleetcam.domain.rules import VideoRule
-
-
-def _in(ids: tuple[int, ...]) -> str:
-    return ",".join("?" * len(ids))
 
 
 class SqliteMessageStore:
@@ -29,13 +25,8 @@ class SqliteMessageStore:
         if not device_ids:
             return []
         params: list[Any] = list(device_ids)
-        where = [f"device_id IN ({_in(device_ids)})"]
-        if time_from is not None:
-            where.append("timestamp >= ?")
-            params.append(time_from)
-        if time_to is not None:
-            where.append("timestamp <= ?")
-            params.append(time_to)
+        where = [f"device_id IN ({placeholders(device_ids)})"]
+        add_range(where, params, "timestamp", time_from, time_to)
         order = "DESC" if reverse else "ASC"
         params.append(count)
         rows = self.db.conn().execute(
@@ -83,7 +74,7 @@ class SqliteConnectionRegistry:
             return []
         else:
             rows = self.db.conn().execute(
-                f"SELECT data FROM connections WHERE device_id IN ({_in(device_ids)})"
+                f"SELECT data FROM connections WHERE device_id IN ({placeholders(device_ids)})"
                 " ORDER BY id", device_ids)
         return [_conn(r) for r in rows]
 
@@ -166,13 +157,9 @@ class SqliteCommandStore:
         if not device_ids:
             return []
         params: list[Any] = [*device_ids, *FINAL_STATES]
-        where = [f"device_id IN ({_in(device_ids)})", f"status IN ({_in(FINAL_STATES)})"]
-        if time_from is not None:
-            where.append("finished >= ?")
-            params.append(time_from)
-        if time_to is not None:
-            where.append("finished <= ?")
-            params.append(time_to)
+        where = [f"device_id IN ({placeholders(device_ids)})",
+                 f"status IN ({placeholders(FINAL_STATES)})"]
+        add_range(where, params, "finished", time_from, time_to)
         params.append(count)
         rows = self.db.conn().execute(
             f"SELECT data FROM commands WHERE {' AND '.join(where)} ORDER BY finished, id"

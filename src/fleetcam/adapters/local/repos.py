@@ -6,7 +6,7 @@ import sqlite3
 from collections.abc import Iterable, Iterator
 from typing import Any
 
-from fleetcam.adapters.local.db import Database
+from fleetcam.adapters.local.db import Database, add_range, placeholders
 from fleetcam.adapters.local.sqlfilter import to_sql
 from fleetcam.domain.models import Device, LogEntry, MediaFile, Preview
 from fleetcam.errors import Conflict, NotFound
@@ -148,13 +148,8 @@ class SqliteMediaIndex:
         if not q.device_ids:
             return []
         params: list[Any] = list(q.device_ids)
-        where = [f"device_id IN ({','.join('?' * len(q.device_ids))})"]
-        if q.time_from is not None:
-            where.append("created >= ?")
-            params.append(q.time_from)
-        if q.time_to is not None:
-            where.append("created <= ?")
-            params.append(q.time_to)
+        where = [f"device_id IN ({placeholders(q.device_ids)})"]
+        add_range(where, params, "created", q.time_from, q.time_to)
         if q.cursor is not None:
             where.append(f"(created, uuid) {'<' if q.reverse else '>'} (?, ?)")
             params += list(q.cursor)
@@ -208,13 +203,10 @@ class SqliteLogStore:
         if not device_ids:
             return []
         params: list[Any] = list(device_ids)
-        where = [f"device_id IN ({','.join('?' * len(device_ids))})"]
-        for cond, val in (("timestamp >= ?", time_from), ("timestamp <= ?", time_to)):
-            if val is not None:
-                where.append(cond)
-                params.append(val)
+        where = [f"device_id IN ({placeholders(device_ids)})"]
+        add_range(where, params, "timestamp", time_from, time_to)
         if events:
-            where.append(f"event IN ({','.join('?' * len(events))})")
+            where.append(f"event IN ({placeholders(events)})")
             params += list(events)
         order = "DESC" if reverse else "ASC"
         params.append(count)
