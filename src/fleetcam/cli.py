@@ -27,7 +27,7 @@ def _parser() -> argparse.ArgumentParser:
     sim.add_argument("--interval", type=float, default=10.0, help="seconds between locations")
     sim.add_argument("--h265", action="store_true", help="stream H.265 instead of H.264")
     sim.add_argument("--channels", type=int, default=2)
-    sub.add_parser("token", help="print the admin token")
+    sub.add_parser("token", help="print FLEETCAM_ADMIN_TOKEN, else issue a new master token")
     sub.add_parser("sweep", help="enforce TTL and rotation once, now")
     dlq = sub.add_parser("dlq", help="ingest events that failed every retry")
     dlq.add_argument("action", choices=["list", "replay"])
@@ -108,8 +108,8 @@ def main(argv: list[str] | None = None) -> int:
     from fleetcam.runtime.worker import drain
 
     c = build_local(settings)
-    if args.cmd == "token":
-        print(c.extras["admin_token"])
+    if args.cmd == "token":  # only the admin token's hash is kept: issue a new master token
+        print(c.extras.get("admin_token") or c.access.mint("master", info="fleetcam token"))
     elif args.cmd == "sweep":
         print(f"expired {c.retention.sweep()} files, {c.commands.expire()} commands")
     elif args.action == "list":

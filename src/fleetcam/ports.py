@@ -6,6 +6,7 @@ from dataclasses import dataclass, field
 from typing import Any, BinaryIO, Protocol
 
 from fleetcam.domain import expr
+from fleetcam.domain.access import TokenRecord
 from fleetcam.domain.gateway import Command, Connection
 from fleetcam.domain.models import Device, LogEntry, MediaFile
 from fleetcam.domain.rules import VideoRule
@@ -233,3 +234,27 @@ class RuleStore(Protocol):
     def update(self, rule: VideoRule) -> None: ...
 
     def delete(self, rule_id: int) -> bool: ...
+
+
+class TokenStore(Protocol):
+    """Access tokens, stored by the hash of their key (never the key)."""
+
+    def add(self, record: TokenRecord) -> TokenRecord:
+        """Store a new token (its ``id`` is ignored); returns it with its id assigned."""
+        ...
+
+    def get(self, token_id: int) -> TokenRecord | None: ...
+
+    def by_hash(self, key_hash: str) -> TokenRecord | None: ...
+
+    def list(self) -> list[TokenRecord]: ...
+
+    def update(self, record: TokenRecord) -> bool:
+        """Replace a stored token; False when it is gone."""
+        ...
+
+    def touch(self, token_id: int, accessed: float) -> None:
+        """Record a use (``accessed``, which prolongs a ttl token)."""
+        ...
+
+    def delete(self, token_id: int) -> bool: ...
