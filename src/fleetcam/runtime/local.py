@@ -8,6 +8,8 @@ from pathlib import Path
 
 from fleetcam.adapters.local.clock import SystemClock
 from fleetcam.adapters.local.db import Database
+from fleetcam.adapters.local.dvr import (LocalDvrStorage, SqliteDvrIndex,
+                                        SqliteDvrStreamStore, SqliteEpisodeStore)
 from fleetcam.adapters.local.files import LocalObjectStore
 from fleetcam.adapters.local.queue import EventQueue
 from fleetcam.adapters.local.gateway_repos import (SqliteCommandStore,
@@ -68,9 +70,14 @@ def build_local(settings: Settings, *, clock: Clock | None = None,
     queue = EventQueue(db, clock, max_attempts=settings.ingest_max_attempts)
     store = LocalObjectStore(data_dir / "objects", db, queue)
     token, digest, generated = admin_token(settings, db)
-    return wire(settings, clock=clock, store=store, index=SqliteMediaIndex(db),
+    container = wire(settings, clock=clock, store=store, index=SqliteMediaIndex(db),
                 device_repo=SqliteDeviceRepo(db), logs=SqliteLogStore(db), bus=bus or NullBus(),
                 message_store=SqliteMessageStore(db), registry=SqliteConnectionRegistry(db),
                 command_store=SqliteCommandStore(db), rule_store=SqliteRuleStore(db),
                 token_store=SqliteTokenStore(db), admin_hash=digest,
                 db=db, queue=queue, admin_token=token, token_generated=generated)
+    container.dvr_streams = SqliteDvrStreamStore(db)
+    container.dvr_index = SqliteDvrIndex(db, clock)
+    container.episodes = SqliteEpisodeStore(db)
+    container.dvr_storage = LocalDvrStorage(data_dir, settings.dvr_roots)
+    return container
