@@ -25,6 +25,9 @@ ENV_IDLE_TIMEOUT = "FLEETCAM_IDLE_TIMEOUT"
 ENV_MEDIA_ENRICH = "FLEETCAM_MEDIA_ENRICH"
 ENV_EMF_METRICS = "FLEETCAM_EMF_METRICS"
 ENV_SHARE_LINK_EXPIRY = "FLEETCAM_SHARE_LINK_EXPIRY"
+ENV_DVR_ROOTS = "FLEETCAM_DVR_ROOTS"
+ENV_DVR_BUCKETS = "FLEETCAM_DVR_BUCKETS"
+ENV_DVR_OBJECT_SECONDS = "FLEETCAM_DVR_OBJECT_SECONDS"
 ENV_LOG_LEVEL = "FLEETCAM_LOG_LEVEL"
 # the AWS runtime (template.yaml sets these on every function and the gateway task)
 ENV_MEDIA_BUCKET = "FLEETCAM_MEDIA_BUCKET"
@@ -69,6 +72,9 @@ DEFAULTS: dict[str, str] = {
     ENV_MEDIA_ENRICH: "1",
     ENV_EMF_METRICS: "0",
     ENV_SHARE_LINK_EXPIRY: "3600",
+    ENV_DVR_ROOTS: "",
+    ENV_DVR_BUCKETS: "",
+    ENV_DVR_OBJECT_SECONDS: "600",
     ENV_LOG_LEVEL: "INFO",
     ENV_MEDIA_BUCKET: "",
     ENV_INGEST_QUEUE_URL: "",
@@ -149,6 +155,12 @@ class Settings:
     """Merge the device's telemetry nearest a media file's time into its message."""
     share_link_expiry: int = 3600
     """Lifetime in seconds of pre-signed object links (S3 allows at most 604800)."""
+    dvr_roots: tuple[str, ...] = ()
+    """Folders an absolute local ``dvr.root`` may be under (``:``-separated)."""
+    dvr_buckets: tuple[str, ...] = ()
+    """Buckets an ``s3://bucket/prefix`` ``dvr.root`` may name besides the media bucket."""
+    dvr_object_seconds: int = 600
+    """Seconds of recording per stored DVR object (docs/dvr.md: S3 request economics)."""
     log_level: str = "INFO"
     """INFO: one line per meaningful event; DEBUG adds the broker's and libraries' chatter."""
     media_bucket: str = ""
@@ -197,6 +209,9 @@ class Settings:
             media_enrich=get(ENV_MEDIA_ENRICH).lower() in ("1", "true", "yes", "on"),
             emf_metrics=get(ENV_EMF_METRICS).lower() in ("1", "true", "yes", "on"),
             share_link_expiry=_expiry(get(ENV_SHARE_LINK_EXPIRY)),
+            dvr_roots=tuple(p for p in get(ENV_DVR_ROOTS).split(":") if p),
+            dvr_buckets=tuple(b for b in get(ENV_DVR_BUCKETS).split(",") if b),
+            dvr_object_seconds=int(get(ENV_DVR_OBJECT_SECONDS)),
             log_level=get(ENV_LOG_LEVEL).upper(),
             media_bucket=get(ENV_MEDIA_BUCKET),
             tables={model: env[name] for model, name in AWS_TABLE_ENVS.items() if env.get(name)},
