@@ -136,6 +136,25 @@ class MediaIndex(Protocol):
         """Unprotected files uploaded before ``cutoff``, oldest first."""
         ...
 
+    def expiry(self, uuid: str) -> float | None:
+        """When the store will drop this file on its own (DynamoDB TTL), as it stands now;
+        None: never, or no such file. Must equal ``retention.file_expiry`` under the
+        device's current ``media_ttl`` once ``retime_jobs`` is empty."""
+        ...
+
+    def retime_jobs(self, limit: int = 100) -> list[tuple[int, str]]:
+        """(device id, cursor) of devices whose ``media_ttl`` changed and whose files'
+        stored expiry is not yet moved with it (``DeviceRepo.update`` queues the job in the
+        same write as the change). Empty for a store that keeps no per-file expiry."""
+        ...
+
+    def retime(self, device_id: int, media_ttl: int, cursor: str, limit: int) -> str | None:
+        """Set the stored expiry of up to ``limit`` of the device's files, from ``cursor``
+        (oldest upload first), to what ``media_ttl`` gives, and save the progress; returns
+        the cursor to resume from, or None when the job is done. Does nothing (returns None)
+        if the device's ``media_ttl`` is no longer ``media_ttl``: a newer job replaced it."""
+        ...
+
 
 class LogStore(Protocol):
     def append(self, entry: LogEntry) -> LogEntry: ...

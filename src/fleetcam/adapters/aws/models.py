@@ -32,6 +32,17 @@ class _Base(Model):
         region = "us-east-1"
 
 
+class DevicesByRetime(GlobalSecondaryIndex["DevicesModel"]):
+    """Sparse: only devices whose media_ttl changed and whose files' ``expires_at`` is not
+    yet moved with it (the retime job; ``retime_cursor`` is its progress)."""
+
+    class Meta:
+        index_name = "by-retime"
+        projection = IncludeProjection(["retime_cursor"])
+
+    retime = NumberAttribute(hash_key=True)
+
+
 class DevicesModel(_Base):
     class Meta(_Base.Meta):
         table_name = "fleetcam-devices"
@@ -52,6 +63,9 @@ class DevicesModel(_Base):
     media_total = NumberAttribute(default=0)
     media_protected = NumberAttribute(default=0)
     media_files = NumberAttribute(default=0)
+    retime = NumberAttribute(null=True)
+    retime_cursor = UnicodeAttribute(null=True)
+    by_retime = DevicesByRetime()
 
 
 class IdentsModel(_Base):
