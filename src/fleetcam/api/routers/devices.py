@@ -12,6 +12,8 @@ from fleetcam.services.render import device_json, select_fields
 
 router = APIRouter(prefix="/gw/devices", tags=["devices"])
 Body = Annotated[Any, Depends(json_body)]
+RETIME_BUDGET = 5.0
+"""Seconds a device update spends moving its files' expiry before it answers."""
 Fields = Annotated[str | None, Query(description="comma-separated fields to return")]
 
 
@@ -51,7 +53,10 @@ def update_devices(c: ContainerDep, sel: SelectorDep, body: Body,
     if not isinstance(body, dict):
         raise Invalid("body must be a JSON object", field="body")
     shown: dict[int, str] = {}
-    return _out(c, c.devices.update(sel, body, shown), fields, shown)
+    updated = c.devices.update(sel, body, shown)
+    if "media_ttl" in body:  # files' stored expiry follows; what is left, the sweeper resumes
+        c.retention.retime(budget=RETIME_BUDGET)
+    return _out(c, updated, fields, shown)
 
 
 @router.delete("/{sel}")
