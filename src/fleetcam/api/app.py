@@ -8,7 +8,8 @@ from fleetcam import __version__
 from fleetcam.api import errors
 from fleetcam.api.access import AccessLog
 from fleetcam.api.deps import require_token
-from fleetcam.api.routers import devices, files, gateway, logs, media, regions, rules, tokens
+from fleetcam.api.routers import (devices, files, gateway, logs, media, regions, rules, share,
+                                  tokens)
 from fleetcam.runtime.container import Container
 
 
@@ -28,6 +29,7 @@ def create_app(container: Container) -> FastAPI:
     app.add_middleware(AccessLog)
     guarded = [Depends(require_token)]
     app.include_router(devices.router, dependencies=guarded)
+    app.include_router(share.router, dependencies=guarded)
     app.include_router(media.router, dependencies=guarded)
     app.include_router(logs.router, dependencies=guarded)
     app.include_router(gateway.router, dependencies=guarded)
