@@ -23,12 +23,14 @@ class Gop:
 
 @lru_cache(maxsize=8)
 def encoded(gops: int = 4, fps: int = 25, width: int = 320, height: int = 240,
-            bitrate: int = 300_000, gop_frames: int | None = None) -> tuple[bytes, tuple[Gop, ...]]:
-    """(init segment, GOPs) of the pattern: ``gops`` groups of ``gop_frames`` (1 s) frames."""
+            bitrate: int = 300_000, gop_frames: int | None = None,
+            start_time: float = 1_700_000_000) -> tuple[bytes, tuple[Gop, ...]]:
+    """(init segment, GOPs) of the pattern: ``gops`` groups of ``gop_frames`` (1 s) frames,
+    the first showing ``start_time``."""
     gop_frames = gop_frames or fps
     sps = pps = b""
     out: list[list[bytes]] = []
-    for frame in encode_pattern("h264", width, height, fps, start_time=1_700_000_000,
+    for frame in encode_pattern("h264", width, height, fps, start_time=start_time,
                                 seconds=gops * gop_frames / fps, bitrate=bitrate,
                                 gop=gop_frames):
         nals = split_annexb(frame.data)

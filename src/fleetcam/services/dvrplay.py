@@ -185,8 +185,7 @@ class DvrPlayback:
         return Download(layout, self.read, name)
 
     # -- playlists ----------------------------------------------------------------------------
-    def playlist(self, name: str, req: dvrplay.FileRequest, *, base: str,
-                 token: str | None) -> str:
+    def playlist(self, name: str, req: dvrplay.FileRequest, *, token: str | None) -> str:
         """A VOD, event or live playlist over the stored fragments (byte ranges of objects).
 
         Raises:
@@ -206,8 +205,8 @@ class DvrPlayback:
         runs = []
         inits: dict[str, str] = {}  # init key -> the URI of the first segment that has it
         for seg in self.segments(name, start_ms, end_ms):
-            uri = f"{base}/{name}/dvr/{seg.segment_id}.m4s"
-            init_uri = inits.setdefault(seg.init_key, f"{base}/{name}/dvr/{seg.segment_id}.mp4")
+            uri = f"dvr/{seg.segment_id}.m4s"  # relative to /{name}/
+            init_uri = inits.setdefault(seg.init_key, f"dvr/{seg.segment_id}.mp4")
             for f in seg.fragments_in(start_ms, end_ms):
                 runs.append(dvrplay.Run(uri, init_uri, f.offset, f.size, f.start_ms,
                                         f.duration_ms))

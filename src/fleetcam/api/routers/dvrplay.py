@@ -12,6 +12,7 @@ end-user path answers CORS preflights: players run on other origins.
 from __future__ import annotations
 
 import base64
+import gzip
 import hashlib
 import hmac
 import json
@@ -128,11 +129,6 @@ def playback(c: Container) -> DvrPlayback:
 
 def _json(body: Any, status: int = 200) -> JSONResponse:
     return JSONResponse(body, status_code=status, headers={**CORS, "Cache-Control": "no-cache"})
-
-
-def _base(request: Request, c: Container) -> str:
-    return c.settings.public_url.rstrip("/") if c.settings.public_url else \
-        str(request.base_url).rstrip("/")
 
 
 # -- CORS preflight ------------------------------------------------------------------------------
@@ -284,11 +280,14 @@ def archive_file(c: ContainerDep, request: Request, name: str, file: str) -> Res
     if req.kind == "mp4":
         return _mp4(request, svc, name, req, request.query_params.get("filter.tracks"))
     if req.kind in ("vod", "event", "live"):
-        body = svc.playlist(name, req, base=_base(request, c), token=token
-                            if request.query_params.get("token") else None)
-        return Response(body, media_type="application/vnd.apple.mpegurl",
-                        headers={**CORS, "Cache-Control": "no-cache" if req.kind != "vod"
-                                 else "max-age=10"})
+        body = svc.playlist(name, req, token=token if request.query_params.get("token")
+                            else None).encode()
+        headers = {**CORS, "Cache-Control": "no-cache" if req.kind != "vod" else "max-age=10",
+                   "Vary": "Accept-Encoding"}
+        if "gzip" in request.headers.get("accept-encoding", "") and len(body) > 1024:
+            body = gzip.compress(body, 5)  # an hour of 1 s entries: ~700 KB, ~60 KB gzipped
+            headers["Content-Encoding"] = "gzip"
+        return Response(body, media_type="application/vnd.apple.mpegurl", headers=headers)
     raise NotFound(f"{file} is not served yet")
 
 
