@@ -7,7 +7,7 @@ from fleetcam import __version__
 from fleetcam.api import errors
 from fleetcam.api.access import AccessLog
 from fleetcam.api.deps import require_token
-from fleetcam.api.routers import devices, dvrplay, files, gateway, logs, media, rules
+from fleetcam.api.routers import devices, dvrplay, files, gateway, logs, media, rules, tokens
 from fleetcam.runtime.container import Container
 
 
@@ -24,6 +24,7 @@ def create_app(container: Container) -> FastAPI:
     app.include_router(logs.router, dependencies=guarded)
     app.include_router(gateway.router, dependencies=guarded)
     app.include_router(rules.router, dependencies=guarded)
+    app.include_router(tokens.router, dependencies=guarded)
     app.include_router(files.router)
     app.include_router(dvrplay.admin_router)
     app.include_router(dvrplay.router)  # last: /{name}/{file} must not shadow other routes

@@ -23,15 +23,14 @@ from urllib.parse import quote
 from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse, Response, StreamingResponse
 
-from fleetcam import errors
 from fleetcam.api.deps import ContainerDep
 from fleetcam.domain import dvr, dvrplay
-from fleetcam.errors import Invalid, NotFound, Unauthorized
+from fleetcam.domain.access import Principal
+from fleetcam.errors import Forbidden, Invalid, NotFound, Unauthorized
 from fleetcam.runtime.container import Container
 from fleetcam.services.dvrplay import DvrPlayback
 
 log = logging.getLogger(__name__)
-Forbidden = getattr(errors, "Forbidden", Unauthorized)
 router = APIRouter(tags=["dvr (end-user files)"])
 admin_router = APIRouter(prefix="/streamer/api/v3/streams", tags=["dvr"])
 CORS = {"Access-Control-Allow-Origin": "*",
@@ -60,60 +59,48 @@ def _presented(request: Request, *, query: bool) -> str | None:
 
 
 def read_token(c: Container, name: str) -> str:
-    """The stream's read token: derived from the admin token, so rotating that revokes all."""
-    key = str(c.extras.get("admin_token") or c.settings.admin_token or "").encode()
+    """The stream's read token, derived from the admin token's hash: rotating the admin
+    token revokes every one of them."""
+    key = str(getattr(c.access, "admin_hash", None) or "").encode()
+    if not key:
+        raise NotFound("no admin token is configured, so there are no stream read tokens")
     return hmac.new(key, f"fleetcam-dvr-read:{name}".encode(), hashlib.sha256).hexdigest()[:40]
 
 
-def _is_admin(c: Container, token: str) -> bool:
-    expected = str(c.extras.get("admin_token") or "")
-    return bool(expected) and hmac.compare_digest(token, expected)
+def _principal(c: Container, token: str) -> Principal | None:
+    return c.access.authenticate(f"Bearer {token}")  # type: ignore[no-any-return]
 
 
-def _principal_allows(c: Container, token: str, method: str, stream: dvr.DvrStream,
-                      submodule: str) -> bool | None:
-    """What the scoped-token service says (None: no such service, or not its token)."""
-    access = getattr(c, "access", None)
-    if access is None:
-        return None
-    try:
-        p = access.authenticate(token)
-    except Exception:  # noqa: BLE001 - a malformed token is just not this service's
-        return None
-    if p is None:
-        return None
-    return bool(p.allows("gw/devices", method, stream.device_id, submodule))
-
-
-def require_admin(request: Request, c: Container, stream: dvr.DvrStream | None) -> None:
-    """Admin token, or a scoped token that may change the stream's device (``dvr``)."""
+def require_admin(request: Request, c: Container, stream: dvr.DvrStream) -> None:
+    """The admin token, or a scoped token allowed the ``dvr`` submodule of ``gw/devices`` for
+    the stream's device with this method (as the stream configuration API checks)."""
     token = _presented(request, query=False)
     if token is None:
-        raise Unauthorized("token required: Authorization: FlespiToken <token>")
-    if _is_admin(c, token):
-        return
-    if stream is not None:
-        allowed = _principal_allows(c, token, request.method, stream, "dvr")
-        if allowed:
-            return
-        if allowed is False:
-            raise Forbidden(f"this token may not {request.method} the DVR of {stream.name}")
-    raise Unauthorized("invalid token")
+        raise Unauthorized("token required: Authorization: Bearer <token> (or Basic)")
+    p = _principal(c, token)
+    if p is None:
+        raise Unauthorized("invalid, expired or revoked token")
+    if not p.allows("gw/devices", request.method, stream.device_id, "dvr"):
+        raise Forbidden(f"this token has no DVR {request.method} access to device "
+                        f"{stream.device_id}")
 
 
 def require_reader(request: Request, c: Container, stream: dvr.DvrStream) -> str:
-    """Returns the token to carry on in playlist links."""
+    """The stream's read token, or a token that may GET the device's ``dvr`` or ``media``.
+    Returns the token (playlist links carry it on)."""
     token = _presented(request, query=True)
     if token is None:
         raise Unauthorized("token required: Authorization header or ?token=")
-    if _is_admin(c, token) or hmac.compare_digest(token, read_token(c, stream.name)):
+    key = getattr(c.access, "admin_hash", None)
+    if key and hmac.compare_digest(token, read_token(c, stream.name)):
         return token
-    allowed = _principal_allows(c, token, "GET", stream, "media")
-    if allowed:
-        return token
-    if allowed is False:
+    p = _principal(c, token)
+    if p is None:
+        raise Unauthorized("invalid token for this stream")
+    if not (p.allows("gw/devices", "GET", stream.device_id, "dvr")
+            or p.allows("gw/devices", "GET", stream.device_id, "media")):
         raise Forbidden(f"this token may not read the DVR of {stream.name}")
-    raise Unauthorized("invalid token for this stream")
+    return token
 
 
 def playback(c: Container) -> DvrPlayback:
