@@ -1,6 +1,7 @@
 """The DVR read side through the API: ranges, downloads with byte ranges, playlists, auth."""
 from __future__ import annotations
 
+import base64
 import io
 import json
 
@@ -139,3 +140,24 @@ def test_info_and_recording_status(anon: TestClient, recorded: Archive) -> None:
     st = anon.get("/7-1/recording_status.json", params={**Q, "from": S0, "to": "now"}).json()
     assert st[0]["ranges"][0] == {"from": S0, "duration": 20}
     assert anon.put("/7-1/sessions/abc", params=Q, json={"x": 1}).status_code == 200
+
+
+def _scoped(client: TestClient, device: int, sub: str) -> str:
+    r = client.post("/platform/customer/tokens", json=[{"info": "viewer", "ttl": 600, "access": {
+        "type": 2, "acl": [{"uri": "gw/devices", "ids": [device], "methods": ["GET"],
+                            "submodules": [{"name": sub, "methods": ["GET"]}]}]}}])
+    assert r.status_code == 200, r.text
+    return str(r.json()["result"][0]["key"])
+
+
+def test_scoped_tokens(client: TestClient, anon: TestClient, recorded: Archive) -> None:
+    mine, other = _scoped(client, 7, "dvr"), _scoped(client, 8, "dvr")
+    assert anon.get("/7-1/ranges.json", params={"token": mine}).status_code == 200
+    assert anon.get(f"/7-1/archive-{S0}-5.mp4",
+                    headers={"Authorization": f"FlespiToken {mine}"}).status_code == 200
+    assert anon.get("/7-1/ranges.json", params={"token": other}).status_code == 403
+    assert anon.get("/streamer/api/v3/streams/7-1/dvr/ranges",
+                    headers={"Authorization": f"Bearer {mine}"}).status_code == 200
+    basic = base64.b64encode(f"admin:{TOKEN}".encode()).decode()
+    assert anon.get("/streamer/api/v3/streams/7-1/dvr/ranges",
+                    headers={"Authorization": f"Basic {basic}"}).status_code == 200
