@@ -119,8 +119,10 @@ def _json(body: Any, status: int = 200) -> JSONResponse:
 
 
 # -- CORS preflight ------------------------------------------------------------------------------
-@router.options("/{name}/{rest:path}", include_in_schema=False)
-def preflight(request: Request, name: str, rest: str) -> Response:
+@router.options("/{name}/{file}", include_in_schema=False)
+@router.options("/{name}/dvr/{file}", include_in_schema=False)
+@router.options("/{name}/sessions/{file}", include_in_schema=False)
+def preflight(request: Request, name: str, file: str) -> Response:
     """Any end-user path: players on other origins send Session, X-Originator, Range..."""
     asked = request.headers.get("access-control-request-headers", "")
     allowed = ", ".join(h.strip() for h in asked.split(",") if h.strip()
