@@ -25,7 +25,7 @@ from fleetcam.simulator.device import DeviceConfig
 from fleetcam.simulator.run import Simulation
 from tests.e2e_local import make_settings, poll, serving
 
-__all__ = ["RawDevice", "RecordingSink", "api_ok", "collect_any", "data", "device_of",
+__all__ = ["RawDevice", "open_media_request", "RecordingSink", "api_ok", "collect_any", "data", "device_of",
            "gateway_server", "matching", "poll", "session_of", "simulate", "wait_for"]
 
 
@@ -96,12 +96,29 @@ class RecordingSink:
     def __init__(self) -> None:
         self.frames: list[tuple[int, int, MediaFrame]] = []
         self.closed: list[tuple[int, int, str]] = []
+        self.attached: list[tuple[int, int, Any]] = []
+
+    def attach(self, request: Any, device: Device, connection_id: int) -> bool:
+        self.attached.append((device.id, connection_id, request))
+        return True
 
     def on_frame(self, device: Device, connection_id: int, frame: MediaFrame) -> None:
         self.frames.append((device.id, connection_id, frame))
 
     def on_close(self, device: Device, connection_id: int, reason: str) -> None:
         self.closed.append((device.id, connection_id, reason))
+
+
+async def open_media_request(gw: Gateway, device: Device, channel: int = 1, *,
+                             kind: str = "test", ttl: float = 300.0,
+                             source: str = "127.0.0.1:0", sink: Any = None) -> Any:
+    """An outstanding media request for the device channel, served by ``sink`` (registered
+    for ``kind``), as the gateway opens one before it asks a device for media."""
+    if sink is not None:
+        gw.register_media_kind(kind, sink)
+    return await gw.call(gw.admission.request, kind=kind, device_id=device.id, channel=channel,
+                         ref=f"{kind}:{device.id}:{channel}", holder=gw.gateway_id,
+                         source=source, expires=gw.clock.now() + ttl)
 
 
 class RawDevice:

@@ -9,6 +9,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, BinaryIO
 
 from fleetcam.domain import keys, rawclip
+from fleetcam.domain.admission import MediaRequest
 from fleetcam.domain.gateway import Command
 from fleetcam.domain.models import Device, new_uuid
 from fleetcam.protocol.jt1078.packet import CODEC_NAMES
@@ -25,6 +26,9 @@ END_TOLERANCE_MS = 1500
 MAX_RETRIES = 5
 NO_DATA_TIMEOUT = 30.0
 """Seconds without a frame after which the playback is asked for again."""
+MAX_GAP_MS = 5_000
+"""A frame further than this past the covered part of the range is not believed (a stray or
+forged far-future timestamp): a clip completes only when its frames cover the range."""
 
 
 @dataclass
@@ -49,6 +53,13 @@ class Job:
     conn_id: int | None = None
     last_progress: float = 0.0
     done: bool = False
+    begin: int = 0
+    """Where coverage starts: ``start``, or where the device's recordings begin if later."""
+    strays: int = 0
+
+    @property
+    def ref(self) -> str:
+        return f"cmd:{self.cmd.id}"
 
 
 class Recorder:
@@ -62,24 +73,31 @@ class Recorder:
         self.gw = gw
         self.jobs: dict[tuple[int, int], Job] = {}
 
-    def expect(self, cmd: Command, items: tuple[Any, ...]) -> None:
+    async def expect(self, cmd: Command, items: tuple[Any, ...], source: str) -> None:
+        """Get ready for the clip's media and open its request (before asking the device, so
+        frames that beat the device's answer are not lost); ``source`` is the address of the
+        device's signalling connection."""
         start = int(cmd.properties["from"])
         end = start + int(cmd.properties["duration"])
         have = max((it.end for it in items), default=end)
         fd, path = tempfile.mkstemp(prefix="fleetcam-rec-", suffix=".fcraw")
         job = Job(cmd=cmd, device_id=cmd.device_id, channel=int(cmd.properties["channel"]),
                   start=start, end=min(end, have), path=path, file=os.fdopen(fd, "w+b"),
-                  last_progress=self.gw.loop_time())
+                  last_progress=self.gw.loop_time(), begin=start)
         old = self.jobs.pop((job.device_id, job.channel), None)
         if old is not None:
             self._discard(old, "replaced by a newer request")
         self.jobs[(job.device_id, job.channel)] = job
+        await self.gw.call(self.gw.admission.request, kind="clip", device_id=job.device_id,
+                           channel=job.channel, ref=job.ref, holder=self.gw.gateway_id,
+                           source=source, expires=cmd.expires, command_id=cmd.id)
 
     def limit(self, cmd: Command, items: tuple[Any, ...]) -> None:
         """The device listed what it has: the clip ends where its recordings end."""
         job = self.jobs.get((cmd.device_id, int(cmd.properties["channel"])))
         if job is not None and job.cmd.id == cmd.id and items:
             job.end = min(job.end, max(it.end for it in items))
+            job.begin = max(job.start, min(int(it.start) for it in items))
 
     def cancel(self, cmd: Command, reason: str) -> None:
         """The device cannot deliver: drop the job and fail the command."""
@@ -90,16 +108,31 @@ class Recorder:
             self.gw.spawn(self.gw.call(self.gw.commands.finish, cmd, False, {"reason": reason}))
 
     # -- MediaSink ----------------------------------------------------------------------
+    def attach(self, request: MediaRequest, device: Device, connection_id: int) -> bool:
+        job = self.jobs.get((device.id, request.channel))
+        if job is None or job.done or job.ref != request.ref:
+            return False
+        job.conn_id = connection_id
+        job.last_progress = self.gw.loop_time()
+        return True
+
     def on_frame(self, device: Device, connection_id: int, frame: MediaFrame) -> None:
-        if not self.jobs:  # the usual case, and this runs for every frame of every device
-            return
         job = self.jobs.get((device.id, frame.channel))
         if job is None or job.done or frame.timestamp is None or frame.data_type > 3:
             return
+        if job.conn_id != connection_id:
+            return  # only the connection bound to the request feeds it
         ts = frame.timestamp
         if ts < job.start * 1000 or (job.last_ts is not None and ts <= job.last_ts
                                      and frame.data_type < 3):
             return  # before the range, or overlap after a resumed playback
+        covered = job.last_ts if job.last_ts is not None else job.begin * 1000
+        if ts > covered + MAX_GAP_MS:
+            job.strays += 1
+            self.gw.refusals.refuse("clip frame", str(job.device_id), "-",
+                                    f"timestamp {ts} is beyond the covered part of the range "
+                                    f"of command {job.cmd.id}")
+            return
         if job.codec is None:
             if frame.data_type >= 3:
                 return  # wait for video to know the codec
@@ -148,7 +181,7 @@ class Recorder:
         job.conn_id = None
         job.last_progress = self.gw.loop_time()
         p = job.cmd.properties
-        session.send(m.PlaybackRequest(ip=self.gw.media_host, tcp_port=self.gw.port_1078,
+        session.send(m.PlaybackRequest(ip=self.gw.media_host, tcp_port=self.gw.media_port,
                                        udp_port=0, channel=job.channel,
                                        media_type=p.get("media_type", 0), stream_type=0,
                                        storage_type=0, mode=0, speed=0, start=resume,
@@ -167,9 +200,14 @@ class Recorder:
             elif now - job.last_progress > NO_DATA_TIMEOUT:
                 self._interrupted(job, "no frames")
 
-    def _complete(self, job: Job, why: str) -> None:
+    def _forget(self, job: Job) -> None:
         job.done = True
         self.jobs.pop((job.device_id, job.channel), None)
+        self.gw.spawn(self.gw.call(self.gw.admission.close, job.device_id, job.channel,
+                                   job.ref))
+
+    def _complete(self, job: Job, why: str) -> None:
+        self._forget(job)
         session = self.gw.sessions_by_device.get(job.device_id)
         if session is not None:  # stop the device's playback of this channel
             session.send(m.PlaybackControl(channel=job.channel, control=2, speed=0, position=0))
@@ -209,8 +247,7 @@ class Recorder:
         self.gw.spawn(self.gw.call(self.gw.commands.finish, job.cmd, False, {"reason": reason}))
 
     def _discard(self, job: Job, reason: str) -> None:
-        job.done = True
-        self.jobs.pop((job.device_id, job.channel), None)
+        self._forget(job)
         log.info("recording of command %s dropped: %s", job.cmd.id, reason)
         self._close_file(job)
 

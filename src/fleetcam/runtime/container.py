@@ -6,7 +6,8 @@ from typing import Any
 
 from fleetcam.config import Settings
 from fleetcam.ports import (Clock, CommandStore, ConnectionRegistry, DeviceRepo, EventBus,
-                            LogStore, MediaIndex, MessageStore, ObjectStore, RuleStore)
+                            LogStore, MediaIndex, MediaRequestStore, MessageStore, ObjectStore,
+                            RuleStore)
 from fleetcam.services.devices import DeviceService
 from fleetcam.services.gateway import CommandService, ConnectionService, MessageService
 from fleetcam.services.ingest import IngestService
@@ -35,13 +36,14 @@ class Container:
     connections: ConnectionService
     commands: CommandService
     rules: RuleService
+    media_requests: MediaRequestStore
     extras: dict[str, Any] = field(default_factory=dict)
 
 
 def wire(settings: Settings, *, clock: Clock, store: ObjectStore, index: MediaIndex,
          device_repo: DeviceRepo, logs: LogStore, bus: EventBus, message_store: MessageStore,
          registry: ConnectionRegistry, command_store: CommandStore, rule_store: RuleStore,
-         **extras: Any) -> Container:
+         media_requests: MediaRequestStore, **extras: Any) -> Container:
     """Build the services over whichever adapters the runtime chose."""
     from fleetcam.media.probe import probe_image
 
@@ -73,4 +75,4 @@ def wire(settings: Settings, *, clock: Clock, store: ObjectStore, index: MediaIn
         media=media, retention=retention,
         ingest=IngestService(media, retention, device_repo, packaging),
         journal=journal, messages=messages, connections=connections, commands=commands,
-        rules=rules, extras=dict(extras))
+        rules=rules, media_requests=media_requests, extras=dict(extras))

@@ -11,7 +11,8 @@ from fleetcam.adapters.local.db import Database
 from fleetcam.adapters.local.files import LocalObjectStore
 from fleetcam.adapters.local.queue import EventQueue
 from fleetcam.adapters.local.gateway_repos import (SqliteCommandStore,
-                                                   SqliteConnectionRegistry, SqliteMessageStore,
+                                                   SqliteConnectionRegistry,
+                                                   SqliteMediaRequestStore, SqliteMessageStore,
                                                    SqliteRuleStore)
 from fleetcam.adapters.local.repos import SqliteDeviceRepo, SqliteLogStore, SqliteMediaIndex
 from fleetcam.config import Settings
@@ -63,4 +64,5 @@ def build_local(settings: Settings, *, clock: Clock | None = None,
                 device_repo=SqliteDeviceRepo(db), logs=SqliteLogStore(db), bus=bus or NullBus(),
                 message_store=SqliteMessageStore(db), registry=SqliteConnectionRegistry(db),
                 command_store=SqliteCommandStore(db), rule_store=SqliteRuleStore(db),
+                media_requests=SqliteMediaRequestStore(db),
                 db=db, queue=queue, admin_token=token, token_generated=generated)
