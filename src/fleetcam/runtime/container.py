@@ -5,9 +5,11 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from fleetcam.config import Settings
-from fleetcam.ports import (Clock, CommandStore, ConnectionRegistry, DeviceRepo, EventBus,
+from fleetcam.ports import (Clock, CommandStore, ConnectionRegistry, DeviceRepo, DvrIndex,
+                            DvrStorage, DvrStreamStore, DvrTail, EpisodeStore, EventBus,
                             LogStore, MediaIndex, MediaRequestStore, MessageStore, ObjectStore,
-                            RuleStore)
+                            RuleStore, TokenStore)
+from fleetcam.services.access import AccessService
 from fleetcam.services.devices import DeviceService
 from fleetcam.services.gateway import CommandService, ConnectionService, MessageService
 from fleetcam.services.ingest import IngestService
@@ -37,13 +39,21 @@ class Container:
     commands: CommandService
     rules: RuleService
     media_requests: MediaRequestStore
+    access: AccessService
     extras: dict[str, Any] = field(default_factory=dict)
+    dvr_streams: DvrStreamStore | None = None
+    dvr_index: DvrIndex | None = None
+    episodes: EpisodeStore | None = None
+    dvr_storage: DvrStorage | None = None
+    dvr_tail: DvrTail | None = None
+    """The cloud DVR's ports (docs/dvr.md); the recording gateway sets ``dvr_tail``."""
 
 
 def wire(settings: Settings, *, clock: Clock, store: ObjectStore, index: MediaIndex,
          device_repo: DeviceRepo, logs: LogStore, bus: EventBus, message_store: MessageStore,
          registry: ConnectionRegistry, command_store: CommandStore, rule_store: RuleStore,
-         media_requests: MediaRequestStore, **extras: Any) -> Container:
+         media_requests: MediaRequestStore, token_store: TokenStore,
+         admin_hash: str | None = None, **extras: Any) -> Container:
     """Build the services over whichever adapters the runtime chose."""
     from fleetcam.media.probe import probe_image
 
@@ -75,4 +85,5 @@ def wire(settings: Settings, *, clock: Clock, store: ObjectStore, index: MediaIn
         media=media, retention=retention,
         ingest=IngestService(media, retention, device_repo, packaging),
         journal=journal, messages=messages, connections=connections, commands=commands,
-        rules=rules, media_requests=media_requests, extras=dict(extras))
+        rules=rules, access=AccessService(token_store, clock, admin_hash=admin_hash),
+        media_requests=media_requests, extras=dict(extras))

@@ -130,6 +130,11 @@ CREATE TABLE IF NOT EXISTS media_requests (
 );
 CREATE INDEX IF NOT EXISTS media_requests_by_holder ON media_requests (holder);
 CREATE TABLE IF NOT EXISTS settings (name TEXT PRIMARY KEY, value TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS tokens (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    key_hash TEXT NOT NULL UNIQUE,
+    data TEXT NOT NULL
+);
 """
 
 
