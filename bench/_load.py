@@ -351,10 +351,14 @@ async def _start_gateway(tmp: Path, options: dict[str, Any]) -> tuple[Any, Count
     logging.basicConfig(level=logging.ERROR)
     settings = Settings(data_dir=tmp, gateway_host="127.0.0.1", jt808_port=0, jt1078_port=0,
                         admin_token="B" * 64, default_media_ttl=0,
-                        idle_timeout=float(options.get("idle_timeout", 180.0)))
+                        idle_timeout=float(options.get("idle_timeout", 180.0)),
+                        max_connections_per_address=0)  # all the load comes from 127.0.0.1
     container = build_local(settings)
     repo = container.device_repo
-    devices = [repo.create({"ident": sim(i), "name": f"bench-{i}", "auth_code": auth_code(i)})
+    from fleetcam.domain.identity import PROVISIONED, Identity
+
+    devices = [repo.create({"ident": sim(i), "name": f"bench-{i}",  # provisioned codes (hashed)
+                            "identity": Identity().with_code(auth_code(i), PROVISIONED, 0.0)})
                for i in range(options.get("devices", 0))]
     cycle_next: dict[int, int] | None = options.get("cycle_next")
     step = options.get("step_ms", 0)
@@ -367,7 +371,7 @@ async def _start_gateway(tmp: Path, options: dict[str, Any]) -> tuple[Any, Count
     # live stream's is), served by the counting sink
     gw.register_media_kind("bench", sink)
     for d in devices:
-        gw.admission.request(kind="bench", device_id=d.id, channel=1, ref=f"bench:{d.id}",
+        gw.media_admission.request(kind="bench", device_id=d.id, channel=1, ref=f"bench:{d.id}",
                              holder=gw.gateway_id, source="127.0.0.1:0",
                              expires=time.time() + 86400)
     await gw.start()
@@ -376,7 +380,7 @@ async def _start_gateway(tmp: Path, options: dict[str, Any]) -> tuple[Any, Count
 
 def auth_code(i: int) -> str:
     """The JT/T 808 authentication code given to simulated device ``i``."""
-    return f"bench{i:08d}"
+    return f"bench-code-{i:08d}"
 
 
 def _mark(mode: str, gw: Any, sink: CountingSink | None) -> dict[str, Any]:

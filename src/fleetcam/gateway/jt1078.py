@@ -50,6 +50,8 @@ class Jt1078Session(asyncio.Protocol):
         self.transport: asyncio.Transport | None = None
         self.conn_id = secrets.randbits(52)
         self.source = ""
+        self.ip = ""
+        self.admitted = False
         self.device: Device | None = None
         """Set once the connection is admitted (never for a refused one)."""
         self.sim = ""
@@ -71,11 +73,15 @@ class Jt1078Session(asyncio.Protocol):
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         self.transport = transport  # type: ignore[assignment]
         peer = transport.get_extra_info("peername") or ("?", 0)
-        self.source = f"{peer[0]}:{peer[1]}"
+        self.source, self.ip = f"{peer[0]}:{peer[1]}", str(peer[0])
+        if not self.gw.admit(self):  # caps on device connections (gateway.limits)
+            return
         self.last_rx = self.gw.loop_time()
         self.gw.sessions_1078.add(self)
 
     def data_received(self, data: bytes) -> None:
+        if not self.admitted:
+            return
         self.last_rx = self.gw.loop_time()
         self.bytes += len(data)
         stats = self.gw.stats
@@ -137,20 +143,20 @@ class Jt1078Session(asyncio.Protocol):
             return
         gw = self.gw
         req, decision = await gw.call(
-            gw.admission.admit, device.id, channel, conn_id=self.conn_id, source=self.source,
+            gw.media_admission.admit, device.id, channel, conn_id=self.conn_id, source=self.source,
             gateway_id=gw.gateway_id, same_address=gw.settings.media_same_address)
         if req is None:
             self.refuse(device.ident, f"channel {channel}: {decision.reason}")
             return
         sink = gw.media_sinks.get(req.kind)
         if sink is None or not sink.attach(req, device, self.conn_id):
-            await gw.call(gw.admission.release, req, self.conn_id)
+            await gw.call(gw.media_admission.release, req, self.conn_id)
             self.refuse(device.ident, f"channel {channel}: the {req.kind} request cannot be "
                                       "served here")
             return
         if self.transport is None or self.transport.is_closing():  # gone meanwhile
             sink.on_close(device, self.conn_id, self.closing_reason)
-            await gw.call(gw.admission.release, req, self.conn_id)
+            await gw.call(gw.media_admission.release, req, self.conn_id)
             return
         self.device, self.request, self.sink = device, req, sink
         self.connection = Connection(
@@ -199,13 +205,16 @@ class Jt1078Session(asyncio.Protocol):
             self.transport.close()
 
     def connection_lost(self, exc: Exception | None) -> None:
+        if not self.admitted:
+            return
+        self.gw.release(self)
         self.gw.sessions_1078.discard(self)
         self.assembler = FrameAssembler()  # partial frames are never handed on
         if self.device is not None and self.sink is not None:
             for sink in (self.sink, *self.gw.taps):
                 sink.on_close(self.device, self.conn_id, self.closing_reason)
         if self.request is not None:
-            self.gw.spawn(self.gw.call(self.gw.admission.release, self.request, self.conn_id))
+            self.gw.spawn(self.gw.call(self.gw.media_admission.release, self.request, self.conn_id))
         if self.connection is not None:
             self.gw.spawn(self.gw.call(self.gw.connections.closed, self.conn_id,
                                        self.closing_reason))

@@ -118,7 +118,7 @@ class LiveManager:
                            channel=channel, kind=kind, started=now, last_access=now,
                            stream_type=str(cmd.properties.get("quality", "main")))
             self.streams[(device.id, channel)] = s
-            await self.gw.call(self.gw.admission.request, kind=kind, device_id=device.id,
+            await self.gw.call(self.gw.media_admission.request, kind=kind, device_id=device.id,
                                channel=channel, ref=s.uuid, holder=self.gw.gateway_id,
                                source=source, expires=now + STREAM_REQUEST_LIFE,
                                command_id=cmd.id)
@@ -261,7 +261,7 @@ class LiveManager:
         if self.streams.get((s.device_id, s.channel)) is s:
             del self.streams[(s.device_id, s.channel)]
         s.queue.put_nowait(None)  # unbounded put: the end marker always fits
-        self.gw.spawn(self.gw.call(self.gw.admission.close, s.device_id, s.channel, s.uuid))
+        self.gw.spawn(self.gw.call(self.gw.media_admission.close, s.device_id, s.channel, s.uuid))
         if s.task is not None:
             try:
                 await asyncio.wait_for(asyncio.shield(s.task), 10)

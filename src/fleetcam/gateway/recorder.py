@@ -108,7 +108,7 @@ class Recorder:
         if old is not None:
             self._discard(old, "replaced by a newer request")
         self.jobs[(job.device_id, job.channel)] = job
-        await self.gw.call(self.gw.admission.request, kind="clip", device_id=job.device_id,
+        await self.gw.call(self.gw.media_admission.request, kind="clip", device_id=job.device_id,
                            channel=job.channel, ref=job.ref, holder=self.gw.gateway_id,
                            source=source, expires=cmd.expires, command_id=cmd.id)
 
@@ -260,7 +260,7 @@ class Recorder:
     def _forget(self, job: Job) -> None:
         job.done = True
         self.jobs.pop((job.device_id, job.channel), None)
-        self.gw.spawn(self.gw.call(self.gw.admission.close, job.device_id, job.channel,
+        self.gw.spawn(self.gw.call(self.gw.media_admission.close, job.device_id, job.channel,
                                    job.ref))
 
     def _complete(self, job: Job, why: str) -> None:
@@ -285,7 +285,7 @@ class Recorder:
         job.file.flush()
         options = {"name": f"video-ch{job.channel}-{job.start}.mp4", "channel": job.channel,
                    "created": (job.first_ts or job.start * 1000) / 1000,
-                   "protected": False, "shared": False, "attributes": {},
+                   "protected": False, "attributes": {},
                    "command_id": job.cmd.id}
         key = keys.raw_key(job.device_id, job.uuid)
 
