@@ -25,7 +25,8 @@ from fleetcam.simulator.device import DeviceConfig
 from fleetcam.simulator.run import Simulation
 from tests.e2e_local import make_settings, poll, serving
 
-__all__ = ["RawDevice", "open_media_request", "RecordingSink", "api_ok", "collect_any", "data", "device_of",
+__all__ = ["RawDevice", "RecordingSink", "api_ok", "collect_any", "data", "device_of",
+           "open_media_request",
            "gateway_server", "matching", "poll", "session_of", "simulate", "wait_for"]
 
 
