@@ -36,6 +36,10 @@ ENV_DVR_ROOTS = "FLEETCAM_DVR_ROOTS"
 ENV_DVR_BUCKETS = "FLEETCAM_DVR_BUCKETS"
 ENV_DVR_OBJECT_SECONDS = "FLEETCAM_DVR_OBJECT_SECONDS"
 ENV_LOG_LEVEL = "FLEETCAM_LOG_LEVEL"
+ENV_CORS_ORIGINS = "FLEETCAM_CORS_ORIGINS"
+ENV_MEDIA_SHARED = "FLEETCAM_MEDIA_SHARED"
+ENV_PUBLIC_MQTT_WS = "FLEETCAM_PUBLIC_MQTT_WS"
+ENV_REGION_NAME = "FLEETCAM_REGION_NAME"
 # the AWS runtime (template.yaml sets these on every function and the gateway task)
 ENV_MEDIA_BUCKET = "FLEETCAM_MEDIA_BUCKET"
 ENV_DEVICES_TABLE = "FLEETCAM_DEVICES_TABLE"
@@ -91,6 +95,10 @@ DEFAULTS: dict[str, str] = {
     ENV_DVR_BUCKETS: "",
     ENV_DVR_OBJECT_SECONDS: "600",
     ENV_LOG_LEVEL: "INFO",
+    ENV_CORS_ORIGINS: "*",
+    ENV_MEDIA_SHARED: "1",
+    ENV_PUBLIC_MQTT_WS: "",
+    ENV_REGION_NAME: "fleetcam",
     ENV_MEDIA_BUCKET: "",
     ENV_INGEST_QUEUE_URL: "",
     ENV_INGEST_DLQ_URL: "",
@@ -193,6 +201,15 @@ class Settings:
     """Seconds of recording per stored DVR object (docs/dvr.md: S3 request economics)."""
     log_level: str = "INFO"
     """INFO: one line per meaningful event; DEBUG adds the broker's and libraries' chatter."""
+    cors_origins: tuple[str, ...] = ("*",)
+    """Origins a browser may call the API from (``*``: any; the API uses no cookies)."""
+    media_shared: bool = True
+    """``shared`` of a new file when neither the upload nor the device's
+    ``metadata.media_shared`` says: true = its link needs no token."""
+    public_mqtt_ws: str = ""
+    """MQTT over WebSocket as clients reach it, without scheme (``host:port/mqtt``), for
+    ``/auth/regions``; default: the IoT endpoint on AWS, else the public URL's host + /mqtt."""
+    region_name: str = "fleetcam"
     media_bucket: str = ""
     tables: dict[str, str] = field(default_factory=dict)
     """AWS table names keyed by PynamoDB model name (see AWS_TABLE_ENVS)."""
@@ -250,6 +267,10 @@ class Settings:
             dvr_buckets=tuple(b for b in get(ENV_DVR_BUCKETS).split(",") if b),
             dvr_object_seconds=int(get(ENV_DVR_OBJECT_SECONDS)),
             log_level=get(ENV_LOG_LEVEL).upper(),
+            cors_origins=tuple(o.strip() for o in get(ENV_CORS_ORIGINS).split(",") if o.strip()),
+            media_shared=get(ENV_MEDIA_SHARED).lower() in ("1", "true", "yes", "on"),
+            public_mqtt_ws=get(ENV_PUBLIC_MQTT_WS),
+            region_name=get(ENV_REGION_NAME),
             media_bucket=get(ENV_MEDIA_BUCKET),
             tables={model: env[name] for model, name in AWS_TABLE_ENVS.items() if env.get(name)},
             ingest_queue_url=get(ENV_INGEST_QUEUE_URL),

@@ -68,6 +68,7 @@ def wire(settings: Settings, *, clock: Clock, store: ObjectStore, index: MediaIn
     journal = Journal(logs, bus, clock, settings.topic_prefix)
     media = MediaService(store, index, device_repo, journal, clock, settings.base_url,
                          probe_image, probe_video)
+    media.default_shared = settings.media_shared
     retention = RetentionService(media, index, device_repo, clock)
     connections = ConnectionService(registry, journal)
     messages = MessageService(message_store, journal)
