@@ -1,11 +1,11 @@
 """Active-safety extension of JT/T 808 (Jiangsu T/JSATL12-2017 "Su-biao", and Guangdong's
-"Yue-biao" variant): the 0x0200 alarm items 0x64-0x67, the attachment signalling (0x9208,
+"Yue-biao" variant, SmallChi's JT808.Protocol.Extensions.YueBiao): the 0x0200 alarm items 0x64-0x67, the attachment signalling (0x9208,
 0x1210, 0x1211, 0x1212, 0x9212) and the raw file-data stream of the attachment connection.
 
 PROTOCOLS.md §3.  Vectors: SmallChi/JT808 ``JT808.Protocol.Extensions.SuBiao.Test``.
 
-The alarm identification is 16 bytes in Jiangsu's layout (terminal id BYTE[7]) and 40 in
-Guangdong's (terminal id BYTE[30]).  The item lengths differ by exactly 24 bytes, and no item
+The alarm identification is 16 bytes in Jiangsu's layout (terminal id BYTE[7], one reserved
+byte) and 40 in Guangdong's (terminal id BYTE[30], two reserved bytes).  The item lengths differ by exactly 24 bytes, and no item
 length is valid in both layouts, so the layout is detected from the item's length unless the
 device's configuration names one.
 """
@@ -56,11 +56,18 @@ class AlarmIdentification:
     @classmethod
     def decode(cls, r: Reader, layout: str = JIANGSU) -> AlarmIdentification:
         terminal = gbk_decode(r.take(_TERMINAL_SIZE[layout]))
-        return cls(terminal, bcd_time_to_unix(r.take(6)), r.u8(), r.u8(), r.u8(), layout)
+        time, serial, count = bcd_time_to_unix(r.take(6)), r.u8(), r.u8()
+        # Guangdong keeps two reserved bytes (SmallChi's YueBiao AlarmIdentificationProperty)
+        reserved = r.u16() if layout == GUANGDONG else r.u8()
+        return cls(terminal, time, serial, count, reserved, layout)
 
     def encode(self, w: Writer) -> None:
         w.text(self.terminal_id, _TERMINAL_SIZE[self.layout]).time(self.time)
-        w.u8(self.serial).u8(self.attachments).u8(self.reserved)
+        w.u8(self.serial).u8(self.attachments)
+        if self.layout == GUANGDONG:
+            w.u16(self.reserved)
+        else:
+            w.u8(self.reserved)
 
     @property
     def key(self) -> str:

@@ -97,11 +97,12 @@ def test_bsd_item_smallchi() -> None:
 
 
 def guangdong(item_hex: str, ident_at: int | None = None) -> bytes:
-    """The same item with a 40-byte identification (terminal id widened to 30 bytes)."""
+    """The same item with a 40-byte identification (terminal id widened to 30 bytes, a second
+    reserved byte)."""
     value = bytes.fromhex(item_hex)[2:]
     at = len(value) - 16 if ident_at is None else ident_at
     ident = value[at:at + 16]
-    wide = ident[:7].ljust(30, b"\x00") + ident[7:]
+    wide = ident[:7].ljust(30, b"\x00") + ident[7:] + b"\x00"
     return value[:at] + wide + value[at + 16:]
 
 
