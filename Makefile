@@ -3,20 +3,29 @@ PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
+RUN_STAMP := $(VENV)/.installed-run
 
 .PHONY: run test install bench lint clean browser-deps
 
+# `make run` needs only the server's own dependencies; `make test` adds the test tools and the
+# AWS extra (boto3, moto, cfn-lint, playwright, schemathesis...).
+$(RUN_STAMP): pyproject.toml
+	[ -x $(BIN)/python ] || $(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+	$(BIN)/pip install --quiet -e .
+	touch $(RUN_STAMP)
+
 $(STAMP): pyproject.toml
-	$(PYTHON) -m venv $(VENV)
+	[ -x $(BIN)/python ] || $(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
 	$(BIN)/pip install --quiet -e '.[test,aws]'
-	touch $(STAMP)
+	touch $(STAMP) $(RUN_STAMP)
 
 install: $(STAMP)
 
 SIMULATE ?= 2
 
-run: $(STAMP)
+run: $(RUN_STAMP)
 	$(BIN)/fleetcam serve --simulate $(SIMULATE)
 
 test: $(STAMP) browser-deps

@@ -5,15 +5,30 @@ import argparse
 import asyncio
 import contextlib
 import json
-import logging
 import sys
 
-from fleetcam.config import Settings
+from fleetcam.config import DATA_DB_NAME, ENV_DATA_DIR, Settings
+from fleetcam.logs import configure_logging
 from fleetcam.runtime.dev import until_signal
 
 
+DESCRIPTION = "fleetcam: video-telematics backend (JT/T 808/1078 gateway, media, flespi-style API)."
+EPILOG = f"""\
+data folder (files and the SQLite database of the local server):
+  1. {ENV_DATA_DIR}, when set;
+  2. else ./data, when it holds a {DATA_DB_NAME} (installs from before the per-user default);
+  3. else $XDG_DATA_HOME/fleetcam, or ~/.local/share/fleetcam.
+Every command prints the folder it used on stderr. Only 'serve' and 'gateway' create one;
+'token', 'sweep' and 'dlq' stop with an error when the folder they find holds no database."""
+
+
+class NoDataFolder(Exception):
+    """A command that reads the data folder found none."""
+
+
 def _parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="fleetcam", description=__doc__)
+    parser = argparse.ArgumentParser(prog="fleetcam", description=DESCRIPTION, epilog=EPILOG,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
     sub = parser.add_subparsers(dest="cmd", required=True)
     serve = sub.add_parser("serve", help="run the all-in-one local server")
     serve.add_argument("--simulate", type=int, default=0, metavar="N",
@@ -27,7 +42,9 @@ def _parser() -> argparse.ArgumentParser:
     sim.add_argument("--interval", type=float, default=10.0, help="seconds between locations")
     sim.add_argument("--h265", action="store_true", help="stream H.265 instead of H.264")
     sim.add_argument("--channels", type=int, default=2)
-    sub.add_parser("token", help="print the admin token")
+    sub.add_parser("token", help="print the admin token of the local server's data folder")
+    photo = sub.add_parser("sample-photo", help="write a small JPEG test picture (for uploads)")
+    photo.add_argument("path", help="the file to write, e.g. photo.jpg")
     sub.add_parser("sweep", help="enforce TTL and rotation once, now")
     dlq = sub.add_parser("dlq", help="ingest events that failed every retry")
     dlq.add_argument("action", choices=["list", "replay"])
@@ -72,10 +89,47 @@ async def _simulate(args: argparse.Namespace) -> None:
     await sim.stop_all()
 
 
+def _say_data_folder(settings: Settings) -> None:
+    how = f" ({settings.data_dir_source})" if settings.data_dir_source else ""
+    print(f"fleetcam: data folder {settings.data_dir}{how}", file=sys.stderr, flush=True)
+
+
+def _existing_data_folder(settings: Settings) -> None:
+    """Refuse to go on (and so to create anything) where no server ever kept its data."""
+    _say_data_folder(settings)
+    if not (settings.data_dir / DATA_DB_NAME).is_file():
+        raise NoDataFolder(
+            f"fleetcam: no fleetcam data in {settings.data_dir} (no {DATA_DB_NAME}); start the "
+            f"server first ('fleetcam serve'), or set {ENV_DATA_DIR} to the folder it uses")
+
+
+def _sample_photo(path: str) -> int:
+    import time
+
+    from fleetcam.media.testpattern import snapshot_jpeg
+
+    with open(path, "wb") as f:
+        f.write(snapshot_jpeg(640, 360, time.time()))
+    print(f"wrote {path}", file=sys.stderr)
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
+    if args.cmd == "sample-photo":
+        return _sample_photo(args.path)
     settings = Settings.from_env()
+    configure_logging(settings.log_level)
+    try:
+        return _run(args, settings)
+    except NoDataFolder as e:
+        print(e, file=sys.stderr)
+        return 2
+
+
+def _run(args: argparse.Namespace, settings: Settings) -> int:
+    if args.cmd in ("serve", "gateway") and not settings.media_bucket:
+        _say_data_folder(settings)
     if args.cmd == "serve":
         from fleetcam.runtime.dev import serve
 
@@ -107,6 +161,7 @@ def main(argv: list[str] | None = None) -> int:
     from fleetcam.runtime.local import build_local
     from fleetcam.runtime.worker import drain
 
+    _existing_data_folder(settings)
     c = build_local(settings)
     if args.cmd == "token":
         print(c.extras["admin_token"])

@@ -25,6 +25,10 @@ ENV_IDLE_TIMEOUT = "FLEETCAM_IDLE_TIMEOUT"
 ENV_MEDIA_ENRICH = "FLEETCAM_MEDIA_ENRICH"
 ENV_EMF_METRICS = "FLEETCAM_EMF_METRICS"
 ENV_SHARE_LINK_EXPIRY = "FLEETCAM_SHARE_LINK_EXPIRY"
+ENV_DVR_ROOTS = "FLEETCAM_DVR_ROOTS"
+ENV_DVR_BUCKETS = "FLEETCAM_DVR_BUCKETS"
+ENV_DVR_OBJECT_SECONDS = "FLEETCAM_DVR_OBJECT_SECONDS"
+ENV_LOG_LEVEL = "FLEETCAM_LOG_LEVEL"
 # the AWS runtime (template.yaml sets these on every function and the gateway task)
 ENV_MEDIA_BUCKET = "FLEETCAM_MEDIA_BUCKET"
 ENV_DEVICES_TABLE = "FLEETCAM_DEVICES_TABLE"
@@ -48,7 +52,7 @@ AWS_TABLE_ENVS = {"DevicesModel": ENV_DEVICES_TABLE, "IdentsModel": ENV_IDENTS_T
                   "RulesModel": ENV_RULES_TABLE}
 
 DEFAULTS: dict[str, str] = {
-    ENV_DATA_DIR: "./data",
+    ENV_DATA_DIR: "",
     ENV_HTTP_HOST: "127.0.0.1",
     ENV_HTTP_PORT: "9080",
     ENV_ADMIN_TOKEN: "",
@@ -68,6 +72,10 @@ DEFAULTS: dict[str, str] = {
     ENV_MEDIA_ENRICH: "1",
     ENV_EMF_METRICS: "0",
     ENV_SHARE_LINK_EXPIRY: "3600",
+    ENV_DVR_ROOTS: "",
+    ENV_DVR_BUCKETS: "",
+    ENV_DVR_OBJECT_SECONDS: "600",
+    ENV_LOG_LEVEL: "INFO",
     ENV_MEDIA_BUCKET: "",
     ENV_INGEST_QUEUE_URL: "",
     ENV_INGEST_DLQ_URL: "",
@@ -75,6 +83,35 @@ DEFAULTS: dict[str, str] = {
     ENV_AWS_ENDPOINT_URL: "",
     ENV_AWS_REGION: "us-east-1",
 }
+
+
+DATA_DB_NAME = "fleetcam.sqlite3"
+"""The file that marks a folder as a fleetcam data folder."""
+LEGACY_DATA_DIR = Path("data")
+"""``./data``: where installs before the per-user default kept their data."""
+
+
+def user_data_dir(env: dict[str, str], home: Path | None = None) -> Path:
+    """The per-user default: ``$XDG_DATA_HOME/fleetcam``, else ``~/.local/share/fleetcam``."""
+    xdg = env.get("XDG_DATA_HOME", "")
+    if xdg and Path(xdg).is_absolute():
+        return Path(xdg) / "fleetcam"
+    return (home or Path.home()) / ".local" / "share" / "fleetcam"
+
+
+def find_data_dir(env: dict[str, str], *, cwd: Path | None = None,
+                  home: Path | None = None) -> tuple[Path, str]:
+    """Where the data folder is, and why that one (for the "data folder: ..." line).
+
+    ``FLEETCAM_DATA_DIR`` wins; else ``./data`` if it holds a fleetcam database (an install
+    from before the per-user default); else the per-user default. Nothing is created here.
+    """
+    if env.get(ENV_DATA_DIR):
+        return Path(env[ENV_DATA_DIR]).expanduser().resolve(), f"from {ENV_DATA_DIR}"
+    legacy = (cwd or Path.cwd()) / LEGACY_DATA_DIR
+    if (legacy / DATA_DB_NAME).is_file():
+        return legacy.resolve(), "./data of an existing install"
+    return user_data_dir(env, home), "the per-user default"
 
 
 MAX_SHARE_LINK_EXPIRY = 604800
@@ -93,6 +130,8 @@ class Settings:
     """Everything an entry point needs to build the object graph."""
 
     data_dir: Path
+    data_dir_source: str = ""
+    """Why ``data_dir`` is that folder (see find_data_dir); empty when set by the caller."""
     http_host: str = "127.0.0.1"
     http_port: int = 9080
     admin_token: str = ""
@@ -116,6 +155,14 @@ class Settings:
     """Merge the device's telemetry nearest a media file's time into its message."""
     share_link_expiry: int = 3600
     """Lifetime in seconds of pre-signed object links (S3 allows at most 604800)."""
+    dvr_roots: tuple[str, ...] = ()
+    """Folders an absolute local ``dvr.root`` may be under (``:``-separated)."""
+    dvr_buckets: tuple[str, ...] = ()
+    """Buckets an ``s3://bucket/prefix`` ``dvr.root`` may name besides the media bucket."""
+    dvr_object_seconds: int = 600
+    """Seconds of recording per stored DVR object (docs/dvr.md: S3 request economics)."""
+    log_level: str = "INFO"
+    """INFO: one line per meaningful event; DEBUG adds the broker's and libraries' chatter."""
     media_bucket: str = ""
     tables: dict[str, str] = field(default_factory=dict)
     """AWS table names keyed by PynamoDB model name (see AWS_TABLE_ENVS)."""
@@ -139,8 +186,10 @@ class Settings:
         def get(name: str) -> str:
             return env.get(name) or DEFAULTS[name]
 
+        data_dir, data_dir_source = find_data_dir(env)
         return cls(
-            data_dir=Path(get(ENV_DATA_DIR)).expanduser().resolve(),
+            data_dir=data_dir,
+            data_dir_source=data_dir_source,
             http_host=get(ENV_HTTP_HOST),
             http_port=int(get(ENV_HTTP_PORT)),
             admin_token=get(ENV_ADMIN_TOKEN),
@@ -160,6 +209,10 @@ class Settings:
             media_enrich=get(ENV_MEDIA_ENRICH).lower() in ("1", "true", "yes", "on"),
             emf_metrics=get(ENV_EMF_METRICS).lower() in ("1", "true", "yes", "on"),
             share_link_expiry=_expiry(get(ENV_SHARE_LINK_EXPIRY)),
+            dvr_roots=tuple(p for p in get(ENV_DVR_ROOTS).split(":") if p),
+            dvr_buckets=tuple(b for b in get(ENV_DVR_BUCKETS).split(",") if b),
+            dvr_object_seconds=int(get(ENV_DVR_OBJECT_SECONDS)),
+            log_level=get(ENV_LOG_LEVEL).upper(),
             media_bucket=get(ENV_MEDIA_BUCKET),
             tables={model: env[name] for model, name in AWS_TABLE_ENVS.items() if env.get(name)},
             ingest_queue_url=get(ENV_INGEST_QUEUE_URL),

@@ -6,6 +6,7 @@ from dataclasses import dataclass, field
 from typing import Any, BinaryIO, Protocol
 
 from fleetcam.domain import expr
+from fleetcam.domain.dvr import DvrStream, Episode, EpisodeQuery, SegmentEntry
 from fleetcam.domain.gateway import Command, Connection
 from fleetcam.domain.models import Device, LogEntry, MediaFile
 from fleetcam.domain.rules import VideoRule
@@ -233,3 +234,126 @@ class RuleStore(Protocol):
     def update(self, rule: VideoRule) -> None: ...
 
     def delete(self, rule_id: int) -> bool: ...
+
+
+# -- cloud DVR (docs/dvr.md) -------------------------------------------------------------------
+class DvrStreamStore(Protocol):
+    """Stream configurations (``/streamer/api/v3/streams``), tombstones included."""
+
+    def put(self, stream: DvrStream) -> None:
+        """Create or replace by name."""
+        ...
+
+    def get(self, name: str, *, include_deleted: bool = False) -> DvrStream | None: ...
+
+    def list(self, *, include_deleted: bool = False) -> list[DvrStream]:
+        """By name."""
+        ...
+
+    def of_device(self, device_id: int) -> list[DvrStream]:
+        """Live (not deleted) streams of a device, any channel."""
+        ...
+
+    def purge(self, name: str) -> None:
+        """Forget a (deleted) stream's row for good."""
+        ...
+
+
+class DvrIndex(Protocol):
+    """The segment index: one row per stored segment object, fragment table inside."""
+
+    def add(self, segment: SegmentEntry) -> bool:
+        """Insert; False (and no change) when (stream, segment_id) exists already."""
+        ...
+
+    def segments(self, stream: str, start_ms: int | None = None, end_ms: int | None = None,
+                 *, limit: int = 1000, after: str | None = None) -> list[SegmentEntry]:
+        """Segments overlapping ``[start_ms, end_ms)``, by start time (then segment_id);
+        ``after`` (a segment_id) continues a previous page."""
+        ...
+
+    def spans(self, stream: str, start_ms: int | None = None,
+              end_ms: int | None = None) -> list[tuple[int, int]]:
+        """``(start_ms, end_ms)`` of the segments overlapping the interval, by start: the
+        ranges' raw material, without fragment tables."""
+        ...
+
+    def usage(self, stream: str) -> tuple[int, int]:
+        """(bytes, segments) of a stream."""
+        ...
+
+    def streams(self) -> list[str]:
+        """Names of the streams that have segments (deleted streams' included)."""
+        ...
+
+    def remove(self, stream: str, segment_ids: Iterable[str]) -> list[SegmentEntry]:
+        """Delete rows and, atomically, schedule their objects for deletion. Returns the
+        rows that were still there."""
+        ...
+
+    def pending_deletions(self, limit: int = 1000) -> list[tuple[str, str]]:
+        """(root, key) of objects whose rows are gone but whose deletion is unconfirmed."""
+        ...
+
+    def deletion_done(self, items: Iterable[tuple[str, str]]) -> None: ...
+
+
+class EpisodeStore(Protocol):
+    """Episodes (``/streamer/api/v3/episodes``)."""
+
+    def put(self, episode: Episode, *, create_only: bool = False) -> bool:
+        """Create or replace by id; with ``create_only``, False (no change) if it exists."""
+        ...
+
+    def get(self, episode_id: int) -> Episode | None: ...
+
+    def delete(self, episode_id: int) -> bool: ...
+
+    def query(self, q: EpisodeQuery) -> list[Episode]:
+        """Matching episodes by id, at most ``q.limit``, after ``q.cursor``."""
+        ...
+
+    def overlapping(self, media: str, start_ms: int, end_ms: int) -> list[Episode]:
+        """Every episode of ``media`` overlapping ``[start_ms, end_ms)`` (open ones too).
+        Raises on a store failure: retention must then wait, never guess."""
+        ...
+
+
+class DvrStorage(Protocol):
+    """Segment objects under a stream's ``dvr.root``: a folder locally, S3 on AWS."""
+
+    def resolve(self, root: str) -> str:
+        """The canonical form of a root (absolute folder, ``s3://bucket/prefix``).
+
+        Raises:
+            Invalid: malformed, or outside the allowed roots.
+        """
+        ...
+
+    def put(self, root: str, key: str, data: bytes, *, content_type: str) -> int:
+        """Store an object whole (atomically: never half-written). Returns its size."""
+        ...
+
+    def read(self, root: str, key: str, start: int = 0,
+             end: int | None = None) -> Iterator[bytes]:
+        """Bytes ``start`` to ``end`` inclusive. Raises NotFound."""
+        ...
+
+    def exists(self, root: str, key: str) -> bool: ...
+
+    def delete(self, root: str, key: str) -> None:
+        """Idempotent."""
+        ...
+
+
+class DvrTail(Protocol):
+    """The newest fragments, not yet in a stored segment (the gateway holds them)."""
+
+    def open_segment(self, stream: str) -> SegmentEntry | None:
+        """The segment being written (``key`` empty, ``size`` so far), or None."""
+        ...
+
+    def read_open(self, stream: str, segment_id: str, start: int = 0,
+                  end: int | None = None) -> bytes:
+        """Bytes of the open segment. Raises NotFound once it was stored or dropped."""
+        ...

@@ -5,6 +5,7 @@ from fastapi import Depends, FastAPI
 
 from fleetcam import __version__
 from fleetcam.api import errors
+from fleetcam.api.access import AccessLog
 from fleetcam.api.deps import require_token
 from fleetcam.api.routers import devices, files, gateway, logs, media, rules
 from fleetcam.runtime.container import Container
@@ -16,6 +17,7 @@ def create_app(container: Container) -> FastAPI:
                               "Requests under /gw need `Authorization: FlespiToken <token>`.")
     app.state.container = container
     errors.install(app)
+    app.add_middleware(AccessLog)
     guarded = [Depends(require_token)]
     app.include_router(devices.router, dependencies=guarded)
     app.include_router(media.router, dependencies=guarded)

@@ -5,7 +5,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from fleetcam.config import Settings
-from fleetcam.ports import (Clock, CommandStore, ConnectionRegistry, DeviceRepo, EventBus,
+from fleetcam.ports import (Clock, CommandStore, ConnectionRegistry, DeviceRepo, DvrIndex,
+                            DvrStorage, DvrStreamStore, DvrTail, EpisodeStore, EventBus,
                             LogStore, MediaIndex, MessageStore, ObjectStore, RuleStore)
 from fleetcam.services.devices import DeviceService
 from fleetcam.services.gateway import CommandService, ConnectionService, MessageService
@@ -36,6 +37,12 @@ class Container:
     commands: CommandService
     rules: RuleService
     extras: dict[str, Any] = field(default_factory=dict)
+    dvr_streams: DvrStreamStore | None = None
+    dvr_index: DvrIndex | None = None
+    episodes: EpisodeStore | None = None
+    dvr_storage: DvrStorage | None = None
+    dvr_tail: DvrTail | None = None
+    """The cloud DVR's ports (docs/dvr.md); the recording gateway sets ``dvr_tail``."""
 
 
 def wire(settings: Settings, *, clock: Clock, store: ObjectStore, index: MediaIndex,

@@ -8,6 +8,8 @@ from pathlib import Path
 
 from fleetcam.adapters.local.clock import SystemClock
 from fleetcam.adapters.local.db import Database
+from fleetcam.adapters.local.dvr import (LocalDvrStorage, SqliteDvrIndex,
+                                        SqliteDvrStreamStore, SqliteEpisodeStore)
 from fleetcam.adapters.local.files import LocalObjectStore
 from fleetcam.adapters.local.queue import EventQueue
 from fleetcam.adapters.local.gateway_repos import (SqliteCommandStore,
@@ -59,8 +61,13 @@ def build_local(settings: Settings, *, clock: Clock | None = None,
     queue = EventQueue(db, clock, max_attempts=settings.ingest_max_attempts)
     store = LocalObjectStore(data_dir / "objects", db, queue)
     token, generated = admin_token(settings, db)
-    return wire(settings, clock=clock, store=store, index=SqliteMediaIndex(db),
+    container = wire(settings, clock=clock, store=store, index=SqliteMediaIndex(db),
                 device_repo=SqliteDeviceRepo(db), logs=SqliteLogStore(db), bus=bus or NullBus(),
                 message_store=SqliteMessageStore(db), registry=SqliteConnectionRegistry(db),
                 command_store=SqliteCommandStore(db), rule_store=SqliteRuleStore(db),
                 db=db, queue=queue, admin_token=token, token_generated=generated)
+    container.dvr_streams = SqliteDvrStreamStore(db)
+    container.dvr_index = SqliteDvrIndex(db, clock)
+    container.episodes = SqliteEpisodeStore(db)
+    container.dvr_storage = LocalDvrStorage(data_dir, settings.dvr_roots)
+    return container

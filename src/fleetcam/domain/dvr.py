@@ -1,0 +1,371 @@
+"""The cloud DVR's data model: streams, stored segments and their fragments, episodes, ranges.
+
+Pure: no I/O. Times are UTC milliseconds since the epoch (``*_ms``) unless a name says
+otherwise; intervals are half-open ``[start, end)``. docs/dvr.md describes the storage layout
+these types index; keep both stable (extend, don't rename): the read side builds on them.
+"""
+from __future__ import annotations
+
+import re
+import struct
+import zlib
+from collections.abc import Iterable, Iterator, Sequence
+from dataclasses import dataclass, field, replace
+from typing import Any
+
+from fleetcam.errors import Invalid
+
+# -- streams --------------------------------------------------------------------------------
+STREAM_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,127}$")
+"""A stream name: a path segment (no ``/``), so ``/{name}/index.m3u8`` is unambiguous."""
+DEFAULT_NAME = re.compile(r"^(?P<device_id>[1-9]\d{0,11})-(?P<channel>\d{1,3})$")
+SOURCE_URL = re.compile(r"^jt1078://(?P<device_id>[1-9]\d{0,11})/(?P<channel>\d{1,3})$")
+MAX_CHANNEL = 255
+MAX_EXPIRATION = 10 * 365 * 86400
+DEFAULT_EPISODES_EXPIRATION = 30 * 86400
+"""How long episodes keep protecting a deleted stream's footage (Flussonic:
+``episodes_expiration``)."""
+
+
+def default_stream_name(device_id: int, channel: int) -> str:
+    """``{device_id}-{channel}``: the name of a device channel's stream unless configured."""
+    return f"{device_id}-{channel}"
+
+
+def source_url(device_id: int, channel: int) -> str:
+    """The stream's input, in Flussonic's ``inputs[].url`` form."""
+    return f"jt1078://{device_id}/{channel}"
+
+
+def parse_source(url: str) -> tuple[int, int]:
+    """(device_id, channel) of a ``jt1078://{device_id}/{channel}`` input URL.
+
+    Raises:
+        Invalid: any other form.
+    """
+    m = SOURCE_URL.match(url)
+    if not m or not 1 <= int(m["channel"]) <= MAX_CHANNEL:
+        raise Invalid(f"input url must be jt1078://{{device_id}}/{{channel}} "
+                      f"(channel 1-{MAX_CHANNEL}), not {url[:80]!r}", field="inputs")
+    return int(m["device_id"]), int(m["channel"])
+
+
+def check_stream_name(name: str) -> str:
+    """Raises Invalid unless ``name`` is a valid stream name."""
+    if not STREAM_NAME.match(name):
+        raise Invalid("stream name must be 1-128 characters of A-Z a-z 0-9 _ . - "
+                      "starting with a letter or digit", field="name")
+    return name
+
+
+@dataclass(frozen=True)
+class DvrConfig:
+    """A stream's ``dvr`` section, as Flussonic names it.
+
+    Attributes:
+        root: where segments go, as given: locally a folder (relative to the data folder, or
+            absolute under an allowed root); on AWS a key prefix in the media bucket or
+            ``s3://bucket/prefix``. Resolved by the DvrStorage adapter.
+        expiration: seconds of archive kept (0: no age limit).
+        storage_limit: bytes of archive kept, oldest deleted first (0: no size limit).
+        episodes_expiration: seconds that episodes keep protecting footage once the stream
+            itself is deleted.
+    """
+
+    root: str
+    expiration: int = 0
+    storage_limit: int = 0
+    episodes_expiration: int = DEFAULT_EPISODES_EXPIRATION
+
+    def as_json(self) -> dict[str, Any]:
+        return {"root": self.root, "expiration": self.expiration,
+                "storage_limit": self.storage_limit,
+                "episodes_expiration": self.episodes_expiration}
+
+
+@dataclass(frozen=True)
+class DvrStream:
+    """One recorded (or configured) device channel.
+
+    Attributes:
+        name: the stream name (``{device_id}-{channel}`` by default).
+        device_id, channel: the source.
+        dvr: recording settings; None: configured but not recording.
+        created_at, updated_at: seconds (server time).
+        deleted_at: seconds; set once DELETE removed the stream. The row stays (a tombstone)
+            while episodes still protect its footage, so retention can finish the clean-up.
+        title: free text (Flussonic's ``title``).
+    """
+
+    name: str
+    device_id: int
+    channel: int
+    dvr: DvrConfig | None
+    created_at: float
+    updated_at: float
+    deleted_at: float | None = None
+    title: str = ""
+
+    @property
+    def recording(self) -> bool:
+        return self.dvr is not None and self.deleted_at is None
+
+    def with_changes(self, **changes: Any) -> DvrStream:
+        return replace(self, **changes)
+
+
+# -- segments and fragments ----------------------------------------------------------------
+TIMESCALE = 1000
+"""Ticks per second of every stored track (tfdt and sample durations are milliseconds)."""
+VIDEO_TRACK = 1
+AUDIO_TRACK = 2
+MAX_SEGMENT_MS = 3600_000
+"""No segment spans more than this (bounds the index's overlap queries)."""
+SOURCE_CLOUD = "cloud"
+"""Recorded continuously by the gateway."""
+SOURCE_DEVICE = "device"
+"""A clip fetched from the device's SD card (request_video) and folded into the archive."""
+
+
+@dataclass(frozen=True)
+class FragmentEntry:
+    """One fMP4 fragment (``moof`` + ``mdat``) inside a segment object.
+
+    Attributes:
+        start_ms: UTC ms of its first sample; equals the fragment's ``tfdt`` (timescale 1000).
+        duration_ms: sum of its sample durations.
+        offset: byte offset of its ``moof`` in the segment object.
+        size: bytes of ``moof`` + ``mdat``.
+        moof_size: bytes of the ``moof`` box (the ``mdat`` header follows at
+            ``offset + moof_size``; samples start 8 bytes after that).
+        frames: samples (video access units) in it.
+        keyframe: True when it starts with a keyframe (always, for the gateway's fragments).
+    """
+
+    start_ms: int
+    duration_ms: int
+    offset: int
+    size: int
+    moof_size: int
+    frames: int
+    keyframe: bool = True
+
+    @property
+    def end_ms(self) -> int:
+        return self.start_ms + self.duration_ms
+
+
+@dataclass(frozen=True)
+class SegmentEntry:
+    """One stored segment object: fragments of one stream, back to back, no gaps inside.
+
+    Attributes:
+        stream: the stream name.
+        segment_id: unique within the stream and sortable by time
+            (``{start_ms:013d}-{8 hex}``); see ``segment_id()``.
+        root: the stream's ``dvr.root`` when this was written (the object stays readable
+            after the root changes).
+        key: object key (path) relative to ``root``.
+        init_key: key, relative to ``root``, of the init segment (``ftyp`` + ``moov``) these
+            fragments need; shared by every segment with the same codec parameters.
+        start_ms, end_ms: UTC ms, ``[start, end)``: first sample to the end of the last.
+        size: bytes of the object.
+        codec: RFC 6381 codec string of the video track (``avc1.64001f``).
+        width, height: picture size.
+        fragments: the fragment table, in order (offsets ascending, contiguous).
+        source: ``"cloud"`` (continuous recording) or ``"device"`` (a request_video clip).
+        created_at: seconds (server time) when the object was stored.
+        tracks: track ids present (1 = video, 2 = audio).
+    """
+
+    stream: str
+    segment_id: str
+    root: str
+    key: str
+    init_key: str
+    start_ms: int
+    end_ms: int
+    size: int
+    codec: str
+    width: int
+    height: int
+    fragments: tuple[FragmentEntry, ...]
+    source: str = SOURCE_CLOUD
+    created_at: float = 0.0
+    tracks: tuple[int, ...] = (VIDEO_TRACK,)
+
+    @property
+    def duration_ms(self) -> int:
+        return self.end_ms - self.start_ms
+
+    def fragments_in(self, start_ms: int, end_ms: int) -> list[FragmentEntry]:
+        """Fragments overlapping ``[start_ms, end_ms)``."""
+        return [f for f in self.fragments if f.start_ms < end_ms and f.end_ms > start_ms]
+
+
+def segment_id(start_ms: int, token: str) -> str:
+    """A segment's id: sortable by start time, unique thanks to ``token`` (8 hex chars)."""
+    return f"{start_ms:013d}-{token}"
+
+
+def segment_key(stream: str, start_ms: int, token: str) -> str:
+    """``{stream}/{YYYY}/{MM}/{DD}/{HH}/{start_ms}-{token}.m4s`` (UTC), relative to the root."""
+    y, mo, d, h = _utc_parts(start_ms)
+    return f"{stream}/{y:04d}/{mo:02d}/{d:02d}/{h:02d}/{segment_id(start_ms, token)}.m4s"
+
+
+def init_key(stream: str, digest: str) -> str:
+    """``{stream}/init/{digest}.mp4``: content-addressed, written once, never overwritten."""
+    return f"{stream}/init/{digest}.mp4"
+
+
+def _utc_parts(ms: int) -> tuple[int, int, int, int]:
+    import time
+
+    t = time.gmtime(ms // 1000)
+    return t.tm_year, t.tm_mon, t.tm_mday, t.tm_hour
+
+
+_FRAG = struct.Struct(">qIQIIIB")  # start, duration, offset, size, moof_size, frames, flags
+
+
+def pack_fragments(fragments: Sequence[FragmentEntry]) -> bytes:
+    """The fragment table as stored in index rows: zlib over fixed 37-byte records."""
+    raw = b"".join(_FRAG.pack(f.start_ms, f.duration_ms, f.offset, f.size, f.moof_size,
+                              f.frames, 1 if f.keyframe else 0) for f in fragments)
+    return zlib.compress(raw, 6)
+
+
+def unpack_fragments(blob: bytes) -> tuple[FragmentEntry, ...]:
+    raw = zlib.decompress(blob)
+    if len(raw) % _FRAG.size:
+        raise ValueError("fragment table is truncated")
+    return tuple(FragmentEntry(s, d, o, z, m, n, bool(k & 1))
+                 for s, d, o, z, m, n, k in _FRAG.iter_unpack(raw))
+
+
+# -- ranges -----------------------------------------------------------------------------------
+MERGE_TOLERANCE_MS = 0
+"""Segments closer than this merge into one range. 0: only touching segments merge (the
+gateway's consecutive segments touch exactly: each starts where the previous ended)."""
+
+
+@dataclass(frozen=True)
+class Range:
+    """A recorded interval, ``[start_ms, end_ms)``."""
+
+    start_ms: int
+    end_ms: int
+
+    @property
+    def duration_ms(self) -> int:
+        return self.end_ms - self.start_ms
+
+    def as_flussonic(self) -> dict[str, int]:
+        """Flussonic's ``{"from": s, "duration": s}`` (seconds, rounded outwards)."""
+        start = self.start_ms // 1000
+        return {"from": start, "duration": max(1, -(-self.end_ms // 1000) - start)}
+
+
+def merge_ranges(spans: Iterable[tuple[int, int]],
+                 tolerance_ms: int = MERGE_TOLERANCE_MS) -> list[Range]:
+    """Merge ``(start_ms, end_ms)`` spans (any order) into sorted, disjoint ranges."""
+    out: list[Range] = []
+    cur_s = cur_e = None
+    for s, e in sorted(spans):
+        if e <= s:
+            continue
+        if cur_e is not None and s <= cur_e + tolerance_ms:
+            cur_e = max(cur_e, e)
+            continue
+        if cur_s is not None and cur_e is not None:
+            out.append(Range(cur_s, cur_e))
+        cur_s, cur_e = s, e
+    if cur_s is not None and cur_e is not None:
+        out.append(Range(cur_s, cur_e))
+    return out
+
+
+def subtract(span: tuple[int, int], holes: Iterable[tuple[int, int]]) -> list[tuple[int, int]]:
+    """The parts of ``span`` not covered by ``holes``."""
+    parts = [span]
+    for hs, he in holes:
+        nxt = []
+        for s, e in parts:
+            if he <= s or hs >= e:
+                nxt.append((s, e))
+                continue
+            if s < hs:
+                nxt.append((s, hs))
+            if he < e:
+                nxt.append((he, e))
+        parts = nxt
+    return parts
+
+
+def covered(span: tuple[int, int], have: Iterable[tuple[int, int]],
+            tolerance_ms: int = 1000) -> bool:
+    """Whether ``have`` covers ``span`` up to gaps of ``tolerance_ms`` (frame jitter, rounding
+    of clip bounds): used so that a range recorded in the cloud is never fetched again."""
+    return all(e - s <= tolerance_ms for s, e in subtract(span, have))
+
+
+# -- episodes ---------------------------------------------------------------------------------
+EPISODE_TYPES = frozenset({"generic", "motion", "rule", "manual", "alarm"})
+MAX_EPISODE_ID = 2**53 - 1
+
+
+@dataclass(frozen=True)
+class Episode:
+    """A marked part of a stream's archive (Flussonic's episode); protects it from deletion.
+
+    Attributes:
+        episode_id: positive integer, chosen by the client (PUT) or assigned.
+        media: the stream name.
+        opened_at: UTC ms where it starts.
+        closed_at: UTC ms where it ends; None while open (protects up to "now").
+        updated_at: UTC ms of the last change.
+        episode_type: free label (``generic`` by default; rules write ``rule``).
+        preview: a thumbnail reference (URL or object key) or None.
+        meta: extra client fields, returned as given.
+    """
+
+    episode_id: int
+    media: str
+    opened_at: int
+    closed_at: int | None
+    updated_at: int
+    episode_type: str = "generic"
+    preview: str | None = None
+    meta: dict[str, Any] = field(default_factory=dict)
+
+    def span(self, now_ms: int) -> tuple[int, int]:
+        return self.opened_at, self.closed_at if self.closed_at is not None else now_ms
+
+    def as_json(self) -> dict[str, Any]:
+        return {**self.meta, "episode_id": self.episode_id, "media": self.media,
+                "opened_at": self.opened_at, "closed_at": self.closed_at,
+                "updated_at": self.updated_at, "episode_type": self.episode_type,
+                "preview": self.preview}
+
+
+@dataclass(frozen=True)
+class EpisodeQuery:
+    """A listing: by stream, type and time (UTC ms, overlap with ``[time_from, time_to)``)."""
+
+    media: tuple[str, ...] = ()
+    episode_type: tuple[str, ...] = ()
+    time_from: int | None = None
+    time_to: int | None = None
+    limit: int = 100
+    cursor: int | None = None
+    """Return episodes whose id is greater (pages in id order)."""
+
+
+def protected_spans(episodes: Iterable[Episode], now_ms: int) -> list[tuple[int, int]]:
+    return [(r.start_ms, r.end_ms) for r in merge_ranges(e.span(now_ms) for e in episodes)]
+
+
+def iter_spans(segments: Iterable[SegmentEntry]) -> Iterator[tuple[int, int]]:
+    for s in segments:
+        yield s.start_ms, s.end_ms

@@ -1,0 +1,229 @@
+"""Recording: a camera's frames (UTC-stamped) into fMP4 fragments, one per GOP (docs/dvr.md).
+
+H.264 is copied (Annex-B to length-prefixed NAL units; parameter sets go to the init segment);
+H.265 is decoded and re-encoded to H.264 first, as the live path does, because the players
+that read the archive (browsers) do not play H.265.
+"""
+from __future__ import annotations
+
+import statistics
+from collections import deque
+from collections.abc import Iterator
+from dataclasses import dataclass
+from fractions import Fraction
+from typing import Any
+
+from fleetcam.errors import CorruptMedia
+from fleetcam.media import fmp4
+from fleetcam.protocol.jt1078.nal import split_annexb
+
+MAX_GAP_MS = 2000
+"""A longer pause between two frames ends the fragment and starts a new timeline (segment)."""
+MAX_FRAGMENT_FRAMES = 600
+"""A GOP longer than this is cut anyway (the next fragment then starts without a keyframe)."""
+MAX_FRAGMENT_BYTES = 16 << 20
+DEFAULT_INTERVAL_MS = 40
+_DROP_NALS = {7, 8, 9}  # SPS and PPS (in the init segment), access unit delimiters
+_H264_OK = set(range(1, 13)) | {14, 15, 19, 20}
+MS = Fraction(1, 1000)
+
+
+@dataclass(frozen=True)
+class Fragment:
+    """One finished fragment and what its segment needs to know.
+
+    Attributes:
+        data: ``moof`` + ``mdat`` (sequence number 1: the segment writer renumbers).
+        start_ms, duration_ms: UTC ms.
+        frames, moof_size, keyframe: as in FragmentEntry.
+        init: the init segment these samples need (same object for the same parameters).
+        codec, width, height: of that init.
+        discontinuity: True when it does not follow the previous fragment (a gap, a new
+            init, or the first fragment): a new segment must begin with it.
+    """
+
+    data: bytes
+    start_ms: int
+    duration_ms: int
+    frames: int
+    moof_size: int
+    keyframe: bool
+    init: bytes
+    codec: str
+    width: int
+    height: int
+    discontinuity: bool
+
+
+class DvrFragmenter:
+    """H.264 access units (Annex-B, UTC ms, keyframe flag) in; fragments out."""
+
+    def __init__(self) -> None:
+        self._sps: bytes | None = None
+        self._pps: bytes | None = None
+        self._init: bytes | None = None
+        self._codec = ""
+        self._size = (0, 0)
+        self._new_init = True
+        self._gap = True
+        self._samples: list[tuple[bytes, int, bool]] = []  # (avcc data, utc ms, key)
+        self._bytes = 0
+        self._last: int | None = None
+        self._deltas: deque[int] = deque([DEFAULT_INTERVAL_MS], maxlen=25)
+        self.dropped = 0
+
+    @property
+    def frame_interval(self) -> int:
+        return max(1, round(statistics.median(self._deltas)))
+
+    def push(self, data: bytes, utc_ms: int, keyframe: bool) -> list[Fragment]:
+        """Add one access unit; returns the fragments it completed (none or one, usually).
+
+        Raises:
+            CorruptMedia: not H.264.
+        """
+        nals = split_annexb(data)
+        if not nals:
+            raise CorruptMedia("not an Annex-B H.264 access unit (no start code)")
+        sps = pps = None
+        for nal in nals:
+            kind = nal[0] & 0x1F
+            if nal[0] & 0x80 or kind not in _H264_OK:
+                raise CorruptMedia(f"not an H.264 NAL unit (type byte {nal[0]:#04x})")
+            if kind == 7 and sps is None:
+                sps = nal
+            elif kind == 8 and pps is None:
+                pps = nal
+        out: list[Fragment] = []
+        if self._last is not None:
+            step = utc_ms - self._last
+            if step > MAX_GAP_MS or step < -MAX_GAP_MS:
+                out += self._close(self.frame_interval)
+                self._gap = True
+            elif step <= 0:
+                utc_ms = self._last + 1
+            else:
+                self._deltas.append(step)
+        if keyframe and (sps is not None or pps is not None):
+            out += self._parameters(sps, pps, utc_ms)
+        if not self._samples and (self._gap or self._new_init) and not keyframe:
+            self.dropped += 1  # a segment must open on a keyframe
+            return out
+        if self._init is None:
+            self.dropped += 1
+            return out
+        cut = keyframe or len(self._samples) >= MAX_FRAGMENT_FRAMES or (
+            self._bytes >= MAX_FRAGMENT_BYTES)
+        if self._samples and cut:
+            out += self._close(utc_ms - self._samples[-1][1])
+        body = fmp4.to_length_prefixed([n for n in nals if n[0] & 0x1F not in _DROP_NALS])
+        self._samples.append((body, utc_ms, keyframe))
+        self._bytes += len(body)
+        self._last = utc_ms
+        return out
+
+    def flush(self) -> list[Fragment]:
+        """End of stream: the last fragment, if any."""
+        return self._close(self.frame_interval)
+
+    def _parameters(self, sps: bytes | None, pps: bytes | None, utc_ms: int) -> list[Fragment]:
+        sps, pps = sps or self._sps, pps or self._pps
+        if sps is None or pps is None or (sps, pps) == (self._sps, self._pps):
+            return []
+        try:
+            init = fmp4.init_segment(sps, pps)
+            size = fmp4.h264_dimensions(sps)
+        except ValueError as e:
+            raise CorruptMedia(f"unusable H.264 SPS: {e}") from e
+        out = self._close(utc_ms - self._samples[-1][1]) if self._samples else []
+        self._sps, self._pps, self._init = sps, pps, init
+        self._codec, self._size = fmp4.codec_string(sps), size
+        self._new_init = True
+        return out
+
+    def _close(self, last_duration: int) -> list[Fragment]:
+        if not self._samples or self._init is None:
+            self._samples = []
+            return []
+        samples = self._samples
+        durations = [b[1] - a[1] for a, b in zip(samples, samples[1:])]
+        durations.append(max(1, last_duration))
+        data = fmp4.fragment(1, samples[0][1], [fmp4.Sample(s[0], d, s[2])
+                                               for s, d in zip(samples, durations)])
+        frag = Fragment(data=data, start_ms=samples[0][1], duration_ms=sum(durations),
+                        frames=len(samples), moof_size=fmp4.moof_size(len(samples)),
+                        keyframe=samples[0][2], init=self._init, codec=self._codec,
+                        width=self._size[0], height=self._size[1],
+                        discontinuity=self._gap or self._new_init)
+        self._gap = self._new_init = False
+        self._samples = []
+        self._bytes = 0
+        return [frag]
+
+
+class HevcToH264:
+    """H.265 access units to H.264 ones (libx264, an IDR every ``gop_ms``), times kept."""
+
+    def __init__(self, *, gop_ms: int = 2000, preset: str = "veryfast") -> None:
+        self.gop_ms = gop_ms
+        self.preset = preset
+        self._decoder: Any = None
+        self._encoder: Any = None
+        self._size = (0, 0)
+        self._last_idr: int | None = None
+
+    def push(self, data: bytes, utc_ms: int, keyframe: bool) -> list[tuple[bytes, int, bool]]:
+        import av
+        import av.error
+
+        try:
+            if self._decoder is None:
+                self._decoder = av.CodecContext.create("hevc", "r")
+                self._decoder.thread_count = 1
+            packet = av.Packet(data)
+            packet.pts = packet.dts = utc_ms
+            packet.time_base = MS
+            return list(self._encode_all(self._decoder.decode(packet)))
+        except av.error.FFmpegError as e:
+            raise CorruptMedia(f"unusable H.265 frame at {utc_ms}: {e}") from e
+
+    def flush(self) -> list[tuple[bytes, int, bool]]:
+        import av.error
+
+        out: list[tuple[bytes, int, bool]] = []
+        try:
+            if self._decoder is not None:
+                out += self._encode_all(self._decoder.decode(None))
+            if self._encoder is not None:
+                out += [(bytes(p), int(p.pts), bool(p.is_keyframe))
+                        for p in self._encoder.encode(None)]
+        except av.error.FFmpegError as e:
+            raise CorruptMedia(f"unusable H.265 stream at its end: {e}") from e
+        return out
+
+    def _encode_all(self, pictures: Any) -> Iterator[tuple[bytes, int, bool]]:
+        import av
+
+        for pic in pictures:
+            if self._encoder is None:
+                self._size = (pic.width, pic.height)
+                ctx = av.CodecContext.create("libx264", "w")
+                ctx.width, ctx.height, ctx.pix_fmt = pic.width, pic.height, "yuv420p"
+                ctx.time_base = MS
+                ctx.thread_count = 1
+                ctx.options = {"preset": self.preset, "tune": "zerolatency", "crf": "23",
+                               "forced-idr": "1",
+                               "x264-params": "keyint=infinite:scenecut=0:repeat-headers=1"}
+                self._encoder = ctx
+            pts = pic.pts
+            if pic.format.name != "yuv420p" or (pic.width, pic.height) != self._size:
+                pic = pic.reformat(self._size[0], self._size[1], "yuv420p")
+                pic.pts = pts
+            if self._last_idr is None or pts - self._last_idr >= self.gop_ms:
+                pic.pict_type = av.video.frame.PictureType.I
+                self._last_idr = pts
+            else:
+                pic.pict_type = av.video.frame.PictureType.NONE
+            pic.time_base = MS
+            for p in self._encoder.encode(pic):
+                yield bytes(p), int(p.pts), bool(p.is_keyframe)
