@@ -25,6 +25,7 @@ class FakePrincipal:
     devices: frozenset[int] = frozenset()
     submodules: frozenset[str] = frozenset()
     acl: tuple[Any, ...] = ()
+    expire: int = 0
 
     def allows(self, uri: str, method: str, device_id: int | None = None,
                submodule: str | None = None) -> bool:
@@ -35,6 +36,15 @@ class FakePrincipal:
         if device_id is not None and device_id not in self.devices:
             return False
         return submodule is None or submodule in self.submodules
+
+    def device_ids(self, uri: str, method: str = "GET",
+                   submodule: str | None = None) -> set[int] | None:
+        if self.kind != "acl":
+            return None
+        if uri != "gw/devices" or method != "GET" or (
+                submodule is not None and submodule not in self.submodules):
+            return set()
+        return set(self.devices)
 
 
 @dataclass
