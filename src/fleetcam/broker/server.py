@@ -137,7 +137,7 @@ class Session:
 
     def __post_init__(self) -> None:
         self.wake = asyncio.Event()
-        self.window = asyncio.Semaphore(self.receive_max)
+        self.window_open = asyncio.Event()
         self.send_lock = asyncio.Lock()
 
     # ------------------------------------------------------------ delivery
@@ -182,27 +182,36 @@ class Session:
         raise RuntimeError("no free packet id")
 
     async def write_loop(self) -> None:
+        """Send queued messages, several per write; QoS 1 ones only while the client's
+        receive window has room."""
         try:
             while not self.closed:
                 if not self.queue:
                     self.wake.clear()
                     await self.wake.wait()
                     continue
-                topic_bytes, payload, qos, retain, ids = self.queue.popleft()
-                self.queued_bytes -= len(payload) + len(topic_bytes)
-                packet_id = None
-                if qos:
-                    await self.window.acquire()
-                    packet_id = self._packet_id()
-                    self.inflight.add(packet_id)
-                data = c.publish(self.level, topic_bytes, payload, qos, retain, packet_id,
-                                 ids if self.level == 5 else ())
-                if self.max_packet is not None and len(data) > self.max_packet:
-                    if packet_id is not None:  # the client said it cannot take it: skip it
-                        self.inflight.discard(packet_id)
-                        self.window.release()
-                    continue
-                await self.send(data)
+                chunks: list[bytes] = []
+                while self.queue and len(chunks) < 64:
+                    topic_bytes, payload, qos, retain, ids = self.queue[0]
+                    packet_id = None
+                    if qos:
+                        if len(self.inflight) >= self.receive_max:
+                            break
+                        packet_id = self._packet_id()
+                    self.queue.popleft()
+                    self.queued_bytes -= len(payload) + len(topic_bytes)
+                    data = c.publish(self.level, topic_bytes, payload, qos, retain, packet_id,
+                                     ids if self.level == 5 else ())
+                    if self.max_packet is not None and len(data) > self.max_packet:
+                        continue  # the client said it cannot take it: skip it
+                    if packet_id is not None:
+                        self.inflight.add(packet_id)
+                    chunks.append(data)
+                if chunks:
+                    await self.send(b"".join(chunks))
+                elif self.queue:  # the window is full: wait for a PUBACK
+                    self.window_open.clear()
+                    await self.window_open.wait()
         except (OSError, asyncio.TimeoutError, ConnectionError) as e:
             log.info("mqtt: writing to %s failed: %r", self.client_id, e)
             await self.close()
@@ -210,7 +219,7 @@ class Session:
     def acked(self, packet_id: int) -> None:
         if packet_id in self.inflight:
             self.inflight.discard(packet_id)
-            self.window.release()
+            self.window_open.set()
 
     async def kick(self, reason_code: int, reason: str) -> None:
         """Disconnect with a reason (MQTT 5 clients get a DISCONNECT packet)."""
@@ -225,6 +234,7 @@ class Session:
             return
         self.closed = True
         self.wake.set()
+        self.window_open.set()
         self.broker._forget(self)
         with contextlib.suppress(Exception):
             await self.transport.close()
