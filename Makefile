@@ -35,12 +35,14 @@ test: $(STAMP) browser-deps
 # hls.js from npm; installed once, skipped when present (CI runs as root with no stdin).
 CHROMIUM := /usr/bin/chromium
 HLS_JS := .cache/npm/node_modules/hls.js/dist/hls.min.js
+MQTT_JS := .cache/npm/node_modules/mqtt/dist/mqtt.min.js
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
 browser-deps:
 	@[ -x $(CHROMIUM) ] || { $(SUDO) apt-get update -qq && \
 	  DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq --no-install-recommends chromium; }
 	@[ -f $(HLS_JS) ] || npm install --prefix .cache/npm --no-audit --no-fund --silent hls.js
+	@[ -f $(MQTT_JS) ] || npm install --prefix .cache/npm --no-audit --no-fund --silent mqtt@5
 
 bench: $(STAMP)
 	$(BIN)/python bench/media_list.py

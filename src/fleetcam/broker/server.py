@@ -380,6 +380,17 @@ class Broker:
                 return None
             reader.receive_data(data)
 
+    async def _linger(self, transport: Transport) -> None:
+        """After a refusal, give the client up to a second to read it and close first (a
+        browser client may drop a CONNACK that arrives together with the close); counted
+        with the connections being set up, so it is bounded like them."""
+        self.connecting += 1
+        try:
+            with contextlib.suppress(Exception):
+                await asyncio.wait_for(transport.recv(), 1.0)
+        finally:
+            self.connecting -= 1
+
     def _credentials(self, connect: c.Connect) -> tuple[str | None, int]:
         """(token, 0) or (None, the CONNACK reason code)."""
         username = connect.username or ""
@@ -413,6 +424,7 @@ class Broker:
             await transport.send(c.connack(level, code, properties={
                 "reason_string": "a fleetcam token is required as the username"
                 if code == c.NOT_AUTHORIZED else "unknown, expired or revoked token"}))
+            await self._linger(transport)
             return None
         if len(self.sessions) >= self.limits.max_sessions and principal is not INTERNAL:
             await transport.send(c.connack(level, c.SERVER_BUSY))
