@@ -213,7 +213,7 @@ class Session:
                     self.window_open.clear()
                     await self.window_open.wait()
         except (OSError, asyncio.TimeoutError, ConnectionError) as e:
-            log.info("mqtt: writing to %s failed: %r", self.client_id, e)
+            log.debug("mqtt: writing to %s failed: %r", self.client_id, e)
             await self.close()
 
     def acked(self, packet_id: int) -> None:
@@ -245,10 +245,14 @@ class Broker:
 
     def __init__(self, prefix: str, authenticate: Callable[[str], Any | None],
                  token_json: Callable[[Any], dict[str, Any]], *,
+                 recheck: Callable[[Any], Any | None] | None = None,
                  internal_username: str = "fleetcam-server", internal_password: str = "",
                  limits: Limits | None = None) -> None:
+        """``authenticate(raw)`` answers a principal or None; ``recheck(principal)`` the
+        same token as it stands now (cheaper; ``authenticate`` is used again without it)."""
         self.prefix = prefix
         self.authenticate = authenticate
+        self.recheck = recheck
         self.token_json = token_json
         self.internal_username = internal_username
         self.internal_password = internal_password
@@ -590,16 +594,23 @@ class Broker:
             except Exception:
                 log.exception("mqtt: token revalidation failed")
 
-    async def revalidate(self) -> None:
-        """Look every open session's token up again; end those no longer valid."""
+    async def revalidate(self, token_id: object = None) -> None:
+        """Look open sessions' tokens up again (only ``token_id``'s when given); end those
+        no longer valid, and apply changed permissions at once."""
         by_token: dict[str, list[Session]] = {}
         for s in self.sessions.values():
-            if s.token is not None and not s.closed:
+            if s.token is not None and not s.closed and (
+                    token_id is None or getattr(s.principal, "token_id", None) == token_id):
                 by_token.setdefault(s.token, []).append(s)
         if not by_token:
             return
-        found = await asyncio.to_thread(
-            lambda: {t: self.authenticate(t) for t in by_token})
+
+        def look_up() -> dict[str, Any]:
+            if self.recheck is not None:
+                return {t: self.recheck(ss[0].principal) for t, ss in by_token.items()}
+            return {t: self.authenticate(t) for t in by_token}
+
+        found = await asyncio.to_thread(look_up)
         for token, sessions in by_token.items():
             principal = found.get(token)
             for s in sessions:
