@@ -11,7 +11,6 @@ ENV_HTTP_PORT = "FLEETCAM_HTTP_PORT"
 ENV_ADMIN_TOKEN = "FLEETCAM_ADMIN_TOKEN"
 ENV_MQTT_URL = "FLEETCAM_MQTT_URL"
 ENV_MQTT_PORT = "FLEETCAM_MQTT_PORT"
-ENV_MQTT_WS_URL = "FLEETCAM_MQTT_WS_URL"
 ENV_MQTT_MAX_SESSIONS = "FLEETCAM_MQTT_MAX_SESSIONS"
 ENV_TOPIC_PREFIX = "FLEETCAM_TOPIC_PREFIX"
 ENV_PUBLIC_URL = "FLEETCAM_PUBLIC_URL"
@@ -72,7 +71,6 @@ DEFAULTS: dict[str, str] = {
     ENV_ADMIN_TOKEN: "",
     ENV_MQTT_URL: "",
     ENV_MQTT_PORT: "1883",
-    ENV_MQTT_WS_URL: "",
     ENV_MQTT_MAX_SESSIONS: "1000",
     ENV_TOPIC_PREFIX: "fleetcam",
     ENV_PUBLIC_URL: "",
@@ -164,10 +162,6 @@ class Settings:
     admin_token: str = ""
     mqtt_url: str = ""
     mqtt_port: int = 1883
-    mqtt_ws_url: str = ""
-    """Public MQTT-over-WebSocket URL for clients (/auth/regions "mqtt-ws"); empty: the
-    embedded broker's ``/mqtt`` on the API's origin (see ``public_mqtt_ws_url``). On AWS the
-    template sets IoT Core's, with the custom authorizer's name."""
     mqtt_max_sessions: int = 1000
     topic_prefix: str = "fleetcam"
     public_url: str = ""
@@ -230,16 +224,6 @@ class Settings:
     aws_region: str = "us-east-1"
 
     @property
-    def public_mqtt_ws_url(self) -> str:
-        """Where clients reach MQTT over WebSocket: ``mqtt_ws_url``, else ``/mqtt`` on the
-        API's origin (ws:// or wss:// after the base URL's scheme)."""
-        if self.mqtt_ws_url:
-            return self.mqtt_ws_url
-        base = self.base_url
-        scheme, _, rest = base.partition("://")
-        return f"{'wss' if scheme == 'https' else 'ws'}://{rest}/mqtt"
-
-    @property
     def base_url(self) -> str:
         """The URL prefix used in file links."""
         return (self.public_url or f"http://{self.http_host}:{self.http_port}").rstrip("/")
@@ -261,7 +245,6 @@ class Settings:
             admin_token=get(ENV_ADMIN_TOKEN),
             mqtt_url=get(ENV_MQTT_URL),
             mqtt_port=int(get(ENV_MQTT_PORT)),
-            mqtt_ws_url=get(ENV_MQTT_WS_URL),
             mqtt_max_sessions=int(get(ENV_MQTT_MAX_SESSIONS)),
             topic_prefix=get(ENV_TOPIC_PREFIX).strip("/"),
             public_url=get(ENV_PUBLIC_URL),
