@@ -11,6 +11,7 @@ ENV_HTTP_PORT = "FLEETCAM_HTTP_PORT"
 ENV_ADMIN_TOKEN = "FLEETCAM_ADMIN_TOKEN"
 ENV_MQTT_URL = "FLEETCAM_MQTT_URL"
 ENV_MQTT_PORT = "FLEETCAM_MQTT_PORT"
+ENV_MQTT_MAX_SESSIONS = "FLEETCAM_MQTT_MAX_SESSIONS"
 ENV_TOPIC_PREFIX = "FLEETCAM_TOPIC_PREFIX"
 ENV_PUBLIC_URL = "FLEETCAM_PUBLIC_URL"
 ENV_SWEEP_INTERVAL = "FLEETCAM_SWEEP_INTERVAL"
@@ -76,6 +77,7 @@ DEFAULTS: dict[str, str] = {
     ENV_ADMIN_TOKEN: "",
     ENV_MQTT_URL: "",
     ENV_MQTT_PORT: "1883",
+    ENV_MQTT_MAX_SESSIONS: "1000",
     ENV_TOPIC_PREFIX: "fleetcam",
     ENV_PUBLIC_URL: "",
     ENV_SWEEP_INTERVAL: "60",
@@ -168,6 +170,7 @@ class Settings:
     admin_token: str = ""
     mqtt_url: str = ""
     mqtt_port: int = 1883
+    mqtt_max_sessions: int = 1000
     topic_prefix: str = "fleetcam"
     public_url: str = ""
     sweep_interval: float = 60.0
@@ -254,6 +257,7 @@ class Settings:
             admin_token=get(ENV_ADMIN_TOKEN),
             mqtt_url=get(ENV_MQTT_URL),
             mqtt_port=int(get(ENV_MQTT_PORT)),
+            mqtt_max_sessions=int(get(ENV_MQTT_MAX_SESSIONS)),
             topic_prefix=get(ENV_TOPIC_PREFIX).strip("/"),
             public_url=get(ENV_PUBLIC_URL),
             sweep_interval=float(get(ENV_SWEEP_INTERVAL)),
