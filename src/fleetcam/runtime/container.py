@@ -9,6 +9,7 @@ from fleetcam.ports import (Clock, CommandStore, ConnectionRegistry, DeviceRepo,
                             DvrStorage, DvrStreamStore, DvrTail, EpisodeStore, EventBus,
                             LogStore, MediaIndex, MessageStore, ObjectStore, RuleStore)
 from fleetcam.services.devices import DeviceService
+from fleetcam.services.dvr import DvrService
 from fleetcam.services.gateway import CommandService, ConnectionService, MessageService
 from fleetcam.services.ingest import IngestService
 from fleetcam.services.journal import Journal
@@ -42,6 +43,7 @@ class Container:
     episodes: EpisodeStore | None = None
     dvr_storage: DvrStorage | None = None
     dvr_tail: DvrTail | None = None
+    dvr: DvrService | None = None
     """The cloud DVR's ports (docs/dvr.md); the recording gateway sets ``dvr_tail``."""
 
 
@@ -81,3 +83,11 @@ def wire(settings: Settings, *, clock: Clock, store: ObjectStore, index: MediaIn
         ingest=IngestService(media, retention, device_repo, packaging),
         journal=journal, messages=messages, connections=connections, commands=commands,
         rules=rules, extras=dict(extras))
+
+
+def attach_dvr(c: Container, *, streams: DvrStreamStore, index: DvrIndex,
+               episodes: EpisodeStore, storage: DvrStorage) -> Container:
+    """Add the cloud DVR's stores and service to a built container."""
+    c.dvr_streams, c.dvr_index, c.episodes, c.dvr_storage = streams, index, episodes, storage
+    c.dvr = DvrService(streams, index, episodes, storage, c.device_repo, c.clock)
+    return c

@@ -18,7 +18,7 @@ from fleetcam.adapters.local.gateway_repos import (SqliteCommandStore,
 from fleetcam.adapters.local.repos import SqliteDeviceRepo, SqliteLogStore, SqliteMediaIndex
 from fleetcam.config import Settings
 from fleetcam.ports import Clock, EventBus
-from fleetcam.runtime.container import Container, wire
+from fleetcam.runtime.container import Container, attach_dvr, wire
 
 log = logging.getLogger(__name__)
 TOKEN_ALPHABET = string.ascii_letters + string.digits
@@ -66,8 +66,6 @@ def build_local(settings: Settings, *, clock: Clock | None = None,
                 message_store=SqliteMessageStore(db), registry=SqliteConnectionRegistry(db),
                 command_store=SqliteCommandStore(db), rule_store=SqliteRuleStore(db),
                 db=db, queue=queue, admin_token=token, token_generated=generated)
-    container.dvr_streams = SqliteDvrStreamStore(db)
-    container.dvr_index = SqliteDvrIndex(db, clock)
-    container.episodes = SqliteEpisodeStore(db)
-    container.dvr_storage = LocalDvrStorage(data_dir, settings.dvr_roots)
-    return container
+    return attach_dvr(container, streams=SqliteDvrStreamStore(db),
+                      index=SqliteDvrIndex(db, clock), episodes=SqliteEpisodeStore(db),
+                      storage=LocalDvrStorage(data_dir, settings.dvr_roots))
