@@ -96,6 +96,8 @@ class Recorder:
         job = self.jobs.get((device.id, frame.channel))
         if job is None or job.done or frame.timestamp is None or frame.data_type > 3:
             return
+        if job.conn_id != connection_id and self.gw.dvr.owns(connection_id):
+            return  # the cloud DVR's live stream of that channel, not the playback
         ts = frame.timestamp
         if ts < job.start * 1000 or (job.last_ts is not None and ts <= job.last_ts
                                      and frame.data_type < 3):

@@ -17,6 +17,7 @@ from typing import Any, TypeVar
 from fleetcam.config import Settings
 from fleetcam.domain.models import Device
 from fleetcam.errors import Conflict
+from fleetcam.gateway.dvr import DvrRecorder
 from fleetcam.gateway.jt808 import Jt808Session
 from fleetcam.gateway.jt1078 import Jt1078Session, MediaSink
 from fleetcam.gateway.live import LiveManager
@@ -51,7 +52,8 @@ class Gateway:
         self.sessions_1078: set[Jt1078Session] = set()
         self.recorder = Recorder(self)
         self.live = LiveManager(self)
-        self.sinks: list[MediaSink] = [self.recorder, self.live]
+        self.dvr = DvrRecorder(self)
+        self.sinks: list[MediaSink] = [self.recorder, self.live, self.dvr]
         self.stats = {"frames": 0, "frame_bytes": 0, "dropped_frames": 0}
         self._executor = ThreadPoolExecutor(max_workers=4, thread_name_prefix="gw-store")
         self._servers: list[asyncio.base_events.Server] = []
@@ -60,6 +62,9 @@ class Gateway:
         self.loop: asyncio.AbstractEventLoop | None = None
         self.commands.wake.append(self._wake_threadsafe)
         self.connections.drop_listeners.append(self._dropped_threadsafe)
+        if container.dvr is not None:
+            container.dvr_tail = self.dvr
+            container.dvr.changed.append(self._dvr_changed_threadsafe)
 
     # -- plumbing ---------------------------------------------------------------------
     def loop_time(self) -> float:
@@ -85,6 +90,14 @@ class Gateway:
     def _dropped_threadsafe(self, conn: Any) -> None:
         if self.loop is not None and not self.loop.is_closed():
             self.loop.call_soon_threadsafe(self._close_conn, conn.id, "user")
+
+    def _dvr_changed_threadsafe(self, stream: Any) -> None:
+        if self.loop is not None and not self.loop.is_closed():
+            self.loop.call_soon_threadsafe(self._dvr_changed)
+
+    def _dvr_changed(self) -> None:
+        self.dvr._refreshed = float("-inf")
+        self._wake.set()
 
     def _close_conn(self, conn_id: int, reason: str) -> None:
         for s in [*self.sessions_808, *self.sessions_1078]:
@@ -115,6 +128,7 @@ class Gateway:
         return int(self._servers[1].sockets[0].getsockname()[1])
 
     async def stop(self) -> None:
+        await self.dvr.close()
         await self.live.close()
         for srv in self._servers:
             srv.close()
@@ -145,6 +159,7 @@ class Gateway:
                 self._expire_idle()
                 self.recorder.tick()
                 await self.live.tick()
+                await self.dvr.tick()
                 ticks += 1
                 if ticks % 5 == 0:  # any copy may expire commands; updates are conditional
                     await self.call(self.commands.expire)
