@@ -22,9 +22,11 @@ processor = BatchProcessor(event_type=EventType.DynamoDBStreams,
 
 
 def record_handler(record: DynamoDBRecord) -> None:
-    """The event source's filter passes only TTL removals; each is reaped once or retried."""
+    """The event source's filter passes only TTL removals; each is reaped once or retried,
+    or put back if the device's media_ttl today keeps the file."""
     f = media_from_image(record.raw_event["dynamodb"]["OldImage"])
-    if CONTAINER.media.reap(f, count_off=CONTAINER.index.expired):  # type: ignore[attr-defined]
+    index: Any = CONTAINER.index
+    if CONTAINER.retention.ttl_removed(f, restore=index.restore, count_off=index.expired):
         metrics.add_metric(name="MediaExpiredByTtl", unit=MetricUnit.Count, value=1)
 
 

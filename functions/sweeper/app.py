@@ -13,16 +13,21 @@ from fleetcam.runtime.aws import build_aws
 
 logger, tracer, metrics = Logger(), Tracer(), Metrics()
 CONTAINER = build_aws(Settings.from_env())  # cold start, once
+RETIME_BUDGET = 60.0
+"""Seconds of each run spent moving files' expiry after media_ttl changes (the rest resumes
+at the next run, five minutes later; the reaper restores any file TTL takes meanwhile)."""
 
 
 @logger.inject_lambda_context
 @tracer.capture_lambda_handler
 @metrics.log_metrics
 def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, int]:
+    retimed = CONTAINER.retention.retime(budget=RETIME_BUDGET)
     expired = CONTAINER.retention.sweep()
     deleted = CONTAINER.media.finish_deletions()
     commands = CONTAINER.commands.expire()
     metrics.add_metric(name="MediaExpired", unit=MetricUnit.Count, value=expired)
     logger.info("sweep done", extra={"expired": expired, "objects_deleted": deleted,
-                                     "commands_expired": commands})
-    return {"expired": expired, "objects_deleted": deleted, "commands_expired": commands}
+                                     "commands_expired": commands, "retime_batches": retimed})
+    return {"expired": expired, "objects_deleted": deleted, "commands_expired": commands,
+            "retime_batches": retimed}

@@ -33,5 +33,13 @@ class Unauthorized(FleetcamError):
     """No or a wrong token."""
 
 
+class Forbidden(FleetcamError):
+    """A valid token outside its scope."""
+
+
+class Gone(FleetcamError):
+    """A link that expired or was revoked."""
+
+
 class CorruptMedia(FleetcamError):
     """A media object cannot be decoded; retrying will not help."""

@@ -6,6 +6,7 @@ from dataclasses import dataclass, field
 from typing import Any, BinaryIO, Protocol
 
 from fleetcam.domain import expr
+from fleetcam.domain.access import TokenRecord
 from fleetcam.domain.dvr import DvrStream, Episode, EpisodeQuery, SegmentEntry
 from fleetcam.domain.gateway import Command, Connection
 from fleetcam.domain.models import Device, LogEntry, MediaFile
@@ -136,6 +137,25 @@ class MediaIndex(Protocol):
         """Unprotected files uploaded before ``cutoff``, oldest first."""
         ...
 
+    def expiry(self, uuid: str) -> float | None:
+        """When the store will drop this file on its own (DynamoDB TTL), as it stands now;
+        None: never, or no such file. Must equal ``retention.file_expiry`` under the
+        device's current ``media_ttl`` once ``retime_jobs`` is empty."""
+        ...
+
+    def retime_jobs(self, limit: int = 100) -> list[tuple[int, str]]:
+        """(device id, cursor) of devices whose ``media_ttl`` changed and whose files'
+        stored expiry is not yet moved with it (``DeviceRepo.update`` queues the job in the
+        same write as the change). Empty for a store that keeps no per-file expiry."""
+        ...
+
+    def retime(self, device_id: int, media_ttl: int, cursor: str, limit: int) -> str | None:
+        """Set the stored expiry of up to ``limit`` of the device's files, from ``cursor``
+        (oldest upload first), to what ``media_ttl`` gives, and save the progress; returns
+        the cursor to resume from, or None when the job is done. Does nothing (returns None)
+        if the device's ``media_ttl`` is no longer ``media_ttl``: a newer job replaced it."""
+        ...
+
 
 class LogStore(Protocol):
     def append(self, entry: LogEntry) -> LogEntry: ...
@@ -236,6 +256,28 @@ class RuleStore(Protocol):
     def delete(self, rule_id: int) -> bool: ...
 
 
+class TokenStore(Protocol):
+    """Access tokens, stored by the hash of their key (never the key)."""
+
+    def add(self, record: TokenRecord) -> TokenRecord:
+        """Store a new token (its ``id`` is ignored); returns it with its id assigned."""
+        ...
+
+    def get(self, token_id: int) -> TokenRecord | None: ...
+
+    def by_hash(self, key_hash: str) -> TokenRecord | None: ...
+
+    def list(self) -> list[TokenRecord]: ...
+
+    def update(self, record: TokenRecord) -> bool:
+        """Replace a stored token; False when it is gone."""
+        ...
+
+    def touch(self, token_id: int, accessed: float) -> None:
+        """Record a use (``accessed``, which prolongs a ttl token)."""
+        ...
+
+    def delete(self, token_id: int) -> bool: ...
 # -- cloud DVR (docs/dvr.md) -------------------------------------------------------------------
 class DvrStreamStore(Protocol):
     """Stream configurations (``/streamer/api/v3/streams``), tombstones included."""

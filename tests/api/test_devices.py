@@ -166,7 +166,7 @@ def test_unknown_device(client: TestClient) -> None:
 
 
 @pytest.mark.parametrize("header", [None, "FlespiToken " + "x" * 64, "FlespiToken ",
-                                    "Basic " + TOKEN, TOKEN])
+                                    "Basic " + TOKEN, "Bearer " + TOKEN[:-1]])
 def test_token_required(container: Container, header: str | None) -> None:
     anon = TestClient(create_app(container))
     headers = {"Authorization": header} if header is not None else {}
@@ -176,8 +176,9 @@ def test_token_required(container: Container, header: str | None) -> None:
         err = error(r, 401)
         assert r.headers["www-authenticate"] == "FlespiToken"
         assert "token" in err["reason"]
-    assert anon.get("/gw/devices/all", headers={"Authorization": f"FlespiToken {TOKEN}"}) \
-        .json() == {"result": []}
+    for good in (f"FlespiToken {TOKEN}", f"Bearer {TOKEN}", TOKEN):  # flespi takes bare too
+        assert anon.get("/gw/devices/all", headers={"Authorization": good}) \
+            .json() == {"result": []}
 
 
 def test_bearer_is_accepted(container: Container) -> None:

@@ -243,7 +243,8 @@ def test_sweeper_expires_old_media(aws: Aws, load_handler: Loader,
         id=0, device_id=device_id, name="take_photo", properties={"channel": 1},
         queued=old, expires=old + 60))
     result = sweeper.handler(load_event("schedule-sweeper.json"), context)
-    assert result == {"expired": 1, "objects_deleted": 0, "commands_expired": 1}
+    assert result == {"expired": 1, "objects_deleted": 0, "commands_expired": 1,
+                      "retime_batches": 0}
     assert sweeper.CONTAINER.commands.store.get(overdue.id).status == "expired"
     assert sweeper.CONTAINER.index.get(uuid) is None and not _object_exists(aws, key)
     assert sweeper.CONTAINER.index.usage(device_id) == (0, 0, 0)
@@ -258,7 +259,8 @@ def test_reaper_deletes_object_and_counts_off_ttl_removals(
     reaper = load_handler("reaper")
     event = load_event("dynamodb-ttl-remove.json")
     f = media_from_image(event["Records"][0]["dynamodb"]["OldImage"])
-    assert _device(reaper) == f.device_id
+    # uploaded a day and more ago: today's media_ttl says the file has expired
+    assert _device(reaper, media_ttl=86400) == f.device_id
     _put_media(aws, f.key, b"x" * f.size)
     assert reaper.CONTAINER.index.add(f)
     assert reaper.CONTAINER.index.usage(f.device_id) == (f.size, 0, 1)

@@ -186,3 +186,79 @@ def test_everything_builds_with_makefiles(template: dict[str, Any]) -> None:
             assert f"build-{name}:" in makefile.read_text(), makefile
             if type_.endswith("LayerVersion"):
                 assert res["Properties"]["CompatibleRuntimes"] == [runtime]
+
+
+# -- no silent loss: what a stack operation or a stolen function role cannot do (issue 14) --
+EPHEMERAL_TABLES = {"ConnectionsTable"}
+"""Tables whose items live minutes (rebuilt by the gateway): nothing to keep on deletion."""
+
+
+def test_stack_deletion_or_replacement_keeps_the_media_and_the_data(
+        template: dict[str, Any]) -> None:
+    kept = {**_resources(template, "AWS::DynamoDB::Table"),
+            **_resources(template, "AWS::S3::Bucket")}
+    for name, res in kept.items():
+        if name in EPHEMERAL_TABLES:
+            continue
+        assert res.get("DeletionPolicy") == "Retain", name
+        assert res.get("UpdateReplacePolicy") == "Retain", name
+    (bucket,) = _resources(template, "AWS::S3::Bucket").values()
+    props = bucket["Properties"]
+    assert props["VersioningConfiguration"] == {"Status": "Enabled"}
+    (rule,) = [r for r in props["LifecycleConfiguration"]["Rules"]
+               if "NoncurrentVersionExpiration" in r]
+    assert rule["NoncurrentVersionExpiration"]["NoncurrentDays"] == {
+        "Ref": "DeletedMediaRetentionDays"}
+
+
+@pytest.fixture(scope="module")
+def transformed(template: dict[str, Any]) -> dict[str, Any]:
+    """The template as CloudFormation gets it from the SAM transform (roles included)."""
+    from samtranslator.internal.managed_policies import get_bundled_managed_policy_map
+    from samtranslator.translator.transform import transform
+
+    class BundledPolicies:
+        def load(self) -> dict[str, str]:
+            return get_bundled_managed_policy_map("aws")  # type: ignore[no-any-return]
+
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("AWS_DEFAULT_REGION", "us-east-1")
+        tpl = copy.deepcopy(template)
+        for res in tpl["Resources"].values():
+            props = res.get("Properties", {})
+            for key in ("CodeUri", "ContentUri"):
+                if isinstance(props.get(key), str) and not props[key].startswith("s3://"):
+                    props[key] = f"s3://fleetcam-artifacts/{props[key].strip('/')}.zip"
+        return transform(tpl, {}, BundledPolicies())  # type: ignore[no-any-return]
+
+
+OBJECT_ACTIONS = {"s3:GetObject", "s3:PutObject", "s3:DeleteObject", "s3:AbortMultipartUpload",
+                  "s3:ListBucket"}
+"""Every S3 action a role of the stack may have: objects, never the bucket's configuration
+(lifecycle, versioning, policy, encryption, notifications) nor the bucket itself."""
+TABLE_ADMIN = ("dynamodb:*", "dynamodb:CreateTable", "dynamodb:DeleteTable",
+               "dynamodb:UpdateTable", "dynamodb:UpdateTimeToLive",
+               "dynamodb:UpdateContinuousBackups", "dynamodb:RestoreTable")
+
+
+def _allowed_actions(role: dict[str, Any]) -> set[str]:
+    out: set[str] = set()
+    for policy in role["Properties"].get("Policies", []):
+        for st in policy["PolicyDocument"]["Statement"]:
+            if st["Effect"] == "Allow":
+                acts = st["Action"]
+                out.update([acts] if isinstance(acts, str) else acts)
+    return out
+
+
+def test_no_role_may_change_the_bucket_or_the_tables(transformed: dict[str, Any]) -> None:
+    roles = _resources(transformed, "AWS::IAM::Role")
+    assert "ApiFunctionRole" in roles
+    for name, role in roles.items():
+        actions = _allowed_actions(role)
+        assert "*" not in actions, name
+        s3 = {a for a in actions if a.lower().startswith("s3:")}
+        assert s3 <= OBJECT_ACTIONS, (name, sorted(s3 - OBJECT_ACTIONS))
+        assert not [a for a in actions if a in TABLE_ADMIN], name
+    api = _allowed_actions(roles["ApiFunctionRole"])
+    assert "s3:PutLifecycleConfiguration" not in api and "s3:PutObject" in api

@@ -7,7 +7,11 @@ from fleetcam import __version__
 from fleetcam.api import errors
 from fleetcam.api.access import AccessLog
 from fleetcam.api.deps import require_token
+<<<<<<< HEAD
 from fleetcam.api.routers import devices, dvr_config, files, gateway, logs, media, rules
+=======
+from fleetcam.api.routers import devices, files, gateway, logs, media, rules, tokens
+>>>>>>> main
 from fleetcam.runtime.container import Container
 
 
@@ -24,6 +28,7 @@ def create_app(container: Container) -> FastAPI:
     app.include_router(logs.router, dependencies=guarded)
     app.include_router(gateway.router, dependencies=guarded)
     app.include_router(rules.router, dependencies=guarded)
+    app.include_router(tokens.router, dependencies=guarded)
     app.include_router(files.router)
     app.include_router(dvr_config.router)  # checks DVR write access itself (Flussonic auth)
 

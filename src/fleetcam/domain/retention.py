@@ -49,3 +49,12 @@ def rotation_victims(total: int, limit: int, oldest_first: Iterable[tuple[str, i
         victims.append(uuid)
         total -= size
     return victims
+
+
+def file_expiry(uploaded: float, protected: bool, media_ttl: int) -> float | None:
+    """When a file outlives its device's ``media_ttl`` (None: never; protected files and a
+    ttl of 0 keep files until rotation or deletion). A change of ``media_ttl`` moves every
+    existing file's expiry with it: the rule is always today's ttl, never the upload's."""
+    if protected or media_ttl <= 0:
+        return None
+    return uploaded + media_ttl

@@ -7,7 +7,9 @@ from typing import Any
 from fleetcam.config import Settings
 from fleetcam.ports import (Clock, CommandStore, ConnectionRegistry, DeviceRepo, DvrIndex,
                             DvrStorage, DvrStreamStore, DvrTail, EpisodeStore, EventBus,
-                            LogStore, MediaIndex, MessageStore, ObjectStore, RuleStore)
+                            LogStore, MediaIndex, MessageStore, ObjectStore, RuleStore,
+                            TokenStore)
+from fleetcam.services.access import AccessService
 from fleetcam.services.devices import DeviceService
 from fleetcam.services.dvr import DvrService
 from fleetcam.services.gateway import CommandService, ConnectionService, MessageService
@@ -37,6 +39,7 @@ class Container:
     connections: ConnectionService
     commands: CommandService
     rules: RuleService
+    access: AccessService
     extras: dict[str, Any] = field(default_factory=dict)
     dvr_streams: DvrStreamStore | None = None
     dvr_index: DvrIndex | None = None
@@ -50,7 +53,7 @@ class Container:
 def wire(settings: Settings, *, clock: Clock, store: ObjectStore, index: MediaIndex,
          device_repo: DeviceRepo, logs: LogStore, bus: EventBus, message_store: MessageStore,
          registry: ConnectionRegistry, command_store: CommandStore, rule_store: RuleStore,
-         **extras: Any) -> Container:
+         token_store: TokenStore, admin_hash: str | None = None, **extras: Any) -> Container:
     """Build the services over whichever adapters the runtime chose."""
     from fleetcam.media.probe import probe_image
 
@@ -82,7 +85,8 @@ def wire(settings: Settings, *, clock: Clock, store: ObjectStore, index: MediaIn
         media=media, retention=retention,
         ingest=IngestService(media, retention, device_repo, packaging),
         journal=journal, messages=messages, connections=connections, commands=commands,
-        rules=rules, extras=dict(extras))
+        rules=rules, access=AccessService(token_store, clock, admin_hash=admin_hash),
+        extras=dict(extras))
 
 
 def attach_dvr(c: Container, *, streams: DvrStreamStore, index: DvrIndex,

@@ -81,6 +81,8 @@ class DeviceService:
         if sel.ids and sel.filter is None and not sel.all:
             out = []
             for i in sel.ids:
+                if sel.within is not None and i not in sel.within:
+                    continue
                 try:
                     out.append(self.repo.get(i))
                 except NotFound:

@@ -1,12 +1,18 @@
 """TTL and rotation: after each upload, and periodically for every device."""
 from __future__ import annotations
 
+import time
+from collections.abc import Callable
+
 from fleetcam.domain.models import Device, MediaFile
-from fleetcam.domain.retention import rotation_victims, ttl_cutoff
+from fleetcam.domain.retention import file_expiry, rotation_victims, ttl_cutoff
+from fleetcam.errors import NotFound
 from fleetcam.ports import Clock, DeviceRepo, MediaIndex
 from fleetcam.services.media import MediaService
 
 BATCH = 500
+RETIME_BATCH = 100
+"""Files whose stored expiry one retime step moves (then its progress is saved)."""
 
 
 class RetentionService:
@@ -41,6 +47,60 @@ class RetentionService:
             expired += gone
             total, _, _ = self.index.usage(device.id)
         return expired
+
+    def retime(self, budget: float) -> int:
+        """Move the stored expiry of files whose device's media_ttl changed, in batches of
+        RETIME_BATCH, for at most about ``budget`` seconds (one batch past it at worst);
+        each batch saves its progress, so the next call (the next sweep) resumes.
+
+        Returns:
+            The number of batches done.
+        """
+        deadline = time.monotonic() + budget
+        batches = 0
+        while jobs := self.index.retime_jobs():
+            for device_id, cursor in jobs:
+                try:
+                    ttl = self.devices.get(device_id).media_ttl
+                except NotFound:
+                    continue  # deleted: its job went with it
+                next_cursor: str | None = cursor
+                while next_cursor is not None:
+                    if time.monotonic() >= deadline:
+                        return batches
+                    next_cursor = self.index.retime(device_id, ttl, next_cursor, RETIME_BATCH)
+                    batches += 1
+        return batches
+
+    def ttl_removed(self, f: MediaFile, *, restore: Callable[[MediaFile, int], object],
+                    count_off: Callable[[MediaFile], object]) -> bool:
+        """The store's own expiry (DynamoDB TTL) removed ``f``'s record. If the device's
+        media_ttl today keeps the file (raised, or set to 0, before the stored expiry was
+        moved), the record is put back and nothing is lost; otherwise the file is reaped.
+
+        Returns:
+            True when the file was reaped now, False when restored or reaped already.
+        """
+        try:
+            ttl: int | None = self.devices.get(f.device_id).media_ttl
+        except NotFound:
+            ttl = None
+        if ttl is not None:
+            when = file_expiry(f.uploaded, f.protected, ttl)
+            if when is None or when > self.clock.now():
+                if self._object_kept(f):  # not a stale record of a file deleted since
+                    restore(f, ttl)
+                return False
+        return self.media.reap(f, count_off=count_off)
+
+    def _object_kept(self, f: MediaFile) -> bool:
+        if self.index.deletion_pending(f.key):
+            return False
+        try:
+            self.media.store.head(f.key)
+        except NotFound:
+            return False
+        return True
 
     def sweep(self) -> int:
         """Enforce retention on every device; returns the number of files expired."""

@@ -7,20 +7,26 @@ import itertools
 import threading
 import time
 from collections.abc import Iterable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 from pynamodb.connection import Connection
-from pynamodb.exceptions import DoesNotExist, TransactWriteError
+from pynamodb.exceptions import DoesNotExist, PutError, TransactWriteError, UpdateError
 from pynamodb.transactions import TransactWrite
 
 from fleetcam.adapters.aws.models import (DevicesModel, GcModel, IdentsModel, LogsModel,
                                           MediaModel)
 from fleetcam.domain import expr
 from fleetcam.domain.models import Device, LogEntry, MediaFile, Preview
+from fleetcam.domain.retention import file_expiry
 from fleetcam.errors import Conflict, NotFound
 from fleetcam.ports import MediaQuery
 
 LOG_RETENTION = 365 * 86400
+RETIME_START = "0"
+"""The cursor of a retime job that has not started: below every ``sort_key``."""
+RETIME_THREADS = 8
+"""UpdateItem calls of one retime batch in flight at once (each is a round trip)."""
 RETRIES = 5
 """Attempts of an optimistic read-modify-write whose record keeps changing under it."""
 
@@ -100,6 +106,8 @@ class DynamoDeviceRepo:
                     "metadata", "enabled")]
         actions.append(DevicesModel.auth_code.set(device.auth_code) if device.auth_code
                        else DevicesModel.auth_code.remove())
+        if old.media_ttl != device.media_ttl:  # queue the move of every file's expires_at
+            actions += [DevicesModel.retime.set(1), DevicesModel.retime_cursor.set(RETIME_START)]
         try:
             with TransactWrite(connection=_connection()) as tx:
                 if old.ident != device.ident:
@@ -142,9 +150,8 @@ def _media(m: MediaModel) -> MediaFile:
 
 
 def _media_model(f: MediaFile, ttl: int = 0) -> MediaModel:
-    expires = None
-    if ttl > 0 and not f.protected:
-        expires = datetime.fromtimestamp(f.uploaded + ttl, timezone.utc)
+    when = file_expiry(f.uploaded, f.protected, ttl)
+    expires = None if when is None else datetime.fromtimestamp(when, timezone.utc)
     return MediaModel(
         uuid=f.uuid, device_id=f.device_id, sort_key=sort_key(f.created, f.uuid), key=f.key,
         name=f.name, size=f.size, mime=f.mime, created=f.created, uploaded=f.uploaded,
@@ -364,6 +371,66 @@ class DynamoMediaIndex:
             page_size=min(max(limit, 1), 200))
         return [f for f in _whole([m.uuid for m in itertools.islice(rows, limit)])
                 if not f.protected]
+
+
+    def expiry(self, uuid: str) -> float | None:
+        try:
+            m = MediaModel.get(uuid, consistent_read=True, attributes_to_get=["expires_at"])
+        except DoesNotExist:
+            return None
+        return None if m.expires_at is None else m.expires_at.timestamp()
+
+    def retime_jobs(self, limit: int = 100) -> list[tuple[int, str]]:
+        return [(int(m.id), m.retime_cursor or RETIME_START)
+                for m in DevicesModel.by_retime.query(1, limit=limit)]
+
+    def retime(self, device_id: int, media_ttl: int, cursor: str, limit: int) -> str | None:
+        """One batch: the next ``limit`` files by ``sort_key`` from the index, an UpdateItem
+        each (in parallel), then the cursor saved on the device item, on condition that the
+        job is still this one (same media_ttl, same cursor)."""
+        rows = list(MediaModel.by_device_created.query(
+            device_id, range_key_condition=MediaModel.sort_key > cursor,
+            limit=limit, page_size=limit))
+        with ThreadPoolExecutor(RETIME_THREADS) as pool:
+            list(pool.map(lambda m: self._set_expiry(m, media_ttl), rows))
+        done = len(rows) < limit
+        job = (DevicesModel.media_ttl == media_ttl) & (DevicesModel.retime_cursor == cursor)
+        actions = ([DevicesModel.retime.remove(), DevicesModel.retime_cursor.remove()] if done
+                   else [DevicesModel.retime_cursor.set(rows[-1].sort_key)])
+        try:
+            DevicesModel(id=device_id).update(actions=actions, condition=job)
+        except UpdateError as e:
+            if e.cause_response_code == "ConditionalCheckFailedException":
+                return None  # replaced by a newer change of media_ttl (or the device is gone)
+            raise
+        return None if done else rows[-1].sort_key
+
+    @staticmethod
+    def _set_expiry(m: MediaModel, media_ttl: int) -> None:
+        """On condition that the record is still there with the protection read (a file
+        protected meanwhile was written with no expiry, and must stay so)."""
+        when = file_expiry(float(m.uploaded), bool(m.protected), media_ttl)
+        action = (MediaModel.expires_at.remove() if when is None else
+                  MediaModel.expires_at.set(datetime.fromtimestamp(when, timezone.utc)))
+        try:
+            MediaModel(uuid=m.uuid).update(
+                actions=[action],
+                condition=MediaModel.uuid.exists() & (MediaModel.protected == bool(m.protected)))
+        except UpdateError as e:
+            if e.cause_response_code != "ConditionalCheckFailedException":
+                raise
+
+    def restore(self, file: MediaFile, media_ttl: int) -> bool:
+        """Put back a record DynamoDB's TTL removed though today's media_ttl keeps the file
+        (the reaper's other outcome; counters were never decremented). False if a record
+        with that uuid is there already."""
+        try:
+            _media_model(file, media_ttl).save(condition=MediaModel.uuid.does_not_exist())
+        except PutError as e:
+            if e.cause_response_code == "ConditionalCheckFailedException":
+                return False
+            raise
+        return True
 
 
 def _log_sk(timestamp: float, entry_id: int) -> str:

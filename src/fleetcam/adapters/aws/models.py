@@ -32,6 +32,17 @@ class _Base(Model):
         region = "us-east-1"
 
 
+class DevicesByRetime(GlobalSecondaryIndex["DevicesModel"]):
+    """Sparse: only devices whose media_ttl changed and whose files' ``expires_at`` is not
+    yet moved with it (the retime job; ``retime_cursor`` is its progress)."""
+
+    class Meta:
+        index_name = "by-retime"
+        projection = IncludeProjection(["retime_cursor"])
+
+    retime = NumberAttribute(hash_key=True)
+
+
 class DevicesModel(_Base):
     class Meta(_Base.Meta):
         table_name = "fleetcam-devices"
@@ -52,6 +63,9 @@ class DevicesModel(_Base):
     media_total = NumberAttribute(default=0)
     media_protected = NumberAttribute(default=0)
     media_files = NumberAttribute(default=0)
+    retime = NumberAttribute(null=True)
+    retime_cursor = UnicodeAttribute(null=True)
+    by_retime = DevicesByRetime()
 
 
 class IdentsModel(_Base):
@@ -273,3 +287,32 @@ class RulesModel(_Base):
 
 
 MODELS = (*MODELS, MessagesModel, ConnectionsModel, CommandsModel, RulesModel)
+
+
+# -- access tokens (issue 11) ------------------------------------------------------------
+# * Tokens  ``key_hash`` (S: SHA-256 of the key; the key itself is never stored), so that
+#           authenticating is one consistent GetItem; GSI by-id (``id`` N) for the API's
+#           ``/platform/customer/tokens/{id}``; the item ``key_hash="#counter"`` holds the
+#           id counter (``next_id``); TTL ``expires_at`` removes tokens a day after they
+#           expire.
+class TokensById(GlobalSecondaryIndex["TokensModel"]):
+    class Meta:
+        index_name = "by-id"
+        projection = AllProjection()
+
+    id = NumberAttribute(hash_key=True)
+
+
+class TokensModel(_Base):
+    class Meta(_Base.Meta):
+        table_name = "fleetcam-tokens"
+
+    key_hash = UnicodeAttribute(hash_key=True)
+    id = NumberAttribute(null=True)
+    next_id = NumberAttribute(null=True)
+    data = JSONAttribute(null=True)
+    expires_at = TTLAttribute(null=True)
+    by_id = TokensById()
+
+
+MODELS = (*MODELS, TokensModel)

@@ -9,6 +9,7 @@ from typing import Any
 from fleetcam.adapters.local.db import Database, add_range, placeholders
 from fleetcam.adapters.local.sqlfilter import to_sql
 from fleetcam.domain.models import Device, LogEntry, MediaFile, Preview
+from fleetcam.domain.retention import file_expiry
 from fleetcam.errors import Conflict, NotFound
 from fleetcam.ports import MediaQuery
 
@@ -184,6 +185,21 @@ class SqliteMediaIndex:
             "SELECT * FROM media WHERE device_id=? AND protected=0 AND uploaded < ?"
             " ORDER BY uploaded LIMIT ?", (device_id, cutoff, limit))
         return [_media(r) for r in rows]
+
+    # SQLite keeps no per-file expiry: the sweeper alone expires files, from each device's
+    # media_ttl as it is at the sweep, so a change of media_ttl applies to every file at
+    # once and there is never a job to run.
+    def expiry(self, uuid: str) -> float | None:
+        row = self.db.conn().execute(
+            "SELECT m.uploaded, m.protected, d.media_ttl FROM media m JOIN devices d"
+            " ON d.id = m.device_id WHERE m.uuid=?", (uuid,)).fetchone()
+        return None if row is None else file_expiry(row[0], bool(row[1]), row[2])
+
+    def retime_jobs(self, limit: int = 100) -> list[tuple[int, str]]:
+        return []
+
+    def retime(self, device_id: int, media_ttl: int, cursor: str, limit: int) -> str | None:
+        return None
 
 
 class SqliteLogStore:

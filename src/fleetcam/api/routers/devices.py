@@ -12,6 +12,8 @@ from fleetcam.services.render import device_json, select_fields
 
 router = APIRouter(prefix="/gw/devices", tags=["devices"])
 Body = Annotated[Any, Depends(json_body)]
+RETIME_BUDGET = 5.0
+"""Seconds a device update spends moving its files' expiry before it answers."""
 Fields = Annotated[str | None, Query(description="comma-separated fields to return")]
 
 
@@ -41,7 +43,10 @@ def update_devices(c: ContainerDep, sel: SelectorDep, body: Body,
     """Change fields of the selected devices."""
     if not isinstance(body, dict):
         raise Invalid("body must be a JSON object", field="body")
-    return _out(c, c.devices.update(sel, body), fields)
+    updated = c.devices.update(sel, body)
+    if "media_ttl" in body:  # files' stored expiry follows; what is left, the sweeper resumes
+        c.retention.retime(budget=RETIME_BUDGET)
+    return _out(c, updated, fields)
 
 
 @router.delete("/{sel}")

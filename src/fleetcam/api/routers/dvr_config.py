@@ -3,7 +3,6 @@ from __future__ import annotations
 
 import base64
 import binascii
-import hmac
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Request, Response
@@ -11,13 +10,15 @@ from fastapi import APIRouter, Depends, Request, Response
 from fleetcam.api.deps import ContainerDep
 from fleetcam.api.params import json_body
 from fleetcam.domain.dvr import EpisodeQuery
-from fleetcam.errors import Invalid, NotFound, Unauthorized
+from fleetcam.domain.access import Principal
+from fleetcam.errors import Forbidden, Invalid, NotFound, Unauthorized
 from fleetcam.runtime.container import Container
 from fleetcam.services.dvr import DvrService
 
 router = APIRouter(prefix="/streamer/api/v3", tags=["dvr"])
 Body = Annotated[Any, Depends(json_body)]
 SUBMODULE = "dvr"
+DEVICES_URI = "gw/devices"
 
 
 def flussonic_token(request: Request) -> str | None:
@@ -36,26 +37,33 @@ def flussonic_token(request: Request) -> str | None:
     return None
 
 
-def check_dvr_write(request: Request, c: Container, device_id: int | None = None) -> None:
-    """Admin calls need DVR write access: the admin token, or a scoped token whose principal
-    allows this path and method for the stream's device (``container.access``, when wired).
-
-    Raises:
-        Unauthorized: no token, or one without that access.
-    """
+def principal_of(request: Request, c: Container) -> Principal:
+    """The caller, from any of Flussonic's forms. Raises Unauthorized."""
     token = flussonic_token(request)
     if token is None:
-        raise Unauthorized("token required")
-    expected = c.extras.get("admin_token", "")
-    if expected and hmac.compare_digest(token, expected):
-        return
-    access = getattr(c, "access", None) or c.extras.get("access")
-    if access is not None:
-        principal = access.authenticate(token)
-        if principal is not None and principal.allows(request.url.path, request.method,
-                                                      device_id, SUBMODULE):
-            return
-    raise Unauthorized("invalid token, or no DVR write access")
+        raise Unauthorized("token required: Authorization: Bearer <token> (or Basic)")
+    p = c.access.authenticate(f"Bearer {token}")
+    if p is None:
+        raise Unauthorized("invalid, expired or revoked token")
+    return p
+
+
+def check_dvr_write(request: Request, c: Container, device_id: int | None = None) -> Principal:
+    """Admin calls need DVR write access: the admin token, or a scoped token allowed the
+    ``dvr`` submodule of ``gw/devices`` for the stream's device with this method.
+
+    Raises:
+        Unauthorized: no or a bad token. Forbidden: a token without that access.
+    """
+    p = principal_of(request, c)
+    if not p.allows(DEVICES_URI, request.method, device_id, SUBMODULE):
+        raise Forbidden(f"this token has no DVR {request.method} access"
+                        + (f" to device {device_id}" if device_id is not None else ""))
+    return p
+
+
+def visible(p: Principal, device_id: int) -> bool:
+    return p.allows(DEVICES_URI, "GET", device_id, SUBMODULE)
 
 
 def service(c: ContainerDep) -> DvrService:
@@ -72,16 +80,17 @@ Dvr = Annotated[DvrService, Depends(service)]
 @router.get("/streams")
 def list_streams(request: Request, c: ContainerDep, dvr: Dvr) -> dict[str, Any]:
     """Configured streams, by name."""
-    check_dvr_write(request, c)
-    streams = [dvr.stream_json(s) for s in dvr.list_streams()]
+    p = principal_of(request, c)
+    streams = [dvr.stream_json(s) for s in dvr.list_streams() if visible(p, s.device_id)]
     return {"estimated_count": len(streams), "next": None, "prev": None, "streams": streams}
 
 
 @router.get("/streams/{name}")
 def get_stream(name: str, request: Request, c: ContainerDep, dvr: Dvr) -> dict[str, Any]:
     """One stream's configuration and archive size."""
-    check_dvr_write(request, c)
-    return dvr.stream_json(dvr.get_stream(name))
+    stream = dvr.get_stream(name)
+    check_dvr_write(request, c, stream.device_id)
+    return dvr.stream_json(stream)
 
 
 @router.put("/streams/{name}")
@@ -132,7 +141,7 @@ def _names(value: str | None) -> tuple[str, ...]:
 def list_episodes(request: Request, c: ContainerDep, dvr: Dvr) -> dict[str, Any]:
     """Episodes by ``media``, ``episode_type`` and time (UTC ms: ``from``/``to``, or
     ``closed_at_gt``/``opened_at_lt``), ``limit`` and ``cursor``."""
-    check_dvr_write(request, c)
+    p = principal_of(request, c)
     q = request.query_params
     time_from = _ints(q.get("from") or q.get("closed_at_gt") or q.get("closed_at_gte"), "from")
     time_to = _ints(q.get("to") or q.get("opened_at_lt") or q.get("opened_at_lte"), "to")
@@ -142,9 +151,16 @@ def list_episodes(request: Request, c: ContainerDep, dvr: Dvr) -> dict[str, Any]
                          limit=100 if limit is None else limit,
                          cursor=_ints(q.get("cursor"), "cursor"))
     episodes = dvr.list_episodes(query)
+    devices = {s.name: s.device_id for s in dvr.streams.list(include_deleted=True)}
     nxt = str(episodes[-1].episode_id) if len(episodes) == query.limit else None
-    return {"episodes": [e.as_json() for e in episodes], "next": nxt,
+    shown = [e for e in episodes if e.media in devices and visible(p, devices[e.media])]
+    return {"episodes": [e.as_json() for e in shown], "next": nxt,
             "estimated_count": len(episodes)}
+
+
+def _device_of_media(dvr: DvrService, media: str, p: Principal) -> int | None:
+    s = dvr.streams.get(media, include_deleted=True)
+    return s.device_id if s is not None else None
 
 
 def _episode_id(text: str) -> int:
@@ -156,22 +172,31 @@ def _episode_id(text: str) -> int:
 @router.get("/episodes/{episode_id}")
 def get_episode(episode_id: str, request: Request, c: ContainerDep,
                 dvr: Dvr) -> dict[str, Any]:
-    check_dvr_write(request, c)
-    return dvr.get_episode(_episode_id(episode_id)).as_json()
+    p = principal_of(request, c)
+    ep = dvr.get_episode(_episode_id(episode_id))
+    check_dvr_write(request, c, _device_of_media(dvr, ep.media, p))
+    return ep.as_json()
 
 
 @router.put("/episodes/{episode_id}")
 def put_episode(episode_id: str, request: Request, c: ContainerDep, dvr: Dvr,
                 body: Body) -> dict[str, Any]:
     """Create or change an episode: ``media``, ``opened_at``, ``closed_at`` (UTC ms)..."""
+    p = principal_of(request, c)
+    eid = _episode_id(episode_id)
+    old = dvr.episodes.get(eid)
     media = body.get("media") if isinstance(body, dict) else None
-    stream = dvr.streams.get(media) if isinstance(media, str) else None
-    check_dvr_write(request, c, stream.device_id if stream else None)
-    return dvr.put_episode(_episode_id(episode_id), body).as_json()
+    for name in {old.media if old else None, media if isinstance(media, str) else None} - {None}:
+        check_dvr_write(request, c, _device_of_media(dvr, name, p))
+    if old is None and not isinstance(media, str):
+        check_dvr_write(request, c, None)
+    return dvr.put_episode(eid, body).as_json()
 
 
 @router.delete("/episodes/{episode_id}", status_code=204)
 def delete_episode(episode_id: str, request: Request, c: ContainerDep, dvr: Dvr) -> Response:
-    check_dvr_write(request, c)
-    dvr.delete_episode(_episode_id(episode_id))
+    p = principal_of(request, c)
+    ep = dvr.get_episode(_episode_id(episode_id))
+    check_dvr_write(request, c, _device_of_media(dvr, ep.media, p))
+    dvr.delete_episode(ep.episode_id)
     return Response(status_code=204)
