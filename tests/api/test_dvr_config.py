@@ -159,3 +159,37 @@ def test_bad_episodes(client, device, body, field):
     assert client.put(f"{API}/episodes/0", json={"media": "1-1", "opened_at": 5}).status_code == 400
     assert client.get(f"{API}/episodes/x").status_code == 400
     assert client.get(f"{API}/episodes?limit=0").status_code == 400
+
+
+def test_scoped_tokens_reach_only_their_devices_streams(client, container: Container):
+    for n in range(2):
+        client.post("/gw/devices", json={"name": f"d{n}", "ident": f"01391234567{n}"})
+    client.put(f"{API}/streams/1-1", json={"dvr": {"root": "d"}})
+    client.put(f"{API}/streams/2-1", json={"dvr": {"root": "d"}})
+    acl = {"type": 2, "acl": [{"uri": "gw/devices", "ids": [1], "methods": ["GET"],
+                               "submodules": [{"name": "dvr",
+                                               "methods": ["GET", "PUT", "DELETE"]}]}]}
+    r = client.post("/platform/customer/tokens", json=[{"info": "dvr", "ttl": 600, "access": acl}])
+    assert r.status_code == 200, r.text
+    key = r.json()["result"][0]["key"]
+    basic = base64.b64encode(f"user:{key}".encode()).decode()
+    scoped = TestClient(create_app(container), headers={"Authorization": f"Basic {basic}"})
+    assert [s["name"] for s in scoped.get(f"{API}/streams").json()["streams"]] == ["1-1"]
+    assert scoped.get(f"{API}/streams/1-1").status_code == 200
+    assert scoped.get(f"{API}/streams/2-1").status_code == 403
+    assert scoped.put(f"{API}/streams/1-1", json={"dvr": {"expiration": 60}}).status_code == 200
+    assert scoped.put(f"{API}/streams/2-1", json={"dvr": {"expiration": 60}}).status_code == 403
+    assert scoped.put(f"{API}/episodes/5", json={"media": "2-1",
+                                                 "opened_at": 10**12}).status_code == 403
+    assert scoped.put(f"{API}/episodes/5", json={"media": "1-1",
+                                                 "opened_at": 10**12}).status_code == 200
+    client.put(f"{API}/episodes/6", json={"media": "2-1", "opened_at": 10**12})
+    assert [e["episode_id"] for e in scoped.get(f"{API}/episodes").json()["episodes"]] == [5]
+    assert scoped.delete(f"{API}/episodes/6").status_code == 403
+    assert scoped.delete(f"{API}/streams/2-1").status_code == 403
+    media_only = {"type": 2, "acl": [{"uri": "gw/devices", "ids": [1], "methods": ["GET"],
+                                      "submodules": [{"name": "media", "methods": ["GET"]}]}]}
+    r = client.post("/platform/customer/tokens", json=[{"info": "m", "ttl": 600, "access": media_only}])
+    other = TestClient(create_app(container),
+                       headers={"Authorization": f"Bearer {r.json()['result'][0]['key']}"})
+    assert other.put(f"{API}/streams/1-1", json={"dvr": {"expiration": 5}}).status_code == 403

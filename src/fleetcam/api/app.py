@@ -7,11 +7,8 @@ from fleetcam import __version__
 from fleetcam.api import errors
 from fleetcam.api.access import AccessLog
 from fleetcam.api.deps import require_token
-<<<<<<< HEAD
-from fleetcam.api.routers import devices, dvr_config, files, gateway, logs, media, rules
-=======
-from fleetcam.api.routers import devices, files, gateway, logs, media, rules, tokens
->>>>>>> main
+from fleetcam.api.routers import (devices, dvr_config, files, gateway, logs, media, rules,
+                                  tokens)
 from fleetcam.runtime.container import Container
 
 

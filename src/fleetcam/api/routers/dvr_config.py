@@ -88,6 +88,7 @@ def list_streams(request: Request, c: ContainerDep, dvr: Dvr) -> dict[str, Any]:
 @router.get("/streams/{name}")
 def get_stream(name: str, request: Request, c: ContainerDep, dvr: Dvr) -> dict[str, Any]:
     """One stream's configuration and archive size."""
+    principal_of(request, c)
     stream = dvr.get_stream(name)
     check_dvr_write(request, c, stream.device_id)
     return dvr.stream_json(stream)
