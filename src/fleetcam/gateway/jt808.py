@@ -24,6 +24,8 @@ INBOX_MAX = 1000
 BOGUS_BUDGET = 50
 """Undecodable frames and pre-authentication messages a connection may send before we close
 it (aiosmtpd's bogus budget)."""
+MAX_PHOTO_WAIT = 64
+"""Photos announced by take_photo answers that a session waits for at most."""
 PRE_AUTH_ALLOWED = (m.Register, m.Authenticate, m.Heartbeat, m.GeneralResponse)
 
 
@@ -43,6 +45,9 @@ class Jt808Session(asyncio.Protocol):
         """True once ``connection`` is in the shared registry (not while the write is in flight)."""
         self.inbox: asyncio.Queue[Message | FrameError | None] = asyncio.Queue(INBOX_MAX)
         self.awaiting: dict[int, Command] = {}
+        self.photo_cmds: dict[int, Command] = {}
+        """take_photo commands by the media ids the device announced (0x0805), until the
+        photos arrive (0x0801); bounded by MAX_PHOTO_WAIT."""
         self.bogus = 0
         self.last_rx = 0.0
         self.closing_reason = "device closed"
@@ -201,8 +206,9 @@ class Jt808Session(asyncio.Protocol):
         assert self.device is not None
         if body.media_type == 0 and body.data:  # an image: store it, ingest makes the file
             created = body.location.time if body.location else self.gw.clock.now()
+            cmd = self.photo_cmds.pop(body.media_id, None)
             await self.gw.call(self.gw.store_photo, self.device, body.channel, created,
-                               body.media_id, body.data)
+                               body.media_id, body.data, cmd)
         self.send(m.MultimediaUploadResponse(media_id=body.media_id, retransmit=()),
                   msg_id=MsgId.MULTIMEDIA_UPLOAD_RESPONSE)
 
@@ -258,6 +264,16 @@ class Jt808Session(asyncio.Protocol):
             return  # an acknowledgement; the real answer follows
         del self.awaiting[serial]
         executed, response = translate.command_response(body)
+        if isinstance(body, m.SnapshotResponse) and executed and body.media_ids:
+            # the photos follow (0x0801): the command ends with their files' uuid and url
+            for media_id in body.media_ids[:MAX_PHOTO_WAIT]:
+                self.photo_cmds[media_id] = cmd
+            while len(self.photo_cmds) > MAX_PHOTO_WAIT:
+                self.photo_cmds.pop(next(iter(self.photo_cmds)))
+            await self.gw.call(self.gw.commands.progress, cmd, {
+                **response, "files": [],
+                "progress": {"photos": 0, "of": len(body.media_ids)}})
+            return
         if cmd.name == "request_video":
             self.gw.recorder.cancel(cmd, f"the device refused the playback ({response})")
             return

@@ -15,8 +15,9 @@ from concurrent.futures import ThreadPoolExecutor
 from typing import Any, TypeVar
 
 from fleetcam.config import Settings
+from fleetcam.domain.gateway import Command
 from fleetcam.domain.models import Device
-from fleetcam.errors import Conflict
+from fleetcam.errors import Conflict, TooLarge
 from fleetcam.gateway.dvr import DvrRecorder
 from fleetcam.gateway.jt808 import Jt808Session
 from fleetcam.gateway.jt1078 import Jt1078Session, MediaSink
@@ -25,7 +26,7 @@ from fleetcam.gateway.recorder import Recorder
 from fleetcam.protocol.jt808 import messages as m
 from fleetcam.runtime.container import Container
 from fleetcam.services.gateway import CommandService, ConnectionService, MessageService
-from fleetcam.services.media import upload_options
+from fleetcam.services.media import storage_full, upload_options
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -227,12 +228,25 @@ class Gateway:
         self.c.device_repo.update(self.c.device_repo.get(device.id).with_changes(auth_code=""))
 
     def store_photo(self, device: Device, channel: int, created: float, media_id: int,
-                    data: bytes) -> None:
-        """Write a pushed photo as a raw media object; the ingest handler makes the file."""
+                    data: bytes, cmd: Command | None = None) -> None:
+        """Write a pushed photo as a raw media object; the ingest handler makes the file.
+
+        A photo the device's storage cannot hold is logged as rejected and fails the
+        take_photo command it answers, with the reason."""
         options = upload_options({"name": f"photo-ch{channel}-{int(created)}-{media_id}.jpg",
                                   "channel": channel, "created": created}, None)
-        self.c.media.write_object(device, io.BytesIO(data), content_type="image/jpeg",
-                                  options=options, size_hint=len(data))
+        if cmd is not None:
+            options["command_id"] = cmd.id
+        try:
+            self.c.media.write_object(device, io.BytesIO(data), content_type="image/jpeg",
+                                      options=options, size_hint=len(data))
+        except TooLarge as e:
+            self.c.journal.record(device.id, "media_file_rejected",
+                                  {"size": len(data), "reason": e.reason, "channel": channel,
+                                   "command_id": cmd.id if cmd else None})
+            if cmd is not None:
+                self.c.commands.finish(cmd, False, {"reason": storage_full(e.reason)})
+            log.warning("photo %d of device %d rejected: %s", media_id, device.id, e.reason)
 
 
 def connection_metrics(gw: Gateway, now: float) -> dict[str, Any]:

@@ -74,8 +74,10 @@ def wire(settings: Settings, *, clock: Clock, store: ObjectStore, index: MediaIn
     connections = ConnectionService(registry, journal)
     messages = MessageService(message_store, journal)
     commands = CommandService(command_store, connections, journal, clock)
-    media.created_listeners.append(MediaMessages(messages, message_store, commands,
-                                                 media.render, settings.media_enrich))
+    media_messages = MediaMessages(messages, message_store, commands, media.render,
+                                   settings.media_enrich)
+    media.created_listeners.append(media_messages)
+    media.rejected_listeners.append(media_messages.rejected)
     packaging = PackagingService(store, journal, commands, package_raw)
     rules = RuleService(rule_store, device_repo, commands, journal, clock)
     messages.listeners.append(rules)

@@ -29,6 +29,18 @@ VIDEO_MIMES = ("video/mp4",)
 Prober = Callable[[BinaryIO | bytes], Any]
 
 
+def storage_full(reason: str) -> str:
+    """The reason a command gets when its photo or clip does not fit the device's storage."""
+    return f"device storage full: {reason}"
+
+
+def rejection_reason(error: FleetcamError) -> str:
+    """Why a file a command asked for was not kept, as the command's result says it."""
+    if isinstance(error, TooLarge):
+        return storage_full(error.reason)
+    return f"the file was rejected: {error.reason}"
+
+
 def upload_options(data: Any, filename: str | None) -> dict[str, Any]:
     """Validate the ``data`` part of an upload: flespi's ``{"type", "meta": {...}}`` plus
     fleetcam's top-level ``channel``/``created``/``protected``/``shared``/``attributes``.
@@ -90,6 +102,9 @@ class MediaService:
         self.probe_image = probe_image
         self.probe_video = probe_video
         self.created_listeners: list[Callable[[MediaFile], None]] = []
+        self.rejected_listeners: list[Callable[[int, int, FleetcamError], None]] = []
+        """Called with (device id, command id, error) when a file a command asked for is
+        rejected (the command then fails with the reason)."""
         """Called after a new media file is recorded (device messages, command results)."""
 
     def render(self, f: MediaFile, **kw: Any) -> dict[str, Any]:
@@ -168,6 +183,7 @@ class MediaService:
             self.store.delete(event.key)
             payload = {"key": event.key, "uuid": uuid, "size": info.size, "reason": e.reason}
             self.journal.record(device_id, "media_file_rejected", payload)
+            self._rejected(device_id, info.metadata.get(META_KEY, "{}"), e)
             raise
         if not self.index.add(f):
             return self.index.get(uuid)
@@ -178,6 +194,19 @@ class MediaService:
             except Exception:  # the file exists; a follow-up failing must not undo that
                 log.exception("media-created listener failed for %s", f.uuid)
         return f
+
+    def _rejected(self, device_id: int, raw_meta: str, error: FleetcamError) -> None:
+        try:
+            cmd_id = json.loads(raw_meta).get("command_id")
+        except (ValueError, AttributeError):
+            return
+        if not isinstance(cmd_id, int) or isinstance(cmd_id, bool):
+            return
+        for listener in self.rejected_listeners:
+            try:
+                listener(device_id, cmd_id, error)
+            except Exception:
+                log.exception("media-rejected listener failed for command %s", cmd_id)
 
     def _build(self, device: Device, uuid: str, key: str, size: int, content_type: str,
                raw_meta: str) -> MediaFile:

@@ -96,7 +96,8 @@ def command_results(c: ContainerDep, sel: SelectorDep, data: Data = None) -> dic
 
 @router.post("/{sel}/commands")
 async def realtime_commands(c: ContainerDep, sel: SelectorDep, body: Body) -> dict[str, Any]:
-    """Send commands now and wait for the answers (``timeout`` 5–60 s, default 15)."""
+    """Send commands now and wait for the answers (``timeout`` 5–60 s, default 15;
+    request_video: up to 300 s, default 15 s + twice the clip)."""
     if body is None:
         raise Invalid("body must be a command or a list of them", field="body")
     items = as_list(body)
