@@ -9,6 +9,7 @@ from fleetcam.domain import expr
 from fleetcam.domain.access import TokenRecord
 from fleetcam.domain.dvr import DvrStream, Episode, EpisodeQuery, SegmentEntry
 from fleetcam.domain.gateway import Command, Connection
+from fleetcam.domain.identity import Identity
 from fleetcam.domain.models import Device, LogEntry, MediaFile
 from fleetcam.domain.rules import VideoRule
 
@@ -79,7 +80,15 @@ class DeviceRepo(Protocol):
 
     def list(self) -> list[Device]: ...
 
-    def update(self, device: Device) -> Device: ...
+    def update(self, device: Device) -> Device:
+        """Writes every field but ``identity`` (see ``swap_identity``)."""
+        ...
+
+    def swap_identity(self, device_id: int, expect: Identity, new: Identity) -> bool:
+        """Replace the device's identity with ``new`` only if it is still ``expect`` (a
+        compare-and-set: two registrations never both get a code). False when it changed or
+        the device is gone."""
+        ...
 
     def delete(self, device_id: int) -> None: ...
 

@@ -34,7 +34,9 @@ def test_post_list_returns_devices_in_order(three: list[dict[str, Any]]) -> None
     assert len({d["id"] for d in three}) == 3
     front = three[0]
     assert front["ident"] == "013900000001"
-    assert front["configuration"] == {"ident": "013900000001"}
+    assert front["configuration"] == {"ident": "013900000001", "auth_code_state": "none",
+                                      "auth_code_issued": None, "registration": None,
+                                      "reregister_at_boot": False}
     assert front["media_ttl"] == 0 and front["media_rotate"] == 0
     assert front["enabled"] is True and front["media_size"] == 0
     assert three[2]["media_ttl"] == 60

@@ -48,7 +48,7 @@ def test_upload_shape(client: TestClient, device: dict[str, Any], clock: ManualC
     assert f["name"] == name and f["size"] == len(content) and f["mime"] == mime
     assert f["created"] == T0  # from data.meta.created, not the clock
     assert f["uploaded"] == f["modified"] == T0 + 100
-    assert f["protected"] is False and f["shared"] is False
+    assert f["protected"] is False and f["shared"] is True  # token-free links by default
     assert f["channel_id"] == 2 and f["device_id"] == device["id"]
     assert f["meta"] == {"type": "image", "width": 640, "height": 480, "channel": 2}
     assert f["event"] == "harsh_braking" and f["speed"] == 63
@@ -308,8 +308,8 @@ def test_put_sets_flags_and_attributes(client: TestClient, device: dict[str, Any
 
 
 def test_put_json_sent_as_a_form_and_a_list(client: TestClient, device: dict[str, Any]) -> None:
-    a = uploaded(client, device["id"])
-    b = uploaded(client, device["id"])
+    a = uploaded(client, device["id"], data={"shared": False})
+    b = uploaded(client, device["id"], data={"shared": False})
     body = json.dumps([{"uuid": a["uuid"], "shared": True},
                        {"uuid": b["uuid"], "label": "b"}])
     r = client.put(f"/gw/devices/{device['id']}/media", content=body,

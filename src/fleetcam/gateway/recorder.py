@@ -224,7 +224,7 @@ class Recorder:
         job.file.flush()
         options = {"name": f"video-ch{job.channel}-{job.start}.mp4", "channel": job.channel,
                    "created": (job.first_ts or job.start * 1000) / 1000,
-                   "protected": False, "shared": False, "attributes": {},
+                   "protected": False, "attributes": {},
                    "command_id": job.cmd.id}
         key = keys.raw_key(job.device_id, job.uuid)
 

@@ -70,6 +70,7 @@ def wire(settings: Settings, *, clock: Clock, store: ObjectStore, index: MediaIn
     journal = Journal(logs, bus, clock, settings.topic_prefix)
     media = MediaService(store, index, device_repo, journal, clock, settings.base_url,
                          probe_image, probe_video)
+    media.default_shared = settings.media_shared
     retention = RetentionService(media, index, device_repo, clock)
     connections = ConnectionService(registry, journal)
     messages = MessageService(message_store, journal)
@@ -83,7 +84,7 @@ def wire(settings: Settings, *, clock: Clock, store: ObjectStore, index: MediaIn
     messages.listeners.append(rules)
     return Container(
         settings=settings, clock=clock, store=store, index=index, device_repo=device_repo,
-        logs=logs, bus=bus, devices=DeviceService(device_repo, settings.default_media_ttl),
+        logs=logs, bus=bus, devices=DeviceService(device_repo, settings.default_media_ttl, clock),
         media=media, retention=retention,
         ingest=IngestService(media, retention, device_repo, packaging),
         journal=journal, messages=messages, connections=connections, commands=commands,

@@ -74,7 +74,9 @@ def upload_options(data: Any, filename: str | None) -> dict[str, Any]:
         v = merged.get(flag, False)
         if not isinstance(v, bool):
             raise Invalid(f"{flag} must be a boolean", field=flag)
-        out[flag] = v
+        if flag in merged:  # an absent ``shared`` takes the device's or deployment's default
+            out[flag] = v
+    out.setdefault("protected", False)
     attrs = merged.get("attributes", {})
     if not isinstance(attrs, dict):
         raise Invalid("attributes must be an object", field="attributes")
@@ -101,6 +103,9 @@ class MediaService:
         self.base_url = base_url
         self.probe_image = probe_image
         self.probe_video = probe_video
+        self.default_shared = True
+        """``shared`` of a new file whose upload and device (``metadata.media_shared``) do
+        not say: the product promises token-free links."""
         self.created_listeners: list[Callable[[MediaFile], None]] = []
         self.rejected_listeners: list[Callable[[int, int, FleetcamError], None]] = []
         """Called with (device id, command id, error) when a file a command asked for is
@@ -232,9 +237,15 @@ class MediaService:
             uuid=uuid, device_id=device.id, key=key, name=options.get("name") or uuid,
             size=size, mime=mime, created=float(created if created is not None else now),
             uploaded=now, modified=now, protected=bool(options.get("protected")),
-            shared=bool(options.get("shared")), channel_id=options.get("channel"),
+            shared=self._shared(device, options), channel_id=options.get("channel"),
             preview=Preview(jpeg=jpeg, meta=meta), attributes=options.get("attributes") or {},
         )
+
+    def _shared(self, device: Any, options: dict[str, Any]) -> bool:
+        if isinstance(options.get("shared"), bool):
+            return bool(options["shared"])
+        per_device = (getattr(device, "metadata", None) or {}).get("media_shared")
+        return per_device if isinstance(per_device, bool) else self.default_shared
 
     def _probe_video(self, key: str) -> tuple[str, dict[str, Any], str]:
         """Spool the object to a temporary file (streamed) and probe it there."""

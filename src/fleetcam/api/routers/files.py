@@ -67,8 +67,7 @@ def live_file(c: ContainerDep, uuid: str, name: str) -> Response:
         raise NotFound(f"no stream file {uuid}/{name}") from e
     return Response(body, media_type="application/vnd.apple.mpegurl" if playlist
                     else "video/mp2t",
-                    headers={"Cache-Control": "no-cache" if playlist else "max-age=120",
-                             "Access-Control-Allow-Origin": "*"})
+                    headers={"Cache-Control": "no-cache" if playlist else "max-age=120"})
 
 
 @router.api_route("/media/{uuid}", methods=["GET", "HEAD"])
@@ -87,7 +86,7 @@ def media_link(c: ContainerDep, request: Request, uuid: str,
         if not who.allows("gw/devices", "GET", f.device_id, "media"):
             raise Forbidden(f"token {who.token_id} may not read media of device {f.device_id}")
     if preview == "json":
-        return JSONResponse({"result": [c.media.render(f)]})
+        return JSONResponse(c.media.render(f))  # the bare object, as flespi answers
     if preview == "jpeg":
         if not f.preview.jpeg:
             raise NotFound(f"media file {uuid} has no preview")
