@@ -7,10 +7,13 @@ class FleetcamError(Exception):
 
     code = 1  # flespi's generic error code
 
-    def __init__(self, reason: str, *, field: str | None = None) -> None:
+    def __init__(self, reason: str, *, field: str | None = None,
+                 ids: list[int] | None = None) -> None:
         super().__init__(reason)
         self.reason = reason
         self.field = field
+        self.ids = ids
+        """The ids the error is about (ids a selector named that do not exist)."""
 
 
 class NotFound(FleetcamError):

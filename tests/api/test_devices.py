@@ -84,7 +84,7 @@ def test_get_by_all_ids_and_expressions(client: TestClient, three: list[dict[str
 
 def test_selector_matching_nothing_is_an_empty_result(client: TestClient,
                                                      three: list[dict[str, Any]]) -> None:
-    for sel in ("name=bus*", "999", "configuration.ident=1234*"):
+    for sel in ("name=bus*", "configuration.ident=1234*", "{metadata.x==1}"):
         r = client.get(f"/gw/devices/{sel}")
         assert r.status_code == 200 and r.json() == {"result": []}, sel
 
@@ -156,13 +156,13 @@ def test_delete_removes_device_and_its_media(client: TestClient, settings: Setti
 
 
 def test_delete_nothing_is_an_empty_result(client: TestClient) -> None:
-    r = client.delete("/gw/devices/12345")
+    r = client.delete("/gw/devices/name=nobody*")
     assert r.status_code == 200 and r.json() == {"result": []}
 
 
 def test_unknown_device(client: TestClient) -> None:
-    assert client.get("/gw/devices/777").json() == {"result": []}
-    assert client.get("/gw/devices/777/media").json() == {"result": []}
+    assert error(client.get("/gw/devices/777"), 404)["ids"] == [777]
+    assert error(client.get("/gw/devices/777/media"), 404)["ids"] == [777]
     error(client.post("/gw/devices/777/media", files={"file": ("a.jpg", b"x", "image/jpeg")}),
           404)
 

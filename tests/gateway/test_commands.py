@@ -176,9 +176,10 @@ def test_list_and_cancel_the_queue(tmp_path: Path) -> None:
             assert set(gone) == RESULT_FIELDS
             assert (gone["id"], gone["executed"]) == (qa[0]["id"], False)
             assert api_ok(await api.get(f"/gw/devices/{a.id}/commands-queue")) == [qa[1]]
-            # another device's command cannot be canceled through this device
-            assert api_ok(await api.delete(
-                f"/gw/devices/{a.id}/commands-queue/{q[2]['id']}")) == []
+            # another device's command cannot be canceled through this device: 404 names it
+            r = await api.delete(f"/gw/devices/{a.id}/commands-queue/{q[2]['id']}")
+            assert r.status_code == 404 and r.json()["errors"][0]["ids"] == [q[2]["id"]]
+            assert q[2] in api_ok(await api.get(f"/gw/devices/{b.id}/commands-queue"))
             rest = api_ok(await api.delete(f"/gw/devices/{a.id},{b.id}/commands-queue"))
             assert sorted(c["id"] for c in rest) == sorted(c["id"] for c in q[1:])
             assert api_ok(await api.get(f"/gw/devices/all/commands-queue")) == []

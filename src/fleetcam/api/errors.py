@@ -27,7 +27,9 @@ def install(app: FastAPI) -> None:
     async def fleetcam_error(_: Request, exc: FleetcamError) -> JSONResponse:
         status = getattr(exc, "http_status", None) or next(
             (s for cls, s in STATUS.items() if isinstance(exc, cls)), 400)
-        extra = {"field": exc.field} if exc.field else {}
+        extra: dict[str, object] = {"field": exc.field} if exc.field else {}
+        if exc.ids is not None:
+            extra["ids"] = exc.ids
         return envelope(status, exc.reason, exc.code, **extra)
 
     @app.exception_handler(RequestValidationError)

@@ -37,6 +37,16 @@ class Selector:
         return expr.evaluate(self.filter, lambda name: device_field(device, name))
 
 
+DEVICE_FIELDS = ("id", "name", "ident", "protocol", "enabled", "media_ttl", "media_rotate",
+                 "messages_ttl")
+"""The device fields a selector expression may name (besides configuration.* and metadata.*)."""
+
+
+def is_device_field(name: str) -> bool:
+    return (name in DEVICE_FIELDS or name.startswith(("configuration.", "metadata."))
+            and len(name.split(".", 1)[1]) > 0)
+
+
 def device_field(device: Device, name: str) -> Any:
     """A device's field by flespi name (``configuration.ident`` included)."""
     if name in ("configuration.ident", "ident"):

@@ -8,7 +8,8 @@ from typing import Any
 
 from fleetcam.domain.identity import PROVISIONED, Identity, check_code, new_code
 from fleetcam.domain.models import DEVICE_STORAGE_CAP, Device
-from fleetcam.domain.selectors import Selector
+from fleetcam.domain import expr
+from fleetcam.domain.selectors import DEVICE_FIELDS, Selector, is_device_field
 from fleetcam.errors import Invalid, NotFound
 from fleetcam.ports import Clock, DeviceRepo
 
@@ -151,17 +152,32 @@ class DeviceService:
         return device.with_changes(identity=new) if new is not None else device
 
     def select(self, sel: Selector) -> list[Device]:
-        """Devices a selector names; ids that do not exist are skipped, as flespi does."""
+        """Devices a selector names.
+
+        Raises:
+            NotFound: listing the ids that do not exist (``all`` and expressions that match
+                nothing answer an empty list).
+            Invalid: an expression names a field devices do not have.
+        """
         if sel.ids and sel.filter is None and not sel.all:
-            out = []
+            out, missing = [], []
             for i in sel.ids:
                 if sel.within is not None and i not in sel.within:
                     continue
                 try:
                     out.append(self.repo.get(i))
                 except NotFound:
-                    pass
+                    missing.append(i)
+            if missing:
+                raise NotFound(f"no device with id {', '.join(map(str, missing))}",
+                               field="selector", ids=missing)
             return out
+        if sel.filter is not None:
+            unknown = [f for f in expr.fields(sel.filter) if not is_device_field(f)]
+            if unknown:
+                raise Invalid(f"unknown device field {unknown[0]!r} in the selector; devices "
+                              f"have {', '.join(DEVICE_FIELDS)}, configuration.* and "
+                              "metadata.*", field=unknown[0])
         return [d for d in self.repo.list() if sel.matches(d)]
 
     def get(self, device_id: int) -> Device:

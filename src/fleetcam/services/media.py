@@ -9,7 +9,7 @@ import tempfile
 from collections.abc import Callable, Iterable
 from typing import Any, BinaryIO
 
-from fleetcam.domain import keys
+from fleetcam.domain import expr, keys
 from fleetcam.domain.models import MEDIA_RESERVED, Device, MediaFile, Preview, new_uuid
 from fleetcam.domain.retention import check_upload
 from fleetcam.errors import CorruptMedia, FleetcamError, Invalid, NotFound, TooLarge
@@ -336,6 +336,29 @@ class MediaService:
                 raise NotFound(f"media file {uuid} not found")
             files.append(f)
         return self.remove(files, "media_file_deleted")
+
+    def delete_all(self, device_ids: Iterable[int], *,
+                   force: bool = False) -> tuple[list[MediaFile], int]:
+        """A bulk delete: every unprotected file of these devices (protected ones too with
+        ``force``). Returns (the removed files, how many protected files were kept)."""
+        allowed = tuple(device_ids)
+        if force:
+            return self.delete(allowed, None), 0
+        unprotected = expr.Cmp("protected", "==", False)
+        removed: list[MediaFile] = []
+        while batch := self.index.query(MediaQuery(device_ids=allowed, filter=unprotected,
+                                                   count=1000)):
+            gone = self.remove(batch, "media_file_deleted")
+            removed += gone
+            if not gone:
+                break  # others removed them meanwhile; the next query finds the rest
+        kept, cursor = 0, None
+        protected = expr.Cmp("protected", "==", True)
+        while page := self.index.query(MediaQuery(device_ids=allowed, filter=protected,
+                                                  count=1000, cursor=cursor)):
+            kept += len(page)
+            cursor = (page[-1].created, page[-1].uuid)
+        return removed, kept
 
     def remove(self, files: list[MediaFile], event: str) -> list[MediaFile]:
         """Delete records (first) and objects (then), logging ``event`` for each file."""
