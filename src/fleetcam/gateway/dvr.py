@@ -37,6 +37,9 @@ STORE_TRIES = 5
 UTC_PLAUSIBLE_MS = 86_400_000
 """A device timestamp within a day of the server's clock is taken as UTC milliseconds."""
 REANCHOR_MS = 30_000
+KIND = "dvr"
+REQUEST_LIFE = 86400.0
+"""Seconds the outstanding media request stays open; it is registered again at every ask."""
 
 
 @dataclass
@@ -64,6 +67,11 @@ class Recording:
     @property
     def key(self) -> tuple[int, int]:
         return self.stream.device_id, self.stream.channel
+
+    @property
+    def ref(self) -> str:
+        """The outstanding media request's reference (domain/admission.py)."""
+        return f"dvr:{self.stream.name}"
 
 
 class DvrRecorder:
@@ -123,6 +131,7 @@ class DvrRecorder:
             except (asyncio.TimeoutError, asyncio.CancelledError):
                 log.error("DVR stream %s: the last segment could not be stored in time",
                           rec.stream.name)
+        await self.gw.call(self.gw.media_admission.close, rec.key[0], rec.key[1], rec.ref)
         session = self.gw.sessions_by_device.get(rec.stream.device_id)
         live = self.gw.live.existing(rec.stream.device_id, rec.stream.channel, "live")
         if tell_device and session is not None and live is None:
@@ -150,11 +159,17 @@ class DvrRecorder:
             fresh_session = session is not rec.asked_session
             silent = now - max(rec.last_frame, rec.asked_at) > ASK_AGAIN_AFTER
             if fresh_session or silent:
-                self._ask(rec, session, now)
+                await self._ask(rec, session, now)
 
-    def _ask(self, rec: Recording, session: Any, now: float) -> None:
+    async def _ask(self, rec: Recording, session: Any, now: float) -> None:
+        """Register the outstanding request the media connection will be admitted for, then
+        ask the device (ready before the media can arrive)."""
         rec.asked_session, rec.asked_at = session, now
-        rec.media_conn = None  # whichever connection brings the channel next
+        await self.gw.call(self.gw.media_admission.request, kind=KIND, device_id=rec.key[0],
+                           channel=rec.key[1], ref=rec.ref, holder=self.gw.gateway_id,
+                           source=session.source, expires=self.gw.clock.now() + REQUEST_LIFE)
+        if self.gw.sessions_by_device.get(rec.stream.device_id) is not session:
+            return  # gone meanwhile; the next tick asks the new session
         session.send(m.RealtimeRequest(ip=self.gw.media_host, tcp_port=self.gw.port_1078,
                                        udp_port=0, channel=rec.stream.channel, data_type=0,
                                        stream_type=0))
@@ -162,19 +177,20 @@ class DvrRecorder:
                  rec.stream.device_id, rec.stream.channel)
 
     # -- MediaSink ----------------------------------------------------------------------
+    def attach(self, request: Any, device: Device, connection_id: int) -> bool:
+        """A media connection was admitted for a recording's request: it feeds that one."""
+        rec = self.recordings.get((device.id, request.channel))
+        if rec is None or request.ref != rec.ref:
+            return False
+        rec.media_conn = connection_id
+        return True
+
     def on_frame(self, device: Device, connection_id: int, frame: MediaFrame) -> None:
-        if not self.recordings:
-            return
         rec = self.recordings.get((device.id, frame.channel))
         if rec is None or frame.data_type >= 3 or frame.timestamp is None:
             return
         if rec.media_conn != connection_id:
-            clip = self.gw.recorder.jobs.get((device.id, frame.channel))
-            if clip is not None and not clip.done and clip.conn_id in (None, connection_id):
-                return  # a playback for a clip, not our live stream
-            if rec.media_conn is not None and self.gw.loop_time() - rec.last_frame < 5:
-                return  # another connection while ours is alive
-            rec.media_conn = connection_id
+            return  # only the connection bound to the recording's request feeds it
         rec.last_frame = self.gw.loop_time()
         if rec.queue.qsize() >= MAX_QUEUE:
             rec.dropped += 1
