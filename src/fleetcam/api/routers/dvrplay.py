@@ -22,6 +22,7 @@ from urllib.parse import quote
 
 from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse, Response, StreamingResponse
+from starlette.concurrency import run_in_threadpool
 
 from fleetcam.api.deps import ContainerDep
 from fleetcam.domain import dvr, dvrplay
@@ -303,3 +304,22 @@ def admin_read_token(c: ContainerDep, request: Request, name: str) -> dict[str, 
     stream = svc.stream(name)
     require_admin(request, c, stream)
     return {"name": name, "token": read_token(c, name)}
+
+
+@admin_router.delete("/{name}/dvr/ranges")
+async def admin_delete_range(c: ContainerDep, request: Request, name: str) -> dict[str, Any]:
+    """Remove ``{"from", "duration"}`` (UTC seconds) of the archive, keeping what episodes
+    protect; the answer says what was deleted and what was kept, and why."""
+    svc = playback(c)
+    stream = svc.stream(name)
+    require_admin(request, c, stream)
+    raw = await request.body()
+    try:
+        body = json.loads(raw or b"{}")
+        start, duration = float(body["from"]), float(body["duration"])
+    except (ValueError, KeyError, TypeError):
+        raise Invalid('body must be {"from": utc_seconds, "duration": seconds}') from None
+    dvrplay.check_window(int(start), max(1, int(duration)) if duration > 0 else 0,
+                         c.clock.now(), longest=10 * 365 * 86400)
+    return await run_in_threadpool(svc.delete_range, name, int(start * 1000),
+                                   int((start + duration) * 1000))
