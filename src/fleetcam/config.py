@@ -11,6 +11,7 @@ ENV_HTTP_PORT = "FLEETCAM_HTTP_PORT"
 ENV_ADMIN_TOKEN = "FLEETCAM_ADMIN_TOKEN"
 ENV_MQTT_URL = "FLEETCAM_MQTT_URL"
 ENV_MQTT_PORT = "FLEETCAM_MQTT_PORT"
+ENV_MQTT_MAX_SESSIONS = "FLEETCAM_MQTT_MAX_SESSIONS"
 ENV_TOPIC_PREFIX = "FLEETCAM_TOPIC_PREFIX"
 ENV_PUBLIC_URL = "FLEETCAM_PUBLIC_URL"
 ENV_SWEEP_INTERVAL = "FLEETCAM_SWEEP_INTERVAL"
@@ -56,6 +57,7 @@ ENV_COMMANDS_TABLE = "FLEETCAM_COMMANDS_TABLE"
 ENV_RULES_TABLE = "FLEETCAM_RULES_TABLE"
 ENV_MEDIA_REQUESTS_TABLE = "FLEETCAM_MEDIA_REQUESTS_TABLE"
 ENV_TOKENS_TABLE = "FLEETCAM_TOKENS_TABLE"
+ENV_SHARES_TABLE = "FLEETCAM_SHARES_TABLE"
 ENV_INGEST_QUEUE_URL = "FLEETCAM_INGEST_QUEUE_URL"
 ENV_INGEST_DLQ_URL = "FLEETCAM_INGEST_DLQ_URL"
 ENV_IOT_ENDPOINT = "FLEETCAM_IOT_ENDPOINT"
@@ -66,6 +68,7 @@ AWS_TABLE_ENVS = {"DevicesModel": ENV_DEVICES_TABLE, "IdentsModel": ENV_IDENTS_T
                   "GcModel": ENV_GC_TABLE, "MessagesModel": ENV_MESSAGES_TABLE,
                   "ConnectionsModel": ENV_CONNECTIONS_TABLE, "CommandsModel": ENV_COMMANDS_TABLE,
                   "RulesModel": ENV_RULES_TABLE, "TokensModel": ENV_TOKENS_TABLE,
+                  "SharesModel": ENV_SHARES_TABLE,
                   "MediaRequestsModel": ENV_MEDIA_REQUESTS_TABLE}
 
 DEFAULTS: dict[str, str] = {
@@ -75,6 +78,7 @@ DEFAULTS: dict[str, str] = {
     ENV_ADMIN_TOKEN: "",
     ENV_MQTT_URL: "",
     ENV_MQTT_PORT: "1883",
+    ENV_MQTT_MAX_SESSIONS: "1000",
     ENV_TOPIC_PREFIX: "fleetcam",
     ENV_PUBLIC_URL: "",
     ENV_SWEEP_INTERVAL: "60",
@@ -168,6 +172,7 @@ class Settings:
     admin_token: str = ""
     mqtt_url: str = ""
     mqtt_port: int = 1883
+    mqtt_max_sessions: int = 1000
     topic_prefix: str = "fleetcam"
     public_url: str = ""
     sweep_interval: float = 60.0
@@ -257,6 +262,7 @@ class Settings:
             admin_token=get(ENV_ADMIN_TOKEN),
             mqtt_url=get(ENV_MQTT_URL),
             mqtt_port=int(get(ENV_MQTT_PORT)),
+            mqtt_max_sessions=int(get(ENV_MQTT_MAX_SESSIONS)),
             topic_prefix=get(ENV_TOPIC_PREFIX).strip("/"),
             public_url=get(ENV_PUBLIC_URL),
             sweep_interval=float(get(ENV_SWEEP_INTERVAL)),
