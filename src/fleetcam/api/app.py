@@ -9,7 +9,7 @@ from fleetcam.api import errors
 from fleetcam.api.access import AccessLog
 from fleetcam.api.deps import require_token
 from fleetcam.api.routers import (devices, dvr_config, dvrplay, files, gateway, logs, media,
-                                  regions, rules, tokens)
+                                  regions, rules, share, tokens)
 from fleetcam.runtime.container import Container
 
 
@@ -31,6 +31,7 @@ def create_app(container: Container) -> FastAPI:
     app.add_middleware(AccessLog)
     guarded = [Depends(require_token)]
     app.include_router(devices.router, dependencies=guarded)
+    app.include_router(share.router, dependencies=guarded)
     app.include_router(media.router, dependencies=guarded)
     app.include_router(logs.router, dependencies=guarded)
     app.include_router(gateway.router, dependencies=guarded)

@@ -8,8 +8,9 @@ from fleetcam.config import Settings
 from fleetcam.ports import (Clock, CommandStore, ConnectionRegistry, DeviceRepo, DvrIndex,
                             DvrStorage, DvrStreamStore, DvrTail, EpisodeStore, EventBus,
                             LogStore, MediaIndex, MediaRequestStore, MessageStore, ObjectStore,
-                            RuleStore, TokenStore)
+                            RuleStore, ShareStore, TokenStore)
 from fleetcam.services.access import AccessService
+from fleetcam.services.sharing import ShareService
 from fleetcam.services.devices import DeviceService
 from fleetcam.services.dvr import DvrService
 from fleetcam.services.gateway import CommandService, ConnectionService, MessageService
@@ -41,6 +42,7 @@ class Container:
     rules: RuleService
     media_requests: MediaRequestStore
     access: AccessService
+    shares: ShareService
     extras: dict[str, Any] = field(default_factory=dict)
     dvr_streams: DvrStreamStore | None = None
     dvr_index: DvrIndex | None = None
@@ -54,7 +56,7 @@ class Container:
 def wire(settings: Settings, *, clock: Clock, store: ObjectStore, index: MediaIndex,
          device_repo: DeviceRepo, logs: LogStore, bus: EventBus, message_store: MessageStore,
          registry: ConnectionRegistry, command_store: CommandStore, rule_store: RuleStore,
-         media_requests: MediaRequestStore, token_store: TokenStore,
+         media_requests: MediaRequestStore, token_store: TokenStore, share_store: ShareStore,
          admin_hash: str | None = None, **extras: Any) -> Container:
     """Build the services over whichever adapters the runtime chose."""
     from fleetcam.media.probe import probe_image
@@ -91,6 +93,7 @@ def wire(settings: Settings, *, clock: Clock, store: ObjectStore, index: MediaIn
         ingest=IngestService(media, retention, device_repo, packaging),
         journal=journal, messages=messages, connections=connections, commands=commands,
         rules=rules, access=AccessService(token_store, clock, admin_hash=admin_hash),
+        shares=ShareService(share_store, index, registry, clock, settings.base_url),
         media_requests=media_requests, extras=dict(extras))
 
 
