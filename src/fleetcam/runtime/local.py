@@ -21,7 +21,7 @@ from fleetcam.adapters.local.tokens import SqliteShareStore, SqliteTokenStore
 from fleetcam.config import Settings
 from fleetcam.domain.access import token_hash
 from fleetcam.ports import Clock, EventBus
-from fleetcam.runtime.container import Container, wire
+from fleetcam.runtime.container import Container, attach_dvr, wire
 
 log = logging.getLogger(__name__)
 TOKEN_ALPHABET = string.ascii_letters + string.digits
@@ -101,8 +101,6 @@ def build_local(settings: Settings, *, clock: Clock | None = None,
                 token_store=SqliteTokenStore(db), share_store=SqliteShareStore(db),
                 admin_hash=digest,
                 db=db, queue=queue, admin_token=token, token_generated=generated)
-    container.dvr_streams = SqliteDvrStreamStore(db)
-    container.dvr_index = SqliteDvrIndex(db, clock)
-    container.episodes = SqliteEpisodeStore(db)
-    container.dvr_storage = LocalDvrStorage(data_dir, settings.dvr_roots)
-    return container
+    return attach_dvr(container, streams=SqliteDvrStreamStore(db),
+                      index=SqliteDvrIndex(db, clock), episodes=SqliteEpisodeStore(db),
+                      storage=LocalDvrStorage(data_dir, settings.dvr_roots))
