@@ -8,12 +8,13 @@ from fleetcam import __version__
 from fleetcam.api import errors
 from fleetcam.api.access import AccessLog
 from fleetcam.api.deps import require_token
+from fleetcam.api.openapi import install_docs
 from fleetcam.api.routers import devices, files, gateway, logs, media, regions, rules, tokens
 from fleetcam.runtime.container import Container
 
 
 def create_app(container: Container) -> FastAPI:
-    app = FastAPI(title="fleetcam", version=__version__,
+    app = FastAPI(title="fleetcam", version=__version__, docs_url=None, redoc_url=None,
                   description="Video-telematics backend with flespi's gateway REST layout. "
                               "Requests under /gw need `Authorization: FlespiToken <token>`.")
     app.state.container = container
@@ -41,4 +42,5 @@ def create_app(container: Container) -> FastAPI:
         """Liveness probe (no token)."""
         return {"status": "ok"}
 
+    install_docs(app)
     return app
