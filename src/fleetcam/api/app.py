@@ -9,7 +9,8 @@ from fleetcam.api import errors
 from fleetcam.api.access import AccessLog
 from fleetcam.api.deps import require_token
 from fleetcam.api.openapi import install_docs
-from fleetcam.api.routers import devices, files, gateway, logs, media, regions, rules, tokens
+from fleetcam.api.routers import (devices, dvrplay, files, gateway, logs, media, regions, rules,
+                                  tokens)
 from fleetcam.runtime.container import Container
 
 
@@ -22,9 +23,11 @@ def create_app(container: Container) -> FastAPI:
     # CORS: every path a browser uses; no cookies, so any origin by default
     app.add_middleware(CORSMiddleware, allow_origins=list(container.settings.cors_origins),
                        allow_methods=["GET", "HEAD", "POST", "PUT", "DELETE", "OPTIONS"],
-                       allow_headers=["Authorization", "x-flespi-app", "Content-Type", "Range"],
+                       allow_headers=["Authorization", "x-flespi-app", "Content-Type", "Range",
+                                      "Session", "X-Originator"],  # Flussonic's DVR player
                        expose_headers=["Content-Range", "Accept-Ranges", "Content-Length",
-                                       "ETag", "Location"],
+                                       "ETag", "Location", "Content-Disposition", "X-Dvr-Gaps",
+                                       "X-Thumbnail-Utc"],
                        allow_credentials=False, max_age=3600)
     app.add_middleware(AccessLog)
     guarded = [Depends(require_token)]
@@ -36,11 +39,13 @@ def create_app(container: Container) -> FastAPI:
     app.include_router(tokens.router, dependencies=guarded)
     app.include_router(files.router)
     app.include_router(regions.router)
+    install_docs(app)
+    app.include_router(dvrplay.admin_router)
+    app.include_router(dvrplay.router)  # last: /{name}/{file} must not shadow other routes
 
     @app.get("/health", tags=["health"])
     def health() -> dict[str, str]:
         """Liveness probe (no token)."""
         return {"status": "ok"}
 
-    install_docs(app)
     return app
