@@ -9,8 +9,8 @@ from fleetcam.api import errors
 from fleetcam.api.access import AccessLog
 from fleetcam.api.deps import require_token
 from fleetcam.api.openapi import install_docs
-from fleetcam.api.routers import (devices, dvrplay, files, gateway, logs, media, regions, rules,
-                                  tokens)
+from fleetcam.api.routers import (devices, dvr_config, dvrplay, files, gateway, logs, media,
+                                  regions, rules, share, tokens)
 from fleetcam.runtime.container import Container
 
 
@@ -32,6 +32,7 @@ def create_app(container: Container) -> FastAPI:
     app.add_middleware(AccessLog)
     guarded = [Depends(require_token)]
     app.include_router(devices.router, dependencies=guarded)
+    app.include_router(share.router, dependencies=guarded)
     app.include_router(media.router, dependencies=guarded)
     app.include_router(logs.router, dependencies=guarded)
     app.include_router(gateway.router, dependencies=guarded)
@@ -40,6 +41,7 @@ def create_app(container: Container) -> FastAPI:
     app.include_router(files.router)
     app.include_router(regions.router)
     install_docs(app)
+    app.include_router(dvr_config.router)  # checks DVR write access itself (Flussonic auth)
     app.include_router(dvrplay.admin_router)
     app.include_router(dvrplay.router)  # last: /{name}/{file} must not shadow other routes
 

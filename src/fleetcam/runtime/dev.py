@@ -84,6 +84,10 @@ class LocalServer:
                 n = await asyncio.to_thread(self.container.retention.sweep)
                 if n:
                     log.info("sweeper expired %d files", n)
+                if self.container.dvr is not None:
+                    n = await asyncio.to_thread(self.container.dvr.sweep)
+                    if n:
+                        log.info("sweeper deleted %d DVR segments", n)
                 n = await asyncio.to_thread(self.container.commands.expire)
                 if n:
                     log.info("sweeper expired %d commands", n)
