@@ -89,6 +89,15 @@ COMPONENTS: dict[str, Any] = {
                        "before": {"type": "integer"}, "after": {"type": "integer"},
                        "ttl": {"type": "integer"}, "cooldown": {"type": "integer"}},
     },
+    "ShareRequest": {
+        "type": "object", "required": ["uuid"],
+        "properties": {"uuid": {"type": "string"}, "expire": {"type": "integer",
+                                                           "description": "unix time"}},
+    },
+    "ShareRevoke": {
+        "type": "object",
+        "properties": {"uuid": {"type": "string"}, "id": {"type": "integer"}},
+    },
     "Token": {
         "type": "object",
         "properties": {"info": {"type": "string"}, "ttl": {"type": "integer"},
@@ -125,6 +134,23 @@ BODIES: dict[tuple[str, str], dict[str, Any]] = {
                                                        _COMMAND_EXAMPLE),
     ("post", "/gw/video-rules"): _json_body(_one_or_list("VideoRule"), _RULE_EXAMPLE),
     ("put", "/gw/video-rules/{sel}"): _json_body(_ref("VideoRule"), {"after": 30}),
+    ("post", "/gw/devices/{sel}/media/share"): _json_body(
+        {"oneOf": [_ref("ShareRequest"), {"type": "array", "items": _ref("ShareRequest")}]},
+        {"uuid": UUID_EXAMPLE, "expire": 1900000000}),
+    ("delete", "/gw/devices/{sel}/media/share"): _json_body(
+        {"oneOf": [_ref("ShareRevoke"), {"type": "array", "items": _ref("ShareRevoke")}]},
+        {"uuid": UUID_EXAMPLE}),
+    ("put", "/streamer/api/v3/streams/{name}"): _json_body(
+        {"type": "object", "properties": {"dvr": {"type": "object", "properties": {
+            "root": {"type": "string"}, "expiration": {"type": "integer"},
+            "storage_limit": {"type": "integer"}}}}},
+        {"dvr": {"expiration": 604800, "storage_limit": 10**10}}, required=False),
+    ("put", "/streamer/api/v3/episodes/{episode_id}"): _json_body(
+        {"type": "object", "properties": {"media": {"type": "string"},
+                                          "opened_at": {"type": "integer"},
+                                          "closed_at": {"type": "integer"}}},
+        {"media": "cam1-ch1", "opened_at": 1700000000000, "closed_at": 1700000060000},
+        required=False),
     ("post", "/platform/customer/tokens"): _json_body(
         _one_or_list("Token"), [{"info": "viewer", "ttl": 86400, "access": {"type": 0}}]),
     ("put", "/platform/customer/tokens/{sel}"): _json_body(_ref("Token"),
