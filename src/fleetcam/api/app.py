@@ -10,7 +10,7 @@ from fleetcam.api.access import AccessLog
 from fleetcam.api.deps import require_token
 from fleetcam.api.openapi import install_docs
 from fleetcam.api.routers import (devices, dvr_config, dvrplay, files, gateway, logs, media,
-                                  regions, rules, share, tokens)
+                                  protocols, regions, rules, share, tokens)
 from fleetcam.runtime.container import Container
 
 
@@ -38,6 +38,7 @@ def create_app(container: Container) -> FastAPI:
     app.include_router(gateway.router, dependencies=guarded)
     app.include_router(rules.router, dependencies=guarded)
     app.include_router(tokens.router, dependencies=guarded)
+    app.include_router(protocols.router, dependencies=guarded)
     app.include_router(files.router)
     app.include_router(regions.router)
     install_docs(app)
