@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING, Any
 
 from fleetcam.domain import keys
 from fleetcam.domain.gateway import SENT, Command, Connection
-from fleetcam.domain.identity import terminal_of
+from fleetcam.domain.identity import Identity, terminal_of
 from fleetcam.domain.models import Device
 from fleetcam.gateway import translate
 from fleetcam.protocol.errors import ProtocolError
@@ -149,7 +149,10 @@ class Jt808Session(asyncio.Protocol):
         """A refusal: one rate-limited log line with the terminal, address and reason;
         nothing published."""
         kind = reason.split(":", 1)[0]
-        self.gw.quiet.warning(("jt808", kind, close, self.ip, self.phone),
+        # closes are keyed per terminal too (one line per offender); other refusals per kind
+        # and address only, so that terminals re-registering at boot cost no log memory each
+        key = ("jt808", kind, True, self.ip, self.phone) if close else ("jt808", kind, self.ip)
+        self.gw.quiet.warning(key,
                               "jt808 conn %s refused %s from %s: %s%s", self.conn_id,
                               self.phone or "?", self.source, "closing: " if close else "",
                               reason)
@@ -279,7 +282,8 @@ class Jt808Session(asyncio.Protocol):
             return
         if self._preauth is not None:
             self._preauth.cancel()
-        self.device = device
+            self._preauth = None
+        self.device = device.with_changes(identity=Identity())  # the session needs no hash
         self.codec.reassemble = True
         previous = gw.sessions_by_device.get(device.id)
         if previous is not None and previous is not self:

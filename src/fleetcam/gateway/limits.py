@@ -19,11 +19,15 @@ MAX_KEYS = 65536
 
 
 class _Lru(OrderedDict[Any, Any]):
+    def __init__(self, max_keys: int = MAX_KEYS) -> None:
+        super().__init__()
+        self.max_keys = max_keys
+
     def touch(self, key: Any, default: Callable[[], Any]) -> Any:
         value = self.get(key)
         if value is None:
             value = self[key] = default()
-            while len(self) > MAX_KEYS:
+            while len(self) > self.max_keys:
                 self.popitem(last=False)
         else:
             self.move_to_end(key)
@@ -68,7 +72,7 @@ class QuietLog:
         self.logger = logger
         self.interval = interval
         self.clock = clock
-        self._keys: _Lru = _Lru()
+        self._keys: _Lru = _Lru(4096)  # a forgotten key is only logged again sooner
         self._global = RateLimiter(per_second * 60, per_second, clock)
         self.suppressed = 0
         self.lines = 0
