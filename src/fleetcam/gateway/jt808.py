@@ -45,7 +45,6 @@ class Jt808Session(asyncio.Protocol):
         self.transport: asyncio.Transport | None = None
         self.conn_id = secrets.randbits(52)
         self.source = ""
-        self.ip = ""
         self.admitted = False
         self.device: Device | None = None
         self.phone = ""
@@ -66,20 +65,22 @@ class Jt808Session(asyncio.Protocol):
         self._deciding = False
         """A registration or authentication is queued and not yet handled."""
         self._paused = False
-        self._preauth: asyncio.TimerHandle | None = None
+        self.opened = 0.0
 
     # -- asyncio.Protocol -------------------------------------------------------------
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         self.transport = transport  # type: ignore[assignment]
         peer = transport.get_extra_info("peername") or ("?", 0)
-        self.source, self.ip = f"{peer[0]}:{peer[1]}", str(peer[0])
+        self.source = f"{peer[0]}:{peer[1]}"
         if not self.gw.admit(self):
             return
-        self.last_rx = self.gw.loop_time()
+        self.last_rx = self.opened = self.gw.loop_time()  # housekeeping enforces preauth_timeout
         self.gw.sessions_808.add(self)
-        loop = asyncio.get_running_loop()
-        self._preauth = loop.call_later(self.gw.settings.preauth_timeout, self._preauth_expired)
-        self.task = loop.create_task(self._run())
+        self.task = asyncio.get_running_loop().create_task(self._run())
+
+    @property
+    def ip(self) -> str:
+        return self.source.rsplit(":", 1)[0]
 
     def data_received(self, data: bytes) -> None:
         if not self.admitted:
@@ -125,8 +126,6 @@ class Jt808Session(asyncio.Protocol):
         return None
 
     def connection_lost(self, exc: Exception | None) -> None:
-        if self._preauth is not None:
-            self._preauth.cancel()
         self.codec.release()
         if not self.admitted:
             return
@@ -160,7 +159,7 @@ class Jt808Session(asyncio.Protocol):
             self.closing_reason = reason
             self.transport.close()
 
-    def _preauth_expired(self) -> None:
+    def preauth_expired(self) -> None:
         if self.device is None:
             self.refuse(f"not authenticated within {self.gw.settings.preauth_timeout:g} s",
                         close=True)
@@ -280,9 +279,6 @@ class Jt808Session(asyncio.Protocol):
             self.reply(msg, Result.FAILURE)
             await self._bogus(f"authentication refused: {why}")
             return
-        if self._preauth is not None:
-            self._preauth.cancel()
-            self._preauth = None
         self.device = device.with_changes(identity=Identity())  # the session needs no hash
         self.codec.reassemble = True
         previous = gw.sessions_by_device.get(device.id)
