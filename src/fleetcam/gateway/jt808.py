@@ -26,6 +26,8 @@ INBOX_MAX = 1000
 BOGUS_BUDGET = 50
 """Undecodable frames and pre-authentication messages a connection may send before we close
 it (aiosmtpd's bogus budget)."""
+NO_IDENTITY = Identity()
+"""Shared by every session's copy of its device (frozen, never changed)."""
 PREAUTH_GARBAGE = 65536
 """Bytes outside frames a connection may send before it authenticated (afterwards they are
 skipped, as Traccar does, and only counted)."""
@@ -279,7 +281,7 @@ class Jt808Session(asyncio.Protocol):
             self.reply(msg, Result.FAILURE)
             await self._bogus(f"authentication refused: {why}")
             return
-        self.device = device.with_changes(identity=Identity())  # the session needs no hash
+        self.device = device.with_changes(identity=NO_IDENTITY)  # the session needs no hash
         self.codec.reassemble = True
         previous = gw.sessions_by_device.get(device.id)
         if previous is not None and previous is not self:
