@@ -286,6 +286,32 @@ class RulesModel(_Base):
     data = JSONAttribute()
 
 
+class MediaRequestsByHolder(GlobalSecondaryIndex["MediaRequestsModel"]):
+    class Meta:
+        index_name = "by-holder"
+        projection = AllProjection()
+
+    holder = UnicodeAttribute(hash_key=True)
+
+
+class MediaRequestsModel(_Base):
+    """Outstanding media requests (domain/admission.py): ``key`` (S) = ``device_id:channel``;
+    GSI by-holder (the gateway copy that sent it); ``version`` for compare-and-swap; TTL
+    expires_at a while after the request closes (readers check ``expires`` themselves)."""
+
+    class Meta(_Base.Meta):
+        table_name = "fleetcam-mediarequests"
+
+    key = UnicodeAttribute(hash_key=True)
+    holder = UnicodeAttribute()
+    version = NumberAttribute()
+    expires = NumberAttribute()
+    data = JSONAttribute()
+    expires_at = TTLAttribute(null=True)
+    by_holder = MediaRequestsByHolder()
+
+
+
 MODELS = (*MODELS, MessagesModel, ConnectionsModel, CommandsModel, RulesModel)
 
 
@@ -315,4 +341,31 @@ class TokensModel(_Base):
     by_id = TokensById()
 
 
-MODELS = (*MODELS, TokensModel)
+MODELS = (*MODELS, TokensModel, MediaRequestsModel)
+
+
+# * Shares  ``id`` (S, 128 random bits); GSI by-uuid (``uuid`` S) to revoke a file's links;
+#           TTL ``expires_at`` a day after the link's expiry (revoked links answer 410 till then).
+class SharesByUuid(GlobalSecondaryIndex["SharesModel"]):
+    class Meta:
+        index_name = "by-uuid"
+        projection = AllProjection()
+
+    uuid = UnicodeAttribute(hash_key=True)
+
+
+class SharesModel(_Base):
+    class Meta(_Base.Meta):
+        table_name = "fleetcam-shares"
+
+    id = UnicodeAttribute(hash_key=True)
+    uuid = UnicodeAttribute()
+    device_id = NumberAttribute()
+    expire = NumberAttribute()
+    created = NumberAttribute()
+    revoked = BooleanAttribute(default=False)
+    expires_at = TTLAttribute(null=True)
+    by_uuid = SharesByUuid()
+
+
+MODELS = (*MODELS, SharesModel)
