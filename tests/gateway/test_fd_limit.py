@@ -16,12 +16,11 @@ import sys
 import time
 from pathlib import Path
 
-import aiomqtt
 import httpx
 import pytest
 
 from fleetcam.protocol.jt808 import messages as m
-from tests.e2e_local import TOKEN, free_port, run
+from tests.e2e_local import TOKEN, free_port, mqtt_client, run
 from tests.gateway import RawDevice
 
 PHONE = "013912340001"
@@ -118,7 +117,7 @@ async def _scenario(ports: dict[str, int], log_path: Path, proc: subprocess.Pope
             serial = await device.send(m.Heartbeat())  # the established device is served
             ack = await device.expect(m.GeneralResponse)
             assert ack.body.reply_serial == serial
-            async with aiomqtt.Client("127.0.0.1", ports["mqtt"]) as mq:  # so is the broker
+            async with mqtt_client(ports["mqtt"]) as mq:  # so is the broker
                 await mq.subscribe("fleetcam/#")
             # the connections beyond the limit were refused at once, not left hanging
             closed = 0
