@@ -18,6 +18,9 @@ from fleetcam.ports import Clock, DvrIndex, DvrStorage, DvrStreamStore, DvrTail,
 
 log = logging.getLogger(__name__)
 PAGE = 200
+LAYOUT_TTL = 30.0
+"""Seconds a download's layout is reused (Range requests of one player on one file)."""
+LAYOUT_CACHE = 32
 """Index rows read per query while walking a range."""
 _warned: dict[str, float] = {}
 
@@ -58,6 +61,7 @@ class DvrPlayback:
                  tail: Callable[[], DvrTail | None] = lambda: None) -> None:
         self.streams, self.index, self.storage = streams, index, storage
         self.episodes, self.clock, self.tail = episodes, clock, tail
+        self._layouts: dict[tuple[object, ...], tuple[float, Download]] = {}
 
     # -- lookups ------------------------------------------------------------------------------
     def stream(self, name: str) -> dvr.DvrStream:
@@ -150,15 +154,31 @@ class DvrPlayback:
     # -- downloads ----------------------------------------------------------------------------
     def download(self, name: str, start: int, duration: int, *, tracks: str | None = None,
                  meta: dict[str, object] | None = None) -> Download:
-        """The layout of ``archive-{start}-{duration}.mp4``.
+        """The layout of ``archive-{start}-{duration}.mp4``. Layouts of stored (not open)
+        archive are kept ``LAYOUT_TTL`` seconds: a player's Range requests on one download
+        then cost no index work.
 
         Raises:
             Invalid: a bad window or track filter. NotFound: nothing recorded there.
         """
         stream = self.stream(name)
         dvrplay.check_window(start, duration, self.clock.now())
+        key = (name, start, duration, tracks, repr(sorted((meta or {}).items())))
+        now = time.monotonic()
+        hit = self._layouts.get(key)
+        if hit is not None and now - hit[0] < LAYOUT_TTL:
+            return hit[1]
+        dl = self._download(stream, name, start, duration, tracks, meta)
+        if all(p.source.key for p in (dl.layout.pieces[0], dl.layout.pieces[-1])):  # type: ignore[attr-defined]
+            if len(self._layouts) >= LAYOUT_CACHE:
+                self._layouts.pop(next(iter(self._layouts)))
+            self._layouts[key] = (now, dl)
+        return dl
+
+    def _download(self, stream: dvr.DvrStream, name: str, start: int, duration: int,
+                  tracks: str | None, meta: dict[str, object] | None) -> Download:
         start_ms, end_ms = start * 1000, (start + duration) * 1000
-        pieces: list[archive.Piece] = []
+        pieces: list[tuple[Source, dvr.FragmentEntry]] = []
         gaps: list[archive.Gap] = []
         init_key = init = None
         for seg in self.segments(name, start_ms, end_ms):
@@ -169,9 +189,9 @@ class DvrPlayback:
                                         "codec parameters changed: download the rest apart"))
                 break
             src = self._source(seg)
-            pieces += [archive.Piece(src, f.offset, f.size, f.moof_size, f.start_ms,
-                                     f.duration_ms, f.keyframe)
-                       for f in seg.fragments_in(start_ms, end_ms)]
+            inside = seg.start_ms >= start_ms and seg.end_ms <= end_ms
+            pieces += [(src, f) for f in (seg.fragments if inside
+                                          else seg.fragments_in(start_ms, end_ms))]
         if not pieces or init is None:
             raise NotFound(f"nothing recorded on {name} from {start} for {duration} s")
         try:
@@ -263,6 +283,7 @@ class DvrPlayback:
             else:
                 deletable.append(s)
         gone = self.index.remove(name, [s.segment_id for s in deletable])
+        self._layouts.clear()
         done = []
         for s in gone:
             try:
