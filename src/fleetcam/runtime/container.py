@@ -12,6 +12,7 @@ from fleetcam.ports import (Clock, CommandStore, ConnectionRegistry, DeviceRepo,
 from fleetcam.services.access import AccessService
 from fleetcam.services.sharing import ShareService
 from fleetcam.services.devices import DeviceService
+from fleetcam.services.dvr import DvrService
 from fleetcam.services.gateway import CommandService, ConnectionService, MessageService
 from fleetcam.services.ingest import IngestService
 from fleetcam.services.journal import Journal
@@ -48,6 +49,7 @@ class Container:
     episodes: EpisodeStore | None = None
     dvr_storage: DvrStorage | None = None
     dvr_tail: DvrTail | None = None
+    dvr: DvrService | None = None
     """The cloud DVR's ports (docs/dvr.md); the recording gateway sets ``dvr_tail``."""
 
 
@@ -93,3 +95,11 @@ def wire(settings: Settings, *, clock: Clock, store: ObjectStore, index: MediaIn
         rules=rules, access=AccessService(token_store, clock, admin_hash=admin_hash),
         shares=ShareService(share_store, index, registry, clock, settings.base_url),
         media_requests=media_requests, extras=dict(extras))
+
+
+def attach_dvr(c: Container, *, streams: DvrStreamStore, index: DvrIndex,
+               episodes: EpisodeStore, storage: DvrStorage) -> Container:
+    """Add the cloud DVR's stores and service to a built container."""
+    c.dvr_streams, c.dvr_index, c.episodes, c.dvr_storage = streams, index, episodes, storage
+    c.dvr = DvrService(streams, index, episodes, storage, c.device_repo, c.clock)
+    return c
