@@ -199,3 +199,26 @@ def test_delete_range_waits_when_episodes_are_unreadable(client: TestClient,
                        json={"from": S0, "duration": 20})
     assert r.status_code == 503 and "nothing was deleted" in r.text
     assert recorded.c.dvr_storage.exists("dvr", recorded.segments[0].key)
+
+
+def test_thumbnails_on_demand_and_stored(anon: TestClient, recorded: Archive) -> None:
+    from fleetcam.runtime.dvrplay import thumbnails
+
+    r = anon.get(f"/7-1/{S0 + 3}-preview.jpg", params=Q)
+    assert r.status_code == 200 and r.content[:2] == b"\xff\xd8"
+    assert r.headers["x-thumbnail-utc"] == f"{S0 + 3}.000"
+    m = anon.get(f"/7-1/{S0 + 3}-preview.mp4", params=Q)
+    assert m.status_code == 200
+    with av.open(io.BytesIO(m.content)) as c:
+        assert sum(1 for _ in c.decode(video=0)) == 1
+    assert anon.get(f"/7-1/{S0 + 3}-preview.jpg").status_code == 401
+    assert anon.get(f"/7-1/{S0 - 3600}-preview.jpg", params=Q).status_code == 404
+    # stored ones: as the gateway does once a segment is indexed
+    th = thumbnails(recorded.c)
+    assert sum(th.store_for(s) for s in recorded.segments) >= 2
+    r = anon.get(f"/7-1/{S0 + 7}.jpg", params=Q, follow_redirects=False)
+    assert r.status_code == 302, r.text
+    target = r.headers["location"]
+    assert target.startswith(f"{int(r.headers['x-thumbnail-utc'].split('.')[0])}.jpg?token=")
+    img = anon.get(f"/7-1/{target}")
+    assert img.status_code == 200 and img.content[:2] == b"\xff\xd8"

@@ -25,12 +25,12 @@ LAYOUT_CACHE = 32
 _warned: dict[str, float] = {}
 
 
-def _warn(key: str, msg: str, *args: object) -> None:
+def _warn(key: str, msg: str, *args: object, exc_info: bool = False) -> None:
     """Log at most once a minute per ``key`` (damaged archives repeat on every request)."""
     now = time.monotonic()
     if now - _warned.get(key, -1e9) >= 60:
         _warned[key] = now
-        log.warning(msg, *args)
+        log.warning(msg, *args, exc_info=exc_info)
 
 
 @dataclass(frozen=True)
@@ -310,3 +310,99 @@ def _span(s: dvr.SegmentEntry | dvr.Range, reason: str | None = None,
     if reason:
         out["reason"] = reason
     return {**out, **extra}
+
+
+# -- thumbnails ---------------------------------------------------------------------------------
+THUMB_EVERY_MS = 60_000
+"""Stored thumbnails: the first keyframe at or after each minute of recording."""
+THUMB_SEARCH_MS = 10 * 60_000
+"""How far from the asked time a thumbnail (stored or made) may be."""
+
+
+def thumb_key(stream: str, utc_ms: int) -> str:
+    """``{stream}/thumbs/{YYYY}/{MM}/{DD}/{HH}/{utc_ms}.jpg``, beside the segments."""
+    t = time.gmtime(utc_ms // 1000)
+    return f"{stream}/thumbs/{t.tm_year:04d}/{t.tm_mon:02d}/{t.tm_mday:02d}/{t.tm_hour:02d}/" \
+           f"{utc_ms:013d}.jpg"
+
+
+def thumb_times(seg: dvr.SegmentEntry) -> list[dvr.FragmentEntry]:
+    """The fragments of ``seg`` whose keyframes are stored as thumbnails."""
+    out, boundary = [], None
+    for f in seg.fragments:
+        b = f.start_ms - f.start_ms % THUMB_EVERY_MS
+        if b != boundary and f.keyframe:
+            out.append(f)
+            boundary = b
+    return out
+
+
+class Thumbnails:
+    """Thumbnails of a stream's archive: stored ones (made as segments are indexed) and
+    on-demand ones from the nearest keyframe.
+
+    Args:
+        jpeg, mp4: ``(init, fragment bytes) -> bytes`` (media.dvrthumb; PyAV).
+    """
+
+    def __init__(self, playback: DvrPlayback, jpeg: Callable[[bytes, bytes], bytes],
+                 mp4: Callable[[bytes, bytes], bytes]) -> None:
+        self.p, self.jpeg, self.mp4 = playback, jpeg, mp4
+
+    def nearest(self, name: str, utc_ms: int) -> tuple[dvr.SegmentEntry, dvr.FragmentEntry]:
+        """The keyframe fragment nearest ``utc_ms``. Raises NotFound."""
+        best: tuple[int, dvr.SegmentEntry, dvr.FragmentEntry] | None = None
+        for seg in self.p.segments(name, utc_ms - THUMB_SEARCH_MS, utc_ms + THUMB_SEARCH_MS):
+            for f in seg.fragments:
+                if not f.keyframe:
+                    continue
+                d = abs(f.start_ms - utc_ms)
+                if best is None or d < best[0]:
+                    best = (d, seg, f)
+        if best is None:
+            raise NotFound(f"nothing recorded on {name} within "
+                           f"{THUMB_SEARCH_MS // 60000} minutes of {utc_ms / 1000:.0f}")
+        return best[1], best[2]
+
+    def _bytes(self, seg: dvr.SegmentEntry, f: dvr.FragmentEntry) -> tuple[bytes, bytes]:
+        init = self.p.init_bytes(seg)
+        data = b"".join(self.p.read(self.p._source(seg), f.offset, f.offset + f.size - 1))
+        return init, data
+
+    def preview_jpeg(self, name: str, utc_ms: int) -> tuple[int, bytes]:
+        """(UTC ms of the keyframe, JPEG) nearest ``utc_ms``, made now."""
+        seg, f = self.nearest(name, utc_ms)
+        return f.start_ms, self.jpeg(*self._bytes(seg, f))
+
+    def preview_mp4(self, name: str, utc_ms: int) -> tuple[int, bytes]:
+        seg, f = self.nearest(name, utc_ms)
+        return f.start_ms, self.mp4(*self._bytes(seg, f))
+
+    def store_for(self, seg: dvr.SegmentEntry) -> int:
+        """Make and store the thumbnails of a segment just indexed; returns how many. A
+        fragment that does not decode is skipped (logged): the segment stays playable."""
+        made = 0
+        for f in thumb_times(seg):
+            try:
+                jpeg = self.jpeg(*self._bytes(seg, f))
+                self.p.storage.put(seg.root, thumb_key(seg.stream, f.start_ms), jpeg,
+                                   content_type="image/jpeg")
+                made += 1
+            except Exception:  # noqa: BLE001 - a thumbnail never fails the recording
+                _warn(f"thumb:{seg.stream}", "dvr %s: no thumbnail at %d", seg.stream,
+                      f.start_ms, exc_info=True)
+        return made
+
+    def stored_near(self, name: str, utc_ms: int) -> tuple[int, dvr.SegmentEntry] | None:
+        """The stored thumbnail nearest ``utc_ms``: (its UTC ms, its segment), or None."""
+        cands = []
+        for seg in self.p.segments(name, utc_ms - THUMB_SEARCH_MS, utc_ms + THUMB_SEARCH_MS):
+            if seg.key:
+                cands += [(abs(f.start_ms - utc_ms), f.start_ms, seg) for f in thumb_times(seg)]
+        for _, at, seg in sorted(cands, key=lambda c: c[0])[:3]:
+            if self.p.storage.exists(seg.root, thumb_key(name, at)):
+                return at, seg
+        return None
+
+    def stored_bytes(self, seg: dvr.SegmentEntry, at: int) -> bytes:
+        return b"".join(self.p.storage.read(seg.root, thumb_key(seg.stream, at)))
