@@ -222,3 +222,17 @@ def test_thumbnails_on_demand_and_stored(anon: TestClient, recorded: Archive) ->
     assert target.startswith(f"{int(r.headers['x-thumbnail-utc'].split('.')[0])}.jpg?token=")
     img = anon.get(f"/7-1/{target}")
     assert img.status_code == 200 and img.content[:2] == b"\xff\xd8"
+
+
+def test_ranges_follow_new_and_deleted_segments(client: TestClient, recorded: Archive) -> None:
+    url = "/streamer/api/v3/streams/7-1/dvr/ranges"
+    assert len(client.get(url).json()["ranges"]) == 2
+    recorded.record(T0 + 66_000, 4)  # touches the last range
+    recorded.record(T0 + 100_000, 2)
+    assert client.get(url).json()["ranges"][1:] == [{"from": S0 + 60, "duration": 10},
+                                                   {"from": S0 + 100, "duration": 2}]
+    recorded.c.dvr_index.remove("7-1", [recorded.segments[0].segment_id])  # e.g. retention
+    assert client.get(url).json()["ranges"][0] == {"from": S0 + 10, "duration": 10}
+    r = client.get("/7-1/ranges.json", params={"from": S0 + 65, "to": S0 + 101})
+    assert r.json()["ranges"] == [{"opened_at": S0 + 60, "closed_at": S0 + 70},
+                                  {"opened_at": S0 + 100, "closed_at": S0 + 102}]

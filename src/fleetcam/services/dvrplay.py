@@ -6,6 +6,7 @@ one pass from the stored fragments (``media.archive``), playlists point into the
 """
 from __future__ import annotations
 
+import bisect
 import logging
 import time
 from collections.abc import Callable, Iterator
@@ -62,6 +63,7 @@ class DvrPlayback:
         self.streams, self.index, self.storage = streams, index, storage
         self.episodes, self.clock, self.tail = episodes, clock, tail
         self._layouts: dict[tuple[object, ...], tuple[float, Download]] = {}
+        self._ranges: dict[str, tuple[int, int, list[dvr.Range]]] = {}
 
     # -- lookups ------------------------------------------------------------------------------
     def stream(self, name: str) -> dvr.DvrStream:
@@ -102,16 +104,46 @@ class DvrPlayback:
     def ranges(self, name: str, start_ms: int | None = None,
                end_ms: int | None = None) -> list[dvr.Range]:
         """Recorded intervals, merged (stored segments and the open one)."""
-        spans = self.index.spans(name, start_ms, end_ms)
+        merged = self._stored_ranges(name)
         tail = self._open(name)
-        if tail is not None and tail.end_ms > tail.start_ms:
-            spans.append((tail.start_ms, tail.end_ms))
-        out = dvr.merge_ranges(spans)
-        if start_ms is not None or end_ms is not None:
-            lo = start_ms if start_ms is not None else -(2**62)
-            hi = end_ms if end_ms is not None else 2**62
-            out = [r for r in out if r.end_ms > lo and r.start_ms < hi]
+        if tail is not None and tail.end_ms > tail.start_ms:  # the newest: after the stored
+            merged = [*merged[:-1], *dvr.merge_ranges(
+                [*((r.start_ms, r.end_ms) for r in merged[-1:]), (tail.start_ms, tail.end_ms)])]
+        if start_ms is None and end_ms is None:
+            return merged
+        lo = start_ms if start_ms is not None else -(2**62)
+        hi = end_ms if end_ms is not None else 2**62
+        i = bisect.bisect_right(_Ends(merged), lo)
+        out = []
+        for r in merged[i:]:
+            if r.start_ms >= hi:
+                break
+            out.append(r)
         return out
+
+    def _stored_ranges(self, name: str) -> list[dvr.Range]:
+        """The stored segments' ranges, kept per stream and brought up to date from the
+        index's newest spans: a year of 10-minute segments is not re-read on every request.
+        The segment count (``DvrIndex.usage``) proves the cache: any deletion (retention,
+        a DELETE) changes it in a way new rows cannot explain, and the ranges are rebuilt."""
+        _, count = self.index.usage(name)
+        hit = self._ranges.get(name)
+        if hit is not None:
+            cached_count, last_start, merged = hit
+            if count == cached_count:
+                return merged
+            if count > cached_count and merged:
+                new = self.index.spans(name, last_start, None)
+                fresh = [sp for sp in new if sp[0] > last_start]
+                if count == cached_count + len(fresh):
+                    tail = dvr.merge_ranges([(merged[-1].start_ms, merged[-1].end_ms), *fresh])
+                    merged = [*merged[:-1], *tail]
+                    self._ranges[name] = (count, max(sp[0] for sp in new), merged)
+                    return merged
+        spans = self.index.spans(name)
+        merged = dvr.merge_ranges(spans)
+        self._ranges[name] = (len(spans), max((sp[0] for sp in spans), default=0), merged)
+        return merged
 
     # -- bytes --------------------------------------------------------------------------------
     def read(self, source: object, start: int, end: int) -> Iterator[bytes]:
@@ -284,6 +316,7 @@ class DvrPlayback:
                 deletable.append(s)
         gone = self.index.remove(name, [s.segment_id for s in deletable])
         self._layouts.clear()
+        self._ranges.pop(name, None)
         done = []
         for s in gone:
             try:
@@ -296,6 +329,19 @@ class DvrPlayback:
         return {"deleted": [_span(s) for s in dvr.merge_ranges(
                     (g.start_ms, g.end_ms) for g in gone)],
                 "kept": kept}
+
+
+class _Ends:
+    """``ranges[i].end_ms`` as a sequence, for bisect without building a list."""
+
+    def __init__(self, ranges: list[dvr.Range]) -> None:
+        self.r = ranges
+
+    def __len__(self) -> int:
+        return len(self.r)
+
+    def __getitem__(self, i: int) -> int:
+        return self.r[i].end_ms
 
 
 class EpisodesUnavailable(Invalid):
