@@ -236,3 +236,21 @@ def test_ranges_follow_new_and_deleted_segments(client: TestClient, recorded: Ar
     r = client.get("/7-1/ranges.json", params={"from": S0 + 65, "to": S0 + 101})
     assert r.json()["ranges"] == [{"opened_at": S0 + 60, "closed_at": S0 + 70},
                                   {"opened_at": S0 + 100, "closed_at": S0 + 102}]
+
+
+def test_ts_download(anon: TestClient, recorded: Archive, tmp_path: object) -> None:
+    import subprocess
+    from pathlib import Path
+
+    r = anon.get(f"/7-1/archive-{S0}-20.ts", params=Q)
+    assert r.status_code == 200, r.text
+    assert r.headers["content-type"] == "video/mp2t" and r.content[0] == 0x47
+    out = Path(str(tmp_path)) / "a.ts"
+    out.write_bytes(r.content)
+    with av.open(str(out)) as c:
+        assert sum(1 for _ in c.decode(video=0)) == 500
+    # Debian's ffmpeg reads it too
+    probe = subprocess.run(["ffprobe", "-v", "error", "-count_frames", "-select_streams", "v:0",
+                            "-show_entries", "stream=nb_read_frames", "-of", "csv=p=0",
+                            str(out)], capture_output=True, text=True, timeout=60)
+    assert set(probe.stdout.split()) == {"500"}, probe.stderr

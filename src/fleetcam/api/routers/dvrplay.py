@@ -242,6 +242,8 @@ def archive_file(c: ContainerDep, request: Request, name: str, file: str) -> Res
     svc, stream, token = _stream_for_user(request, c, name)
     if req.kind == "mp4":
         return _mp4(request, svc, name, req, request.query_params.get("filter.tracks"))
+    if req.kind == "ts":
+        return _ts(request, svc, name, req, request.query_params.get("filter.tracks"))
     if req.kind in ("vod", "event", "live"):
         body = svc.playlist(name, req, token=token if request.query_params.get("token")
                             else None).encode()
@@ -316,6 +318,24 @@ def _mp4(request: Request, svc: DvrPlayback, name: str, req: dvrplay.FileRequest
              "X-Dvr-Gaps": gaps, "ETag": f'"{etag}"', "Cache-Control": "private, max-age=60"}
     return _ranged(request, lay.total, "video/mp4",
                    lambda a, b: _render(dl, a, b), extra)
+
+
+def _ts(request: Request, svc: DvrPlayback, name: str, req: dvrplay.FileRequest,
+        tracks: str | None) -> Response:
+    """``archive-{from}-{duration}.ts``: remuxed in one pass (no byte ranges: its layout is
+    not known before muxing)."""
+    from fleetcam.media.dvrts import to_mpegts
+
+    dl = svc.download(name, req.start, req.duration or 0, tracks=tracks)
+    fname = f"{name}-{req.start}-{req.duration}.ts"
+    headers = {"Content-Disposition": f"attachment; filename=\"{fname}\"",
+               "Accept-Ranges": "none", "X-Dvr-Gaps": json.dumps(
+                   [g.as_json() for g in dl.layout.gaps[:20]], separators=(",", ":")),
+               "Cache-Control": "private, max-age=60"}
+    if request.method == "HEAD":
+        return Response(status_code=200, headers=headers, media_type="video/mp2t")
+    return StreamingResponse(to_mpegts(_render(dl, 0, dl.layout.total - 1)),
+                             headers=headers, media_type="video/mp2t")
 
 
 def _render(dl: Any, first: int, last: int) -> Any:
