@@ -64,6 +64,7 @@ class DvrPlayback:
         self.episodes, self.clock, self.tail = episodes, clock, tail
         self._layouts: dict[tuple[object, ...], tuple[float, Download]] = {}
         self._ranges: dict[str, tuple[int, int, list[dvr.Range]]] = {}
+        self._encoded: dict[tuple[str, str], tuple[list[dvr.Range], str]] = {}
 
     # -- lookups ------------------------------------------------------------------------------
     def stream(self, name: str) -> dvr.DvrStream:
@@ -120,6 +121,25 @@ class DvrPlayback:
                 break
             out.append(r)
         return out
+
+    def ranges_json(self, name: str, form: str) -> bytes:
+        """All of a stream's ranges as a JSON array, in one of three forms: ``flussonic``
+        (``{"from", "duration"}``, seconds), ``ms`` or ``s`` (``{"opened_at",
+        "closed_at"}``). The stored part is encoded once per version of the index."""
+        stored = self._stored_ranges(name)
+        merged = self.ranges(name)
+        enc = _FORMS[form]
+        key = (name, form)
+        hit = self._encoded.get(key)
+        if hit is None or hit[0] is not stored:
+            hit = (stored, ",".join(enc(r) for r in stored[:-1]))
+            self._encoded[key] = hit
+        prefix = hit[1]
+        rest = merged[max(0, len(stored) - 1):] if stored else merged
+        if len(merged) < len(stored) - 1 or merged[:1] != stored[:1]:
+            prefix, rest = "", merged  # not the cached shape: encode all
+        body = ",".join(x for x in (prefix, ",".join(enc(r) for r in rest)) if x)
+        return f"[{body}]".encode()
 
     def _stored_ranges(self, name: str) -> list[dvr.Range]:
         """The stored segments' ranges, kept per stream and brought up to date from the
@@ -329,6 +349,14 @@ class DvrPlayback:
         return {"deleted": [_span(s) for s in dvr.merge_ranges(
                     (g.start_ms, g.end_ms) for g in gone)],
                 "kept": kept}
+
+
+_FORMS: dict[str, Callable[[dvr.Range], str]] = {
+    "flussonic": lambda r: (f'{{"from":{r.start_ms // 1000},"duration":'
+                            f'{max(1, -(-r.end_ms // 1000) - r.start_ms // 1000)}}}'),
+    "ms": lambda r: f'{{"opened_at":{r.start_ms},"closed_at":{r.end_ms}}}',
+    "s": lambda r: f'{{"opened_at":{r.start_ms // 1000},"closed_at":{-(-r.end_ms // 1000)}}}',
+}
 
 
 class _Ends:

@@ -126,9 +126,13 @@ def ranges_json(c: ContainerDep, request: Request, name: str) -> JSONResponse:
     scale = 1 if millis else 1000
     lo = bounds[0] if bounds[0] is not None else bounds[2]
     hi = bounds[1] if bounds[1] is not None else bounds[3]
+    limit = _int(q.get("limit"), "limit") or 100_000
+    if lo is None and hi is None and limit >= 100_000:
+        body = b'{"ranges":' + svc.ranges_json(name, "ms" if millis else "s") + b"}"
+        return Response(body, media_type="application/json", headers={"Cache-Control":
+                                                                       "no-cache"})
     found = svc.ranges(name, None if lo is None else lo * scale,
                        None if hi is None else hi * scale)
-    limit = _int(q.get("limit"), "limit") or 100_000
     spans = [(r.start_ms, r.end_ms) for r in found[:max(1, min(limit, 100_000))]]
     return _json({"ranges": dvrplay.flussonic_ranges(spans, millis=millis)})
 
@@ -346,12 +350,13 @@ def _render(dl: Any, first: int, last: int) -> Any:
 
 # -- administrator --------------------------------------------------------------------------------
 @admin_router.get("/{name}/dvr/ranges")
-def admin_ranges(c: ContainerDep, request: Request, name: str) -> dict[str, Any]:
+def admin_ranges(c: ContainerDep, request: Request, name: str) -> Response:
     """Recorded intervals, merged: ``{"ranges": [{"from", "duration"}]}`` (UTC seconds)."""
     svc = playback(c)
     stream = svc.stream(name)
     require_admin(request, c, stream)
-    return {"ranges": [r.as_flussonic() for r in svc.ranges(name)]}
+    return Response(b'{"ranges":' + svc.ranges_json(name, "flussonic") + b"}",
+                    media_type="application/json")
 
 
 @admin_router.get("/{name}/dvr/token")
