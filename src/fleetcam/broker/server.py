@@ -91,7 +91,7 @@ class _Throttled:
         self.period = period
         self.last: dict[str, tuple[float, int]] = {}
 
-    def warn(self, key: str, msg: str, *args: Any) -> None:
+    def warn(self, key: str, msg: str, *args: Any, exc_info: bool = False) -> None:
         now = time.monotonic()
         last, skipped = self.last.get(key, (0.0, 0))
         if now - last < self.period:
@@ -100,7 +100,8 @@ class _Throttled:
         if len(self.last) > 1000:
             self.last.clear()
         self.last[key] = (now, 0)
-        log.warning(msg + (f" ({skipped} similar suppressed)" if skipped else ""), *args)
+        log.warning(msg + (f" ({skipped} similar suppressed)" if skipped else ""), *args,
+                    exc_info=exc_info)
 
 
 THROTTLED = _Throttled()
@@ -361,6 +362,8 @@ class Broker:
                 await session.kick(e.reason_code, str(e))
         except (OSError, ConnectionError):
             pass
+        except Exception:  # a bug must cost one connection, not the listener
+            THROTTLED.warn("bug", "mqtt: session with %s failed", transport.peer, exc_info=True)
         finally:
             if session is not None:
                 await session.close()
