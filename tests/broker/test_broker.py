@@ -254,3 +254,24 @@ def test_mediabox_subscriptions() -> None:
             await asyncio.to_thread(client_side)
 
     run(scenario())
+
+
+def test_all_queues_together_are_bounded() -> None:
+    limits = Limits(max_total_queued_bytes=20_000, max_inflight=1)
+
+    async def scenario() -> None:
+        async with running_broker(limits=limits) as r:
+            stuck = [Paho(r.tcp_port, MASTER, ws=False) for _ in range(3)]
+            for c in stuck:
+                assert (await asyncio.to_thread(c.connect))[0] == 0
+                assert await asyncio.to_thread(c.subscribe, [("load/#", 1)]) == [1]
+                c.client.loop_stop()  # none of them reads any more
+            for i in range(200):
+                r.broker.publish(f"load/{i}", b"x" * 500, qos=1)
+            assert 0 < r.broker.queued_bytes <= 20_000
+            assert sum(s.dropped for s in r.broker.sessions.values()) > 0
+            for c in stuck:
+                c.client.disconnect()
+        assert r.broker.queued_bytes == 0  # every session's share given back
+
+    run(scenario())
