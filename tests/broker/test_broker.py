@@ -151,7 +151,7 @@ def test_revoked_token_session_ends_within_seconds() -> None:
             revoked = time.monotonic()
             del r.access.tokens[OTHER]
             ended = await asyncio.to_thread(ui.disconnected.wait, 5)
-            assert ended and time.monotonic() - revoked < 3
+            assert ended and time.monotonic() - revoked < 5
             assert ui.disconnect_reason is not None and int(ui.disconnect_reason.value) == 135
             ui.client.loop_stop()
             assert not r.broker.sessions
