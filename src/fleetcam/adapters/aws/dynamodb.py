@@ -14,8 +14,8 @@ from pynamodb.connection import Connection
 from pynamodb.exceptions import DoesNotExist, PutError, TransactWriteError, UpdateError
 from pynamodb.transactions import TransactWrite
 
-from fleetcam.adapters.aws.models import (DevicesModel, GcModel, IdentsModel, LogsModel,
-                                          MediaModel)
+from fleetcam.adapters.aws.models import (FLEET_SHARDS, DevicesModel, GcModel, IdentsModel,
+                                          LogsModel, MediaModel, fleet_shard)
 from fleetcam.domain import expr
 from fleetcam.domain.models import Device, LogEntry, MediaFile, Preview
 from fleetcam.domain.retention import file_expiry
@@ -157,7 +157,7 @@ def _media_model(f: MediaFile, ttl: int = 0) -> MediaModel:
         name=f.name, size=f.size, mime=f.mime, created=f.created, uploaded=f.uploaded,
         modified=f.modified, protected=f.protected, shared=f.shared, channel_id=f.channel_id,
         preview_jpeg=f.preview.jpeg or None, preview_meta=f.preview.meta,
-        attributes=f.attributes, expires_at=expires)
+        attributes=f.attributes, expires_at=expires, shard=fleet_shard(f.uuid))
 
 
 def _whole(uuids: list[str]) -> list[MediaFile]:
@@ -181,7 +181,15 @@ def _usage_actions(size: int, protected_size: int, files: int) -> list[Any]:
 
 
 class DynamoMediaIndex:
-    """Every write that changes a device's usage updates its counters in one transaction."""
+    """Every write that changes a device's usage updates its counters in one transaction.
+
+    Args:
+        fleet_min: a query over at least this many devices reads the fleet-wide index
+            (FLEET_SHARDS queries) instead of one query per device.
+    """
+
+    def __init__(self, fleet_min: int = 16) -> None:
+        self.fleet_min = fleet_min
 
     def _ttl(self, device_id: int) -> int:
         try:
@@ -316,6 +324,11 @@ class DynamoMediaIndex:
         return True
 
     def _device_stream(self, device_id: int, q: MediaQuery) -> Iterator[MediaFile]:
+        return self._stream(MediaModel.by_device_created, device_id, q, None)
+
+    def _stream(self, index: Any, hash_key: int, q: MediaQuery,
+                devices: frozenset[int] | None) -> Iterator[MediaFile]:
+        """One partition of an index by ``sort_key``, filtered by ``q`` (and to ``devices``)."""
         cond = None
         lo = sort_key(q.time_from, "") if q.time_from is not None else None
         hi = sort_key(q.time_to, "~") if q.time_to is not None else None
@@ -331,9 +344,11 @@ class DynamoMediaIndex:
             cond = MediaModel.sort_key >= lo
         elif hi is not None:
             cond = MediaModel.sort_key <= hi
-        rows = MediaModel.by_device_created.query(device_id, range_key_condition=cond,
-                                                  scan_index_forward=not q.reverse, page_size=200)
+        rows = index.query(hash_key, range_key_condition=cond,
+                           scan_index_forward=not q.reverse, page_size=min(q.count, 500) + 1)
         for m in rows:
+            if devices is not None and int(m.device_id) not in devices:
+                continue
             f = _media(m)  # all but the preview image (see models.MEDIA_LISTED)
             if q.cursor is not None and q.reverse and (f.created, f.uuid) >= q.cursor:
                 continue
@@ -341,7 +356,12 @@ class DynamoMediaIndex:
                 yield f
 
     def query(self, q: MediaQuery) -> list[MediaFile]:
-        streams = [self._device_stream(d, q) for d in q.device_ids]
+        if len(q.device_ids) >= self.fleet_min:
+            wanted = frozenset(q.device_ids)
+            streams = [self._stream(MediaModel.by_shard_created, s, q, wanted)
+                       for s in range(FLEET_SHARDS)]
+        else:
+            streams = [self._device_stream(d, q) for d in q.device_ids]
         merged = heapq.merge(*streams, key=lambda f: (f.created, f.uuid), reverse=q.reverse)
         return _whole([f.uuid for f in itertools.islice(merged, q.count)])
 
@@ -372,6 +392,43 @@ class DynamoMediaIndex:
         return [f for f in _whole([m.uuid for m in itertools.islice(rows, limit)])
                 if not f.protected]
 
+
+    def expiring_before(self, now: float, limit: int) -> list[MediaFile]:
+        """From the sparse by-shard-expiry index: FLEET_SHARDS queries and the records'
+        BatchGetItem, whatever the number of devices."""
+        cutoff = datetime.fromtimestamp(now, timezone.utc)
+        uuids: list[str] = []
+        for shard in range(FLEET_SHARDS):
+            want = limit - len(uuids)
+            if want <= 0:
+                break
+            uuids += [m.uuid for m in MediaModel.by_shard_expiry.query(
+                shard, range_key_condition=MediaModel.expires_at < cutoff, limit=want,
+                page_size=min(want, 1000))]
+        return [f for f in _whole(uuids) if not f.protected]
+
+    def over_limit(self) -> list[int]:
+        """A parallel Scan of the Devices table, filtered on the device items' own counters:
+        pages of 1 MB (some thousands of devices each), RETIME_THREADS segments at once."""
+        flt = (DevicesModel.media_rotate > 0) & (DevicesModel.media_total
+                                                 > DevicesModel.media_rotate)
+
+        def segment(n: int) -> list[int]:
+            return [int(m.id) for m in DevicesModel.scan(
+                flt, segment=n, total_segments=RETIME_THREADS, attributes_to_get=["id"])]
+
+        with ThreadPoolExecutor(RETIME_THREADS) as pool:
+            return sorted(i for ids in pool.map(segment, range(RETIME_THREADS)) for i in ids)
+
+    def queue_retime_all(self) -> int:
+        """Queue a retime job for every device (after an upgrade: it also writes the fleet
+        indexes' ``shard`` on records made before them). Returns the number of devices."""
+        n = 0
+        for m in DevicesModel.scan(DevicesModel.id > 0, attributes_to_get=["id"]):
+            DevicesModel(id=m.id).update(actions=[DevicesModel.retime.set(1),
+                                                  DevicesModel.retime_cursor.set(RETIME_START)])
+            n += 1
+        return n
 
     def expiry(self, uuid: str) -> float | None:
         try:
@@ -414,7 +471,7 @@ class DynamoMediaIndex:
                   MediaModel.expires_at.set(datetime.fromtimestamp(when, timezone.utc)))
         try:
             MediaModel(uuid=m.uuid).update(
-                actions=[action],
+                actions=[action, MediaModel.shard.set(fleet_shard(m.uuid))],
                 condition=MediaModel.uuid.exists() & (MediaModel.protected == bool(m.protected)))
         except UpdateError as e:
             if e.cause_response_code != "ConditionalCheckFailedException":
