@@ -4,6 +4,7 @@ from __future__ import annotations
 import heapq
 from datetime import datetime, timezone
 import itertools
+import random
 import threading
 import time
 from collections.abc import Iterable, Iterator
@@ -12,7 +13,7 @@ from typing import Any
 
 from pynamodb.connection import Connection
 from pynamodb.exceptions import DoesNotExist, PutError, TransactWriteError, UpdateError
-from pynamodb.transactions import TransactWrite
+from pynamodb.transactions import TransactWrite as _TransactWrite
 
 from fleetcam.adapters.aws.models import (FLEET_SHARDS, DevicesModel, GcModel, IdentsModel,
                                           LogsModel, MediaModel, fleet_shard)
@@ -23,6 +24,10 @@ from fleetcam.errors import Conflict, NotFound
 from fleetcam.ports import MediaQuery
 
 LOG_RETENTION = 365 * 86400
+CONFLICT_RETRIES = 6
+CONFLICT_BACKOFF = 0.025
+"""Seconds of the first retry's backoff ceiling after a TransactionConflict (doubled each
+time: at most about 0.8 s over the six tries)."""
 RETIME_START = "0"
 """The cursor of a retime job that has not started: below every ``sort_key``."""
 RETIME_THREADS = 8
@@ -36,6 +41,24 @@ def _connection() -> Connection:
     renewed by ``models.bind``. A new Connection per transaction would build a new botocore
     client each time (about 0.1 s of CPU)."""
     return DevicesModel._get_connection().connection
+
+
+class TransactWrite(_TransactWrite):
+    """PynamoDB's TransactWrite, whose commit is retried (with jittered exponential backoff)
+    when DynamoDB cancels it for a TransactionConflict only: another transaction was writing
+    one of its items, typically the device's usage counters during concurrent ingests.
+    Nothing of a cancelled transaction was applied, so resending it as is is safe."""
+
+    def _commit(self) -> Any:
+        for attempt in range(CONFLICT_RETRIES):
+            try:
+                return super()._commit()
+            except TransactWriteError as e:
+                codes = {c for c in _cancelled(e) if c is not None}
+                if codes != {"TransactionConflict"} or attempt + 1 == CONFLICT_RETRIES:
+                    raise
+            time.sleep(random.uniform(0, CONFLICT_BACKOFF * 2 ** attempt))
+        raise AssertionError("unreachable")
 
 
 def _cancelled(e: TransactWriteError) -> list[str | None]:
