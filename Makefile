@@ -35,12 +35,19 @@ test: $(STAMP) browser-deps
 # hls.js from npm; installed once, skipped when present (CI runs as root with no stdin).
 CHROMIUM := /usr/bin/chromium
 HLS_JS := .cache/npm/node_modules/hls.js/dist/hls.min.js
+DVR_PLAYER := .cache/npm/flussonic-dvr-player/dist/FlussonicDvrPlayer.js
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
 browser-deps:
 	@[ -x $(CHROMIUM) ] || { $(SUDO) apt-get update -qq && \
 	  DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq --no-install-recommends chromium; }
 	@[ -f $(HLS_JS) ] || npm install --prefix .cache/npm --no-audit --no-fund --silent hls.js
+	@# Flussonic's DVR player (tests/dvr_play/test_player.py): its bundle is self-contained, but one
+	@# pinned dependency is not on npm, so `npm install` fails: fetch the package tarball instead.
+	@[ -f $(DVR_PLAYER) ] || { mkdir -p .cache/npm/flussonic-dvr-player && \
+	  npm pack --silent --pack-destination .cache/npm @flussonic/flussonic-dvr-player@26.5.6 && \
+	  tar xzf .cache/npm/flussonic-flussonic-dvr-player-26.5.6.tgz -C .cache/npm/flussonic-dvr-player \
+	    --strip-components=1; }
 
 bench: $(STAMP)
 	$(BIN)/python bench/media_list.py

@@ -348,11 +348,15 @@ async def _start_gateway(tmp: Path, options: dict[str, Any]) -> tuple[Any, Count
     logging.basicConfig(level=logging.ERROR)
     settings = Settings(data_dir=tmp, gateway_host="127.0.0.1", jt808_port=0, jt1078_port=0,
                         admin_token="B" * 64, default_media_ttl=0,
-                        idle_timeout=float(options.get("idle_timeout", 180.0)))
+                        idle_timeout=float(options.get("idle_timeout", 180.0)),
+                        max_connections_per_address=0)  # all the load comes from 127.0.0.1
     container = build_local(settings)
     repo = container.device_repo
-    for i in range(options.get("devices", 0)):
-        repo.create({"ident": sim(i), "name": f"bench-{i}", "auth_code": auth_code(i)})
+    from fleetcam.domain.identity import PROVISIONED, Identity
+
+    for i in range(options.get("devices", 0)):  # provisioned codes (stored hashed)
+        repo.create({"ident": sim(i), "name": f"bench-{i}",
+                     "identity": Identity().with_code(auth_code(i), PROVISIONED, 0.0)})
     cycle_next: dict[int, int] | None = options.get("cycle_next")
     step = options.get("step_ms", 0)
     if cycle_next is not None:
@@ -367,7 +371,7 @@ async def _start_gateway(tmp: Path, options: dict[str, Any]) -> tuple[Any, Count
 
 def auth_code(i: int) -> str:
     """The JT/T 808 authentication code given to simulated device ``i``."""
-    return f"bench{i:08d}"
+    return f"bench-code-{i:08d}"
 
 
 def _mark(mode: str, gw: Any, sink: CountingSink | None) -> dict[str, Any]:

@@ -42,7 +42,8 @@ def _parser() -> argparse.ArgumentParser:
     sim.add_argument("--interval", type=float, default=10.0, help="seconds between locations")
     sim.add_argument("--h265", action="store_true", help="stream H.265 instead of H.264")
     sim.add_argument("--channels", type=int, default=2)
-    sub.add_parser("token", help="print the admin token of the local server's data folder")
+    sub.add_parser("token", help="print FLEETCAM_ADMIN_TOKEN, else issue a new master token "
+                   "in the local server's data folder (only tokens' hashes are kept)")
     photo = sub.add_parser("sample-photo", help="write a small JPEG test picture (for uploads)")
     photo.add_argument("path", help="the file to write, e.g. photo.jpg")
     sub.add_parser("sweep", help="enforce TTL and rotation once, now")
@@ -163,8 +164,8 @@ def _run(args: argparse.Namespace, settings: Settings) -> int:
 
     _existing_data_folder(settings)
     c = build_local(settings)
-    if args.cmd == "token":
-        print(c.extras["admin_token"])
+    if args.cmd == "token":  # only the admin token's hash is kept: issue a new master token
+        print(c.extras.get("admin_token") or c.access.mint("master", info="fleetcam token"))
     elif args.cmd == "sweep":
         print(f"expired {c.retention.sweep()} files, {c.commands.expire()} commands")
     elif args.action == "list":

@@ -25,10 +25,21 @@ ENV_IDLE_TIMEOUT = "FLEETCAM_IDLE_TIMEOUT"
 ENV_MEDIA_ENRICH = "FLEETCAM_MEDIA_ENRICH"
 ENV_EMF_METRICS = "FLEETCAM_EMF_METRICS"
 ENV_SHARE_LINK_EXPIRY = "FLEETCAM_SHARE_LINK_EXPIRY"
+ENV_PREAUTH_TIMEOUT = "FLEETCAM_PREAUTH_TIMEOUT"
+ENV_AUTO_REGISTER_LIMIT = "FLEETCAM_AUTO_REGISTER_LIMIT"
+ENV_AUTH_FAILURE_LIMIT = "FLEETCAM_AUTH_FAILURE_LIMIT"
+ENV_MAX_CONNECTIONS = "FLEETCAM_MAX_CONNECTIONS"
+ENV_MAX_CONNECTIONS_PER_ADDRESS = "FLEETCAM_MAX_CONNECTIONS_PER_ADDRESS"
+ENV_REASSEMBLY_MEMORY = "FLEETCAM_REASSEMBLY_MEMORY"
+ENV_MAX_JSON_BODY = "FLEETCAM_MAX_JSON_BODY"
 ENV_DVR_ROOTS = "FLEETCAM_DVR_ROOTS"
 ENV_DVR_BUCKETS = "FLEETCAM_DVR_BUCKETS"
 ENV_DVR_OBJECT_SECONDS = "FLEETCAM_DVR_OBJECT_SECONDS"
 ENV_LOG_LEVEL = "FLEETCAM_LOG_LEVEL"
+ENV_CORS_ORIGINS = "FLEETCAM_CORS_ORIGINS"
+ENV_MEDIA_SHARED = "FLEETCAM_MEDIA_SHARED"
+ENV_PUBLIC_MQTT_WS = "FLEETCAM_PUBLIC_MQTT_WS"
+ENV_REGION_NAME = "FLEETCAM_REGION_NAME"
 # the AWS runtime (template.yaml sets these on every function and the gateway task)
 ENV_MEDIA_BUCKET = "FLEETCAM_MEDIA_BUCKET"
 ENV_DEVICES_TABLE = "FLEETCAM_DEVICES_TABLE"
@@ -40,6 +51,7 @@ ENV_MESSAGES_TABLE = "FLEETCAM_MESSAGES_TABLE"
 ENV_CONNECTIONS_TABLE = "FLEETCAM_CONNECTIONS_TABLE"
 ENV_COMMANDS_TABLE = "FLEETCAM_COMMANDS_TABLE"
 ENV_RULES_TABLE = "FLEETCAM_RULES_TABLE"
+ENV_TOKENS_TABLE = "FLEETCAM_TOKENS_TABLE"
 ENV_INGEST_QUEUE_URL = "FLEETCAM_INGEST_QUEUE_URL"
 ENV_INGEST_DLQ_URL = "FLEETCAM_INGEST_DLQ_URL"
 ENV_IOT_ENDPOINT = "FLEETCAM_IOT_ENDPOINT"
@@ -49,7 +61,7 @@ AWS_TABLE_ENVS = {"DevicesModel": ENV_DEVICES_TABLE, "IdentsModel": ENV_IDENTS_T
                   "MediaModel": ENV_MEDIA_TABLE, "LogsModel": ENV_LOGS_TABLE,
                   "GcModel": ENV_GC_TABLE, "MessagesModel": ENV_MESSAGES_TABLE,
                   "ConnectionsModel": ENV_CONNECTIONS_TABLE, "CommandsModel": ENV_COMMANDS_TABLE,
-                  "RulesModel": ENV_RULES_TABLE}
+                  "RulesModel": ENV_RULES_TABLE, "TokensModel": ENV_TOKENS_TABLE}
 
 DEFAULTS: dict[str, str] = {
     ENV_DATA_DIR: "",
@@ -72,10 +84,21 @@ DEFAULTS: dict[str, str] = {
     ENV_MEDIA_ENRICH: "1",
     ENV_EMF_METRICS: "0",
     ENV_SHARE_LINK_EXPIRY: "3600",
+    ENV_PREAUTH_TIMEOUT: "30",
+    ENV_AUTO_REGISTER_LIMIT: "60",
+    ENV_AUTH_FAILURE_LIMIT: "10",
+    ENV_MAX_CONNECTIONS: "100000",
+    ENV_MAX_CONNECTIONS_PER_ADDRESS: "1000",
+    ENV_REASSEMBLY_MEMORY: str(256 * 1024 * 1024),
+    ENV_MAX_JSON_BODY: str(1024 * 1024),
     ENV_DVR_ROOTS: "",
     ENV_DVR_BUCKETS: "",
     ENV_DVR_OBJECT_SECONDS: "600",
     ENV_LOG_LEVEL: "INFO",
+    ENV_CORS_ORIGINS: "*",
+    ENV_MEDIA_SHARED: "1",
+    ENV_PUBLIC_MQTT_WS: "",
+    ENV_REGION_NAME: "fleetcam",
     ENV_MEDIA_BUCKET: "",
     ENV_INGEST_QUEUE_URL: "",
     ENV_INGEST_DLQ_URL: "",
@@ -155,6 +178,21 @@ class Settings:
     """Merge the device's telemetry nearest a media file's time into its message."""
     share_link_expiry: int = 3600
     """Lifetime in seconds of pre-signed object links (S3 allows at most 604800)."""
+    preauth_timeout: float = 30.0
+    """Seconds a device connection has to authenticate (JT/T 808 0x0102) before it is closed."""
+    auto_register_limit: int = 60
+    """Auto-registrations a minute per gateway process (a tenth of it per source address)."""
+    auth_failure_limit: int = 10
+    """Failed authentications/registrations a minute per source address before that address
+    is refused without checking."""
+    max_connections: int = 100000
+    """Device connections (both ports) per gateway process; 0 = no cap but the fd limit."""
+    max_connections_per_address: int = 1000
+    """Device connections from one source address; 0 = no cap."""
+    reassembly_memory: int = 256 * 1024 * 1024
+    """Bytes all connections together may hold in unfinished JT/T 808 subpackaged messages."""
+    max_json_body: int = 1024 * 1024
+    """Largest JSON request body the REST API parses (413 above)."""
     dvr_roots: tuple[str, ...] = ()
     """Folders an absolute local ``dvr.root`` may be under (``:``-separated)."""
     dvr_buckets: tuple[str, ...] = ()
@@ -163,6 +201,15 @@ class Settings:
     """Seconds of recording per stored DVR object (docs/dvr.md: S3 request economics)."""
     log_level: str = "INFO"
     """INFO: one line per meaningful event; DEBUG adds the broker's and libraries' chatter."""
+    cors_origins: tuple[str, ...] = ("*",)
+    """Origins a browser may call the API from (``*``: any; the API uses no cookies)."""
+    media_shared: bool = True
+    """``shared`` of a new file when neither the upload nor the device's
+    ``metadata.media_shared`` says: true = its link needs no token."""
+    public_mqtt_ws: str = ""
+    """MQTT over WebSocket as clients reach it, without scheme (``host:port/mqtt``), for
+    ``/auth/regions``; default: the IoT endpoint on AWS, else the public URL's host + /mqtt."""
+    region_name: str = "fleetcam"
     media_bucket: str = ""
     tables: dict[str, str] = field(default_factory=dict)
     """AWS table names keyed by PynamoDB model name (see AWS_TABLE_ENVS)."""
@@ -209,10 +256,21 @@ class Settings:
             media_enrich=get(ENV_MEDIA_ENRICH).lower() in ("1", "true", "yes", "on"),
             emf_metrics=get(ENV_EMF_METRICS).lower() in ("1", "true", "yes", "on"),
             share_link_expiry=_expiry(get(ENV_SHARE_LINK_EXPIRY)),
+            preauth_timeout=float(get(ENV_PREAUTH_TIMEOUT)),
+            auto_register_limit=int(get(ENV_AUTO_REGISTER_LIMIT)),
+            auth_failure_limit=int(get(ENV_AUTH_FAILURE_LIMIT)),
+            max_connections=int(get(ENV_MAX_CONNECTIONS)),
+            max_connections_per_address=int(get(ENV_MAX_CONNECTIONS_PER_ADDRESS)),
+            reassembly_memory=int(get(ENV_REASSEMBLY_MEMORY)),
+            max_json_body=int(get(ENV_MAX_JSON_BODY)),
             dvr_roots=tuple(p for p in get(ENV_DVR_ROOTS).split(":") if p),
             dvr_buckets=tuple(b for b in get(ENV_DVR_BUCKETS).split(",") if b),
             dvr_object_seconds=int(get(ENV_DVR_OBJECT_SECONDS)),
             log_level=get(ENV_LOG_LEVEL).upper(),
+            cors_origins=tuple(o.strip() for o in get(ENV_CORS_ORIGINS).split(",") if o.strip()),
+            media_shared=get(ENV_MEDIA_SHARED).lower() in ("1", "true", "yes", "on"),
+            public_mqtt_ws=get(ENV_PUBLIC_MQTT_WS),
+            region_name=get(ENV_REGION_NAME),
             media_bucket=get(ENV_MEDIA_BUCKET),
             tables={model: env[name] for model, name in AWS_TABLE_ENVS.items() if env.get(name)},
             ingest_queue_url=get(ENV_INGEST_QUEUE_URL),

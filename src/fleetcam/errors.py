@@ -7,10 +7,13 @@ class FleetcamError(Exception):
 
     code = 1  # flespi's generic error code
 
-    def __init__(self, reason: str, *, field: str | None = None) -> None:
+    def __init__(self, reason: str, *, field: str | None = None,
+                 ids: list[int] | None = None) -> None:
         super().__init__(reason)
         self.reason = reason
         self.field = field
+        self.ids = ids
+        """The ids the error is about (ids a selector named that do not exist)."""
 
 
 class NotFound(FleetcamError):
@@ -31,6 +34,14 @@ class TooLarge(FleetcamError):
 
 class Unauthorized(FleetcamError):
     """No or a wrong token."""
+
+
+class Forbidden(FleetcamError):
+    """A valid token outside its scope."""
+
+
+class Gone(FleetcamError):
+    """A link that expired or was revoked."""
 
 
 class CorruptMedia(FleetcamError):

@@ -6,8 +6,10 @@ from dataclasses import dataclass, field
 from typing import Any, BinaryIO, Protocol
 
 from fleetcam.domain import expr
+from fleetcam.domain.access import TokenRecord
 from fleetcam.domain.dvr import DvrStream, Episode, EpisodeQuery, SegmentEntry
 from fleetcam.domain.gateway import Command, Connection
+from fleetcam.domain.identity import Identity
 from fleetcam.domain.models import Device, LogEntry, MediaFile
 from fleetcam.domain.rules import VideoRule
 
@@ -78,7 +80,15 @@ class DeviceRepo(Protocol):
 
     def list(self) -> list[Device]: ...
 
-    def update(self, device: Device) -> Device: ...
+    def update(self, device: Device) -> Device:
+        """Writes every field but ``identity`` (see ``swap_identity``)."""
+        ...
+
+    def swap_identity(self, device_id: int, expect: Identity, new: Identity) -> bool:
+        """Replace the device's identity with ``new`` only if it is still ``expect`` (a
+        compare-and-set: two registrations never both get a code). False when it changed or
+        the device is gone."""
+        ...
 
     def delete(self, device_id: int) -> None: ...
 
@@ -264,6 +274,28 @@ class RuleStore(Protocol):
     def delete(self, rule_id: int) -> bool: ...
 
 
+class TokenStore(Protocol):
+    """Access tokens, stored by the hash of their key (never the key)."""
+
+    def add(self, record: TokenRecord) -> TokenRecord:
+        """Store a new token (its ``id`` is ignored); returns it with its id assigned."""
+        ...
+
+    def get(self, token_id: int) -> TokenRecord | None: ...
+
+    def by_hash(self, key_hash: str) -> TokenRecord | None: ...
+
+    def list(self) -> list[TokenRecord]: ...
+
+    def update(self, record: TokenRecord) -> bool:
+        """Replace a stored token; False when it is gone."""
+        ...
+
+    def touch(self, token_id: int, accessed: float) -> None:
+        """Record a use (``accessed``, which prolongs a ttl token)."""
+        ...
+
+    def delete(self, token_id: int) -> bool: ...
 # -- cloud DVR (docs/dvr.md) -------------------------------------------------------------------
 class DvrStreamStore(Protocol):
     """Stream configurations (``/streamer/api/v3/streams``), tombstones included."""

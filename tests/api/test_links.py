@@ -24,7 +24,8 @@ def content() -> bytes:
 @pytest.fixture
 def media(client: TestClient, device: dict[str, Any], content: bytes) -> dict[str, Any]:
     return uploaded(client, device["id"], content, filename="rear view.png",
-                    content_type="image/png", data={"attributes": {"event": "alarm"}})
+                    content_type="image/png",
+                    data={"attributes": {"event": "alarm"}, "shared": False})
 
 
 @pytest.fixture
@@ -109,8 +110,8 @@ def test_preview_json(client: TestClient, media: dict[str, Any]) -> None:
     r = client.get(link(media), params={"preview": "json"})
     assert r.status_code == 200
     assert r.headers["content-type"] == "application/json"
-    assert r.json() == {"result": [media]}
-    assert r.json()["result"][0]["event"] == "alarm"
+    assert r.json() == media  # the bare file object, as flespi answers
+    assert r.json()["event"] == "alarm"
 
 
 def test_bad_preview_is_400(client: TestClient, media: dict[str, Any]) -> None:
@@ -132,7 +133,7 @@ def test_token_needed_until_shared(client: TestClient, anon: TestClient, device:
     assert r.status_code == 200 and r.json()["result"][0]["shared"] is True
     r = anon.get(link(media))
     assert r.status_code == 200 and r.content == content
-    assert anon.get(link(media), params={"preview": "json"}).json()["result"][0]["shared"]
+    assert anon.get(link(media), params={"preview": "json"}).json()["shared"]
 
     client.put(f"/gw/devices/{device['id']}/media", json={"uuid": media["uuid"], "shared": False})
     assert anon.get(link(media)).status_code == 401
@@ -141,6 +142,22 @@ def test_token_needed_until_shared(client: TestClient, anon: TestClient, device:
 def test_shared_at_upload(anon: TestClient, client: TestClient, device: dict[str, Any]) -> None:
     f = uploaded(client, device["id"], data={"shared": True})
     assert anon.get(link(f)).status_code == 200
+
+
+def test_new_files_are_shared_unless_the_device_says_otherwise(
+        anon: TestClient, client: TestClient, device: dict[str, Any],
+        container: Container) -> None:
+    f = uploaded(client, device["id"])
+    assert f["shared"] is True and anon.get(link(f)).status_code == 200
+    for params in ({"preview": "jpeg"}, {"preview": "json"}):
+        assert anon.get(link(f), params=params).status_code == 200
+    client.put(f"/gw/devices/{device['id']}", json={"metadata": {"media_shared": False}})
+    g = uploaded(client, device["id"])
+    assert g["shared"] is False and anon.get(link(g)).status_code == 401
+    client.put(f"/gw/devices/{device['id']}", json={"metadata": {}})
+    container.media.default_shared = False  # FLEETCAM_MEDIA_SHARED=0
+    h = uploaded(client, device["id"])
+    assert h["shared"] is False and anon.get(link(h)).status_code == 401
 
 
 def test_deleted_file_is_404(client: TestClient, anon: TestClient, device: dict[str, Any],

@@ -106,7 +106,8 @@ def test_logs_by_selector(client: TestClient, device: dict[str, Any], clock: Man
     b = uploaded(client, other["id"])
     assert [e["uuid"] for e in logs(client, "all")] == [a["uuid"], b["uuid"]]
     assert [e["uuid"] for e in logs(client, other["id"])] == [b["uuid"]]
-    assert logs(client, 999) == []
+    r = client.get("/gw/devices/999/logs")
+    assert r.status_code == 404 and r.json()["errors"][0]["ids"] == [999]
     assert [t for t in bus.topics() if t.startswith("fleetcam/log/")] == [
         f"fleetcam/log/gw/devices/{device['id']}/media_file_uploaded",
         f"fleetcam/log/gw/devices/{other['id']}/media_file_uploaded"]

@@ -48,7 +48,7 @@ def test_upload_shape(client: TestClient, device: dict[str, Any], clock: ManualC
     assert f["name"] == name and f["size"] == len(content) and f["mime"] == mime
     assert f["created"] == T0  # from data.meta.created, not the clock
     assert f["uploaded"] == f["modified"] == T0 + 100
-    assert f["protected"] is False and f["shared"] is False
+    assert f["protected"] is False and f["shared"] is True  # token-free links by default
     assert f["channel_id"] == 2 and f["device_id"] == device["id"]
     assert f["meta"] == {"type": "image", "width": 640, "height": 480, "channel": 2}
     assert f["event"] == "harsh_braking" and f["speed"] == 63
@@ -308,8 +308,8 @@ def test_put_sets_flags_and_attributes(client: TestClient, device: dict[str, Any
 
 
 def test_put_json_sent_as_a_form_and_a_list(client: TestClient, device: dict[str, Any]) -> None:
-    a = uploaded(client, device["id"])
-    b = uploaded(client, device["id"])
+    a = uploaded(client, device["id"], data={"shared": False})
+    b = uploaded(client, device["id"], data={"shared": False})
     body = json.dumps([{"uuid": a["uuid"], "shared": True},
                        {"uuid": b["uuid"], "label": "b"}])
     r = client.put(f"/gw/devices/{device['id']}/media", content=body,
@@ -367,7 +367,8 @@ def test_delete_one_a_list_and_all(client: TestClient, device: dict[str, Any],
 
     r = client.request("DELETE", url, json={"uuid": ids[0]})
     assert r.status_code == 200
-    assert r.json() == {"result": [{"uuid": ids[0], "device_id": device["id"]}]}
+    assert r.json() == {"result": [{"uuid": ids[0], "device_id": device["id"]}],
+                        "removed": 1, "kept": 0}
     assert client.get(f"/media/{ids[0]}").status_code == 404
 
     r = client.request("DELETE", url, json=[{"uuid": ids[1]}, ids[2]])
@@ -378,8 +379,13 @@ def test_delete_one_a_list_and_all(client: TestClient, device: dict[str, Any],
     error(client.request("DELETE", url, json={"uuid": ids[0]}), 404)
     error(client.request("DELETE", url, json={"name": "x"}), 400)
 
-    r = client.delete(url)  # no body: every file, protected ones included
-    assert sorted(x["uuid"] for x in r.json()["result"]) == sorted(ids[3:])
+    r = client.delete(url)  # no body: every file but the protected ones
+    assert [x["uuid"] for x in r.json()["result"]] == [ids[3]]
+    assert (r.json()["removed"], r.json()["kept"]) == (1, 1)
+    assert uuids(list_media(client, device["id"])) == [ids[4]]
+    r = client.delete(url, params={"force": "true"})  # force: protected ones too
+    assert [x["uuid"] for x in r.json()["result"]] == [ids[4]]
+    assert (r.json()["removed"], r.json()["kept"]) == (1, 0)
     assert uuids(list_media(client, device["id"])) == []
     assert stored_objects(settings.data_dir) == []
     (d,) = client.get(f"/gw/devices/{device['id']}").json()["result"]

@@ -1,8 +1,11 @@
 """DeviceRepo contract: create/get/find_by_ident/list/update/delete, Conflict and NotFound."""
 from __future__ import annotations
 
+from dataclasses import replace
+
 import pytest
 
+from fleetcam.domain.identity import ISSUED, PROVISIONED, Identity, new_code, terminal_of
 from fleetcam.domain.models import Device
 from fleetcam.errors import Conflict, NotFound
 from tests.contract.conftest import Backend
@@ -90,3 +93,50 @@ def test_delete(backend: Backend) -> None:
 def test_get_missing_raises_not_found(backend: Backend) -> None:
     with pytest.raises(NotFound):
         backend.devices.get(424242)
+
+
+def test_identity_is_stored_hashed_and_swapped_only_from_what_was_read(backend: Backend) -> None:
+    """Issue 10: the code is stored as a salted hash; ``swap_identity`` is a compare-and-set
+    (two registrations racing never both get a code), and ``update`` leaves it alone."""
+    d = backend.devices.create({"name": "a", "ident": "013800000001"})
+    assert d.identity == Identity()
+    code = new_code()
+    issued = Identity().with_code(code, ISSUED, 1000.0, terminal_of("T1", "M", "X"))
+    assert backend.devices.swap_identity(d.id, Identity(), issued)
+    stored = backend.devices.get(d.id).identity
+    assert stored == issued and stored.verify(code) and not stored.verify(new_code())
+    assert code not in stored.to_stored()  # only the hash is kept
+    assert backend.devices.find_by_ident("013800000001").identity == issued  # type: ignore[union-attr]
+
+    rival = Identity().with_code(new_code(), ISSUED, 1001.0)
+    assert not backend.devices.swap_identity(d.id, Identity(), rival)  # lost the race
+    assert backend.devices.get(d.id).identity == issued
+
+    # a general update (name, enabled...) never writes the identity, even a stale one
+    backend.devices.update(d.with_changes(name="renamed"))
+    assert backend.devices.get(d.id).identity == issued
+    assert backend.devices.get(d.id).name == "renamed"
+
+    flagged = replace(issued, reregister_at_boot=True)
+    assert backend.devices.swap_identity(d.id, issued, flagged)
+    assert backend.devices.swap_identity(d.id, flagged, flagged.reset())
+    assert not backend.devices.get(d.id).identity.has_code
+    assert backend.devices.get(d.id).identity.reregister_at_boot
+    assert not backend.devices.swap_identity(999_999, Identity(), issued)
+
+
+def test_identity_given_at_creation(backend: Backend) -> None:
+    ident = Identity().with_code("provisioned-code-0001", PROVISIONED, 5.0)
+    d = backend.devices.create({"name": "a", "ident": "p1", "identity": ident})
+    assert backend.devices.get(d.id).identity == ident
+    assert backend.devices.get(d.id).identity.verify("provisioned-code-0001")
+
+
+def test_a_legacy_clear_code_is_read_and_can_be_replaced(backend: Backend) -> None:
+    legacy = Identity(legacy_code="0123456789abcdef")
+    d = backend.devices.create({"name": "a", "ident": "old", "identity": legacy})
+    got = backend.devices.get(d.id).identity
+    assert got == legacy and got.verify("0123456789abcdef")
+    upgraded = got.with_code("0123456789abcdef", ISSUED, 7.0)
+    assert backend.devices.swap_identity(d.id, got, upgraded)
+    assert backend.devices.get(d.id).identity.legacy_code == ""

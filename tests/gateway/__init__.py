@@ -104,6 +104,10 @@ class RecordingSink:
         self.closed.append((device.id, connection_id, reason))
 
 
+CODES: dict[tuple[int, str], str] = {}
+"""Authentication codes RawDevice terminals were given, by (gateway port, phone)."""
+
+
 class RawDevice:
     """A hand-driven JT/T 808 terminal over a plain asyncio stream (for hostile input)."""
 
@@ -181,18 +185,23 @@ class RawDevice:
         return self.eof
 
     async def login(self) -> str:
-        """Register and authenticate; returns the auth code."""
-        await self.send(m.Register(province=31, city=100, manufacturer="RAW", model="RAW-1",
-                                   terminal_id="RAW0001", plate_color=1, plate="RAW1"))
-        reg = await self.expect(m.RegisterResponse)
-        assert reg.body.result == 0, reg
-        serial = await self.send(m.Authenticate(auth_code=reg.body.auth_code,
-                                                imei="860000000000001",
+        """Register (the first time) and authenticate; returns the auth code. Like a real
+        terminal it keeps its code (in ``CODES``, by gateway port and phone) and only
+        authenticates when it reconnects."""
+        code = CODES.get((self.port, self.phone))
+        if code is None:
+            await self.send(m.Register(province=31, city=100, manufacturer="RAW",
+                                       model="RAW-1", terminal_id="RAW0001", plate_color=1,
+                                       plate="RAW1"))
+            reg = await self.expect(m.RegisterResponse)
+            assert reg.body.result == 0, reg
+            code = CODES[(self.port, self.phone)] = str(reg.body.auth_code)
+        serial = await self.send(m.Authenticate(auth_code=code, imei="860000000000001",
                                                 software_version="raw"))
         ack = await self.expect(m.GeneralResponse)
         assert (ack.body.reply_serial, ack.body.reply_id, ack.body.result) == (
             serial, MsgId.AUTHENTICATE, 0), ack
-        return str(reg.body.auth_code)
+        return code
 
     async def close(self) -> None:
         if self.writer is not None:

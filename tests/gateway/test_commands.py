@@ -56,6 +56,10 @@ def test_queued_commands_are_delivered_when_the_device_connects(tmp_path: Path) 
             photo = next(r for r in results if r["name"] == "take_photo")
             assert photo["properties"] == {"channel": 2, "resolution": 2}
             assert photo["response"]["result"] == 0 and photo["response"]["media_ids"]
+            # the stored photo's uuid and link, not only the device's media ids
+            [stored] = photo["response"]["files"]
+            files = api_ok(await api.get(f"/gw/devices/{dev.id}/media"))
+            assert [(f["uuid"], f["url"]) for f in files] == [(stored["uuid"], stored["url"])]
             timeline = next(r for r in results if r["name"] == "video_timeline")
             assert [(x["begin"], x["end"], x["channel"]) for x in timeline["response"]] == [
                 (r.start, r.end, r.channel) for r in recordings(2, now - 1200, now - 600, now)
@@ -65,12 +69,13 @@ def test_queued_commands_are_delivered_when_the_device_connects(tmp_path: Path) 
             steps = await _command_steps(api, dev.id)
             for q in queued:
                 assert steps[q["id"]] == ["queued", "sent", "processed"]
-            got = await collect_any(sub, (LOGS, STATES), 12)
+            got = await collect_any(sub, (LOGS, STATES), 14)
             logs, states = matching(got, LOGS), matching(got, STATES)
             base = f"fleetcam/log/gw/devices/{dev.id}/commands-queue"
+            progress = {"take_photo": ["progress"], "video_timeline": []}
             for q in queued:
                 assert [t.rsplit("/", 1)[1] for t, p in logs if p["id"] == q["id"]] == [
-                    "queued", "sent", "processed"]
+                    "queued", "sent", *progress[q["name"]], "processed"]
                 assert all(t.startswith(f"{base}/{q['name']}/") for t, p in logs
                            if p["id"] == q["id"])
             processed = [p for t, p in logs if t.endswith("/processed")]
@@ -78,7 +83,10 @@ def test_queued_commands_are_delivered_when_the_device_connects(tmp_path: Path) 
             for q in queued:
                 mine = [p for t, p in states
                         if t == f"fleetcam/state/gw/devices/{dev.id}/commands-queue/{q['id']}"]
-                assert [p and p["status"] for p in mine] == ["queued", "sent", None]
+                assert [p and p["status"] for p in mine] == [
+                    "queued", "sent", *["sent"] * len(progress[q["name"]]), None]
+            [waiting] = [p for t, p in logs if t.endswith("/take_photo/progress")]
+            assert waiting["progress"] == {"photos": 0, "of": 1}
 
     run(scenario())
 
@@ -168,9 +176,10 @@ def test_list_and_cancel_the_queue(tmp_path: Path) -> None:
             assert set(gone) == RESULT_FIELDS
             assert (gone["id"], gone["executed"]) == (qa[0]["id"], False)
             assert api_ok(await api.get(f"/gw/devices/{a.id}/commands-queue")) == [qa[1]]
-            # another device's command cannot be canceled through this device
-            assert api_ok(await api.delete(
-                f"/gw/devices/{a.id}/commands-queue/{q[2]['id']}")) == []
+            # another device's command cannot be canceled through this device: 404 names it
+            r = await api.delete(f"/gw/devices/{a.id}/commands-queue/{q[2]['id']}")
+            assert r.status_code == 404 and r.json()["errors"][0]["ids"] == [q[2]["id"]]
+            assert q[2] in api_ok(await api.get(f"/gw/devices/{b.id}/commands-queue"))
             rest = api_ok(await api.delete(f"/gw/devices/{a.id},{b.id}/commands-queue"))
             assert sorted(c["id"] for c in rest) == sorted(c["id"] for c in q[1:])
             assert api_ok(await api.get(f"/gw/devices/all/commands-queue")) == []

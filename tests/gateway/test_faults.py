@@ -17,6 +17,7 @@ from fleetcam.gateway.jt808 import BOGUS_BUDGET
 from fleetcam.protocol.jt1078.nal import packetize
 from fleetcam.protocol.jt1078.packet import DataType, PayloadType, encode_packet
 from fleetcam.protocol.jt808 import messages as m
+from fleetcam.protocol.jt808.connection import FEED_SLICE
 from fleetcam.protocol.jt808.framing import checksum, escape
 from fleetcam.protocol.jt808.header import Header, encode_header
 from fleetcam.protocol.jt808.ids import MsgId, Result
@@ -410,16 +411,30 @@ def test_memory_per_connection_is_bounded(tmp_path: Path,
 
             def jt808_bounded() -> None:
                 for s in gw.sessions_808:
-                    assert len(s.codec._splitter.buffer) <= s.codec.max_buffer
+                    assert len(s.codec._splitter.buffer) <= FEED_SLICE + s.codec.max_buffer
+                    assert s.codec.unparsed <= 2 * 1024 * 1024  # one socket read at most
                     assert s.inbox.qsize() <= s.inbox.maxsize
                     seen.append(s)
 
-            # no 0x7E at all: skipped as it comes, nothing is buffered, the connection stays
-            assert not await flood(gw.port_808, b"", jt808_bounded)
-            assert any(s.codec.garbage_bytes >= total for s in seen)
+            # no 0x7E at all: skipped as it comes, nothing is buffered; before authentication
+            # a connection may send only PREAUTH_GARBAGE bytes that are not frames
+            assert await flood(gw.port_808, b"", jt808_bounded)
+            assert seen and all(s.codec.garbage_bytes < total for s in seen)
             # a frame start and then 10 MB without an end: cut up and dropped, then closed
             assert await flood(gw.port_808, b"\x7e", jt808_bounded)
             await still_reporting(server, good)
+            # an authenticated terminal's garbage is skipped, and the connection stays
+            raw = await RawDevice(gw.port_808, RAW_PHONE).connect()
+            await raw.login()
+            for _ in range(40):
+                await raw.write(chunk)
+            session = session_of(gw, raw.local_port)
+            assert session is not None
+            assert await wait_for(lambda: session.codec.garbage_bytes >= 38 * len(chunk), 5)
+            serial = await raw.send(LOCATION)
+            ack = await raw.expect(m.GeneralResponse)
+            assert ack.body.reply_serial == serial
+            await raw.close()
 
             def jt1078_bounded() -> None:
                 for s in gw.sessions_1078:

@@ -82,7 +82,9 @@ def test_commands_and_drops_reach_the_copy_holding_the_device(tmp_path: Path) ->
                 {"name": "take_photo", "properties": {"channel": 2}, "ttl": 60}]))
             assert store.get(cmd2["id"]).gateway_id == "gw-crashed"
             # ...and moves to A (claimed) when the device reconnects there
-            sim2 = await simulate(server, 1, create=False)
+            sim2 = await simulate(server, 1, create=False, start=False)
+            sim2.devices[0].auth_code = sim.devices[0].auth_code  # the terminal kept its code
+            await sim2.start()
             try:
                 await sim2.wait_authenticated(10)
                 assert await poll(lambda: store.get(cmd2["id"]).status == "processed", 5)

@@ -46,7 +46,14 @@ def test_token_from_another_folder_reads_the_servers_data(
     monkeypatch.chdir(tmp_path / "elsewhere")
     assert main(["token"]) == 0
     out, err = capsys.readouterr()
-    assert out.strip() == token
+    # only the admin token's hash is kept, so the command issues a new master token there
+    printed = out.strip()
+    assert len(printed) == 64 and printed.isalnum() and printed != token
+    c = build_local(Settings(data_dir=data))
+    p = c.access.authenticate(printed)
+    assert p is not None and p.kind == "master" and p.token_id is not None
+    assert c.access.authenticate(token) is not None
+    c.extras["db"].close()
     assert f"data folder {data} (the per-user default)" in err
     assert not (tmp_path / "elsewhere" / "data").exists()
 
@@ -74,7 +81,9 @@ def test_an_existing_dot_data_install_keeps_working(
     monkeypatch.delenv(ENV_DATA_DIR)
     assert main(["token"]) == 0
     out, err = capsys.readouterr()
-    assert out.strip() == token
+    c = build_local(Settings(data_dir=repo / "data"))
+    assert out.strip() != token and c.access.authenticate(out.strip()) is not None
+    c.extras["db"].close()
     assert f"data folder {repo / 'data'} (./data of an existing install)" in err
     assert not (user / ".local").exists()
 

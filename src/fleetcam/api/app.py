@@ -2,12 +2,14 @@
 from __future__ import annotations
 
 from fastapi import Depends, FastAPI
+from fastapi.middleware.cors import CORSMiddleware
 
 from fleetcam import __version__
 from fleetcam.api import errors
 from fleetcam.api.access import AccessLog
 from fleetcam.api.deps import require_token
-from fleetcam.api.routers import devices, files, gateway, logs, media, rules
+from fleetcam.api.routers import (devices, dvrplay, files, gateway, logs, media, regions, rules,
+                                  tokens)
 from fleetcam.runtime.container import Container
 
 
@@ -17,6 +19,13 @@ def create_app(container: Container) -> FastAPI:
                               "Requests under /gw need `Authorization: FlespiToken <token>`.")
     app.state.container = container
     errors.install(app)
+    # CORS: every path a browser uses; no cookies, so any origin by default
+    app.add_middleware(CORSMiddleware, allow_origins=list(container.settings.cors_origins),
+                       allow_methods=["GET", "HEAD", "POST", "PUT", "DELETE", "OPTIONS"],
+                       allow_headers=["Authorization", "x-flespi-app", "Content-Type", "Range"],
+                       expose_headers=["Content-Range", "Accept-Ranges", "Content-Length",
+                                       "ETag", "Location"],
+                       allow_credentials=False, max_age=3600)
     app.add_middleware(AccessLog)
     guarded = [Depends(require_token)]
     app.include_router(devices.router, dependencies=guarded)
@@ -24,7 +33,11 @@ def create_app(container: Container) -> FastAPI:
     app.include_router(logs.router, dependencies=guarded)
     app.include_router(gateway.router, dependencies=guarded)
     app.include_router(rules.router, dependencies=guarded)
+    app.include_router(tokens.router, dependencies=guarded)
     app.include_router(files.router)
+    app.include_router(regions.router)
+    app.include_router(dvrplay.admin_router)
+    app.include_router(dvrplay.router)  # last: /{name}/{file} must not shadow other routes
 
     @app.get("/health", tags=["health"])
     def health() -> dict[str, str]:

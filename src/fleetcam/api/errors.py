@@ -8,12 +8,12 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException
 
-from fleetcam.errors import (Conflict, CorruptMedia, FleetcamError, Invalid, NotFound,
-                             TooLarge, Unauthorized)
+from fleetcam.errors import (Conflict, CorruptMedia, FleetcamError, Forbidden, Gone, Invalid,
+                             NotFound, TooLarge, Unauthorized)
 
 log = logging.getLogger(__name__)
 STATUS = {NotFound: 404, Invalid: 400, Conflict: 409, TooLarge: 413, Unauthorized: 401,
-          CorruptMedia: 400}
+          CorruptMedia: 400, Forbidden: 403, Gone: 410}
 
 
 def envelope(status: int, reason: str, code: int = 1, **extra: object) -> JSONResponse:
@@ -27,7 +27,9 @@ def install(app: FastAPI) -> None:
     async def fleetcam_error(_: Request, exc: FleetcamError) -> JSONResponse:
         status = getattr(exc, "http_status", None) or next(
             (s for cls, s in STATUS.items() if isinstance(exc, cls)), 400)
-        extra = {"field": exc.field} if exc.field else {}
+        extra: dict[str, object] = {"field": exc.field} if exc.field else {}
+        if exc.ids is not None:
+            extra["ids"] = exc.ids
         return envelope(status, exc.reason, exc.code, **extra)
 
     @app.exception_handler(RequestValidationError)

@@ -232,3 +232,20 @@ def evaluate(node: Node | None, get: Callable[[str], Any]) -> bool:
     if isinstance(node, And):
         return all(evaluate(n, get) for n in node.nodes)
     return any(evaluate(n, get) for n in node.nodes)
+
+
+def fields(node: Node | None) -> list[str]:
+    """The field names an expression reads, in order of first use."""
+    out: dict[str, None] = {}
+
+    def walk(n: Node | None) -> None:
+        if isinstance(n, (Cmp, Truthy)):
+            out.setdefault(n.field)
+        elif isinstance(n, Not):
+            walk(n.node)
+        elif isinstance(n, (And, Or)):
+            for child in n.nodes:
+                walk(child)
+
+    walk(node)
+    return list(out)

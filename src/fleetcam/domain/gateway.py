@@ -13,6 +13,11 @@ TTL_MAX = 30 * 86400
 TIMEOUT_MIN, TIMEOUT_MAX, TIMEOUT_DEFAULT = 5, 60, 15
 CLIP_MAX_DURATION = 3600
 """Seconds of the longest clip request_video may ask for (template.yaml sizes /tmp by it)."""
+CLIP_TIMEOUT_MAX = 300
+"""A real-time request_video may wait this long (its default follows the clip's duration)."""
+CLIP_TIMEOUT_BASE = 15
+"""A real-time request_video waits this much longer than twice the clip: playback at the
+device's speed, then packaging."""
 
 QUEUED, SENT, PROCESSED, CANCELED, EXPIRED = "queued", "sent", "processed", "canceled", "expired"
 FINAL_STATES = (PROCESSED, CANCELED, EXPIRED)
@@ -67,10 +72,23 @@ class Command:
     def final(self) -> bool:
         return self.status in FINAL_STATES
 
+    @property
+    def progress(self) -> dict[str, Any] | None:
+        """What a running command reported so far (bytes, seconds received...).
+
+        While a command is not final its ``response`` holds fleetcam's running details
+        (``{"progress": {...}}``); the final answer replaces them."""
+        if self.final or not isinstance(self.response, dict):
+            return None
+        return self.response.get("progress")  # type: ignore[no-any-return]
+
     def queue_json(self) -> dict[str, Any]:
-        return {"id": self.id, "device_id": self.device_id, "name": self.name,
-                "properties": self.properties, "timestamp": self.queued,
-                "ttl": max(0, round(self.expires - self.queued)), "status": self.status}
+        out = {"id": self.id, "device_id": self.device_id, "name": self.name,
+               "properties": self.properties, "timestamp": self.queued,
+               "ttl": max(0, round(self.expires - self.queued)), "status": self.status}
+        if self.progress is not None:
+            out["progress"] = self.progress
+        return out
 
     def result_json(self) -> dict[str, Any]:
         return {"id": self.id, "name": self.name, "properties": self.properties,
@@ -140,9 +158,25 @@ def validate_ttl(raw: Any) -> int:
     return ttl
 
 
+def default_timeout(raw: Any) -> int:
+    """TIMEOUT_DEFAULT; for request_video, twice the clip plus CLIP_TIMEOUT_BASE (at most
+    CLIP_TIMEOUT_MAX), since the device plays the recording back at its own speed."""
+    if isinstance(raw, dict) and raw.get("name") == "request_video":
+        props = raw.get("properties")
+        duration = props.get("duration") if isinstance(props, dict) else None
+        if isinstance(duration, int) and not isinstance(duration, bool) and duration > 0:
+            return max(TIMEOUT_DEFAULT, min(CLIP_TIMEOUT_MAX, CLIP_TIMEOUT_BASE + 2 * duration))
+    return TIMEOUT_DEFAULT
+
+
 def validate_timeout(raw: Any) -> int:
-    t = raw.get("timeout", TIMEOUT_DEFAULT) if isinstance(raw, dict) else TIMEOUT_DEFAULT
-    if isinstance(t, bool) or not isinstance(t, int) or not TIMEOUT_MIN <= t <= TIMEOUT_MAX:
-        raise Invalid(f"timeout must be an integer from {TIMEOUT_MIN} to {TIMEOUT_MAX}",
+    """A real-time command's ``timeout``: 5–60 s (request_video: up to CLIP_TIMEOUT_MAX)."""
+    t = raw.get("timeout") if isinstance(raw, dict) else None
+    if t is None:
+        return default_timeout(raw)
+    hi = CLIP_TIMEOUT_MAX if isinstance(raw, dict) and raw.get("name") == "request_video" \
+        else TIMEOUT_MAX
+    if isinstance(t, bool) or not isinstance(t, int) or not TIMEOUT_MIN <= t <= hi:
+        raise Invalid(f"timeout must be an integer from {TIMEOUT_MIN} to {hi}",
                       field="timeout")
     return t

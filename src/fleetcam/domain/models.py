@@ -5,6 +5,8 @@ import secrets
 from dataclasses import dataclass, field, replace
 from typing import Any
 
+from fleetcam.domain.identity import Identity
+
 GiB = 1024**3
 DEVICE_STORAGE_CAP = 10 * GiB
 """Hard cap on one device's media storage, whatever its media_rotate says (flespi's 10 GB)."""
@@ -37,8 +39,9 @@ class Device:
     messages_ttl: int = 31536000
     metadata: dict[str, Any] = field(default_factory=dict)
     enabled: bool = True
-    auth_code: str = ""
-    """JT/T 808 authentication code issued at registration (never shown by the API)."""
+    identity: Identity = field(default_factory=Identity)
+    """JT/T 808 identity: the authentication code's hash and the registration rules
+    (``domain.identity``); written only through ``DeviceRepo.swap_identity``."""
 
     def storage_limit(self) -> int:
         """The byte budget that rotation keeps the device under."""

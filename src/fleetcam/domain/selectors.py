@@ -9,6 +9,7 @@ from fleetcam.domain import expr
 from fleetcam.domain.models import Device
 from fleetcam.errors import Invalid
 
+MAX_ID = 2**63 - 1  # SQLite's and DynamoDB's integers; flespi's ids are far smaller
 _IDS = re.compile(r"^\s*\d+(\s*,\s*\d+)*\s*$")
 
 
@@ -19,17 +20,31 @@ class Selector:
     all: bool = False
     ids: tuple[int, ...] = ()
     filter: expr.Node | None = None
+    within: frozenset[int] | None = None
+    """The ids the caller's token reaches (None: all); nothing outside is selected."""
 
     @property
     def single_id(self) -> int | None:
         return self.ids[0] if len(self.ids) == 1 and self.filter is None and not self.all else None
 
     def matches(self, device: Device) -> bool:
+        if self.within is not None and device.id not in self.within:
+            return False
         if self.all:
             return True
         if self.ids:
             return device.id in self.ids
         return expr.evaluate(self.filter, lambda name: device_field(device, name))
+
+
+DEVICE_FIELDS = ("id", "name", "ident", "protocol", "enabled", "media_ttl", "media_rotate",
+                 "messages_ttl")
+"""The device fields a selector expression may name (besides configuration.* and metadata.*)."""
+
+
+def is_device_field(name: str) -> bool:
+    return (name in DEVICE_FIELDS or name.startswith(("configuration.", "metadata."))
+            and len(name.split(".", 1)[1]) > 0)
 
 
 def device_field(device: Device, name: str) -> Any:
@@ -55,7 +70,10 @@ def parse_selector(text: str) -> Selector:
     if text == "all":
         return Selector(all=True)
     if _IDS.match(text):
-        return Selector(ids=tuple(dict.fromkeys(int(p) for p in text.split(","))))
+        ids = tuple(dict.fromkeys(int(p) for p in text.split(",")))
+        if any(i > MAX_ID for i in ids):
+            raise Invalid(f"device id out of range (at most {MAX_ID})", field="selector")
+        return Selector(ids=ids)
     if text.startswith("{") and text.endswith("}"):
         text = text[1:-1]
     try:

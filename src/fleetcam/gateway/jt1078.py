@@ -39,6 +39,8 @@ class Jt1078Session(asyncio.Protocol):
         self.transport: asyncio.Transport | None = None
         self.conn_id = secrets.randbits(52)
         self.source = ""
+        self.ip = ""
+        self.admitted = False
         self.device: Device | None = None
         self.sim = ""
         self.connection: Connection | None = None
@@ -53,11 +55,15 @@ class Jt1078Session(asyncio.Protocol):
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         self.transport = transport  # type: ignore[assignment]
         peer = transport.get_extra_info("peername") or ("?", 0)
-        self.source = f"{peer[0]}:{peer[1]}"
+        self.source, self.ip = f"{peer[0]}:{peer[1]}", str(peer[0])
+        if not self.gw.admit(self):  # caps on device connections (gateway.limits)
+            return
         self.last_rx = self.gw.loop_time()
         self.gw.sessions_1078.add(self)
 
     def data_received(self, data: bytes) -> None:
+        if not self.admitted:
+            return
         self.last_rx = self.gw.loop_time()
         self.bytes += len(data)
         stats = self.gw.stats
@@ -128,6 +134,9 @@ class Jt1078Session(asyncio.Protocol):
             self.transport.close()
 
     def connection_lost(self, exc: Exception | None) -> None:
+        if not self.admitted:
+            return
+        self.gw.release(self)
         self.gw.sessions_1078.discard(self)
         self.assembler = FrameAssembler()  # partial frames are never handed on
         if self.device is not None:

@@ -9,12 +9,14 @@ from typing import TYPE_CHECKING, Any
 
 from fleetcam.domain import keys
 from fleetcam.domain.gateway import SENT, Command, Connection
+from fleetcam.domain.identity import terminal_of
 from fleetcam.domain.models import Device
 from fleetcam.gateway import translate
 from fleetcam.protocol.errors import ProtocolError
 from fleetcam.protocol.jt808 import messages as m
 from fleetcam.protocol.jt808.connection import NEED_DATA, FrameError, Jt808Connection, Message
 from fleetcam.protocol.jt808.ids import MsgId, Result
+from fleetcam.services.identity import REG_ALREADY, REG_OK, REG_UNKNOWN
 
 if TYPE_CHECKING:
     from fleetcam.gateway.server import Gateway
@@ -24,16 +26,27 @@ INBOX_MAX = 1000
 BOGUS_BUDGET = 50
 """Undecodable frames and pre-authentication messages a connection may send before we close
 it (aiosmtpd's bogus budget)."""
+PREAUTH_GARBAGE = 65536
+"""Bytes outside frames a connection may send before it authenticated (afterwards they are
+skipped, as Traccar does, and only counted)."""
+MAX_PHOTO_WAIT = 64
+"""Photos announced by take_photo answers that a session waits for at most."""
 PRE_AUTH_ALLOWED = (m.Register, m.Authenticate, m.Heartbeat, m.GeneralResponse)
 
 
 class Jt808Session(asyncio.Protocol):
+    """Bytes are parsed as they come (``_pump``), never more than one read ahead: reading
+    pauses while the inbox is full, and while a registration or authentication is being
+    decided (so that nothing after it is decoded under the wrong rules)."""
+
     def __init__(self, gw: Gateway) -> None:
         self.gw = gw
-        self.codec = Jt808Connection()
+        self.codec = Jt808Connection(reassemble=False, budget=gw.reassembly_budget)
         self.transport: asyncio.Transport | None = None
         self.conn_id = secrets.randbits(52)
         self.source = ""
+        self.ip = ""
+        self.admitted = False
         self.device: Device | None = None
         self.phone = ""
         self.version2019 = False
@@ -43,35 +56,81 @@ class Jt808Session(asyncio.Protocol):
         """True once ``connection`` is in the shared registry (not while the write is in flight)."""
         self.inbox: asyncio.Queue[Message | FrameError | None] = asyncio.Queue(INBOX_MAX)
         self.awaiting: dict[int, Command] = {}
+        self.photo_cmds: dict[int, Command] = {}
+        """take_photo commands by the media ids the device announced (0x0805), until the
+        photos arrive (0x0801); bounded by MAX_PHOTO_WAIT."""
         self.bogus = 0
         self.last_rx = 0.0
         self.closing_reason = "device closed"
         self.task: asyncio.Task[None] | None = None
+        self._deciding = False
+        """A registration or authentication is queued and not yet handled."""
+        self._paused = False
+        self._preauth: asyncio.TimerHandle | None = None
 
     # -- asyncio.Protocol -------------------------------------------------------------
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         self.transport = transport  # type: ignore[assignment]
         peer = transport.get_extra_info("peername") or ("?", 0)
-        self.source = f"{peer[0]}:{peer[1]}"
+        self.source, self.ip = f"{peer[0]}:{peer[1]}", str(peer[0])
+        if not self.gw.admit(self):
+            return
         self.last_rx = self.gw.loop_time()
         self.gw.sessions_808.add(self)
-        self.task = asyncio.get_running_loop().create_task(self._run())
+        loop = asyncio.get_running_loop()
+        self._preauth = loop.call_later(self.gw.settings.preauth_timeout, self._preauth_expired)
+        self.task = loop.create_task(self._run())
 
     def data_received(self, data: bytes) -> None:
+        if not self.admitted:
+            return
         self.last_rx = self.gw.loop_time()
         try:
             self.codec.receive_data(data, self.gw.clock.now())
-            while (event := self.codec.next_event()) is not NEED_DATA:
-                self.inbox.put_nowait(event)  # type: ignore[arg-type]
         except ProtocolError as e:
             self.close(f"protocol error: {e}")
-        except asyncio.QueueFull:
-            self.close("inbox overflow (device sends faster than it is served)")
+            return
+        self._pump()
+
+    def _pump(self) -> None:
+        """Decode what was received into the inbox until it is full or a registration or
+        authentication must be decided first; pause reading meanwhile."""
+        if self.transport is None or self.transport.is_closing():
+            return
+        try:
+            while not self._deciding and not self.inbox.full():
+                event = self.codec.next_event()
+                if event is NEED_DATA:
+                    break
+                self.inbox.put_nowait(event)  # type: ignore[arg-type]
+                if (self.device is None and isinstance(event, Message)
+                        and isinstance(event.body, (m.Register, m.Authenticate))):
+                    self._deciding = True
+        except ProtocolError as e:
+            self.close(f"protocol error: {e}")
+            return
+        if self.device is None and self.codec.garbage_bytes > PREAUTH_GARBAGE:
+            self.refuse(f"{self.codec.garbage_bytes} bytes that are not JT/T 808 frames "
+                        "before authentication", close=True)
+            return
+        blocked = self._deciding or self.inbox.full()
+        if blocked and not self._paused:
+            self._paused = True
+            self.transport.pause_reading()
+        elif not blocked and self._paused:
+            self._paused = False
+            self.transport.resume_reading()
 
     def eof_received(self) -> bool | None:
         return None
 
     def connection_lost(self, exc: Exception | None) -> None:
+        if self._preauth is not None:
+            self._preauth.cancel()
+        self.codec.release()
+        if not self.admitted:
+            return
+        self.gw.release(self)
         self.gw.sessions_808.discard(self)
         self.inbox.put_nowait(None) if not self.inbox.full() else None
         if self.task is not None and self.inbox.full():
@@ -85,6 +144,23 @@ class Jt808Session(asyncio.Protocol):
             log.info("jt808 conn %s (%s, %s): closing: %s", self.conn_id, self.source,
                      self.phone or "?", reason)
             self.transport.close()
+
+    def refuse(self, reason: str, *, close: bool = False) -> None:
+        """A refusal: one rate-limited log line with the terminal, address and reason;
+        nothing published."""
+        kind = reason.split(":", 1)[0]
+        self.gw.quiet.warning(("jt808", kind, close, self.ip, self.phone),
+                              "jt808 conn %s refused %s from %s: %s%s", self.conn_id,
+                              self.phone or "?", self.source, "closing: " if close else "",
+                              reason)
+        if close and self.transport is not None and not self.transport.is_closing():
+            self.closing_reason = reason
+            self.transport.close()
+
+    def _preauth_expired(self) -> None:
+        if self.device is None:
+            self.refuse(f"not authenticated within {self.gw.settings.preauth_timeout:g} s",
+                        close=True)
 
     async def _closed(self) -> None:
         if self.device is not None and self.gw.sessions_by_device.get(self.device.id) is self:
@@ -101,13 +177,18 @@ class Jt808Session(asyncio.Protocol):
                     await self.handle(event)
             except Exception:  # one bad message must not kill the connection's loop
                 log.exception("jt808 conn %s: handling %r failed", self.conn_id, event)
+            finally:
+                if isinstance(event, Message) and isinstance(event.body, (m.Register,
+                                                                          m.Authenticate)):
+                    self._deciding = False
+                if self._paused:
+                    self._pump()
 
     async def _bogus(self, reason: str, raw: bytes = b"") -> None:
         self.bogus += 1
-        log.warning("jt808 conn %s (%s): %s %s", self.conn_id, self.source, reason,
-                    raw[:64].hex())
+        self.refuse(f"{reason} {raw[:32].hex()}".rstrip())
         if self.bogus > BOGUS_BUDGET:
-            self.close("too many bad frames")
+            self.refuse("too many bad frames", close=True)
 
     def send(self, body: Any, msg_id: int | None = None) -> int:
         """Encode and write a platform message; returns the serial it went out with."""
@@ -141,31 +222,76 @@ class Jt808Session(asyncio.Protocol):
         await handler(msg, body)
 
     async def on_Register(self, msg: Message, body: m.Register) -> None:
-        device = await self.gw.call(self.gw.register_device, msg.header.phone, body)
-        if device is None:
-            self.send(m.RegisterResponse(reply_serial=msg.header.serial, result=4, auth_code=""),
-                      msg_id=MsgId.REGISTER_RESPONSE)
-            await self._bogus(f"registration of unknown terminal {msg.header.phone}")
+        gw = self.gw
+        phone = msg.header.phone
+
+        def answer(result: int, code: str = "") -> None:
+            self.send(m.RegisterResponse(reply_serial=msg.header.serial, result=result,
+                                         auth_code=code), msg_id=MsgId.REGISTER_RESPONSE)
+
+        if self.device is not None:  # already authenticated on this connection
+            answer(REG_ALREADY)
             return
-        self.send(m.RegisterResponse(reply_serial=msg.header.serial, result=0,
-                                     auth_code=device.auth_code), msg_id=MsgId.REGISTER_RESPONSE)
+        if gw.auth_failures.exhausted(self.ip):
+            answer(REG_UNKNOWN)
+            self.refuse("registration refused: too many failed attempts from this address",
+                        close=True)
+            return
+        terminal = terminal_of(body.terminal_id, body.manufacturer, body.model)
+        outcome = await gw.call(gw.identity.register, phone, terminal, body.plate,
+                                online=gw.device_online,
+                                auto_register=(functools.partial(gw.may_auto_register, self.ip)
+                                               if gw.settings.auto_register else None))
+        if outcome.result != REG_OK:
+            answer(outcome.result)
+            if outcome.result == REG_UNKNOWN:
+                gw.auth_failures.allow(self.ip)
+                gw.stats["auth_failures"] += 1
+                await self._bogus(f"registration refused: {outcome.reason}")
+            else:  # "terminal already registered": it should authenticate with its code
+                self.refuse(f"registration refused: {outcome.reason}")
+            return
+        if outcome.reregistered:
+            log.info("jt808 conn %s (%s): terminal %s re-registered at boot: fresh code",
+                     self.conn_id, self.source, phone)
+        elif outcome.created:
+            log.info("jt808 conn %s (%s): terminal %s auto-registered as device %s",
+                     self.conn_id, self.source, phone, outcome.device.id if outcome.device
+                     else "?")
+        answer(REG_OK, outcome.code)
 
     async def on_Authenticate(self, msg: Message, body: m.Authenticate) -> None:
-        device = await self.gw.call(self.gw.authenticate, msg.header.phone, body.auth_code)
-        if device is None:
-            self.reply(msg, Result.FAILURE)
-            await self._bogus(f"failed authentication of {msg.header.phone}")
+        gw = self.gw
+        if self.device is not None:
+            self.reply(msg)  # a repeat on the same connection changes nothing
             return
+        if gw.auth_failures.exhausted(self.ip):
+            self.reply(msg, Result.FAILURE)
+            self.refuse("authentication refused: too many failed attempts from this address",
+                        close=True)
+            return
+        device, why = await gw.call(gw.identity.authenticate, msg.header.phone, body.auth_code)
+        if device is None:
+            gw.auth_failures.allow(self.ip)
+            gw.stats["auth_failures"] += 1
+            self.reply(msg, Result.FAILURE)
+            await self._bogus(f"authentication refused: {why}")
+            return
+        if self._preauth is not None:
+            self._preauth.cancel()
         self.device = device
-        previous = self.gw.sessions_by_device.get(device.id)
+        self.codec.reassemble = True
+        previous = gw.sessions_by_device.get(device.id)
         if previous is not None and previous is not self:
-            previous.close("replaced by a new connection")
-        self.gw.sessions_by_device[device.id] = self
+            previous.close(f"replaced by a new connection from {self.source}")
+        gw.sessions_by_device[device.id] = self
         self.connection = Connection(
             id=self.conn_id, device_id=device.id, ident=device.ident,
-            established=self.gw.clock.now(), source=self.source, gateway_id=self.gw.gateway_id,
+            established=gw.clock.now(), source=self.source, gateway_id=gw.gateway_id,
             meta={"protocol": "jt808", "version": 2019 if self.version2019 else 2013})
-        await self.gw.call(self.gw.connections.opened, self.connection)
+        await gw.call(gw.connection_authenticated, self.connection,
+                      previous.connection if previous is not None and previous is not self
+                      else None)
         self.registered = True
         self.reply(msg)
         await self.deliver()
@@ -175,7 +301,7 @@ class Jt808Session(asyncio.Protocol):
 
     async def on_Unregister(self, msg: Message, body: m.Unregister) -> None:
         if self.device is not None:
-            await self.gw.call(self.gw.unregister, self.device)
+            await self.gw.call(self.gw.identity.unregister, self.device)
         self.reply(msg)
         self.close("terminal unregistered")
 
@@ -201,8 +327,9 @@ class Jt808Session(asyncio.Protocol):
         assert self.device is not None
         if body.media_type == 0 and body.data:  # an image: store it, ingest makes the file
             created = body.location.time if body.location else self.gw.clock.now()
+            cmd = self.photo_cmds.pop(body.media_id, None)
             await self.gw.call(self.gw.store_photo, self.device, body.channel, created,
-                               body.media_id, body.data)
+                               body.media_id, body.data, cmd)
         self.send(m.MultimediaUploadResponse(media_id=body.media_id, retransmit=()),
                   msg_id=MsgId.MULTIMEDIA_UPLOAD_RESPONSE)
 
@@ -258,6 +385,16 @@ class Jt808Session(asyncio.Protocol):
             return  # an acknowledgement; the real answer follows
         del self.awaiting[serial]
         executed, response = translate.command_response(body)
+        if isinstance(body, m.SnapshotResponse) and executed and body.media_ids:
+            # the photos follow (0x0801): the command ends with their files' uuid and url
+            for media_id in body.media_ids[:MAX_PHOTO_WAIT]:
+                self.photo_cmds[media_id] = cmd
+            while len(self.photo_cmds) > MAX_PHOTO_WAIT:
+                self.photo_cmds.pop(next(iter(self.photo_cmds)))
+            await self.gw.call(self.gw.commands.progress, cmd, {
+                **response, "files": [],
+                "progress": {"photos": 0, "of": len(body.media_ids)}})
+            return
         if cmd.name == "request_video":
             self.gw.recorder.cancel(cmd, f"the device refused the playback ({response})")
             return

@@ -25,6 +25,13 @@ END_TOLERANCE_MS = 1500
 MAX_RETRIES = 5
 NO_DATA_TIMEOUT = 30.0
 """Seconds without a frame after which the playback is asked for again."""
+PROGRESS_EVERY = 2.0
+"""Seconds between two progress reports of a recording (MQTT and commands-queue reads)."""
+GAP_MS = 2000
+"""A jump between two video frames longer than this is reported as a gap in the clip."""
+MAX_GAPS = 50
+SHORT_TOLERANCE = 0.5
+"""A clip this much shorter than asked is still "complete"; more is reported as short."""
 
 
 @dataclass
@@ -49,6 +56,14 @@ class Job:
     conn_id: int | None = None
     last_progress: float = 0.0
     done: bool = False
+    asked_to: int = 0
+    """The end the command asked for (``end`` may be earlier)."""
+    asked_at: float = 0.0
+    """Wall-clock time of the request: a range ending after it cannot be complete."""
+    bytes: int = 0
+    video_frames: int = 0
+    gaps: list[tuple[float, float]] = field(default_factory=list)
+    reported: float = 0.0
 
 
 class Recorder:
@@ -69,7 +84,8 @@ class Recorder:
         fd, path = tempfile.mkstemp(prefix="fleetcam-rec-", suffix=".fcraw")
         job = Job(cmd=cmd, device_id=cmd.device_id, channel=int(cmd.properties["channel"]),
                   start=start, end=min(end, have), path=path, file=os.fdopen(fd, "w+b"),
-                  last_progress=self.gw.loop_time())
+                  last_progress=self.gw.loop_time(), asked_to=end,
+                  asked_at=self.gw.clock.now())
         old = self.jobs.pop((job.device_id, job.channel), None)
         if old is not None:
             self._discard(old, "replaced by a newer request")
@@ -116,10 +132,19 @@ class Recorder:
         job.conn_id = connection_id
         job.file.write(rawclip.encode_frame(int(frame.data_type), ts, frame.data))
         job.frames += 1
+        job.bytes += len(frame.data)
         job.first_ts = ts if job.first_ts is None else job.first_ts
         if frame.data_type < 3:
+            if (job.last_ts is not None and ts - job.last_ts > GAP_MS
+                    and len(job.gaps) < MAX_GAPS):
+                job.gaps.append((job.last_ts / 1000, ts / 1000))
             job.last_ts = ts
+            job.video_frames += 1
         job.last_progress = self.gw.loop_time()
+        if job.last_progress - job.reported >= PROGRESS_EVERY:
+            job.reported = job.last_progress
+            self.gw.spawn(self.gw.call(self.gw.commands.progress, job.cmd,
+                                       {"progress": self._progress(job)}))
         if ts >= job.end * 1000 - 1000 / 25:
             self._complete(job, "range complete")
 
@@ -167,6 +192,13 @@ class Recorder:
             elif now - job.last_progress > NO_DATA_TIMEOUT:
                 self._interrupted(job, "no frames")
 
+    @staticmethod
+    def _progress(job: Job) -> dict[str, Any]:
+        got = 0.0 if job.last_ts is None or job.first_ts is None else (
+            (job.last_ts - job.first_ts) / 1000)
+        return {"bytes": job.bytes, "frames": job.frames, "seconds": round(got, 2),
+                "of": job.asked_to - job.start}
+
     def _complete(self, job: Job, why: str) -> None:
         job.done = True
         self.jobs.pop((job.device_id, job.channel), None)
@@ -176,17 +208,21 @@ class Recorder:
         for s in list(self.gw.sessions_1078):
             if s.conn_id == job.conn_id:
                 s.close("recording complete")
-        log.info("recording of command %s complete (%s): %d frames", job.cmd.id, why,
-                 job.frames)
-        self.gw.spawn(self._upload(job))
+        report = clip_report(job)
+        log.info("recording of command %s complete (%s): %d frames%s", job.cmd.id, why,
+                 job.frames, f"; {report['short']}" if "short" in report else "")
+        self.gw.spawn(self._upload(job, report))
 
-    async def _upload(self, job: Job) -> None:
+    async def _upload(self, job: Job, report: dict[str, Any]) -> None:
+        await self.gw.call(self.gw.commands.progress, job.cmd,
+                           {"progress": {**self._progress(job), "stored": True},
+                            "clip": report})
         if job.audio is not None and job.header:  # the packager converts G.711/AAC to AAC
             rawclip.rewrite_header(job.file, {**job.header, "audio": job.audio})
         job.file.flush()
         options = {"name": f"video-ch{job.channel}-{job.start}.mp4", "channel": job.channel,
                    "created": (job.first_ts or job.start * 1000) / 1000,
-                   "protected": False, "shared": False, "attributes": {},
+                   "protected": False, "attributes": {},
                    "command_id": job.cmd.id}
         key = keys.raw_key(job.device_id, job.uuid)
 
@@ -223,3 +259,38 @@ class Recorder:
                 os.unlink(job.path)
             except FileNotFoundError:
                 pass
+
+
+def clip_report(job: Job) -> dict[str, Any]:
+    """What a finished recording holds against what was asked: the range asked, the range
+    stored, the gaps, and (when it is short) why, e.g. "range ends in the future; 13 s of
+    20 s recorded"."""
+    asked = job.asked_to - job.start
+    first = (job.first_ts if job.first_ts is not None else job.start * 1000) / 1000
+    last = (job.last_ts if job.last_ts is not None else job.start * 1000) / 1000
+    # the last frame lasts one frame interval (the average one of this clip)
+    step = (last - first) / (job.video_frames - 1) if job.video_frames > 1 else 0.0
+    stored_to = last + step
+    report: dict[str, Any] = {
+        "asked": {"from": job.start, "to": job.asked_to, "duration": asked},
+        "stored": {"from": round(first, 3), "to": round(stored_to, 3),
+                   "duration": round(stored_to - first, 3)},
+        "gaps": [{"from": round(a, 3), "to": round(b, 3)} for a, b in job.gaps],
+    }
+    missing = sum(b - a for a, b in job.gaps)
+    recorded = stored_to - first - missing
+    if recorded >= asked - SHORT_TOLERANCE:
+        return report
+    why = []
+    if job.asked_to > job.asked_at:
+        why.append("range ends in the future")
+    elif job.end < job.asked_to:
+        why.append(f"the device's recording ends {job.asked_to - job.end:.0f} s early")
+    if first - job.start > SHORT_TOLERANCE:
+        why.append(f"the device's recording starts {first - job.start:.0f} s late")
+    if job.gaps:
+        why.append(f"{len(job.gaps)} gap(s) without video ({missing:.0f} s)")
+    if not why:
+        why.append("the device ended the playback early")
+    report["short"] = f"{'; '.join(why)}; {recorded:.0f} s of {asked} s recorded"
+    return report

@@ -9,22 +9,27 @@ import json
 import logging
 import secrets
 import socket
+import threading
 import time
 from collections.abc import Awaitable, Callable, Coroutine
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any, TypeVar
 
 from fleetcam.config import Settings
+from fleetcam.domain.gateway import Command, Connection
 from fleetcam.domain.models import Device
-from fleetcam.errors import Conflict
+from fleetcam.errors import TooLarge
 from fleetcam.gateway.jt808 import Jt808Session
+from fleetcam.gateway.limits import Admission, QuietLog, RateLimiter
 from fleetcam.gateway.jt1078 import Jt1078Session, MediaSink
 from fleetcam.gateway.live import LiveManager
 from fleetcam.gateway.recorder import Recorder
 from fleetcam.protocol.jt808 import messages as m
+from fleetcam.protocol.jt808.connection import ReassemblyBudget
 from fleetcam.runtime.container import Container
 from fleetcam.services.gateway import CommandService, ConnectionService, MessageService
-from fleetcam.services.media import upload_options
+from fleetcam.services.identity import IdentityService
+from fleetcam.services.media import storage_full, upload_options
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -52,7 +57,18 @@ class Gateway:
         self.recorder = Recorder(self)
         self.live = LiveManager(self)
         self.sinks: list[MediaSink] = [self.recorder, self.live]
-        self.stats = {"frames": 0, "frame_bytes": 0, "dropped_frames": 0}
+        self.stats = {"frames": 0, "frame_bytes": 0, "dropped_frames": 0, "auth_failures": 0,
+                      "refused_connections": 0}
+        s = self.settings
+        self.identity = IdentityService(container.device_repo, container.devices.create,
+                                        container.connections.journal, self.clock)
+        self.admission = Admission(s.max_connections, s.max_connections_per_address)
+        self.reassembly_budget = ReassemblyBudget(s.reassembly_memory)
+        self.auth_failures = RateLimiter(s.auth_failure_limit)
+        self._auto_total = RateLimiter(s.auto_register_limit)
+        self._auto_per_address = RateLimiter(max(1, s.auto_register_limit // 10))
+        self._auto_lock = threading.Lock()
+        self.quiet = QuietLog(log)
         self._executor = ThreadPoolExecutor(max_workers=4, thread_name_prefix="gw-store")
         self._servers: list[asyncio.base_events.Server] = []
         self._tasks: set[asyncio.Task[Any]] = set()
@@ -85,6 +101,51 @@ class Gateway:
     def _dropped_threadsafe(self, conn: Any) -> None:
         if self.loop is not None and not self.loop.is_closed():
             self.loop.call_soon_threadsafe(self._close_conn, conn.id, "user")
+
+    # -- admission ----------------------------------------------------------------------
+    def admit(self, session: Any) -> bool:
+        """Count a new device connection in, or close it at once (one quiet log line)."""
+        reason = self.admission.admit(session.ip)
+        if reason is not None:
+            self.stats["refused_connections"] += 1
+            self.quiet.warning(("admission", reason.split(" ", 1)[0]),
+                               "device connection from %s refused: %s", session.source, reason)
+            session.transport.abort()  # no FIN handshake to wait for: the descriptor goes now
+            return False
+        session.admitted = True
+        return True
+
+    def release(self, session: Any) -> None:
+        if session.admitted:
+            session.admitted = False
+            self.admission.release(session.ip)
+
+    def may_auto_register(self, ip: str) -> bool:
+        """One more auto-registration from ``ip`` within FLEETCAM_AUTO_REGISTER_LIMIT (a
+        minute, in total; a tenth of it per address)? Called from store threads."""
+        with self._auto_lock:
+            if self._auto_per_address.exhausted(ip) or self._auto_total.exhausted():
+                return False
+            return self._auto_per_address.allow(ip) and self._auto_total.allow()
+
+    def device_online(self, device_id: int) -> bool:
+        """Whether the device has a live signalling connection here or on another copy."""
+        return (device_id in self.sessions_by_device
+                or self.connections.online(device_id) is not None)
+
+    def connection_authenticated(self, conn: Connection, replaced: Connection | None) -> None:
+        """Store call: record the new connection; an older one of the same device (here or on
+        another copy) is dropped from the registry and the take-over is published."""
+        old = replaced or self.connections.online(conn.device_id)
+        if old is not None and old.id != conn.id:
+            if replaced is None:  # held by another copy: it closes what the registry drops
+                self.connections.closed(old.id, f"replaced by a new connection from "
+                                                f"{conn.source}")
+            log.warning("device %s (%s): connection %s from %s replaced by %s from %s",
+                        conn.device_id, conn.ident, old.id, old.source, conn.id, conn.source)
+            self.identity.replaced(self.c.device_repo.get(conn.device_id), old.source,
+                                   conn.source, old.id, conn.id)
+        self.connections.opened(conn)
 
     def _close_conn(self, conn_id: int, reason: str) -> None:
         for s in [*self.sessions_808, *self.sessions_1078]:
@@ -143,6 +204,7 @@ class Gateway:
                 await self._deliver_assigned()
                 await self._reconcile()
                 self._expire_idle()
+                self.admission.measure()
                 self.recorder.tick()
                 await self.live.tick()
                 ticks += 1
@@ -184,40 +246,26 @@ class Gateway:
                                        packet_ids=tuple(need.missing)))
 
     # -- device-facing use cases (run in the store executor) ---------------------------
-    def register_device(self, phone: str, body: m.Register) -> Device | None:
-        repo = self.c.device_repo
-        device = repo.find_by_ident(phone)
-        if device is None:
-            if not self.settings.auto_register:
-                return None
-            try:
-                device = self.c.devices.create([{"ident": phone, "name": body.plate or phone}])[0]
-            except Conflict:
-                device = repo.find_by_ident(phone)
-                if device is None:
-                    return None
-        if not device.auth_code:
-            device = repo.update(device.with_changes(auth_code=secrets.token_hex(8)))
-        return device
-
-    def authenticate(self, phone: str, code: str) -> Device | None:
-        device = self.c.device_repo.find_by_ident(phone)
-        if device is None or not device.enabled or not device.auth_code:
-            return None
-        if not secrets.compare_digest(device.auth_code.encode(), code.encode()):
-            return None
-        return device
-
-    def unregister(self, device: Device) -> None:
-        self.c.device_repo.update(self.c.device_repo.get(device.id).with_changes(auth_code=""))
-
     def store_photo(self, device: Device, channel: int, created: float, media_id: int,
-                    data: bytes) -> None:
-        """Write a pushed photo as a raw media object; the ingest handler makes the file."""
+                    data: bytes, cmd: Command | None = None) -> None:
+        """Write a pushed photo as a raw media object; the ingest handler makes the file.
+
+        A photo the device's storage cannot hold is logged as rejected and fails the
+        take_photo command it answers, with the reason."""
         options = upload_options({"name": f"photo-ch{channel}-{int(created)}-{media_id}.jpg",
                                   "channel": channel, "created": created}, None)
-        self.c.media.write_object(device, io.BytesIO(data), content_type="image/jpeg",
-                                  options=options, size_hint=len(data))
+        if cmd is not None:
+            options["command_id"] = cmd.id
+        try:
+            self.c.media.write_object(device, io.BytesIO(data), content_type="image/jpeg",
+                                      options=options, size_hint=len(data))
+        except TooLarge as e:
+            self.c.journal.record(device.id, "media_file_rejected",
+                                  {"size": len(data), "reason": e.reason, "channel": channel,
+                                   "command_id": cmd.id if cmd else None})
+            if cmd is not None:
+                self.c.commands.finish(cmd, False, {"reason": storage_full(e.reason)})
+            log.warning("photo %d of device %d rejected: %s", media_id, device.id, e.reason)
 
 
 def connection_metrics(gw: Gateway, now: float) -> dict[str, Any]:

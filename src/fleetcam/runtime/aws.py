@@ -12,8 +12,10 @@ from fleetcam.adapters.aws.gateway_dynamodb import (DynamoCommandStore,
                                                     DynamoRuleStore)
 from fleetcam.adapters.aws.iot import IotEventBus
 from fleetcam.adapters.aws.s3 import S3ObjectStore
+from fleetcam.adapters.aws.tokens import DynamoTokenStore
 from fleetcam.adapters.local.clock import SystemClock
 from fleetcam.config import Settings
+from fleetcam.domain.access import token_hash
 from fleetcam.ports import Clock, EventBus
 from fleetcam.runtime.container import Container, wire
 
@@ -42,4 +44,6 @@ def build_aws(settings: Settings, *, clock: Clock | None = None,
         bus=bus or IotEventBus(client(settings, "iot-data", iot_url)),
         message_store=DynamoMessageStore(), registry=DynamoConnectionRegistry(),
         command_store=DynamoCommandStore(), rule_store=DynamoRuleStore(),
-        admin_token=settings.admin_token, sqs=lambda: client(settings, "sqs"))
+        token_store=DynamoTokenStore(),
+        admin_hash=token_hash(settings.admin_token) if settings.admin_token else None,
+        sqs=lambda: client(settings, "sqs"))

@@ -7,7 +7,9 @@ from typing import Any
 from fleetcam.config import Settings
 from fleetcam.ports import (Clock, CommandStore, ConnectionRegistry, DeviceRepo, DvrIndex,
                             DvrStorage, DvrStreamStore, DvrTail, EpisodeStore, EventBus,
-                            LogStore, MediaIndex, MessageStore, ObjectStore, RuleStore)
+                            LogStore, MediaIndex, MessageStore, ObjectStore, RuleStore,
+                            TokenStore)
+from fleetcam.services.access import AccessService
 from fleetcam.services.devices import DeviceService
 from fleetcam.services.gateway import CommandService, ConnectionService, MessageService
 from fleetcam.services.ingest import IngestService
@@ -36,6 +38,7 @@ class Container:
     connections: ConnectionService
     commands: CommandService
     rules: RuleService
+    access: AccessService
     extras: dict[str, Any] = field(default_factory=dict)
     dvr_streams: DvrStreamStore | None = None
     dvr_index: DvrIndex | None = None
@@ -48,7 +51,7 @@ class Container:
 def wire(settings: Settings, *, clock: Clock, store: ObjectStore, index: MediaIndex,
          device_repo: DeviceRepo, logs: LogStore, bus: EventBus, message_store: MessageStore,
          registry: ConnectionRegistry, command_store: CommandStore, rule_store: RuleStore,
-         **extras: Any) -> Container:
+         token_store: TokenStore, admin_hash: str | None = None, **extras: Any) -> Container:
     """Build the services over whichever adapters the runtime chose."""
     from fleetcam.media.probe import probe_image
 
@@ -65,19 +68,23 @@ def wire(settings: Settings, *, clock: Clock, store: ObjectStore, index: MediaIn
     journal = Journal(logs, bus, clock, settings.topic_prefix)
     media = MediaService(store, index, device_repo, journal, clock, settings.base_url,
                          probe_image, probe_video)
+    media.default_shared = settings.media_shared
     retention = RetentionService(media, index, device_repo, clock)
     connections = ConnectionService(registry, journal)
     messages = MessageService(message_store, journal)
     commands = CommandService(command_store, connections, journal, clock)
-    media.created_listeners.append(MediaMessages(messages, message_store, commands,
-                                                 media.render, settings.media_enrich))
+    media_messages = MediaMessages(messages, message_store, commands, media.render,
+                                   settings.media_enrich)
+    media.created_listeners.append(media_messages)
+    media.rejected_listeners.append(media_messages.rejected)
     packaging = PackagingService(store, journal, commands, package_raw)
     rules = RuleService(rule_store, device_repo, commands, journal, clock)
     messages.listeners.append(rules)
     return Container(
         settings=settings, clock=clock, store=store, index=index, device_repo=device_repo,
-        logs=logs, bus=bus, devices=DeviceService(device_repo, settings.default_media_ttl),
+        logs=logs, bus=bus, devices=DeviceService(device_repo, settings.default_media_ttl, clock),
         media=media, retention=retention,
         ingest=IngestService(media, retention, device_repo, packaging),
         journal=journal, messages=messages, connections=connections, commands=commands,
-        rules=rules, extras=dict(extras))
+        rules=rules, access=AccessService(token_store, clock, admin_hash=admin_hash),
+        extras=dict(extras))

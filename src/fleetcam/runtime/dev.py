@@ -109,17 +109,26 @@ async def until_signal() -> None:
 
 async def start_simulation(server: LocalServer, count: int) -> Any:
     """Register ``count`` simulated MDVRs (if new) and connect them to the built-in gateway."""
+    from fleetcam.domain.identity import new_code
     from fleetcam.simulator.device import DeviceConfig
     from fleetcam.simulator.run import Simulation
 
     assert server.gateway is not None
     sim = Simulation(count, DeviceConfig(phone="", host="127.0.0.1",
                                          port=server.gateway.port_808, media_host="127.0.0.1"))
-    repo = server.container.device_repo
-    for i, ident in enumerate(sim.idents, start=1):
-        if await asyncio.to_thread(repo.find_by_ident, ident) is None:
-            await asyncio.to_thread(server.container.devices.create,
-                                    [{"ident": ident, "name": f"simulated MDVR {i}"}])
+    repo, devices = server.container.device_repo, server.container.devices
+    for i, vdev in enumerate(sim.devices, start=1):
+        # provisioned codes, as fleets do: a restarted simulation authenticates at once
+        # (a code it got at an earlier registration died with the previous process)
+        code = new_code()
+        device = await asyncio.to_thread(repo.find_by_ident, vdev.cfg.phone)
+        if device is None:
+            await asyncio.to_thread(devices.create, [{
+                "ident": vdev.cfg.phone, "name": f"simulated MDVR {i}",
+                "configuration": {"auth_code": code}}])
+        else:
+            await asyncio.to_thread(devices.set_identity, device, {"auth_code": code})
+        vdev.auth_code = code
     await sim.start()
     return sim
 

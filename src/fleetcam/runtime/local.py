@@ -16,7 +16,9 @@ from fleetcam.adapters.local.gateway_repos import (SqliteCommandStore,
                                                    SqliteConnectionRegistry, SqliteMessageStore,
                                                    SqliteRuleStore)
 from fleetcam.adapters.local.repos import SqliteDeviceRepo, SqliteLogStore, SqliteMediaIndex
+from fleetcam.adapters.local.tokens import SqliteTokenStore
 from fleetcam.config import Settings
+from fleetcam.domain.access import token_hash
 from fleetcam.ports import Clock, EventBus
 from fleetcam.runtime.container import Container, wire
 
@@ -29,19 +31,26 @@ def new_token() -> str:
     return "".join(secrets.choice(TOKEN_ALPHABET) for _ in range(64))
 
 
-def admin_token(settings: Settings, db: Database) -> tuple[str, bool]:
-    """The configured token, else the one generated on first start (kept in the database).
+def admin_token(settings: Settings, db: Database) -> tuple[str | None, str, bool]:
+    """The admin token: the configured one, else the one generated on first start, of which
+    the database keeps only the hash (a plain one from older versions is hashed in place).
 
-    Returns (token, generated_now)."""
+    Returns (token or None when only its hash is known, its hash, generated_now)."""
     if settings.admin_token:
-        return settings.admin_token, False
-    row = db.conn().execute("SELECT value FROM settings WHERE name='admin_token'").fetchone()
-    if row:
-        return row[0], False
-    token = new_token()
+        return settings.admin_token, token_hash(settings.admin_token), False
     with db.tx() as c:
-        c.execute("INSERT INTO settings (name, value) VALUES ('admin_token', ?)", (token,))
-    return token, True
+        row = c.execute("SELECT value FROM settings WHERE name='admin_token'").fetchone()
+        if row:  # written by an older version: keep only its hash from now on
+            c.execute("INSERT OR REPLACE INTO settings (name, value) VALUES "
+                      "('admin_token_sha256', ?)", (token_hash(row[0]),))
+            c.execute("DELETE FROM settings WHERE name='admin_token'")
+        row = c.execute("SELECT value FROM settings WHERE name='admin_token_sha256'").fetchone()
+        if row:
+            return None, str(row[0]), False
+        token = new_token()
+        c.execute("INSERT INTO settings (name, value) VALUES ('admin_token_sha256', ?)",
+                  (token_hash(token),))
+    return token, token_hash(token), True
 
 
 class NullBus:
@@ -60,11 +69,12 @@ def build_local(settings: Settings, *, clock: Clock | None = None,
     db = Database(data_dir / "fleetcam.sqlite3")
     queue = EventQueue(db, clock, max_attempts=settings.ingest_max_attempts)
     store = LocalObjectStore(data_dir / "objects", db, queue)
-    token, generated = admin_token(settings, db)
+    token, digest, generated = admin_token(settings, db)
     container = wire(settings, clock=clock, store=store, index=SqliteMediaIndex(db),
                 device_repo=SqliteDeviceRepo(db), logs=SqliteLogStore(db), bus=bus or NullBus(),
                 message_store=SqliteMessageStore(db), registry=SqliteConnectionRegistry(db),
                 command_store=SqliteCommandStore(db), rule_store=SqliteRuleStore(db),
+                token_store=SqliteTokenStore(db), admin_hash=digest,
                 db=db, queue=queue, admin_token=token, token_generated=generated)
     container.dvr_streams = SqliteDvrStreamStore(db)
     container.dvr_index = SqliteDvrIndex(db, clock)

@@ -1,13 +1,17 @@
 """Device CRUD over the registry, with validation of the fields a user may set."""
 from __future__ import annotations
 
+import time
 from collections.abc import Callable
+from dataclasses import replace
 from typing import Any
 
+from fleetcam.domain.identity import PROVISIONED, Identity, check_code, new_code
 from fleetcam.domain.models import DEVICE_STORAGE_CAP, Device
-from fleetcam.domain.selectors import Selector
+from fleetcam.domain import expr
+from fleetcam.domain.selectors import DEVICE_FIELDS, Selector, is_device_field
 from fleetcam.errors import Invalid, NotFound
-from fleetcam.ports import DeviceRepo
+from fleetcam.ports import Clock, DeviceRepo
 
 _INT_FIELDS = {"media_ttl": (0, 10 * 365 * 86400), "media_rotate": (0, DEVICE_STORAGE_CAP),
                "messages_ttl": (0, 10 * 365 * 86400)}
@@ -63,29 +67,117 @@ def clean_fields(raw: Any, *, creating: bool) -> dict[str, Any]:
     return out
 
 
+_UNSET = object()
+
+
+def identity_changes(raw: Any) -> dict[str, Any]:
+    """The identity part of a device body: ``configuration.auth_code`` (a string provisions
+    that code, null resets it so the next registration gets a fresh one, "generate" makes
+    a new random code and shows it once, in this request's answer) and
+    ``configuration.reregister_at_boot`` (bool).
+
+    Raises:
+        Invalid: naming the field and why.
+    """
+    conf = raw.get("configuration") if isinstance(raw, dict) else None
+    if not isinstance(conf, dict):
+        return {}
+    out: dict[str, Any] = {}
+    if "auth_code" in conf:
+        code = conf["auth_code"]
+        out["auth_code"] = code if code in (None, "generate") else check_code(code)
+    if "reregister_at_boot" in conf:
+        if not isinstance(conf["reregister_at_boot"], bool):
+            raise Invalid("configuration.reregister_at_boot must be a boolean",
+                          field="configuration.reregister_at_boot")
+        out["reregister_at_boot"] = conf["reregister_at_boot"]
+    return out
+
+
+def apply_identity(current: Identity, changes: dict[str, Any], now: float,
+                   shown: dict[str, str]) -> Identity:
+    """``current`` with the admin's ``changes``; a generated code is put in ``shown``."""
+    new = current
+    code = changes.get("auth_code", _UNSET)
+    if code is None:
+        new = new.reset()
+    elif code is not _UNSET:
+        if code == "generate":
+            code = shown["auth_code"] = shown.get("auth_code") or new_code()
+        new = new.with_code(code, PROVISIONED, now, terminal={})
+    if "reregister_at_boot" in changes:
+        new = replace(new, reregister_at_boot=changes["reregister_at_boot"])
+    return new
+
+
 class DeviceService:
-    def __init__(self, repo: DeviceRepo, default_media_ttl: int = 0) -> None:
+    def __init__(self, repo: DeviceRepo, default_media_ttl: int = 0,
+                 clock: Clock | None = None) -> None:
         self.repo = repo
         self.default_media_ttl = default_media_ttl
+        self.clock = clock
 
-    def create(self, items: list[Any]) -> list[Device]:
-        cleaned = [clean_fields(item, creating=True) for item in items]
+    def _now(self) -> float:
+        return self.clock.now() if self.clock is not None else time.time()
+
+    def create(self, items: list[Any], shown_codes: dict[int, str] | None = None
+               ) -> list[Device]:
+        """Create devices; codes generated for them (``"auth_code": "generate"``) are put in
+        ``shown_codes`` by device id: the only time they can be read."""
+        cleaned = [(clean_fields(item, creating=True), identity_changes(item))
+                   for item in items]
         created = []
-        for fields in cleaned:
+        for fields, changes in cleaned:
             fields.setdefault("media_ttl", self.default_media_ttl)
-            created.append(self.repo.create(fields))
+            shown: dict[str, str] = {}
+            if changes:
+                fields["identity"] = apply_identity(Identity(), changes, self._now(), shown)
+            device = self.repo.create(fields)
+            if shown and shown_codes is not None:
+                shown_codes[device.id] = shown["auth_code"]
+            created.append(device)
         return created
 
+    def set_identity(self, device: Device, changes: dict[str, Any],
+                     shown_codes: dict[int, str] | None = None) -> Device:
+        """Apply the admin's identity changes (compare-and-set against the gateway)."""
+        from fleetcam.services.identity import change_identity
+
+        shown: dict[str, str] = {}
+        now = self._now()
+        new = change_identity(self.repo, device.id,
+                              lambda cur: apply_identity(cur, changes, now, shown))
+        if shown and shown_codes is not None:
+            shown_codes[device.id] = shown["auth_code"]
+        return device.with_changes(identity=new) if new is not None else device
+
     def select(self, sel: Selector) -> list[Device]:
-        """Devices a selector names; ids that do not exist are skipped, as flespi does."""
+        """Devices a selector names.
+
+        Raises:
+            NotFound: listing the ids that do not exist (``all`` and expressions that match
+                nothing answer an empty list).
+            Invalid: an expression names a field devices do not have.
+        """
         if sel.ids and sel.filter is None and not sel.all:
-            out = []
+            out, missing = [], []
             for i in sel.ids:
+                if sel.within is not None and i not in sel.within:
+                    continue
                 try:
                     out.append(self.repo.get(i))
                 except NotFound:
-                    pass
+                    missing.append(i)
+            if missing:
+                raise NotFound(f"no device with id {', '.join(map(str, missing))}",
+                               field="selector", ids=missing)
             return out
+        if sel.filter is not None:
+            unknown = [f for f in expr.fields(sel.filter) if not is_device_field(f)]
+            if unknown:
+                raise Invalid(f"unknown device field {unknown[0]!r} in the selector; devices "
+                              f"have {', '.join(DEVICE_FIELDS)}, configuration.* and "
+                              "metadata.*", field=unknown[0])
         return [d for d in self.repo.list() if sel.matches(d)]
 
     def get(self, device_id: int) -> Device:
@@ -99,6 +191,14 @@ class DeviceService:
             self.repo.delete(d.id)
         return gone
 
-    def update(self, sel: Selector, raw: Any) -> list[Device]:
+    def update(self, sel: Selector, raw: Any, shown_codes: dict[int, str] | None = None
+               ) -> list[Device]:
         fields = clean_fields(raw, creating=False)
-        return [self.repo.update(d.with_changes(**fields)) for d in self.select(sel)]
+        changes = identity_changes(raw)
+        out = []
+        for d in self.select(sel):
+            d = self.repo.update(d.with_changes(**fields)) if fields else d
+            if changes:
+                d = self.set_identity(d, changes, shown_codes)
+            out.append(d)
+        return out

@@ -7,6 +7,7 @@ from typing import Any
 
 from fleetcam.domain.gateway import (CANCELED, EXPIRED, PROCESSED, QUEUED, SENT, Command,
                                      Connection, validate_command, validate_ttl)
+from fleetcam.domain.keys import media_topic
 from fleetcam.errors import FleetcamError, NotFound
 from fleetcam.ports import Clock, CommandStore, ConnectionRegistry, MessageStore
 from fleetcam.services.journal import Journal
@@ -170,6 +171,35 @@ class CommandService:
             return None  # canceled or taken meanwhile
         self._publish(sent, SENT)
         return sent
+
+    def progress(self, cmd: Command, details: dict[str, Any]) -> Command | None:
+        """A running command's details so far (merged into what it reported before): kept
+        for commands-queue reads, retained on its state topic and published at
+        ``.../commands-queue/{name}/progress``. Ignored once the command is final."""
+        current = self.store.get(cmd.id)
+        if current is None or current.status != SENT:
+            return None
+        before = current.response if isinstance(current.response, dict) else {}
+        merged = {**before, **details}
+        if "progress" in details and isinstance(before.get("progress"), dict):
+            merged["progress"] = {**before["progress"], **details["progress"]}
+        updated = current.with_changes(response=merged)
+        if not self.store.update(updated, expect_status=SENT):
+            return None
+        self.journal.state(cmd.device_id, f"commands-queue/{cmd.id}", updated.queue_json())
+        self.journal.bus.publish(media_topic(self.journal.prefix, cmd.device_id,
+                                             f"commands-queue/{cmd.name}/progress"),
+                                 {"command_id": cmd.id, **updated.queue_json()})
+        return updated
+
+    def running_details(self, cmd: Command) -> dict[str, Any]:
+        """What ``progress`` stored beside the progress counters (a clip report, expected
+        media ids), to go into the final response."""
+        current = self.store.get(cmd.id)
+        response = current.response if current is not None else None
+        if not isinstance(response, dict):
+            return {}
+        return {k: v for k, v in response.items() if k != "progress"}
 
     def finish(self, cmd: Command, executed: bool, response: Any) -> Command | None:
         done = cmd.with_changes(status=PROCESSED, executed=executed, response=response,

@@ -9,7 +9,7 @@ import tempfile
 from collections.abc import Callable, Iterable
 from typing import Any, BinaryIO
 
-from fleetcam.domain import keys
+from fleetcam.domain import expr, keys
 from fleetcam.domain.models import MEDIA_RESERVED, Device, MediaFile, Preview, new_uuid
 from fleetcam.domain.retention import check_upload
 from fleetcam.errors import CorruptMedia, FleetcamError, Invalid, NotFound, TooLarge
@@ -27,6 +27,18 @@ MAX_IMAGE_BYTES = 64 * 1024 * 1024
 VIDEO_MIMES = ("video/mp4",)
 
 Prober = Callable[[BinaryIO | bytes], Any]
+
+
+def storage_full(reason: str) -> str:
+    """The reason a command gets when its photo or clip does not fit the device's storage."""
+    return f"device storage full: {reason}"
+
+
+def rejection_reason(error: FleetcamError) -> str:
+    """Why a file a command asked for was not kept, as the command's result says it."""
+    if isinstance(error, TooLarge):
+        return storage_full(error.reason)
+    return f"the file was rejected: {error.reason}"
 
 
 def upload_options(data: Any, filename: str | None) -> dict[str, Any]:
@@ -62,7 +74,9 @@ def upload_options(data: Any, filename: str | None) -> dict[str, Any]:
         v = merged.get(flag, False)
         if not isinstance(v, bool):
             raise Invalid(f"{flag} must be a boolean", field=flag)
-        out[flag] = v
+        if flag in merged:  # an absent ``shared`` takes the device's or deployment's default
+            out[flag] = v
+    out.setdefault("protected", False)
     attrs = merged.get("attributes", {})
     if not isinstance(attrs, dict):
         raise Invalid("attributes must be an object", field="attributes")
@@ -89,7 +103,13 @@ class MediaService:
         self.base_url = base_url
         self.probe_image = probe_image
         self.probe_video = probe_video
+        self.default_shared = True
+        """``shared`` of a new file whose upload and device (``metadata.media_shared``) do
+        not say: the product promises token-free links."""
         self.created_listeners: list[Callable[[MediaFile], None]] = []
+        self.rejected_listeners: list[Callable[[int, int, FleetcamError], None]] = []
+        """Called with (device id, command id, error) when a file a command asked for is
+        rejected (the command then fails with the reason)."""
         """Called after a new media file is recorded (device messages, command results)."""
 
     def render(self, f: MediaFile, **kw: Any) -> dict[str, Any]:
@@ -168,6 +188,7 @@ class MediaService:
             self.store.delete(event.key)
             payload = {"key": event.key, "uuid": uuid, "size": info.size, "reason": e.reason}
             self.journal.record(device_id, "media_file_rejected", payload)
+            self._rejected(device_id, info.metadata.get(META_KEY, "{}"), e)
             raise
         if not self.index.add(f):
             return self.index.get(uuid)
@@ -178,6 +199,19 @@ class MediaService:
             except Exception:  # the file exists; a follow-up failing must not undo that
                 log.exception("media-created listener failed for %s", f.uuid)
         return f
+
+    def _rejected(self, device_id: int, raw_meta: str, error: FleetcamError) -> None:
+        try:
+            cmd_id = json.loads(raw_meta).get("command_id")
+        except (ValueError, AttributeError):
+            return
+        if not isinstance(cmd_id, int) or isinstance(cmd_id, bool):
+            return
+        for listener in self.rejected_listeners:
+            try:
+                listener(device_id, cmd_id, error)
+            except Exception:
+                log.exception("media-rejected listener failed for command %s", cmd_id)
 
     def _build(self, device: Device, uuid: str, key: str, size: int, content_type: str,
                raw_meta: str) -> MediaFile:
@@ -203,9 +237,15 @@ class MediaService:
             uuid=uuid, device_id=device.id, key=key, name=options.get("name") or uuid,
             size=size, mime=mime, created=float(created if created is not None else now),
             uploaded=now, modified=now, protected=bool(options.get("protected")),
-            shared=bool(options.get("shared")), channel_id=options.get("channel"),
+            shared=self._shared(device, options), channel_id=options.get("channel"),
             preview=Preview(jpeg=jpeg, meta=meta), attributes=options.get("attributes") or {},
         )
+
+    def _shared(self, device: Any, options: dict[str, Any]) -> bool:
+        if isinstance(options.get("shared"), bool):
+            return bool(options["shared"])
+        per_device = (getattr(device, "metadata", None) or {}).get("media_shared")
+        return per_device if isinstance(per_device, bool) else self.default_shared
 
     def _probe_video(self, key: str) -> tuple[str, dict[str, Any], str]:
         """Spool the object to a temporary file (streamed) and probe it there."""
@@ -296,6 +336,29 @@ class MediaService:
                 raise NotFound(f"media file {uuid} not found")
             files.append(f)
         return self.remove(files, "media_file_deleted")
+
+    def delete_all(self, device_ids: Iterable[int], *,
+                   force: bool = False) -> tuple[list[MediaFile], int]:
+        """A bulk delete: every unprotected file of these devices (protected ones too with
+        ``force``). Returns (the removed files, how many protected files were kept)."""
+        allowed = tuple(device_ids)
+        if force:
+            return self.delete(allowed, None), 0
+        unprotected = expr.Cmp("protected", "==", False)
+        removed: list[MediaFile] = []
+        while batch := self.index.query(MediaQuery(device_ids=allowed, filter=unprotected,
+                                                   count=1000)):
+            gone = self.remove(batch, "media_file_deleted")
+            removed += gone
+            if not gone:
+                break  # others removed them meanwhile; the next query finds the rest
+        kept, cursor = 0, None
+        protected = expr.Cmp("protected", "==", True)
+        while page := self.index.query(MediaQuery(device_ids=allowed, filter=protected,
+                                                  count=1000, cursor=cursor)):
+            kept += len(page)
+            cursor = (page[-1].created, page[-1].uuid)
+        return removed, kept
 
     def remove(self, files: list[MediaFile], event: str) -> list[MediaFile]:
         """Delete records (first) and objects (then), logging ``event`` for each file."""

@@ -9,12 +9,13 @@ from collections.abc import Callable
 from typing import Any, BinaryIO
 
 from fleetcam.domain import keys
+from fleetcam.domain.gateway import Command
 from fleetcam.domain.models import MediaFile
-from fleetcam.errors import CorruptMedia, NotFound
+from fleetcam.errors import CorruptMedia, FleetcamError, NotFound
 from fleetcam.ports import CommandStore, MessageStore, ObjectCreated, ObjectStore
 from fleetcam.services.gateway import CommandService, MessageService
 from fleetcam.services.journal import Journal
-from fleetcam.services.media import META_KEY
+from fleetcam.services.media import META_KEY, rejection_reason
 
 log = logging.getLogger(__name__)
 Packager = Callable[[BinaryIO, str], Any]
@@ -127,8 +128,32 @@ class MediaMessages:
         if cmd_id is not None:
             cmd = self.commands.store.get(int(cmd_id))
             if cmd is not None and not cmd.final:
-                self.commands.finish(cmd, True, {"uuid": f.uuid, "url": doc["url"],
-                                                 "meta": meta, "created": f.created})
+                self._answer(cmd, f, doc, meta)
+
+    def _answer(self, cmd: Command, f: MediaFile, doc: dict[str, Any],
+                meta: dict[str, Any]) -> None:
+        """The command that asked for ``f`` gets the file (and what the gateway reported)."""
+        details = self.commands.running_details(cmd)
+        stored = {"uuid": f.uuid, "url": doc["url"], "meta": meta, "created": f.created}
+        if cmd.name != "take_photo":
+            self.commands.finish(cmd, True, {**details, **stored})
+            return
+        # take_photo: one file per media id the device announced; done when all are in
+        files = [x for x in details.get("files", []) if x.get("uuid") != f.uuid] + [stored]
+        expected = details.get("media_ids") or []
+        if len(files) >= len(expected):
+            self.commands.finish(cmd, True, {**details, "files": files})
+        else:
+            self.commands.progress(cmd, {"files": files,
+                                         "progress": {"photos": len(files),
+                                                      "of": len(expected)}})
+
+    def rejected(self, device_id: int, command_id: int, error: FleetcamError) -> None:
+        """A file a command asked for was not kept: the command fails with the reason."""
+        cmd = self.commands.store.get(command_id)
+        if cmd is not None and not cmd.final and cmd.device_id == device_id:
+            self.commands.finish(cmd, False, {**self.commands.running_details(cmd),
+                                              "reason": rejection_reason(error)})
 
     def _telemetry(self, device_id: int, when: float) -> dict[str, Any] | None:
         """The device's nearest message within ENRICH_WITHIN that is not itself a media

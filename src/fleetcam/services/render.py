@@ -44,7 +44,7 @@ def device_json(d: Device, media_size: int | None = None) -> dict[str, Any]:
         "id": d.id,
         "name": d.name,
         "ident": d.ident,
-        "configuration": {"ident": d.ident},
+        "configuration": {"ident": d.ident, **d.identity.as_configuration()},
         "protocol": d.protocol,
         "enabled": d.enabled,
         "media_ttl": d.media_ttl,

@@ -39,6 +39,8 @@ class DeviceConfig:
     base: tuple[float, float] = (52.3676, 4.9041)
     media_host: str | None = None
     """Override the address the platform gives for media (e.g. 0.0.0.0 behind NAT)."""
+    auth_code: str = ""
+    """A provisioned authentication code; empty: register to get one."""
     stats: dict[str, int] = field(default_factory=lambda: {"locations": 0, "photos": 0,
                                                            "streams": 0, "frames": 0})
 
@@ -48,7 +50,8 @@ class VirtualMdvr:
         self.cfg = cfg
         self.codec = Jt808Connection()
         self.writer: asyncio.StreamWriter | None = None
-        self.auth_code = ""
+        self.auth_code = cfg.auth_code
+        """Kept across reconnects, as real terminals keep theirs."""
         self.authenticated = asyncio.Event()
         self.streams: dict[int, asyncio.Task[None]] = {}
         self.tasks: set[asyncio.Task[Any]] = set()
@@ -92,9 +95,10 @@ class VirtualMdvr:
         reader, self.writer = await asyncio.open_connection(self.cfg.host, self.cfg.port)
         self.codec = Jt808Connection()
         self.authenticated.clear()
-        self.send(m.Register(province=31, city=100, manufacturer="FLEET",
-                             model="SIM-MDVR", terminal_id=self.cfg.phone[-7:],
-                             plate_color=1, plate=f"SIM{self.cfg.phone[-4:]}"))
+        if self.auth_code:
+            self.authenticate()
+        else:
+            self.register()
         reporter = asyncio.get_running_loop().create_task(self._report(stop))
         try:
             while not stop.is_set():
@@ -149,19 +153,34 @@ class VirtualMdvr:
                           time=int(when), extras={0x01: (12345).to_bytes(4, "big"),
                                                   0x30: bytes([25]), 0x31: bytes([11])})
 
+    def register(self) -> None:
+        self.send(m.Register(province=31, city=100, manufacturer="FLEET",
+                             model="SIM-MDVR", terminal_id=self.cfg.phone[-7:],
+                             plate_color=1, plate=f"SIM{self.cfg.phone[-4:]}"))
+
+    def authenticate(self) -> None:
+        self.send(m.Authenticate(auth_code=self.auth_code,
+                                 imei="86" + self.cfg.phone[-13:].rjust(13, "0"),
+                                 software_version="fleetcam-sim"))
+
     # -- platform messages ------------------------------------------------------------
     async def handle(self, msg: Message) -> None:
         body = msg.body
         if isinstance(body, m.RegisterResponse):
             if body.result == 0:
                 self.auth_code = body.auth_code
-                self.send(m.Authenticate(auth_code=body.auth_code, imei="86" + self.cfg.phone[-13:].rjust(13, "0"),
-                                         software_version="fleetcam-sim"))
+                self.authenticate()
             else:
                 log.warning("sim %s: registration refused (%d)", self.cfg.phone, body.result)
         elif isinstance(body, m.GeneralResponse):
             if body.reply_id == MsgId.AUTHENTICATE and body.result == 0:
                 self.authenticated.set()
+            elif body.reply_id == MsgId.AUTHENTICATE:
+                # the code was reset by the admin (or never valid): register for a fresh one
+                log.warning("sim %s: authentication refused; registering again",
+                            self.cfg.phone)
+                self.auth_code = ""
+                self.register()
         elif isinstance(body, m.Snapshot):
             await self.on_snapshot(msg, body)
         elif isinstance(body, m.ResourceListQuery):

@@ -18,6 +18,7 @@ from pynamodb.transactions import TransactWrite as _TransactWrite
 from fleetcam.adapters.aws.models import (FLEET_SHARDS, DevicesModel, GcModel, IdentsModel,
                                           LogsModel, MediaModel, fleet_shard)
 from fleetcam.domain import expr
+from fleetcam.domain.identity import Identity
 from fleetcam.domain.models import Device, LogEntry, MediaFile, Preview
 from fleetcam.domain.retention import file_expiry
 from fleetcam.errors import Conflict, NotFound
@@ -74,14 +75,14 @@ def _device(m: DevicesModel) -> Device:
                   protocol=m.protocol or "jt808", media_ttl=int(m.media_ttl or 0),
                   media_rotate=int(m.media_rotate or 0), messages_ttl=int(m.messages_ttl or 0),
                   metadata=m.metadata or {}, enabled=bool(m.enabled),
-                  auth_code=m.auth_code or "")
+                  identity=Identity.from_stored(m.auth_code))
 
 
 def _device_model(d: Device) -> DevicesModel:
     return DevicesModel(id=d.id, name=d.name, ident=d.ident, protocol=d.protocol,
                         media_ttl=d.media_ttl, media_rotate=d.media_rotate,
                         messages_ttl=d.messages_ttl, metadata=d.metadata, enabled=d.enabled,
-                        auth_code=d.auth_code or None)
+                        auth_code=d.identity.to_stored() or None)
 
 
 class DynamoDeviceRepo:
@@ -127,8 +128,6 @@ class DynamoDeviceRepo:
         actions = [getattr(DevicesModel, name).set(getattr(m, name)) for name in
                    ("name", "ident", "protocol", "media_ttl", "media_rotate", "messages_ttl",
                     "metadata", "enabled")]
-        actions.append(DevicesModel.auth_code.set(device.auth_code) if device.auth_code
-                       else DevicesModel.auth_code.remove())
         if old.media_ttl != device.media_ttl:  # queue the move of every file's expires_at
             actions += [DevicesModel.retime.set(1), DevicesModel.retime_cursor.set(RETIME_START)]
         try:
@@ -145,7 +144,24 @@ class DynamoDeviceRepo:
                 raise Conflict(f"a device with ident {device.ident!r} exists already",
                                field="ident") from e
             raise NotFound(f"device {device.id} not found") from e
-        return device
+        return device.with_changes(identity=old.identity)
+
+    def swap_identity(self, device_id: int, expect: Identity, new: Identity) -> bool:
+        if device_id <= 0:
+            return False
+        old, stored = expect.to_stored(), new.to_stored()
+        condition = DevicesModel.id.exists() & (
+            DevicesModel.auth_code == old if old else DevicesModel.auth_code.does_not_exist())
+        action = (DevicesModel.auth_code.set(stored) if stored
+                  else DevicesModel.auth_code.remove())
+        try:
+            DevicesModel(id=device_id).update(actions=[action], condition=condition)
+        except UpdateError as e:
+            if "ConditionalCheckFailed" in str(e) or getattr(
+                    e, "cause_response_code", None) == "ConditionalCheckFailedException":
+                return False
+            raise
+        return True
 
     def delete(self, device_id: int) -> None:
         try:

@@ -324,3 +324,32 @@ class RulesModel(_Base):
 
 
 MODELS = (*MODELS, MessagesModel, ConnectionsModel, CommandsModel, RulesModel)
+
+
+# -- access tokens (issue 11) ------------------------------------------------------------
+# * Tokens  ``key_hash`` (S: SHA-256 of the key; the key itself is never stored), so that
+#           authenticating is one consistent GetItem; GSI by-id (``id`` N) for the API's
+#           ``/platform/customer/tokens/{id}``; the item ``key_hash="#counter"`` holds the
+#           id counter (``next_id``); TTL ``expires_at`` removes tokens a day after they
+#           expire.
+class TokensById(GlobalSecondaryIndex["TokensModel"]):
+    class Meta:
+        index_name = "by-id"
+        projection = AllProjection()
+
+    id = NumberAttribute(hash_key=True)
+
+
+class TokensModel(_Base):
+    class Meta(_Base.Meta):
+        table_name = "fleetcam-tokens"
+
+    key_hash = UnicodeAttribute(hash_key=True)
+    id = NumberAttribute(null=True)
+    next_id = NumberAttribute(null=True)
+    data = JSONAttribute(null=True)
+    expires_at = TTLAttribute(null=True)
+    by_id = TokensById()
+
+
+MODELS = (*MODELS, TokensModel)

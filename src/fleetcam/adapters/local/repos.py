@@ -8,20 +8,22 @@ from typing import Any
 
 from fleetcam.adapters.local.db import Database, add_range, placeholders
 from fleetcam.adapters.local.sqlfilter import to_sql
+from fleetcam.domain.identity import Identity
 from fleetcam.domain.models import Device, LogEntry, MediaFile, Preview
 from fleetcam.domain.retention import file_expiry
 from fleetcam.errors import Conflict, NotFound
 from fleetcam.ports import MediaQuery
 
 _DEVICE_COLS = ("name", "ident", "protocol", "media_ttl", "media_rotate", "messages_ttl",
-                "metadata", "enabled", "auth_code")
+                "metadata", "enabled", "identity")
 
 
 def _device(row: sqlite3.Row) -> Device:
+    # the ``auth_code`` column holds the stored form of the identity (domain.identity)
     return Device(id=row["id"], name=row["name"], ident=row["ident"], protocol=row["protocol"],
                   media_ttl=row["media_ttl"], media_rotate=row["media_rotate"],
                   messages_ttl=row["messages_ttl"], metadata=json.loads(row["metadata"]),
-                  enabled=bool(row["enabled"]), auth_code=row["auth_code"])
+                  enabled=bool(row["enabled"]), identity=Identity.from_stored(row["auth_code"]))
 
 
 class SqliteDeviceRepo:
@@ -36,7 +38,7 @@ class SqliteDeviceRepo:
                     "INSERT INTO devices (name, ident, protocol, media_ttl, media_rotate,"
                     " messages_ttl, metadata, enabled, auth_code) VALUES (?,?,?,?,?,?,?,?,?)",
                     (d.name, d.ident, d.protocol, d.media_ttl, d.media_rotate, d.messages_ttl,
-                     json.dumps(d.metadata), int(d.enabled), d.auth_code))
+                     json.dumps(d.metadata), int(d.enabled), d.identity.to_stored()))
         except sqlite3.IntegrityError as e:
             raise Conflict(f"a device with ident {d.ident!r} exists already", field="ident") from e
         return d.with_changes(id=cur.lastrowid)
@@ -59,16 +61,22 @@ class SqliteDeviceRepo:
             with self.db.tx() as c:
                 cur = c.execute(
                     "UPDATE devices SET name=?, ident=?, protocol=?, media_ttl=?, media_rotate=?,"
-                    " messages_ttl=?, metadata=?, enabled=?, auth_code=? WHERE id=?",
+                    " messages_ttl=?, metadata=?, enabled=? WHERE id=?",
                     (device.name, device.ident, device.protocol, device.media_ttl,
                      device.media_rotate, device.messages_ttl, json.dumps(device.metadata),
-                     int(device.enabled), device.auth_code, device.id))
+                     int(device.enabled), device.id))
         except sqlite3.IntegrityError as e:
             raise Conflict(f"a device with ident {device.ident!r} exists already",
                            field="ident") from e
         if cur.rowcount == 0:
             raise NotFound(f"device {device.id} not found")
-        return device
+        return self.get(device.id)
+
+    def swap_identity(self, device_id: int, expect: Identity, new: Identity) -> bool:
+        with self.db.tx() as c:
+            cur = c.execute("UPDATE devices SET auth_code=? WHERE id=? AND auth_code=?",
+                            (new.to_stored(), device_id, expect.to_stored()))
+        return cur.rowcount == 1
 
     def delete(self, device_id: int) -> None:
         with self.db.tx() as c:

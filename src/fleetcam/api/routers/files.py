@@ -10,9 +10,9 @@ from urllib.parse import quote
 from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse, RedirectResponse, Response, StreamingResponse
 
-from fleetcam.api.deps import ContainerDep, token_ok
+from fleetcam.api.deps import ContainerDep, optional_principal
 from fleetcam.domain import hls
-from fleetcam.errors import Invalid, NotFound, Unauthorized
+from fleetcam.errors import Forbidden, Invalid, NotFound, Unauthorized
 
 log = logging.getLogger(__name__)
 router = APIRouter(tags=["files"])
@@ -67,8 +67,7 @@ def live_file(c: ContainerDep, uuid: str, name: str) -> Response:
         raise NotFound(f"no stream file {uuid}/{name}") from e
     return Response(body, media_type="application/vnd.apple.mpegurl" if playlist
                     else "video/mp2t",
-                    headers={"Cache-Control": "no-cache" if playlist else "max-age=120",
-                             "Access-Control-Allow-Origin": "*"})
+                    headers={"Cache-Control": "no-cache" if playlist else "max-age=120"})
 
 
 @router.api_route("/media/{uuid}", methods=["GET", "HEAD"])
@@ -80,10 +79,14 @@ def media_link(c: ContainerDep, request: Request, uuid: str,
     f = c.index.get(uuid) if re.fullmatch(r"[0-9a-f]{32}", uuid) else None
     if f is None:
         raise NotFound(f"media file {uuid} not found")
-    if not f.shared and not token_ok(request, c):
-        raise Unauthorized("this file is not shared: a token is required")
+    if not f.shared:
+        who = optional_principal(request, c)
+        if who is None:
+            raise Unauthorized("this file is not shared: a token with media access is required")
+        if not who.allows("gw/devices", "GET", f.device_id, "media"):
+            raise Forbidden(f"token {who.token_id} may not read media of device {f.device_id}")
     if preview == "json":
-        return JSONResponse({"result": [c.media.render(f)]})
+        return JSONResponse(c.media.render(f))  # the bare object, as flespi answers
     if preview == "jpeg":
         if not f.preview.jpeg:
             raise NotFound(f"media file {uuid} has no preview")

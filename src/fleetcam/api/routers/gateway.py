@@ -11,7 +11,7 @@ from fleetcam.api.deps import ContainerDep, SelectorDep
 from fleetcam.api.params import (apply_filter, as_list, fetch_count, json_body,
                                  parse_options)
 from fleetcam.domain.gateway import validate_timeout
-from fleetcam.errors import FleetcamError, Invalid
+from fleetcam.errors import FleetcamError, Invalid, NotFound
 from fleetcam.services.gateway import NotConnected
 from fleetcam.services.render import select_fields
 
@@ -68,12 +68,27 @@ def queue_commands(c: ContainerDep, sel: SelectorDep, body: Body) -> dict[str, A
                                                                       as_list(body))]}
 
 
+def _known_commands(c: ContainerDep, device_ids: tuple[int, ...],
+                    wanted: list[int] | None) -> None:
+    """404 naming the command ids that are no command of these devices (queued or done)."""
+    if wanted is None:
+        return
+    devices = set(device_ids)
+    missing = [i for i in wanted
+               if (cmd := c.commands.store.get(i)) is None or cmd.device_id not in devices]
+    if missing:
+        raise NotFound(f"no command with id {', '.join(map(str, missing))} for these devices",
+                       field="selector", ids=missing)
+
+
 @router.get("/{sel}/commands-queue/{cmd_sel}")
 @router.get("/{sel}/commands-queue")
 def list_queue(c: ContainerDep, sel: SelectorDep, cmd_sel: str = "all") -> dict[str, Any]:
     """Commands still in the queue (queued or sent, awaiting the device's answer)."""
     wanted = _command_ids(cmd_sel)
-    return {"result": [cmd.queue_json() for cmd in c.commands.queue(_ids(c, sel))
+    ids = _ids(c, sel)
+    _known_commands(c, ids, wanted)
+    return {"result": [cmd.queue_json() for cmd in c.commands.queue(ids)
                        if wanted is None or cmd.id in wanted]}
 
 
@@ -81,22 +96,34 @@ def list_queue(c: ContainerDep, sel: SelectorDep, cmd_sel: str = "all") -> dict[
 @router.delete("/{sel}/commands-queue")
 def cancel_queue(c: ContainerDep, sel: SelectorDep, cmd_sel: str = "all") -> dict[str, Any]:
     """Cancel queued commands."""
-    return {"result": [cmd.result_json() for cmd in c.commands.cancel(_ids(c, sel),
-                                                                      _command_ids(cmd_sel))]}
+    wanted = _command_ids(cmd_sel)
+    ids = _ids(c, sel)
+    _known_commands(c, ids, wanted)
+    return {"result": [cmd.result_json() for cmd in c.commands.cancel(ids, wanted)]}
 
 
+@router.get("/{sel}/commands-result/{cmd_sel}")
 @router.get("/{sel}/commands-result")
-def command_results(c: ContainerDep, sel: SelectorDep, data: Data = None) -> dict[str, Any]:
-    """Results of finished commands (processed, canceled, expired)."""
+def command_results(c: ContainerDep, sel: SelectorDep, cmd_sel: str = "all",
+                    data: Data = None) -> dict[str, Any]:
+    """Results of finished commands (processed, canceled, expired): all, or by id."""
     opts = parse_options(data, None)
-    cmds = c.commands.results(_ids(c, sel), time_from=opts.time_from, time_to=opts.time_to,
-                              count=opts.count)
+    wanted = _command_ids(cmd_sel)
+    ids = _ids(c, sel)
+    _known_commands(c, ids, wanted)
+    if wanted is not None:
+        cmds = [cmd for i in wanted if (cmd := c.commands.store.get(i)) is not None
+                and cmd.final]
+    else:
+        cmds = c.commands.results(ids, time_from=opts.time_from, time_to=opts.time_to,
+                                  count=opts.count)
     return {"result": [select_fields(cmd.result_json(), opts.fields) for cmd in cmds]}
 
 
 @router.post("/{sel}/commands")
 async def realtime_commands(c: ContainerDep, sel: SelectorDep, body: Body) -> dict[str, Any]:
-    """Send commands now and wait for the answers (``timeout`` 5–60 s, default 15)."""
+    """Send commands now and wait for the answers (``timeout`` 5–60 s, default 15;
+    request_video: up to 300 s, default 15 s + twice the clip)."""
     if body is None:
         raise Invalid("body must be a command or a list of them", field="body")
     items = as_list(body)

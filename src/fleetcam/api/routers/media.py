@@ -46,6 +46,24 @@ def _query(ids: tuple[int, ...], opts: Options) -> MediaQuery:
                       cursor=decode_cursor(opts.cursor) if opts.cursor else None)
 
 
+MEDIA_FIELDS = ("uuid", "device_id", "name", "size", "mime", "created", "uploaded", "modified",
+                "protected", "shared", "channel_id", "channel", "type")
+"""What every file has; ``meta.*`` and ``preview.meta.*`` too; other names are attributes."""
+
+
+def _known_fields(c: ContainerDep, ids: tuple[int, ...], flt: expr.Node | None) -> None:
+    """An empty answer to a filter naming a field no file of these devices has is a typo:
+    400 naming it."""
+    for name in expr.fields(flt):
+        if name in MEDIA_FIELDS or name.startswith(("meta.", "preview.meta.")):
+            continue
+        if not c.media.search(MediaQuery(device_ids=ids, filter=expr.Cmp(name, "!=", None),
+                                         count=1)):
+            raise Invalid(f"unknown field {name!r} in the filter: files have "
+                          f"{', '.join(MEDIA_FIELDS)}, meta.* and the attributes set on them, "
+                          f"and no file of these devices has {name!r}", field=name)
+
+
 @router.get("/{sel}/media")
 def list_media(c: ContainerDep, sel: SelectorDep,
                data: Annotated[str | None, Query(description="JSON: filter, fields, uuid, from,"
@@ -55,6 +73,8 @@ def list_media(c: ContainerDep, sel: SelectorDep,
     opts = parse_options(data, fields)
     ids = tuple(d.id for d in c.devices.select(sel))
     files = c.media.search(_query(ids, opts))
+    if not files:
+        _known_fields(c, ids, opts.filter)
     out: dict[str, Any] = {"result": [select_fields(c.media.render(f), opts.fields)
                                       for f in files]}
     if len(files) == opts.count:
@@ -105,17 +125,22 @@ def update_media(c: ContainerDep, sel: SelectorDep, body: Body) -> dict[str, Any
 
 
 @router.delete("/{sel}/media")
-def delete_media(c: ContainerDep, sel: SelectorDep, body: Body) -> dict[str, Any]:
-    """Delete ``{"uuid": ...}`` (or a list of them); with no body, every file."""
+def delete_media(c: ContainerDep, sel: SelectorDep, body: Body,
+                 force: Annotated[bool, Query(description="a bulk delete (no body) removes "
+                                              "protected files too")] = False
+                 ) -> dict[str, Any]:
+    """Delete ``{"uuid": ...}`` (or a list of them, protected or not); with no body, every
+    unprotected file (``force=true``: protected ones too). Counts ``removed`` and ``kept``."""
     ids = [d.id for d in c.devices.select(sel)]
-    uuids = None
-    if body is not None:
-        items = as_list(body)
+    if body is None:
+        removed, kept = c.media.delete_all(ids, force=force)
+    else:
         uuids = []
-        for item in items:
+        for item in as_list(body):
             u = item.get("uuid") if isinstance(item, dict) else item
             if not isinstance(u, str):
                 raise Invalid("each item needs a string uuid", field="uuid")
             uuids.append(u)
-    removed = c.media.delete(ids, uuids)
-    return {"result": [{"uuid": f.uuid, "device_id": f.device_id} for f in removed]}
+        removed, kept = c.media.delete(ids, uuids), 0
+    return {"result": [{"uuid": f.uuid, "device_id": f.device_id} for f in removed],
+            "removed": len(removed), "kept": kept}

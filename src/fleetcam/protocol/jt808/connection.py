@@ -67,6 +67,29 @@ class ResendNeeded:
         return ResendRequest(self.header.serial, self.missing)
 
 
+class ReassemblyBudget:
+    """Bytes that several connections together may hold in unfinished subpackaged messages
+    (the gateway shares one among all its connections)."""
+
+    def __init__(self, limit: int) -> None:
+        self.limit = limit
+        self.held = 0
+
+    def take(self, n: int) -> bool:
+        if n > 0 and self.held + n > self.limit:
+            return False
+        self.held += n
+        return True
+
+    def give(self, n: int) -> None:
+        self.held = max(0, self.held - n)
+
+
+FEED_SLICE = 16384
+"""Bytes handed to the frame splitter at a time: a large read is parsed piece by piece, so
+the splitter holds at most this plus one unfinished frame."""
+
+
 class _Reassembly:
     __slots__ = ("asked", "header", "last", "parts", "size")
 
@@ -93,16 +116,22 @@ class Jt808Connection:
         max_reassemblies: concurrent reassemblies; the stalest is dropped to make room.
         max_reassembly_bytes: total body bytes held for reassembly.
         strict_escape: reject illegal ``7D xx`` escapes instead of keeping them literally.
+        reassemble: False drops subpackaged messages (a ``FrameError`` each) without holding
+            anything: the gateway turns it on only once the terminal authenticated.
+        budget: a ``ReassemblyBudget`` shared with other connections, or None.
     """
 
     def __init__(self, max_frame: int = 8192, max_buffer: int = 65536,
                  reassembly_timeout: float = 30.0, *, max_reassemblies: int = 8,
-                 max_reassembly_bytes: int = 8 * 1024 * 1024, strict_escape: bool = False) -> None:
+                 max_reassembly_bytes: int = 8 * 1024 * 1024, strict_escape: bool = False,
+                 reassemble: bool = True, budget: ReassemblyBudget | None = None) -> None:
         self.max_buffer = max_buffer
         self.reassembly_timeout = reassembly_timeout
         self.max_reassemblies = max_reassemblies
         self.max_reassembly_bytes = max_reassembly_bytes
         self.strict_escape = strict_escape
+        self.reassemble = reassemble
+        self.budget = budget
         self.last_serial: int | None = None
         self.version2019: bool | None = None  # edition of the last good frame received
         self.closed = False
@@ -112,6 +141,8 @@ class Jt808Connection:
         self._next_serial = 0
         self._reassemblies: dict[tuple[int, int], _Reassembly] = {}
         self._held = 0
+        self._input: list[bytes] = []
+        self._input_size = 0
 
     @property
     def garbage_bytes(self) -> int:
@@ -122,12 +153,18 @@ class Jt808Connection:
     def reassembly_bytes(self) -> int:
         return self._held
 
+    @property
+    def unparsed(self) -> int:
+        """Bytes received and not yet cut into frames."""
+        return self._input_size + len(self._splitter.buffer)
+
     def receive_data(self, data: bytes, now: float = 0.0) -> None:
-        """Feed bytes from the peer; ``b""`` means EOF.
+        """Feed bytes from the peer; ``b""`` means EOF. Any amount may come at once: it is
+        parsed piece by piece by ``next_event``.
 
         Raises:
-            ProtocolError: data after EOF, or more than ``max_buffer`` bytes of an unfinished
-                frame are pending (the gateway should close the connection).
+            ProtocolError: data after EOF, or more than ``max_buffer`` bytes were still
+                unparsed when more came (the caller feeds without draining ``next_event``).
         """
         self._now = now
         if not data:
@@ -135,10 +172,34 @@ class Jt808Connection:
             return
         if self.closed:
             raise ProtocolError("data after EOF")
-        self._splitter.feed(data)
-        if len(self._splitter.buffer) > self.max_buffer:
-            self._splitter.buffer.clear()
-            raise FrameTooLarge("buffer overflow")
+        if self._input_size > self.max_buffer:
+            self._input.clear()
+            self._input_size = 0
+            raise FrameTooLarge("buffer overflow (data fed faster than it is parsed)")
+        self._input.append(bytes(data))
+        self._input_size += len(data)
+
+    def _feed_slice(self) -> bool:
+        """Move the next slice of received bytes into the splitter; False if none is left."""
+        if not self._input:
+            return False
+        head = self._input[0]
+        if len(head) <= FEED_SLICE:
+            self._input.pop(0)
+        else:
+            self._input[0] = head[FEED_SLICE:]
+            head = head[:FEED_SLICE]
+        self._input_size -= len(head)
+        self._splitter.feed(head)
+        return True
+
+    def release(self) -> None:
+        """Forget unfinished reassemblies and unparsed bytes (the connection is gone)."""
+        for key in list(self._reassemblies):
+            self._drop(key)
+        self._input.clear()
+        self._input_size = 0
+        self._splitter.buffer.clear()
 
     def next_event(self) -> Message | FrameError | _NeedData:
         """The next decoded message or dropped frame, or ``NEED_DATA``."""
@@ -148,10 +209,12 @@ class Jt808Connection:
             except FrameTooLarge as exc:
                 return FrameError(str(exc), b"")
             if frame is None:
+                if self._feed_slice():
+                    continue
                 if self.closed:
                     rest = self._splitter.pending()
-                    self._reassemblies.clear()  # a half-sent message never surfaces
-                    self._held = 0
+                    for key in list(self._reassemblies):  # a half-sent message never surfaces
+                        self._drop(key)
                     if rest:
                         return FrameError("truncated frame at EOF", rest)
                 return NEED_DATA
@@ -170,6 +233,10 @@ class Jt808Connection:
                 return FrameError("bad checksum", raw)
             header, body = parse_header(payload[:-1])
             self.version2019 = header.version2019
+            if header.packet_total is not None and header.packet_total > 1 \
+                    and not self.reassemble:
+                return FrameError("subpackaged message before authentication (dropped)",
+                                  raw[:64], header)
             if header.packet_total is not None:
                 reassembled = self._add_part(header, body)
                 if reassembled is None:
@@ -199,23 +266,31 @@ class Jt808Connection:
             entry = self._reassemblies[key] = _Reassembly(first, self._now)
         if index == 1:
             entry.header = header
-        self._held += len(body) - len(entry.parts.get(index, b""))
-        entry.size += len(body) - len(entry.parts.get(index, b""))
+        delta = len(body) - len(entry.parts.get(index, b""))
+        if self._held + delta > self.max_reassembly_bytes:
+            self._drop(key)
+            raise ProtocolError("reassembly exceeds the connection's byte budget")
+        if self.budget is not None and not self.budget.take(delta):
+            self._drop(key)
+            raise ProtocolError("reassembly memory of the gateway is exhausted")
+        self._held += delta
+        entry.size += delta
         entry.parts[index] = body
         entry.last = self._now
-        if self._held > self.max_reassembly_bytes:
-            self._drop(key)
-            raise ProtocolError("reassembly exceeds its byte budget")
         if len(entry.parts) < total:
             return None
         del self._reassemblies[key]
         self._held -= entry.size
+        if self.budget is not None:
+            self.budget.give(entry.size)
         merged = b"".join(entry.parts[i] for i in range(1, total + 1))
         return replace(entry.header, packet_total=None, packet_index=None), merged
 
     def _drop(self, key: tuple[int, int]) -> None:
         entry = self._reassemblies.pop(key)
         self._held -= entry.size
+        if self.budget is not None:
+            self.budget.give(entry.size)
         self.dropped_reassemblies += 1
 
     def expired(self, now: float) -> list[ResendNeeded]:

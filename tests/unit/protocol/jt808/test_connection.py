@@ -16,6 +16,7 @@ from fleetcam.protocol.jt808 import (
     Result,
 )
 from fleetcam.protocol.jt808 import messages as m
+from fleetcam.protocol.jt808.connection import FEED_SLICE, ReassemblyBudget
 from fleetcam.protocol.jt808.framing import wrap
 from fleetcam.protocol.jt808.header import Header, encode_header
 
@@ -167,10 +168,27 @@ def test_unknown_and_encrypted_bodies() -> None:
     assert second.body == m.UnknownMessage(MsgId.LOCATION, b"abc")
 
 
-def test_buffer_overflow_raises() -> None:
+def test_feeding_without_draining_overflows() -> None:
     conn = Jt808Connection(max_frame=1 << 20, max_buffer=1000)
+    conn.receive_data(b"\x7e" + b"\x01" * 1000)  # one read of any size is taken
     with pytest.raises(ProtocolError, match="buffer overflow"):
-        conn.receive_data(b"\x7e" + b"\x01" * 1000)
+        conn.receive_data(b"\x01")  # more before the caller drained next_event
+
+
+def test_one_large_read_is_parsed_piece_by_piece() -> None:
+    """Issue 10: a legitimate terminal is never disconnected by how its bytes arrive; the
+    splitter holds one slice plus one unfinished frame, not the whole read."""
+    conn = Jt808Connection(max_buffer=4096)
+    data = b"".join(frame(MsgId.HEARTBEAT, b"", serial=i) for i in range(20000))
+    assert len(data) > 70 * 4096
+    conn.receive_data(data)
+    seen, peak = 0, 0
+    while (ev := conn.next_event()) is not NEED_DATA:
+        assert isinstance(ev, Message)
+        seen += 1
+        peak = max(peak, len(conn._splitter.buffer))
+    assert seen == 20000
+    assert peak <= FEED_SLICE + 8192
 
 
 def test_oversized_frame_is_an_event() -> None:
@@ -203,3 +221,38 @@ def test_frames_split_across_reads() -> None:
         conn.receive_data(wire[i:i + 1])
         events += drain(conn)
     assert [e.body for e in events] == [m.Heartbeat(), m.Unregister()]
+
+
+def test_no_reassembly_before_authentication() -> None:
+    """Issue 10: subpackaged messages are dropped, not held, while ``reassemble`` is off."""
+    conn = Jt808Connection(reassemble=False)
+    events = []
+    for i in range(1, 200):
+        conn.receive_data(frame(0x0F01, b"x" * 1000, serial=i, total=200, index=i))
+        events += drain(conn)
+    assert len(events) == 199 and all(isinstance(e, FrameError) for e in events)
+    assert "before authentication" in events[0].reason
+    assert conn.reassembly_bytes == 0 and not conn._reassemblies
+    conn.reassemble = True
+    conn.receive_data(frame(0x0F01, b"a" * 10, serial=300, total=2, index=1)
+                      + frame(0x0F01, b"b" * 10, serial=301, total=2, index=2))
+    (msg,) = drain(conn)
+    assert isinstance(msg, Message) and msg.body == m.UnknownMessage(0x0F01, b"a" * 10 + b"b" * 10)
+
+
+def test_reassembly_budget_is_shared_and_given_back() -> None:
+    budget = ReassemblyBudget(5000)
+    a, b = Jt808Connection(budget=budget), Jt808Connection(budget=budget)
+    a.receive_data(frame(0x0F01, b"x" * 1000, serial=1, total=9, index=1)
+                   + frame(0x0F01, b"x" * 1000, serial=2, total=9, index=2)
+                   + frame(0x0F01, b"x" * 1000, serial=3, total=9, index=3))
+    assert drain(a) == [] and budget.held == 3000
+    b.receive_data(frame(0x0F01, b"y" * 1000, serial=1, total=9, index=1)
+                   + frame(0x0F01, b"y" * 1000, serial=2, total=9, index=2)
+                   + frame(0x0F01, b"y" * 1000, serial=3, total=9, index=3))
+    events = drain(b)  # the third part would exceed what all connections may hold
+    assert [type(e) for e in events] == [FrameError]
+    assert "exhausted" in events[0].reason
+    assert budget.held == 3000  # b's dropped reassembly gave its bytes back
+    a.release()
+    assert budget.held == 0 and a.reassembly_bytes == 0

@@ -1,0 +1,323 @@
+"""The DVR's read side with Flussonic's paths: the end-user files players fetch
+(``/{name}/ranges.json``, ``archive-{from}-{duration}.mp4``, playlists, thumbnails...) and
+the administrator's ``/streamer/api/v3/streams/{name}/dvr/ranges`` and ``/dvr/export``.
+
+Who may call: administrator calls need the admin token (``FlespiToken``, ``Bearer`` or Basic
+with the token as password, as Flussonic's clients send it) or a scoped token allowed to
+write the stream's device. End-user calls also take the stream's read token (from
+``GET /streamer/api/v3/streams/{name}/dvr/token``) or a scoped token that may read the
+device's media, in a header or as ``?token=`` (players cannot always send headers). Every
+end-user path answers CORS preflights: players run on other origins.
+"""
+from __future__ import annotations
+
+import base64
+import gzip
+import hashlib
+import hmac
+import json
+import logging
+from typing import Any
+from urllib.parse import quote
+
+from fastapi import APIRouter, Request
+from fastapi.responses import JSONResponse, Response, StreamingResponse
+
+from fleetcam.api.deps import ContainerDep
+from fleetcam.domain import dvr, dvrplay
+from fleetcam.domain.access import Principal
+from fleetcam.errors import Forbidden, Invalid, NotFound, Unauthorized
+from fleetcam.runtime.container import Container
+from fleetcam.services.dvrplay import DvrPlayback
+
+log = logging.getLogger(__name__)
+router = APIRouter(tags=["dvr (end-user files)"])
+admin_router = APIRouter(prefix="/streamer/api/v3/streams", tags=["dvr"])
+CORS = {"Access-Control-Allow-Origin": "*",
+        "Access-Control-Expose-Headers": "Content-Length, Content-Range, Accept-Ranges, "
+                                         "Content-Disposition, X-Dvr-Gaps, X-Thumbnail-Utc"}
+MAX_SESSION_BODY = 64 * 1024
+MAX_GAPS_HEADER = 2000
+
+
+# -- auth --------------------------------------------------------------------------------------
+def _presented(request: Request, *, query: bool) -> str | None:
+    header = request.headers.get("authorization", "").strip()
+    scheme, _, value = header.partition(" ")
+    value = value.strip()
+    if scheme.lower() in ("flespitoken", "bearer") and value:
+        return value
+    if scheme.lower() == "basic" and value:
+        try:
+            _, _, password = base64.b64decode(value, validate=True).decode().partition(":")
+        except (ValueError, UnicodeDecodeError):
+            return None
+        return password or None
+    if query:
+        return request.query_params.get("token") or None
+    return None
+
+
+def read_token(c: Container, name: str) -> str:
+    """The stream's read token, derived from the admin token's hash: rotating the admin
+    token revokes every one of them."""
+    key = str(getattr(c.access, "admin_hash", None) or "").encode()
+    if not key:
+        raise NotFound("no admin token is configured, so there are no stream read tokens")
+    return hmac.new(key, f"fleetcam-dvr-read:{name}".encode(), hashlib.sha256).hexdigest()[:40]
+
+
+def _principal(c: Container, token: str) -> Principal | None:
+    return c.access.authenticate(f"Bearer {token}")  # type: ignore[no-any-return]
+
+
+def require_admin(request: Request, c: Container, stream: dvr.DvrStream) -> None:
+    """The admin token, or a scoped token allowed the ``dvr`` submodule of ``gw/devices`` for
+    the stream's device with this method (as the stream configuration API checks)."""
+    token = _presented(request, query=False)
+    if token is None:
+        raise Unauthorized("token required: Authorization: Bearer <token> (or Basic)")
+    p = _principal(c, token)
+    if p is None:
+        raise Unauthorized("invalid, expired or revoked token")
+    if not p.allows("gw/devices", request.method, stream.device_id, "dvr"):
+        raise Forbidden(f"this token has no DVR {request.method} access to device "
+                        f"{stream.device_id}")
+
+
+def require_reader(request: Request, c: Container, stream: dvr.DvrStream) -> str:
+    """The stream's read token, or a token that may GET the device's ``dvr`` or ``media``.
+    Returns the token (playlist links carry it on)."""
+    token = _presented(request, query=True)
+    if token is None:
+        raise Unauthorized("token required: Authorization header or ?token=")
+    key = getattr(c.access, "admin_hash", None)
+    if key and hmac.compare_digest(token, read_token(c, stream.name)):
+        return token
+    p = _principal(c, token)
+    if p is None:
+        raise Unauthorized("invalid token for this stream")
+    if not (p.allows("gw/devices", "GET", stream.device_id, "dvr")
+            or p.allows("gw/devices", "GET", stream.device_id, "media")):
+        raise Forbidden(f"this token may not read the DVR of {stream.name}")
+    return token
+
+
+def playback(c: Container) -> DvrPlayback:
+    svc = c.extras.get("dvr_playback")
+    if svc is None:
+        if c.dvr_streams is None or c.dvr_index is None or c.dvr_storage is None:
+            raise NotFound("the cloud DVR is not configured in this runtime")
+        svc = DvrPlayback(c.dvr_streams, c.dvr_index, c.dvr_storage, c.episodes, c.clock,
+                          tail=lambda: c.dvr_tail)
+        c.extras["dvr_playback"] = svc
+    return svc  # type: ignore[no-any-return]
+
+
+def _json(body: Any, status: int = 200) -> JSONResponse:
+    return JSONResponse(body, status_code=status, headers={**CORS, "Cache-Control": "no-cache"})
+
+
+# -- CORS preflight ------------------------------------------------------------------------------
+@router.options("/{name}/{file}", include_in_schema=False)
+@router.options("/{name}/dvr/{file}", include_in_schema=False)
+@router.options("/{name}/sessions/{file}", include_in_schema=False)
+def preflight(request: Request, name: str, file: str) -> Response:
+    """Any end-user path: players on other origins send Session, X-Originator, Range..."""
+    asked = request.headers.get("access-control-request-headers", "")
+    allowed = ", ".join(h.strip() for h in asked.split(",") if h.strip()
+                        and all(ch.isalnum() or ch == "-" for ch in h.strip()))[:1000]
+    return Response(status_code=204, headers={
+        **CORS, "Access-Control-Allow-Methods": "GET, HEAD, PUT, POST, OPTIONS",
+        "Access-Control-Allow-Headers": allowed or "Authorization, Range",
+        "Access-Control-Max-Age": "600"})
+
+
+# -- json -----------------------------------------------------------------------------------------
+def _stream_for_user(request: Request, c: Container, name: str) -> tuple[DvrPlayback,
+                                                                        dvr.DvrStream, str]:
+    svc = playback(c)
+    stream = svc.stream(name)
+    return svc, stream, require_reader(request, c, stream)
+
+
+@router.get("/{name}/ranges.json")
+def ranges_json(c: ContainerDep, request: Request, name: str) -> JSONResponse:
+    """``{"ranges": [{"opened_at", "closed_at"}]}``: in ms when the query's bounds are ms
+    (as the player's first request), else seconds."""
+    svc, _, _ = _stream_for_user(request, c, name)
+    q = request.query_params
+    bounds = [_int(q.get(k), k) for k in ("closed_at_gte", "opened_at_lte", "from", "to")]
+    millis = any(b is not None and b > 10**11 for b in bounds[:2])
+    scale = 1 if millis else 1000
+    lo = bounds[0] if bounds[0] is not None else bounds[2]
+    hi = bounds[1] if bounds[1] is not None else bounds[3]
+    found = svc.ranges(name, None if lo is None else lo * scale,
+                       None if hi is None else hi * scale)
+    limit = _int(q.get("limit"), "limit") or 100_000
+    spans = [(r.start_ms, r.end_ms) for r in found[:max(1, min(limit, 100_000))]]
+    return _json({"ranges": dvrplay.flussonic_ranges(spans, millis=millis)})
+
+
+def _int(text: str | None, field: str) -> int | None:
+    if text is None or text == "":
+        return None
+    try:
+        return int(float(text))
+    except ValueError:
+        raise Invalid(f"{field} must be a number", field=field) from None
+
+
+@router.get("/{name}/recording_status.json")
+def recording_status(c: ContainerDep, request: Request, name: str) -> JSONResponse:
+    """Flussonic's older form: ``[{"stream", "ranges": [{"from", "duration"}]}]``."""
+    svc, _, _ = _stream_for_user(request, c, name)
+    q = request.query_params
+    lo, hi = _int(q.get("from"), "from"), q.get("to")
+    hi_s = None if hi in (None, "", "now") else _int(hi, "to")
+    found = svc.ranges(name, None if lo is None else lo * 1000,
+                       None if hi_s is None else hi_s * 1000)
+    return _json([{"stream": name, "ranges": [r.as_flussonic() for r in found]}])
+
+
+@router.get("/{name}/info.json")
+@router.get("/{name}/media_info.json")
+def info_json(c: ContainerDep, request: Request, name: str) -> JSONResponse:
+    """What the player checks: tracks, dvr settings and depth, thumbnails, permissions."""
+    svc, stream, _ = _stream_for_user(request, c, name)
+    found = svc.ranges(name)
+    latest = next(iter(svc.index.segments(name, found[-1].end_ms - 1, found[-1].end_ms,
+                                          limit=1)), None) if found else None
+    tracks = [{"content": "video", "track_id": "v1", "codec": "h264",
+               **({"width": latest.width, "height": latest.height} if latest else {})}]
+    tail = svc._open(name)
+    cfg = stream.dvr.as_json() if stream.dvr else None
+    body = {
+        "name": name, "title": stream.title,
+        "stats": {"alive": tail is not None, "status": "running" if tail else "idle",
+                  "dvr_enabled": stream.recording, "media_info": {"tracks": tracks}},
+        "media_info": {"tracks": tracks},
+        "dvr": {**(cfg or {}), "enabled": stream.recording,
+                "from": found[0].start_ms // 1000 if found else None,
+                "to": -(-found[-1].end_ms // 1000) if found else None},
+        "thumbnails": {"enabled": True},
+        "permissions": {"export": True, "dvr": True, "thumbnails": True},
+        "protocols": {"hls": True, "mp4": True, "mse": False, "webrtc": False},
+    }
+    return _json(body)
+
+
+@router.put("/{name}/sessions/{session_id}")
+@router.post("/{name}/sessions/{session_id}")
+async def session(c: ContainerDep, request: Request, name: str, session_id: str) -> JSONResponse:
+    """Players open (and report on) sessions; fleetcam only acknowledges them."""
+    _, _, _ = _stream_for_user(request, c, name)
+    size = 0
+    async for chunk in request.stream():
+        size += len(chunk)
+        if size > MAX_SESSION_BODY:
+            raise Invalid("session body is too large")
+    return _json({"id": session_id[:64], "name": name})
+
+
+# -- stored objects behind playlists --------------------------------------------------------------
+@router.api_route("/{name}/dvr/{file}", methods=["GET", "HEAD"])
+def stored_object(c: ContainerDep, request: Request, name: str, file: str) -> Response:
+    """A stored segment (``{segment_id}.m4s``, byte ranges) or its init (``{segment_id}.mp4``)
+    as a playlist names them."""
+    svc, _, _ = _stream_for_user(request, c, name)
+    seg_id, _, ext = file.rpartition(".")
+    if ext not in ("m4s", "mp4"):
+        raise NotFound(f"no DVR object {file[:60]!r}")
+    seg = svc.segment(name, seg_id)
+    if ext == "mp4":
+        data = svc.init_bytes(seg)
+        return Response(data, media_type="video/mp4",
+                        headers={**CORS, "Cache-Control": "max-age=86400"})
+    return _ranged(request, seg.size, "video/iso.segment",
+                   lambda a, b: svc.read(svc._source(seg), a, b), {"Cache-Control": "max-age=3600"})
+
+
+def _ranged(request: Request, size: int, mime: str, read: Any,
+            extra: dict[str, str]) -> Response:
+    from fleetcam.api.routers.files import parse_range
+
+    headers = {**CORS, **extra, "Accept-Ranges": "bytes"}
+    try:
+        rng = parse_range(request.headers.get("range"), size)
+    except Invalid:
+        return Response(status_code=416, headers={**headers, "Content-Range": f"bytes */{size}"})
+    first, last = rng if rng else (0, size - 1)
+    headers["Content-Length"] = str(max(0, last - first + 1))
+    if rng:
+        headers["Content-Range"] = f"bytes {first}-{last}/{size}"
+    status = 206 if rng else 200
+    if request.method == "HEAD" or size == 0:
+        return Response(status_code=status, headers=headers, media_type=mime)
+    return StreamingResponse(read(first, last), status_code=status, headers=headers,
+                             media_type=mime)
+
+
+# -- archive files ----------------------------------------------------------------------------------
+@router.api_route("/{name}/{file}", methods=["GET", "HEAD"])
+def archive_file(c: ContainerDep, request: Request, name: str, file: str) -> Response:
+    """``archive-{from}-{duration}.mp4`` / ``.ts``, playlists, thumbnails."""
+    req = dvrplay.parse_file(file)
+    if req is None:
+        raise NotFound(f"no such file {file[:80]!r}")
+    svc, stream, token = _stream_for_user(request, c, name)
+    if req.kind == "mp4":
+        return _mp4(request, svc, name, req, request.query_params.get("filter.tracks"))
+    if req.kind in ("vod", "event", "live"):
+        body = svc.playlist(name, req, token=token if request.query_params.get("token")
+                            else None).encode()
+        headers = {**CORS, "Cache-Control": "no-cache" if req.kind != "vod" else "max-age=10",
+                   "Vary": "Accept-Encoding"}
+        if "gzip" in request.headers.get("accept-encoding", "") and len(body) > 1024:
+            body = gzip.compress(body, 5)  # an hour of 1 s entries: ~700 KB, ~60 KB gzipped
+            headers["Content-Encoding"] = "gzip"
+        return Response(body, media_type="application/vnd.apple.mpegurl", headers=headers)
+    raise NotFound(f"{file} is not served yet")
+
+
+def _mp4(request: Request, svc: DvrPlayback, name: str, req: dvrplay.FileRequest,
+         tracks: str | None) -> Response:
+    dl = svc.download(name, req.start, req.duration or 0, tracks=tracks)
+    lay = dl.layout
+    gaps = json.dumps([g.as_json() for g in lay.gaps], separators=(",", ":"))
+    if len(gaps) > MAX_GAPS_HEADER:
+        gaps = json.dumps([g.as_json() for g in lay.gaps[:20]] + [
+            {"more": len(lay.gaps) - 20}], separators=(",", ":"))
+    fname = f"{name}-{req.start}-{req.duration}.mp4"
+    etag = hashlib.sha1(lay.header[:4096] + str((lay.total, len(lay.pieces))).encode()
+                        ).hexdigest()[:20]
+    extra = {"Content-Disposition": f"attachment; filename=\"{fname}\"; "
+                                    f"filename*=UTF-8''{quote(fname)}",
+             "X-Dvr-Gaps": gaps, "ETag": f'"{etag}"', "Cache-Control": "private, max-age=60"}
+    return _ranged(request, lay.total, "video/mp4",
+                   lambda a, b: _render(dl, a, b), extra)
+
+
+def _render(dl: Any, first: int, last: int) -> Any:
+    from fleetcam.media import archive
+
+    return archive.render(dl.layout, dl.read, first, last, on_bad=dl.on_bad)
+
+
+# -- administrator --------------------------------------------------------------------------------
+@admin_router.get("/{name}/dvr/ranges")
+def admin_ranges(c: ContainerDep, request: Request, name: str) -> dict[str, Any]:
+    """Recorded intervals, merged: ``{"ranges": [{"from", "duration"}]}`` (UTC seconds)."""
+    svc = playback(c)
+    stream = svc.stream(name)
+    require_admin(request, c, stream)
+    return {"ranges": [r.as_flussonic() for r in svc.ranges(name)]}
+
+
+@admin_router.get("/{name}/dvr/token")
+def admin_read_token(c: ContainerDep, request: Request, name: str) -> dict[str, Any]:
+    """The stream's read token for end-user calls (``?token=`` or a header)."""
+    svc = playback(c)
+    stream = svc.stream(name)
+    require_admin(request, c, stream)
+    return {"name": name, "token": read_token(c, name)}

@@ -1,0 +1,490 @@
+"""One-pass fragmented-MP4 downloads of archive ranges (pure: bytes in, bytes out).
+
+A download is ``ftyp`` + a rebuilt ``moov`` + a ``sidx`` + the stored fragments, copied byte
+for byte except for their ``moof`` headers (sequence numbers and decode times are rewritten;
+a track left out by ``filter.tracks`` has its ``traf`` turned into a ``free`` box of the same
+size). Every size is known from the init segment and the index's fragment table, so the
+whole layout (Content-Length, the offset of every fragment, the ``sidx``) is computed before
+a single fragment is read, and any byte range of the file can be produced on its own: a
+player seeks in a 3-hour download that is never built. docs/dvr.md describes the stored
+fragments; ISO/IEC 14496-12 the boxes.
+
+Gaps in the recording are closed up in the file (its timeline is continuous) and listed in
+``moov/udta`` and by the caller in a response header. A fragment that turns out missing or
+unreadable while streaming is replaced by a ``free`` box of the same size: the file stays
+valid and keeps its announced length, and the player skips it.
+"""
+from __future__ import annotations
+
+import bisect
+import json
+import struct
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from dataclasses import dataclass, field
+
+MP4_EPOCH_OFFSET = 2_082_844_800
+"""Seconds from 1904-01-01 (the MP4 epoch) to 1970-01-01."""
+GAP_MS = 1000
+"""A hole longer than this between fragments is a gap: closed up and reported."""
+MAX_FRAGMENT = 64 * 1024 * 1024
+"""No stored fragment is larger (the gateway closes objects at 64 MB)."""
+
+
+class ArchiveError(ValueError):
+    """The init segment or the request cannot make a download (a 4xx for the caller)."""
+
+
+# -- boxes ------------------------------------------------------------------------------------
+def box(kind: bytes, *payload: bytes) -> bytes:
+    body = b"".join(payload)
+    return struct.pack(">I4s", 8 + len(body), kind) + body
+
+
+def full_box(kind: bytes, version: int, flags: int, *payload: bytes) -> bytes:
+    return box(kind, struct.pack(">I", (version << 24) | flags), *payload)
+
+
+def iter_boxes(data: bytes | memoryview, start: int = 0,
+               end: int | None = None) -> Iterator[tuple[bytes, int, int, int]]:
+    """(type, offset, size, header size) of each box in ``data[start:end]``.
+
+    Raises:
+        ArchiveError: a box runs past ``end`` or is smaller than its header.
+    """
+    end = len(data) if end is None else end
+    pos = start
+    while pos < end:
+        if end - pos < 8:
+            raise ArchiveError("truncated box header")
+        size, kind = struct.unpack_from(">I4s", data, pos)
+        header = 8
+        if size == 1:
+            if end - pos < 16:
+                raise ArchiveError("truncated large box header")
+            size = struct.unpack_from(">Q", data, pos + 8)[0]
+            header = 16
+        elif size == 0:
+            size = end - pos
+        if size < header or pos + size > end:
+            raise ArchiveError(f"box {kind!r} at {pos} overruns its container")
+        yield kind, pos, size, header
+        pos += size
+
+
+def _child(data: bytes, start: int, end: int, kind: bytes) -> tuple[int, int, int] | None:
+    for k, pos, size, header in iter_boxes(data, start, end):
+        if k == kind:
+            return pos, size, header
+    return None
+
+
+# -- the init segment --------------------------------------------------------------------------
+@dataclass(frozen=True)
+class Track:
+    track_id: int
+    handler: str
+    """``vide`` or ``soun``."""
+    timescale: int
+    trak: bytes
+    trex: bytes | None
+
+
+@dataclass(frozen=True)
+class Init:
+    """What a download needs from a stored init segment (``ftyp`` + ``moov``)."""
+
+    ftyp: bytes
+    mvhd: bytes
+    tracks: tuple[Track, ...]
+    others: tuple[bytes, ...]
+    """``moov`` children kept as they are (not mvhd, trak, mvex, udta)."""
+
+    @property
+    def movie_timescale(self) -> int:
+        version = self.mvhd[8]
+        return struct.unpack_from(">I", self.mvhd, 20 if version == 0 else 28)[0]  # type: ignore[no-any-return]
+
+
+def parse_init(data: bytes) -> Init:
+    """Read an init segment.
+
+    Raises:
+        ArchiveError: no ``ftyp``/``moov``, or a track without its timescale.
+    """
+    ftyp = moov = None
+    for kind, pos, size, _ in iter_boxes(data):
+        if kind == b"ftyp":
+            ftyp = data[pos:pos + size]
+        elif kind == b"moov":
+            moov = (pos, size)
+    if ftyp is None or moov is None:
+        raise ArchiveError("init segment has no ftyp or moov")
+    mvhd = None
+    traks: list[bytes] = []
+    trexes: dict[int, bytes] = {}
+    others: list[bytes] = []
+    mpos, msize = moov
+    for kind, pos, size, header in iter_boxes(data, mpos + 8, mpos + msize):
+        raw = data[pos:pos + size]
+        if kind == b"mvhd":
+            mvhd = raw
+        elif kind == b"trak":
+            traks.append(raw)
+        elif kind == b"mvex":
+            for k, p, s, _ in iter_boxes(data, pos + header, pos + size):
+                if k == b"trex":
+                    trexes[struct.unpack_from(">I", data, p + 12)[0]] = data[p:p + s]
+        elif kind != b"udta":
+            others.append(raw)
+    if mvhd is None or not traks:
+        raise ArchiveError("init segment has no mvhd or no track")
+    return Init(ftyp, mvhd, tuple(_track(t, trexes) for t in traks), tuple(others))
+
+
+def _track(trak: bytes, trexes: dict[int, bytes]) -> Track:
+    tkhd = _child(trak, 8, len(trak), b"tkhd")
+    mdia = _child(trak, 8, len(trak), b"mdia")
+    if tkhd is None or mdia is None:
+        raise ArchiveError("trak without tkhd or mdia")
+    tpos = tkhd[0]
+    track_id = struct.unpack_from(">I", trak, tpos + (20 if trak[tpos + 8] == 0 else 28))[0]
+    mpos, msize, mhead = mdia
+    mdhd = _child(trak, mpos + mhead, mpos + msize, b"mdhd")
+    hdlr = _child(trak, mpos + mhead, mpos + msize, b"hdlr")
+    if mdhd is None or hdlr is None:
+        raise ArchiveError("mdia without mdhd or hdlr")
+    dpos = mdhd[0]
+    timescale = struct.unpack_from(">I", trak, dpos + (20 if trak[dpos + 8] == 0 else 28))[0]
+    handler = trak[hdlr[0] + 16:hdlr[0] + 20].decode("latin-1")
+    if timescale <= 0:
+        raise ArchiveError("track timescale is 0")
+    return Track(track_id, handler, timescale, trak, trexes.get(track_id))
+
+
+def select_tracks(init: Init, spec: str | None) -> tuple[Track, ...]:
+    """The tracks ``filter.tracks`` keeps: ``v1a1`` = the first video and the first audio
+    track; ``v1`` = video only; None or ``""`` = all.
+
+    Raises:
+        ArchiveError: malformed, or it selects no track that exists.
+    """
+    if not spec:
+        return init.tracks
+    wanted: set[tuple[str, int]] = set()
+    rest = spec
+    while rest:
+        if rest[0] not in "va" or len(rest) < 2 or not rest[1].isdigit():
+            raise ArchiveError(f"filter.tracks must look like v1a1, not {spec[:20]!r}")
+        i = 1
+        while i < len(rest) and rest[i].isdigit():
+            i += 1
+        wanted.add(("vide" if rest[0] == "v" else "soun", int(rest[1:i])))
+        rest = rest[i:]
+    counts: dict[str, int] = {}
+    keep = []
+    for t in init.tracks:
+        counts[t.handler] = counts.get(t.handler, 0) + 1
+        if (t.handler, counts[t.handler]) in wanted:
+            keep.append(t)
+    if not keep:
+        raise ArchiveError(f"filter.tracks={spec} selects no recorded track")
+    return tuple(keep)
+
+
+# -- the plan ----------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class Piece:
+    """One stored fragment as it goes into the download.
+
+    Attributes:
+        source: where its bytes are (opaque to this module: the caller's object reference).
+        offset, size: its bytes in ``source``.
+        moof_size: bytes of its ``moof`` (0: unknown, found when read).
+        start_ms, duration_ms: its recorded UTC time.
+        keyframe: starts with a keyframe.
+        out_offset: its first byte in the download.
+        out_ms: its decode time in the download (ms from the download's start).
+    """
+
+    source: object
+    offset: int
+    size: int
+    moof_size: int
+    start_ms: int
+    duration_ms: int
+    keyframe: bool
+    out_offset: int = 0
+    out_ms: int = 0
+
+
+@dataclass(frozen=True)
+class Gap:
+    start_ms: int
+    end_ms: int
+    reason: str
+
+    def as_json(self) -> dict[str, object]:
+        return {"from": self.start_ms / 1000, "duration": (self.end_ms - self.start_ms) / 1000,
+                "reason": self.reason}
+
+
+@dataclass
+class Layout:
+    """A download's bytes, described: ``header`` then each piece at its ``out_offset``."""
+
+    header: bytes
+    pieces: list[Piece]
+    tracks: tuple[Track, ...]
+    gaps: list[Gap]
+    start_ms: int
+    duration_ms: int
+    total: int
+    _offsets: list[int] = field(default_factory=list, repr=False)
+
+    def piece_at(self, byte: int) -> int:
+        """Index of the piece holding download byte ``byte`` (header bytes: -1)."""
+        if not self._offsets:
+            self._offsets = [p.out_offset for p in self.pieces]
+        return bisect.bisect_right(self._offsets, byte) - 1
+
+
+def plan(init: Init, fragments: Iterable[Piece], *, tracks: Sequence[Track] | None = None,
+         gaps: Iterable[Gap] = (), meta: dict[str, object] | None = None) -> Layout:
+    """Lay a download out: the pieces in time order, gaps closed up, every offset known.
+
+    Args:
+        init: the stored init segment, parsed.
+        fragments: stored fragments in time order (``out_*`` are filled in here). A fragment
+            starting before the previous one ended (an overlap) is left out.
+        tracks: the tracks to keep (``select_tracks``); default all.
+        gaps: holes already known to the caller (missing objects, a codec change), added to
+            the ones found between fragments.
+        meta: extra metadata for ``udta`` (stream name, device...).
+
+    Raises:
+        ArchiveError: no fragment.
+    """
+    tracks = tuple(tracks or init.tracks)
+    pieces: list[Piece] = []
+    found = sorted(gaps, key=lambda g: g.start_ms)
+    out_ms = 0
+    prev: Piece | None = None
+    for f in fragments:
+        if f.size < 8 or f.size > MAX_FRAGMENT:
+            found.append(Gap(f.start_ms, f.start_ms + f.duration_ms, "bad fragment size"))
+            continue
+        if prev is not None:
+            hole = f.start_ms - (prev.start_ms + prev.duration_ms)
+            if hole < -GAP_MS // 2:
+                continue  # overlaps what is already in: recorded twice
+            if hole > GAP_MS:
+                found.append(Gap(prev.start_ms + prev.duration_ms, f.start_ms, "not recorded"))
+                hole = 0
+            out_ms += prev.duration_ms + max(0, hole)
+        pieces.append(Piece(f.source, f.offset, f.size, f.moof_size, f.start_ms, f.duration_ms,
+                            f.keyframe, 0, out_ms))
+        prev = f
+    if not pieces:
+        raise ArchiveError("no recorded fragment in the range")
+    duration = out_ms + pieces[-1].duration_ms
+    start = pieces[0].start_ms
+    found = _merge_gaps(found)
+    info = {**(meta or {}), "from": start / 1000, "duration": duration / 1000,
+            "gaps": [g.as_json() for g in found]}
+    moov = _moov(init, tracks, start, duration, info)
+    sidx_size = 40 + 12 * len(pieces)
+    offset = len(init.ftyp) + len(moov) + sidx_size
+    laid = []
+    for p in pieces:
+        laid.append(Piece(p.source, p.offset, p.size, p.moof_size, p.start_ms, p.duration_ms,
+                          p.keyframe, offset, p.out_ms))
+        offset += p.size
+    header = init.ftyp + moov + _sidx(tracks, laid, duration)
+    return Layout(header, laid, tracks, found, start, duration, offset)
+
+
+def _merge_gaps(gaps: list[Gap]) -> list[Gap]:
+    out: list[Gap] = []
+    for g in sorted(gaps, key=lambda g: (g.start_ms, g.end_ms)):
+        if out and g.start_ms <= out[-1].end_ms and g.reason == out[-1].reason:
+            out[-1] = Gap(out[-1].start_ms, max(out[-1].end_ms, g.end_ms), g.reason)
+        else:
+            out.append(g)
+    return out
+
+
+def _moov(init: Init, tracks: Sequence[Track], start_ms: int, duration_ms: int,
+          info: dict[str, object]) -> bytes:
+    mvhd = bytearray(init.mvhd)
+    created = start_ms // 1000 + MP4_EPOCH_OFFSET
+    if mvhd[8] == 0:
+        struct.pack_into(">II", mvhd, 12, created, created)
+    else:
+        struct.pack_into(">QQ", mvhd, 12, created, created)
+    fragment_duration = duration_ms * init.movie_timescale // 1000
+    mvex = box(b"mvex", full_box(b"mehd", 1, 0, struct.pack(">Q", fragment_duration)),
+               *[t.trex or full_box(b"trex", 0, 0, struct.pack(">IIIII", t.track_id, 1, 0, 0, 0))
+                 for t in tracks])
+    return box(b"moov", bytes(mvhd), *[t.trak for t in tracks], *init.others, mvex,
+               udta(info))
+
+
+def udta(info: dict[str, object]) -> bytes:
+    """``udta/meta/ilst`` with a title, a date and the JSON ``info`` as the comment (what
+    ffprobe shows as ``title``, ``date`` and ``comment``)."""
+    import time
+
+    def item(kind: bytes, text: str) -> bytes:
+        return box(kind, box(b"data", struct.pack(">II", 1, 0), text.encode()))
+
+    title = str(info.get("stream") or "archive")
+    start = float(info.get("from") or 0)  # type: ignore[arg-type]
+    day = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(start))
+    ilst = box(b"ilst", item(b"\xa9nam", title), item(b"\xa9day", day),
+               item(b"\xa9too", "fleetcam"),
+               item(b"\xa9cmt", json.dumps(info, separators=(",", ":"), sort_keys=True)))
+    hdlr = full_box(b"hdlr", 0, 0, bytes(4), b"mdirappl", bytes(9))
+    return box(b"udta", full_box(b"meta", 0, 0, hdlr, ilst))
+
+
+def _sidx(tracks: Sequence[Track], pieces: Sequence[Piece], duration_ms: int) -> bytes:
+    """One ``sidx`` (version 1) indexing every fragment, in ms: seeking without reading."""
+    ref = next((t for t in tracks if t.handler == "vide"), tracks[0]).track_id
+    rows = bytearray(12 * len(pieces))
+    for i, p in enumerate(pieces):
+        end = pieces[i + 1].out_ms if i + 1 < len(pieces) else duration_ms
+        sap = 0x90000000 if p.keyframe else 0
+        struct.pack_into(">III", rows, 12 * i, p.size & 0x7FFFFFFF, end - p.out_ms, sap)
+    return full_box(b"sidx", 1, 0, struct.pack(">IIQQHH", ref, 1000, 0, 0, 0, len(pieces)),
+                    bytes(rows))
+
+
+# -- rendering ---------------------------------------------------------------------------------
+class CorruptFragment(ValueError):
+    """A stored fragment is not a moof + mdat of its announced size."""
+
+
+def rewrite(data: bytearray, piece: Piece, sequence: int, layout: Layout) -> None:
+    """Re-time one stored fragment in place: ``mfhd`` sequence, every ``tfdt`` (in each
+    track's timescale, from ``piece.out_ms``), ``traf``s of dropped tracks become ``free``.
+
+    Raises:
+        CorruptFragment: not ``moof`` + ``mdat`` filling ``piece.size`` exactly.
+    """
+    try:
+        boxes = list(iter_boxes(data))
+    except ArchiveError as e:
+        raise CorruptFragment(str(e)) from e
+    kinds = [b[0] for b in boxes]
+    if b"moof" not in kinds or kinds[-1] != b"mdat":
+        raise CorruptFragment(f"fragment boxes are {kinds[:4]}")
+    keep = {t.track_id: t.timescale for t in layout.tracks}
+    for kind, pos, size, header in boxes:
+        if kind in (b"styp", b"sidx", b"prft"):
+            data[pos + 4:pos + 8] = b"free"
+        if kind != b"moof":
+            continue
+        for k, p, s, h in iter_boxes(data, pos + header, pos + size):
+            if k == b"mfhd":
+                struct.pack_into(">I", data, p + 12, sequence & 0xFFFFFFFF)
+            elif k == b"traf":
+                _retime_traf(data, p, s, h, keep, piece.out_ms)
+
+
+def _retime_traf(data: bytearray, pos: int, size: int, header: int, keep: dict[int, int],
+                 out_ms: int) -> None:
+    tfhd = _child(data, pos + header, pos + size, b"tfhd")  # type: ignore[arg-type]
+    if tfhd is None:
+        raise CorruptFragment("traf without tfhd")
+    track_id = struct.unpack_from(">I", data, tfhd[0] + 12)[0]
+    if track_id not in keep:
+        data[pos + 4:pos + 8] = b"free"
+        return
+    tfdt = _child(data, pos + header, pos + size, b"tfdt")  # type: ignore[arg-type]
+    if tfdt is None:
+        raise CorruptFragment("traf without tfdt")
+    value = out_ms * keep[track_id] // 1000
+    if data[tfdt[0] + 8] == 1:
+        struct.pack_into(">Q", data, tfdt[0] + 12, value)
+    elif value < 2**32:
+        struct.pack_into(">I", data, tfdt[0] + 12, value)
+    else:
+        raise CorruptFragment("32-bit tfdt overflows")
+
+
+Reader = Callable[[object, int, int], Iterator[bytes]]
+"""``read(source, start, end_inclusive)`` streams a stored object's bytes (raises on a
+missing object)."""
+
+
+def render(layout: Layout, read: Reader, first: int = 0, last: int | None = None,
+           on_bad: Callable[[Piece, str], None] | None = None) -> Iterator[bytes]:
+    """The download's bytes ``first`` to ``last`` (inclusive), fragments read in runs (one
+    ranged read per run of adjacent fragments of one object) and rewritten one at a time.
+
+    ``on_bad(piece, reason)`` hears of each fragment replaced by a ``free`` box.
+    """
+    last = layout.total - 1 if last is None else min(last, layout.total - 1)
+    if first > last:
+        return
+    hlen = len(layout.header)
+    if first < hlen:
+        yield layout.header[first:min(hlen, last + 1)]
+    if last < hlen:
+        return
+    i = max(0, layout.piece_at(max(first, hlen)))
+    j = layout.piece_at(last)
+    pieces = layout.pieces
+    while i <= j:
+        run_end = i
+        while (run_end < j and pieces[run_end + 1].source == pieces[i].source
+               and pieces[run_end + 1].offset == pieces[run_end].offset + pieces[run_end].size):
+            run_end += 1
+        for k, data in _read_run(pieces, i, run_end, read, layout, on_bad):
+            p = pieces[k]
+            lo = max(first - p.out_offset, 0)
+            hi = min(last - p.out_offset + 1, p.size)
+            yield bytes(data[lo:hi]) if (lo or hi < p.size) else bytes(data)
+        i = run_end + 1
+
+
+def _read_run(pieces: list[Piece], i: int, j: int, read: Reader, layout: Layout,
+              on_bad: Callable[[Piece, str], None] | None) -> Iterator[tuple[int, bytearray]]:
+    start = pieces[i].offset
+    end = pieces[j].offset + pieces[j].size - 1
+    buf = bytearray()
+    k = i
+    try:
+        for chunk in read(pieces[i].source, start, end):
+            buf += chunk
+            while k <= j and len(buf) >= pieces[k].size:
+                yield k, _finish(buf, pieces[k], k, layout, on_bad)
+                k += 1
+    except Exception as e:  # noqa: BLE001 - a missing or unreadable object: fill, go on
+        reason = f"unreadable: {type(e).__name__}"
+    else:
+        reason = "object shorter than the index says"
+    while k <= j:
+        if on_bad:
+            on_bad(pieces[k], reason)
+        yield k, bytearray(_filler(pieces[k].size))
+        k += 1
+        reason = reason if reason.startswith("unreadable") else reason
+
+
+def _finish(buf: bytearray, piece: Piece, index: int, layout: Layout,
+            on_bad: Callable[[Piece, str], None] | None) -> bytearray:
+    data = buf[:piece.size]
+    del buf[:piece.size]
+    try:
+        rewrite(data, piece, index + 1, layout)
+    except CorruptFragment as e:
+        if on_bad:
+            on_bad(piece, f"corrupt: {e}")
+        return bytearray(_filler(piece.size))
+    return data
+
+
+def _filler(size: int) -> bytes:
+    """A ``free`` box of exactly ``size`` bytes (>= 8): keeps every later offset valid."""
+    return struct.pack(">I4s", size, b"free") + bytes(size - 8)

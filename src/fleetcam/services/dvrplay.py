@@ -1,0 +1,231 @@
+"""The cloud DVR's read side over its ports: ranges, downloads, playlists, range deletion.
+
+Works from the index (``DvrIndex``) and the objects (``DvrStorage``), plus the gateway's tail
+(``DvrTail``: fragments not stored yet). Nothing here copies media: downloads are written in
+one pass from the stored fragments (``media.archive``), playlists point into the objects.
+"""
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+
+from fleetcam.domain import dvr, dvrplay
+from fleetcam.errors import Invalid, NotFound
+from fleetcam.media import archive
+from fleetcam.ports import Clock, DvrIndex, DvrStorage, DvrStreamStore, DvrTail, EpisodeStore
+
+log = logging.getLogger(__name__)
+PAGE = 200
+"""Index rows read per query while walking a range."""
+_warned: dict[str, float] = {}
+
+
+def _warn(key: str, msg: str, *args: object) -> None:
+    """Log at most once a minute per ``key`` (damaged archives repeat on every request)."""
+    now = time.monotonic()
+    if now - _warned.get(key, -1e9) >= 60:
+        _warned[key] = now
+        log.warning(msg, *args)
+
+
+@dataclass(frozen=True)
+class Source:
+    """Where a fragment's bytes are: a stored object, or the gateway's open segment."""
+
+    root: str
+    key: str
+    segment_id: str
+
+
+@dataclass
+class Download:
+    layout: archive.Layout
+    read: archive.Reader
+    stream: str
+
+    def on_bad(self, piece: archive.Piece, reason: str) -> None:
+        _warn(f"{self.stream}:{reason[:20]}", "dvr %s: fragment at %d skipped in a download (%s)",
+              self.stream, piece.start_ms, reason)
+
+
+class DvrPlayback:
+    """Use cases of the end-user paths and of the admin ranges/export calls."""
+
+    def __init__(self, streams: DvrStreamStore, index: DvrIndex, storage: DvrStorage,
+                 episodes: EpisodeStore | None, clock: Clock,
+                 tail: Callable[[], DvrTail | None] = lambda: None) -> None:
+        self.streams, self.index, self.storage = streams, index, storage
+        self.episodes, self.clock, self.tail = episodes, clock, tail
+
+    # -- lookups ------------------------------------------------------------------------------
+    def stream(self, name: str) -> dvr.DvrStream:
+        """Raises NotFound (unknown or deleted stream)."""
+        s = self.streams.get(name) if dvr.STREAM_NAME.match(name) else None
+        if s is None:
+            raise NotFound(f"stream {name[:80]!r} not found")
+        return s
+
+    def _open(self, name: str) -> dvr.SegmentEntry | None:
+        tail = self.tail()
+        if tail is None:
+            return None
+        try:
+            return tail.open_segment(name)
+        except Exception:  # noqa: BLE001 - the archive stays readable without the tail
+            _warn(f"tail:{name}", "dvr %s: the gateway's open segment is unreadable", name,
+                  exc_info=True)
+            return None
+
+    def segments(self, name: str, start_ms: int, end_ms: int) -> Iterator[dvr.SegmentEntry]:
+        """Stored segments overlapping ``[start_ms, end_ms)`` by time, then the open one."""
+        after = None
+        last_end = None
+        while True:
+            page = self.index.segments(name, start_ms, end_ms, limit=PAGE, after=after)
+            for s in page:
+                last_end = s.end_ms
+                yield s
+            if len(page) < PAGE:
+                break
+            after = page[-1].segment_id
+        tail = self._open(name)
+        if tail is not None and tail.start_ms < end_ms and tail.end_ms > start_ms and (
+                last_end is None or tail.start_ms >= last_end - 500):
+            yield tail
+
+    def ranges(self, name: str, start_ms: int | None = None,
+               end_ms: int | None = None) -> list[dvr.Range]:
+        """Recorded intervals, merged (stored segments and the open one)."""
+        spans = self.index.spans(name, start_ms, end_ms)
+        tail = self._open(name)
+        if tail is not None and tail.end_ms > tail.start_ms:
+            spans.append((tail.start_ms, tail.end_ms))
+        out = dvr.merge_ranges(spans)
+        if start_ms is not None or end_ms is not None:
+            lo = start_ms if start_ms is not None else -(2**62)
+            hi = end_ms if end_ms is not None else 2**62
+            out = [r for r in out if r.end_ms > lo and r.start_ms < hi]
+        return out
+
+    # -- bytes --------------------------------------------------------------------------------
+    def read(self, source: object, start: int, end: int) -> Iterator[bytes]:
+        """A stored object's bytes, or the open segment's (``archive.Reader``)."""
+        assert isinstance(source, Source)
+        if source.key:
+            return self.storage.read(source.root, source.key, start, end)
+        tail = self.tail()
+        if tail is None:
+            raise NotFound("the open segment is gone")
+        return iter([tail.read_open(self._stream_of(source), source.segment_id, start, end)])
+
+    def _stream_of(self, source: Source) -> str:
+        return source.root  # open segments carry their stream name as root (see _source)
+
+    @staticmethod
+    def _source(seg: dvr.SegmentEntry) -> Source:
+        return Source(seg.root if seg.key else seg.stream, seg.key, seg.segment_id)
+
+    def init_bytes(self, seg: dvr.SegmentEntry) -> bytes:
+        try:
+            return b"".join(self.storage.read(seg.root, seg.init_key))
+        except NotFound:
+            raise NotFound(f"init segment of {seg.segment_id} is missing") from None
+
+    def segment(self, name: str, segment_id: str) -> dvr.SegmentEntry:
+        """One segment by id (stored or open). Raises NotFound."""
+        try:
+            start = int(segment_id.split("-", 1)[0])
+        except ValueError:
+            raise NotFound(f"no segment {segment_id[:40]!r}") from None
+        for s in self.index.segments(name, start, start + 1, limit=20):
+            if s.segment_id == segment_id:
+                return s
+        tail = self._open(name)
+        if tail is not None and tail.segment_id == segment_id:
+            return tail
+        raise NotFound(f"no segment {segment_id[:40]!r}")
+
+    # -- downloads ----------------------------------------------------------------------------
+    def download(self, name: str, start: int, duration: int, *, tracks: str | None = None,
+                 meta: dict[str, object] | None = None) -> Download:
+        """The layout of ``archive-{start}-{duration}.mp4``.
+
+        Raises:
+            Invalid: a bad window or track filter. NotFound: nothing recorded there.
+        """
+        stream = self.stream(name)
+        dvrplay.check_window(start, duration, self.clock.now())
+        start_ms, end_ms = start * 1000, (start + duration) * 1000
+        pieces: list[archive.Piece] = []
+        gaps: list[archive.Gap] = []
+        init_key = init = None
+        for seg in self.segments(name, start_ms, end_ms):
+            if init_key is None:
+                init_key, init = seg.init_key, self.init_bytes(seg)
+            elif seg.init_key != init_key:
+                gaps.append(archive.Gap(seg.start_ms, end_ms,
+                                        "codec parameters changed: download the rest apart"))
+                break
+            src = self._source(seg)
+            pieces += [archive.Piece(src, f.offset, f.size, f.moof_size, f.start_ms,
+                                     f.duration_ms, f.keyframe)
+                       for f in seg.fragments_in(start_ms, end_ms)]
+        if not pieces or init is None:
+            raise NotFound(f"nothing recorded on {name} from {start} for {duration} s")
+        try:
+            parsed = archive.parse_init(init)
+            layout = archive.plan(parsed, pieces, tracks=archive.select_tracks(parsed, tracks),
+                                  gaps=gaps, meta={"stream": name, **(meta or {}),
+                                                   "device_id": stream.device_id,
+                                                   "channel": stream.channel})
+        except archive.ArchiveError as e:
+            raise Invalid(str(e), field="filter.tracks" if tracks else None) from e
+        return Download(layout, self.read, name)
+
+    # -- playlists ----------------------------------------------------------------------------
+    def playlist(self, name: str, req: dvrplay.FileRequest, *, token: str | None) -> str:
+        """A VOD, event or live playlist over the stored fragments (byte ranges of objects).
+
+        Raises:
+            Invalid: a bad window; NotFound: nothing recorded there.
+        """
+        self.stream(name)
+        now_ms = int(self.clock.now() * 1000)
+        kind = req.kind
+        if kind == "live":
+            start_ms, end_ms = now_ms - dvrplay.LIVE_WINDOW * 1000, now_ms + 60_000
+        else:
+            dvrplay.check_window(req.start, req.duration, now_ms / 1000,
+                                 longest=dvrplay.MAX_PLAYLIST)
+            start_ms = req.start * 1000
+            end_ms = (start_ms + req.duration * 1000 if req.duration is not None
+                      else min(now_ms + 60_000, start_ms + dvrplay.MAX_PLAYLIST * 1000))
+        runs = []
+        inits: dict[str, str] = {}  # init key -> the URI of the first segment that has it
+        for seg in self.segments(name, start_ms, end_ms):
+            uri = f"dvr/{seg.segment_id}.m4s"  # relative to /{name}/
+            init_uri = inits.setdefault(seg.init_key, f"dvr/{seg.segment_id}.mp4")
+            for f in seg.fragments_in(start_ms, end_ms):
+                runs.append(dvrplay.Run(uri, init_uri, f.offset, f.size, f.start_ms,
+                                        f.duration_ms))
+        if not runs and kind == "vod":
+            raise NotFound(f"nothing recorded on {name} in that window")
+        parts = dvrplay.group_parts(runs, 1 if kind == "live" else dvrplay.SEGMENT_TARGET_MS)
+        sequence = 0
+        if kind == "live":
+            parts = parts[-max(3, dvrplay.LIVE_WINDOW // 2):]
+            sequence = self._live_sequence(name, parts)
+        return dvrplay.render_playlist(parts, kind=kind, media_sequence=sequence, token=token)
+
+    def _live_sequence(self, name: str, parts: list[dvrplay.HlsPart]) -> int:
+        """Fragments since the start of the hour before the window's first one: a media
+        sequence number that stays put while the window slides (fragments are segments in a
+        live playlist)."""
+        if not parts:
+            return 0
+        first = parts[0].start_ms
+        hour = first - first % 3_600_000
+        return sum(1 for seg in self.segments(name, hour, first)
+                   for f in seg.fragments_in(hour, first) if f.start_ms < first)

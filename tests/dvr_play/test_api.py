@@ -1,0 +1,163 @@
+"""The DVR read side through the API: ranges, downloads with byte ranges, playlists, auth."""
+from __future__ import annotations
+
+import base64
+import io
+import json
+
+import av
+import pytest
+from fastapi.testclient import TestClient
+
+from tests.conftest import TOKEN
+from tests.dvr_play.conftest import T0, Archive
+
+S0 = T0 // 1000
+Q = {"token": TOKEN}
+
+
+def test_admin_ranges_merge_touching_segments(client: TestClient, recorded: Archive) -> None:
+    r = client.get("/streamer/api/v3/streams/7-1/dvr/ranges")
+    assert r.status_code == 200, r.text
+    assert r.json() == {"ranges": [{"from": S0, "duration": 20}, {"from": S0 + 60, "duration": 6}]}
+
+
+def test_ranges_json_in_ms_when_asked_in_ms(anon: TestClient, recorded: Archive) -> None:
+    r = anon.get("/7-1/ranges.json", params={**Q, "closed_at_gte": T0 - 5000,
+                                             "opened_at_lte": T0 + 100_000, "limit": 1000})
+    assert r.status_code == 200, r.text
+    assert r.json()["ranges"][0] == {"opened_at": T0, "closed_at": T0 + 20_000}
+    assert r.headers["access-control-allow-origin"] == "*"
+    r = anon.get("/7-1/ranges.json", params=Q)
+    assert r.json()["ranges"][1] == {"opened_at": S0 + 60, "closed_at": S0 + 66}
+
+
+def test_strangers_are_refused(anon: TestClient, recorded: Archive) -> None:
+    for path in ["/7-1/ranges.json", f"/7-1/archive-{S0}-10.mp4", "/7-1/info.json",
+                 f"/7-1/index-{S0}-60.fmp4.m3u8"]:
+        assert anon.get(path).status_code == 401
+        assert anon.get(path, params={"token": "x" * 40}).status_code == 401
+    assert anon.get("/streamer/api/v3/streams/7-1/dvr/ranges",
+                    params={"token": TOKEN}).status_code == 401  # admin: header only
+
+
+def test_read_token_is_per_stream(client: TestClient, anon: TestClient,
+                                  recorded: Archive) -> None:
+    tok = client.get("/streamer/api/v3/streams/7-1/dvr/token").json()["token"]
+    assert anon.get("/7-1/ranges.json", params={"token": tok}).status_code == 200
+    assert anon.get("/7-1/ranges.json", headers={"Authorization": f"Bearer {tok}"}
+                    ).status_code == 200
+    assert anon.get("/streamer/api/v3/streams/7-1/dvr/ranges",
+                    headers={"Authorization": f"Bearer {tok}"}).status_code == 401
+
+
+def test_preflight(anon: TestClient, recorded: Archive) -> None:
+    r = anon.options(f"/7-1/archive-{S0}-10.mp4", headers={
+        "Origin": "http://player.example", "Access-Control-Request-Method": "GET",
+        "Access-Control-Request-Headers": "session, x-originator, range"})
+    assert r.status_code == 204
+    assert r.headers["access-control-allow-origin"] == "*"
+    assert "x-originator" in r.headers["access-control-allow-headers"]
+
+
+def _decode(data: bytes) -> tuple[int, float, dict[str, str]]:
+    with av.open(io.BytesIO(data)) as c:
+        frames = sum(1 for _ in c.decode(c.streams.video[0]))
+        return frames, float(c.duration or 0) / 1e6, dict(c.metadata)
+
+
+def test_download_plays_and_answers_ranges(anon: TestClient, recorded: Archive) -> None:
+    r = anon.get(f"/7-1/archive-{S0 + 5}-60.mp4", params=Q)
+    assert r.status_code == 200, r.text
+    assert r.headers["accept-ranges"] == "bytes"
+    assert "7-1-" in r.headers["content-disposition"]
+    gaps = json.loads(r.headers["x-dvr-gaps"])
+    assert gaps == [{"from": S0 + 20, "duration": 40.0, "reason": "not recorded"}]
+    whole = r.content
+    assert len(whole) == int(r.headers["content-length"])
+    frames, duration, meta = _decode(whole)
+    assert frames == 20 * 25  # 15 s + 5 s: the fragments overlapping the window
+    assert duration == pytest.approx(20, abs=0.1)
+    assert json.loads(meta["comment"])["gaps"] == gaps
+    for first, last in [(0, 99), (len(whole) // 2, len(whole) // 2 + 5000),
+                        (len(whole) - 10, len(whole) - 1)]:
+        p = anon.get(f"/7-1/archive-{S0 + 5}-60.mp4", params=Q,
+                     headers={"Range": f"bytes={first}-{last}"})
+        assert p.status_code == 206
+        assert p.headers["content-range"] == f"bytes {first}-{last}/{len(whole)}"
+        assert p.content == whole[first:last + 1]
+    assert anon.get(f"/7-1/archive-{S0 + 5}-60.mp4", params=Q,
+                    headers={"Range": f"bytes={len(whole)}-"}).status_code == 416
+
+
+@pytest.mark.parametrize("path,status", [
+    (f"/7-1/archive-{S0 + 30}-20.mp4", 404),         # nothing recorded there
+    (f"/7-1/archive-{S0 + 10**6}-20.mp4", 400),      # from in the future
+    (f"/7-1/archive-{S0}-0.mp4", 400),               # zero duration
+    (f"/7-1/archive-{S0}-99999999.mp4", 400),        # huge duration
+    (f"/7-1/archive-{S0}--5.mp4", 400),              # negative duration
+    ("/7-1/archive-12-20.mp4", 400),                 # before 2000
+    ("/7-1/archive-abc.mp4", 400),                   # malformed
+    (f"/no-such/archive-{S0}-20.mp4", 404),
+])
+def test_bad_downloads(anon: TestClient, recorded: Archive, path: str, status: int) -> None:
+    r = anon.get(path, params=Q)
+    assert r.status_code == status, r.text
+    assert r.json()["errors"][0]["reason"]
+
+
+def test_track_filter(anon: TestClient, recorded: Archive) -> None:
+    ok = anon.get(f"/7-1/archive-{S0}-10.mp4", params={**Q, "filter.tracks": "v1a1"})
+    assert ok.status_code == 200 and _decode(ok.content)[0] == 250
+    assert anon.get(f"/7-1/archive-{S0}-10.mp4",
+                    params={**Q, "filter.tracks": "a1"}).status_code == 400
+
+
+def test_vod_playlist_points_into_stored_objects(anon: TestClient, recorded: Archive) -> None:
+    r = anon.get(f"/7-1/index-{S0}-100.fmp4.m3u8", params=Q)
+    assert r.status_code == 200, r.text
+    text = r.text
+    assert "#EXT-X-ENDLIST" in text and "#EXT-X-PROGRAM-DATE-TIME:" in text
+    assert text.count("#EXT-X-DISCONTINUITY") == 1
+    uris = [ln for ln in text.splitlines() if ln and not ln.startswith("#")]
+    assert all(f"token={TOKEN}" in u for u in uris)
+    seg = recorded.segments[0]
+    assert uris[0].startswith(f"dvr/{seg.segment_id}.m4s?")
+    line = text.splitlines()[text.splitlines().index(uris[0]) - 1]
+    length, offset = map(int, line.split(":")[1].split("@"))
+    path = "/7-1/" + uris[0]
+    part = anon.get(path, headers={"Range": f"bytes={offset}-{offset + length - 1}"})
+    assert part.status_code == 206 and part.content == recorded.objects[seg.key][
+        offset:offset + length]
+    init = anon.get(path.replace(".m4s", ".mp4"))
+    assert init.status_code == 200 and init.content[4:8] == b"ftyp"
+
+
+def test_info_and_recording_status(anon: TestClient, recorded: Archive) -> None:
+    info = anon.get("/7-1/info.json", params=Q).json()
+    assert info["stats"]["dvr_enabled"] is True and info["permissions"]["export"] is True
+    assert info["dvr"]["from"] == S0
+    st = anon.get("/7-1/recording_status.json", params={**Q, "from": S0, "to": "now"}).json()
+    assert st[0]["ranges"][0] == {"from": S0, "duration": 20}
+    assert anon.put("/7-1/sessions/abc", params=Q, json={"x": 1}).status_code == 200
+
+
+def _scoped(client: TestClient, device: int, sub: str) -> str:
+    r = client.post("/platform/customer/tokens", json=[{"info": "viewer", "ttl": 600, "access": {
+        "type": 2, "acl": [{"uri": "gw/devices", "ids": [device], "methods": ["GET"],
+                            "submodules": [{"name": sub, "methods": ["GET"]}]}]}}])
+    assert r.status_code == 200, r.text
+    return str(r.json()["result"][0]["key"])
+
+
+def test_scoped_tokens(client: TestClient, anon: TestClient, recorded: Archive) -> None:
+    mine, other = _scoped(client, 7, "dvr"), _scoped(client, 8, "dvr")
+    assert anon.get("/7-1/ranges.json", params={"token": mine}).status_code == 200
+    assert anon.get(f"/7-1/archive-{S0}-5.mp4",
+                    headers={"Authorization": f"FlespiToken {mine}"}).status_code == 200
+    assert anon.get("/7-1/ranges.json", params={"token": other}).status_code == 403
+    assert anon.get("/streamer/api/v3/streams/7-1/dvr/ranges",
+                    headers={"Authorization": f"Bearer {mine}"}).status_code == 200
+    basic = base64.b64encode(f"admin:{TOKEN}".encode()).decode()
+    assert anon.get("/streamer/api/v3/streams/7-1/dvr/ranges",
+                    headers={"Authorization": f"Basic {basic}"}).status_code == 200
