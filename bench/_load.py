@@ -258,6 +258,9 @@ class CountingSink:
         self.closed = 0
         self.lags: list[float] = []
 
+    def attach(self, request: Any, device: Any, connection_id: int) -> bool:
+        return True
+
     def on_frame(self, device: Any, connection_id: int, frame: Any) -> None:
         self.frames += 1
         ts = frame.timestamp
@@ -354,9 +357,9 @@ async def _start_gateway(tmp: Path, options: dict[str, Any]) -> tuple[Any, Count
     repo = container.device_repo
     from fleetcam.domain.identity import PROVISIONED, Identity
 
-    for i in range(options.get("devices", 0)):  # provisioned codes (stored hashed)
-        repo.create({"ident": sim(i), "name": f"bench-{i}",
-                     "identity": Identity().with_code(auth_code(i), PROVISIONED, 0.0)})
+    devices = [repo.create({"ident": sim(i), "name": f"bench-{i}",  # provisioned codes (hashed)
+                            "identity": Identity().with_code(auth_code(i), PROVISIONED, 0.0)})
+               for i in range(options.get("devices", 0))]
     cycle_next: dict[int, int] | None = options.get("cycle_next")
     step = options.get("step_ms", 0)
     if cycle_next is not None:
@@ -364,7 +367,13 @@ async def _start_gateway(tmp: Path, options: dict[str, Any]) -> tuple[Any, Count
     else:
         sink = CountingSink(lambda prev, ts: ts - prev == step, lag=True)
     gw = Gateway(container)
-    gw.sinks.append(sink)
+    # every device has an outstanding request for channel 1 (its media is admitted, as a
+    # live stream's is), served by the counting sink
+    gw.register_media_kind("bench", sink)
+    for d in devices:
+        gw.media_admission.request(kind="bench", device_id=d.id, channel=1, ref=f"bench:{d.id}",
+                             holder=gw.gateway_id, source="127.0.0.1:0",
+                             expires=time.time() + 86400)
     await gw.start()
     return gw, sink
 

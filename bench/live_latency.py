@@ -8,7 +8,7 @@ is sent as a real-time command; the client is FFmpeg's HLS demuxer through PyAV,
 playlist URL over HTTP at the live edge (``live_start_index=-1``) and decoding frames. Each
 decoded frame's burnt-in time (the device's clock when it made the frame) is compared with
 the wall clock at decode. The reference, measured in the same run, is the same difference for
-the raw frames as they reach the gateway (a MediaSink on ``gw.sinks``): the part of the latency
+the raw frames as they reach the gateway (a MediaSink on ``gw.taps``): the part of the latency
 that is not HLS's. Target (issue 7): p95 under 3 s with 1 s segments.
 """
 from __future__ import annotations
@@ -93,7 +93,7 @@ async def main(seconds: float, codec: str) -> int:
         await server.start()
         assert server.gateway is not None
         sink = ArrivalSink()
-        server.gateway.sinks.append(sink)
+        server.gateway.taps.append(sink)
         sim = await start_simulation(server, 1)
         try:
             for d in sim.devices:

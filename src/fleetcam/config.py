@@ -11,6 +11,7 @@ ENV_HTTP_PORT = "FLEETCAM_HTTP_PORT"
 ENV_ADMIN_TOKEN = "FLEETCAM_ADMIN_TOKEN"
 ENV_MQTT_URL = "FLEETCAM_MQTT_URL"
 ENV_MQTT_PORT = "FLEETCAM_MQTT_PORT"
+ENV_MQTT_MAX_SESSIONS = "FLEETCAM_MQTT_MAX_SESSIONS"
 ENV_TOPIC_PREFIX = "FLEETCAM_TOPIC_PREFIX"
 ENV_PUBLIC_URL = "FLEETCAM_PUBLIC_URL"
 ENV_SWEEP_INTERVAL = "FLEETCAM_SWEEP_INTERVAL"
@@ -22,6 +23,8 @@ ENV_GATEWAY_HOST = "FLEETCAM_GATEWAY_HOST"
 ENV_MEDIA_HOST = "FLEETCAM_MEDIA_HOST"
 ENV_AUTO_REGISTER = "FLEETCAM_AUTO_REGISTER"
 ENV_IDLE_TIMEOUT = "FLEETCAM_IDLE_TIMEOUT"
+ENV_MEDIA_PORT = "FLEETCAM_MEDIA_PORT"
+ENV_MEDIA_SAME_ADDRESS = "FLEETCAM_MEDIA_SAME_ADDRESS"
 ENV_MEDIA_ENRICH = "FLEETCAM_MEDIA_ENRICH"
 ENV_EMF_METRICS = "FLEETCAM_EMF_METRICS"
 ENV_SHARE_LINK_EXPIRY = "FLEETCAM_SHARE_LINK_EXPIRY"
@@ -51,6 +54,7 @@ ENV_MESSAGES_TABLE = "FLEETCAM_MESSAGES_TABLE"
 ENV_CONNECTIONS_TABLE = "FLEETCAM_CONNECTIONS_TABLE"
 ENV_COMMANDS_TABLE = "FLEETCAM_COMMANDS_TABLE"
 ENV_RULES_TABLE = "FLEETCAM_RULES_TABLE"
+ENV_MEDIA_REQUESTS_TABLE = "FLEETCAM_MEDIA_REQUESTS_TABLE"
 ENV_TOKENS_TABLE = "FLEETCAM_TOKENS_TABLE"
 ENV_INGEST_QUEUE_URL = "FLEETCAM_INGEST_QUEUE_URL"
 ENV_INGEST_DLQ_URL = "FLEETCAM_INGEST_DLQ_URL"
@@ -61,7 +65,8 @@ AWS_TABLE_ENVS = {"DevicesModel": ENV_DEVICES_TABLE, "IdentsModel": ENV_IDENTS_T
                   "MediaModel": ENV_MEDIA_TABLE, "LogsModel": ENV_LOGS_TABLE,
                   "GcModel": ENV_GC_TABLE, "MessagesModel": ENV_MESSAGES_TABLE,
                   "ConnectionsModel": ENV_CONNECTIONS_TABLE, "CommandsModel": ENV_COMMANDS_TABLE,
-                  "RulesModel": ENV_RULES_TABLE, "TokensModel": ENV_TOKENS_TABLE}
+                  "RulesModel": ENV_RULES_TABLE, "TokensModel": ENV_TOKENS_TABLE,
+                  "MediaRequestsModel": ENV_MEDIA_REQUESTS_TABLE}
 
 DEFAULTS: dict[str, str] = {
     ENV_DATA_DIR: "",
@@ -70,6 +75,7 @@ DEFAULTS: dict[str, str] = {
     ENV_ADMIN_TOKEN: "",
     ENV_MQTT_URL: "",
     ENV_MQTT_PORT: "1883",
+    ENV_MQTT_MAX_SESSIONS: "1000",
     ENV_TOPIC_PREFIX: "fleetcam",
     ENV_PUBLIC_URL: "",
     ENV_SWEEP_INTERVAL: "60",
@@ -81,6 +87,8 @@ DEFAULTS: dict[str, str] = {
     ENV_MEDIA_HOST: "",
     ENV_AUTO_REGISTER: "0",
     ENV_IDLE_TIMEOUT: "180",
+    ENV_MEDIA_PORT: "0",
+    ENV_MEDIA_SAME_ADDRESS: "1",
     ENV_MEDIA_ENRICH: "1",
     ENV_EMF_METRICS: "0",
     ENV_SHARE_LINK_EXPIRY: "3600",
@@ -160,6 +168,7 @@ class Settings:
     admin_token: str = ""
     mqtt_url: str = ""
     mqtt_port: int = 1883
+    mqtt_max_sessions: int = 1000
     topic_prefix: str = "fleetcam"
     public_url: str = ""
     sweep_interval: float = 60.0
@@ -170,6 +179,10 @@ class Settings:
     gateway_host: str = "0.0.0.0"
     media_host: str = ""
     """The address devices are told to send media to (0x9101/0x9201); default: this host."""
+    media_port: int = 0
+    """The media port devices are told (the load balancer's); 0: this copy's JT/T 1078 port."""
+    media_same_address: bool = True
+    """A media connection must come from the address of the device's signalling connection."""
     auto_register: bool = False
     idle_timeout: float = 180.0
     media_enrich: bool = True
@@ -242,6 +255,7 @@ class Settings:
             admin_token=get(ENV_ADMIN_TOKEN),
             mqtt_url=get(ENV_MQTT_URL),
             mqtt_port=int(get(ENV_MQTT_PORT)),
+            mqtt_max_sessions=int(get(ENV_MQTT_MAX_SESSIONS)),
             topic_prefix=get(ENV_TOPIC_PREFIX).strip("/"),
             public_url=get(ENV_PUBLIC_URL),
             sweep_interval=float(get(ENV_SWEEP_INTERVAL)),
@@ -253,6 +267,8 @@ class Settings:
             media_host=get(ENV_MEDIA_HOST),
             auto_register=get(ENV_AUTO_REGISTER).lower() in ("1", "true", "yes", "on"),
             idle_timeout=float(get(ENV_IDLE_TIMEOUT)),
+            media_port=int(get(ENV_MEDIA_PORT)),
+            media_same_address=get(ENV_MEDIA_SAME_ADDRESS).lower() in ("1", "true", "yes", "on"),
             media_enrich=get(ENV_MEDIA_ENRICH).lower() in ("1", "true", "yes", "on"),
             emf_metrics=get(ENV_EMF_METRICS).lower() in ("1", "true", "yes", "on"),
             share_link_expiry=_expiry(get(ENV_SHARE_LINK_EXPIRY)),

@@ -8,6 +8,7 @@ from typing import Any, BinaryIO, Protocol
 from fleetcam.domain import expr
 from fleetcam.domain.access import TokenRecord
 from fleetcam.domain.dvr import DvrStream, Episode, EpisodeQuery, SegmentEntry
+from fleetcam.domain.admission import MediaRequest
 from fleetcam.domain.gateway import Command, Connection
 from fleetcam.domain.identity import Identity
 from fleetcam.domain.models import Device, LogEntry, MediaFile
@@ -224,6 +225,34 @@ class ConnectionRegistry(Protocol):
 
     def drop_gateway(self, gateway_id: str) -> list[Connection]:
         """Forget every connection of a gateway copy that went away (on its restart)."""
+        ...
+
+
+class MediaRequestStore(Protocol):
+    """Outstanding media requests, one per device channel, shared by every gateway copy
+    (domain/admission.py): what a media connection may feed, and who serves it."""
+
+    def open(self, req: MediaRequest) -> MediaRequest:
+        """Store ``req`` (version 0), replacing whatever the device channel had."""
+        ...
+
+    def get(self, device_id: int, channel: int) -> MediaRequest | None: ...
+
+    def swap(self, req: MediaRequest) -> MediaRequest | None:
+        """Compare-and-swap: write ``req`` with its version plus one, only if the stored
+        request still has ``req.version`` (None otherwise, or if it is gone)."""
+        ...
+
+    def close(self, device_id: int, channel: int, ref: str) -> bool:
+        """Forget the device channel's request if it is still the one ``ref`` names."""
+        ...
+
+    def of_holder(self, gateway_id: str) -> list[MediaRequest]:
+        """Requests a gateway copy sent (it holds those devices' signalling connections)."""
+        ...
+
+    def purge(self, before: float) -> int:
+        """Forget requests that expired before ``before``."""
         ...
 
 

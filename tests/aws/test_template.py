@@ -189,7 +189,7 @@ def test_everything_builds_with_makefiles(template: dict[str, Any]) -> None:
 
 
 # -- no silent loss: what a stack operation or a stolen function role cannot do (issue 14) --
-EPHEMERAL_TABLES = {"ConnectionsTable"}
+EPHEMERAL_TABLES = {"ConnectionsTable", "MediaRequestsTable"}
 """Tables whose items live minutes (rebuilt by the gateway): nothing to keep on deletion."""
 
 

@@ -35,6 +35,7 @@ class Backend:
     commands: CommandStore
     close: Callable[[], None] = lambda: None
     extras: dict[str, Any] = field(default_factory=dict)
+    media_requests: Any = None
 
 
 def _local(tmp_path: Path, clock: Clock) -> Backend:
@@ -42,6 +43,7 @@ def _local(tmp_path: Path, clock: Clock) -> Backend:
     from fleetcam.adapters.local.files import LocalObjectStore
     from fleetcam.adapters.local.gateway_repos import (SqliteCommandStore,
                                                        SqliteConnectionRegistry,
+                                                       SqliteMediaRequestStore,
                                                        SqliteMessageStore)
     from fleetcam.adapters.local.queue import EventQueue
     from fleetcam.adapters.local.repos import SqliteDeviceRepo, SqliteLogStore, SqliteMediaIndex
@@ -52,7 +54,8 @@ def _local(tmp_path: Path, clock: Clock) -> Backend:
                    index=SqliteMediaIndex(db), devices=SqliteDeviceRepo(db),
                    logs=SqliteLogStore(db), messages=SqliteMessageStore(db),
                    registry=SqliteConnectionRegistry(db), commands=SqliteCommandStore(db),
-                   close=db.close, extras={"db": db, "queue": queue})
+                   close=db.close, extras={"db": db, "queue": queue},
+                   media_requests=SqliteMediaRequestStore(db))
 
 
 def _aws(url: str) -> Backend:
@@ -60,6 +63,7 @@ def _aws(url: str) -> Backend:
                                                 DynamoMediaIndex)
     from fleetcam.adapters.aws.gateway_dynamodb import (DynamoCommandStore,
                                                         DynamoConnectionRegistry,
+                                                        DynamoMediaRequestStore,
                                                         DynamoMessageStore)
     from fleetcam.adapters.aws.s3 import S3ObjectStore
     from tests.aws.motoserver import BUCKET, provision_storage, s3_client
@@ -69,7 +73,8 @@ def _aws(url: str) -> Backend:
     return Backend(name="aws", store=S3ObjectStore(BUCKET, s3), index=DynamoMediaIndex(),
                    devices=DynamoDeviceRepo(), logs=DynamoLogStore(),
                    messages=DynamoMessageStore(), registry=DynamoConnectionRegistry(),
-                   commands=DynamoCommandStore(), extras={"url": url, "tables": tables, "s3": s3})
+                   commands=DynamoCommandStore(), extras={"url": url, "tables": tables, "s3": s3},
+                   media_requests=DynamoMediaRequestStore())
 
 
 def make_backend(name: str, tmp_path: Path, clock: Clock, *,

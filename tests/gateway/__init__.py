@@ -26,6 +26,7 @@ from fleetcam.simulator.run import Simulation
 from tests.e2e_local import make_settings, poll, serving
 
 __all__ = ["RawDevice", "RecordingSink", "api_ok", "collect_any", "data", "device_of",
+           "open_media_request",
            "gateway_server", "matching", "poll", "session_of", "simulate", "wait_for"]
 
 
@@ -96,6 +97,11 @@ class RecordingSink:
     def __init__(self) -> None:
         self.frames: list[tuple[int, int, MediaFrame]] = []
         self.closed: list[tuple[int, int, str]] = []
+        self.attached: list[tuple[int, int, Any]] = []
+
+    def attach(self, request: Any, device: Device, connection_id: int) -> bool:
+        self.attached.append((device.id, connection_id, request))
+        return True
 
     def on_frame(self, device: Device, connection_id: int, frame: MediaFrame) -> None:
         self.frames.append((device.id, connection_id, frame))
@@ -106,6 +112,18 @@ class RecordingSink:
 
 CODES: dict[tuple[int, str], str] = {}
 """Authentication codes RawDevice terminals were given, by (gateway port, phone)."""
+
+
+async def open_media_request(gw: Gateway, device: Device, channel: int = 1, *,
+                             kind: str = "test", ttl: float = 300.0,
+                             source: str = "127.0.0.1:0", sink: Any = None) -> Any:
+    """An outstanding media request for the device channel, served by ``sink`` (registered
+    for ``kind``), as the gateway opens one before it asks a device for media."""
+    if sink is not None:
+        gw.register_media_kind(kind, sink)
+    return await gw.call(gw.media_admission.request, kind=kind, device_id=device.id, channel=channel,
+                         ref=f"{kind}:{device.id}:{channel}", holder=gw.gateway_id,
+                         source=source, expires=gw.clock.now() + ttl)
 
 
 class RawDevice:

@@ -25,8 +25,8 @@ from fleetcam.ports import MediaQuery
 from fleetcam.runtime.dev import LocalServer
 from mediagen import make_image
 from tests.e2e_local import run
-from tests.gateway import (RawDevice, RecordingSink, device_of, gateway_server, poll,
-                           session_of, simulate, wait_for)
+from tests.gateway import (RawDevice, RecordingSink, device_of, gateway_server,
+                           open_media_request, poll, session_of, simulate, wait_for)
 
 RAW_PHONE = "013955550001"
 LOCATION = m.Location(alarm=0, status=0b11, latitude=52.1, longitude=4.3, altitude=1, speed=10.0,
@@ -313,8 +313,8 @@ def test_media_connection_hands_on_only_whole_frames(tmp_path: Path,
             gw = server.gateway
             assert gw is not None
             sink = RecordingSink()
-            gw.sinks.append(sink)
             dev = device_of(server, RAW_PHONE)
+            await open_media_request(gw, dev, 1, sink=sink)
             reader, writer = await asyncio.open_connection("127.0.0.1", gw.port_1078)
             port = writer.get_extra_info("sockname")[1]
             one, seq = _media([(DataType.I_FRAME, f1)])
@@ -361,7 +361,7 @@ def test_media_from_an_unknown_sim_is_refused(tmp_path: Path,
             gw = server.gateway
             assert gw is not None
             sink = RecordingSink()
-            gw.sinks.append(sink)
+            gw.taps.append(sink)
             reader, writer = await asyncio.open_connection("127.0.0.1", gw.port_1078)
             data, _ = _media([(DataType.I_FRAME, b"\x00\x00\x00\x01\x65" + bytes(2000))] * 3,
                              sim="019999999999")

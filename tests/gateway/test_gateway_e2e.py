@@ -277,7 +277,7 @@ def test_live_stream_of_both_editions_reaches_the_media_sinks(tmp_path: Path) ->
             gw = server.gateway
             assert gw is not None
             sink = RecordingSink()
-            gw.sinks.append(sink)
+            gw.taps.append(sink)
             sim = await simulate(server, 2, mixed_editions=True, width=176, height=144, fps=10,
                                  bitrate=100_000)
             try:

@@ -22,9 +22,11 @@ def create_app(container: Container) -> FastAPI:
     # CORS: every path a browser uses; no cookies, so any origin by default
     app.add_middleware(CORSMiddleware, allow_origins=list(container.settings.cors_origins),
                        allow_methods=["GET", "HEAD", "POST", "PUT", "DELETE", "OPTIONS"],
-                       allow_headers=["Authorization", "x-flespi-app", "Content-Type", "Range"],
+                       allow_headers=["Authorization", "x-flespi-app", "Content-Type", "Range",
+                                      "Session", "X-Originator"],  # Flussonic's DVR player
                        expose_headers=["Content-Range", "Accept-Ranges", "Content-Length",
-                                       "ETag", "Location"],
+                                       "ETag", "Location", "Content-Disposition", "X-Dvr-Gaps",
+                                       "X-Thumbnail-Utc"],
                        allow_credentials=False, max_age=3600)
     app.add_middleware(AccessLog)
     guarded = [Depends(require_token)]

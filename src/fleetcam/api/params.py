@@ -9,7 +9,7 @@ from urllib.parse import parse_qs
 from fastapi import Request
 
 from fleetcam.domain import expr
-from fleetcam.errors import Invalid
+from fleetcam.errors import Invalid, TooLarge
 
 MAX_COUNT = 10_000
 
@@ -79,10 +79,50 @@ def parse_options(data: str | None, fields: str | None, default_count: int = 100
                    reverse=reverse, cursor=cursor)
 
 
+DEFAULT_MAX_JSON_BODY = 1024 * 1024
+
+
+def declared_length(request: Request) -> int | None:
+    """The Content-Length the client declared, or None (chunked, or absent).
+
+    Raises:
+        Invalid: a Content-Length that is not a number.
+    """
+    value = request.headers.get("content-length")
+    if value is None:
+        return None
+    if not value.strip().isdigit():
+        raise Invalid("Content-Length is not a number", field="body")
+    return int(value)
+
+
+async def read_limited(request: Request, limit: int, what: str) -> bytes:
+    """The body, refused with 413 (TooLarge) as soon as it is known to exceed ``limit``:
+    from its Content-Length before anything is read, else while it streams in."""
+    size = declared_length(request)
+    if size is not None and size > limit:
+        raise TooLarge(f"{what} of {size} bytes exceeds the limit of {limit} bytes",
+                       field="body")
+    chunks, got = [], 0
+    async for chunk in request.stream():
+        got += len(chunk)
+        if got > limit:
+            raise TooLarge(f"{what} exceeds the limit of {limit} bytes", field="body")
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
 async def json_body(request: Request) -> Any:
     """The body as JSON whatever the content type says (flespi's web UI sends JSON as a form);
-    a form whose only field is ``data`` holding JSON is read too. None for an empty body."""
-    raw = await request.body()
+    a form whose only field is ``data`` holding JSON is read too. None for an empty body.
+
+    Raises:
+        TooLarge: the body exceeds FLEETCAM_MAX_JSON_BODY (413, before any parsing).
+    """
+    container = getattr(request.app.state, "container", None)
+    limit = getattr(getattr(container, "settings", None), "max_json_body",
+                    DEFAULT_MAX_JSON_BODY)
+    raw = await read_limited(request, limit, "JSON request body")
     if not raw.strip():
         return None
     try:

@@ -36,6 +36,14 @@ def check_upload(device: Device, size: int, total: int, protected_total: int) ->
             f"{DEVICE_STORAGE_CAP} bytes; set media_rotate or delete files")
 
 
+def upload_room(device: Device, total: int, protected_total: int) -> int:
+    """The largest file ``check_upload`` lets in now (the same rules, solved for ``size``)."""
+    limit = device.storage_limit()
+    if device.media_rotate > 0:
+        return max(0, limit - protected_total)
+    return max(0, min(limit, DEVICE_STORAGE_CAP - total))
+
+
 def rotation_victims(total: int, limit: int, oldest_first: Iterable[tuple[str, int]]) -> list[str]:
     """Pick the oldest unprotected files to delete until ``total`` fits in ``limit``.
 

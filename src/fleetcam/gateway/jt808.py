@@ -410,19 +410,19 @@ class Jt808Session(asyncio.Protocol):
                     self.device.id, int(cmd.properties["channel"]), "live") is not None:
                 sent = await self.gw.call(self.gw.commands.mark_sent, cmd, None)
                 if sent is not None:  # a second operator: share the running stream
-                    await self.gw.live.open(sent, self.device, "live")
+                    await self.gw.live.open(sent, self.device, "live", self.source)
                 continue
-            body = translate.command_message(cmd, self.gw.media_host, self.gw.port_1078)
+            body = translate.command_message(cmd, self.gw.media_host, self.gw.media_port)
             msg_id = body.msg_id if isinstance(body, m.UnknownMessage) else None
             sent = await self.gw.call(self.gw.commands.mark_sent, cmd, None)
             if sent is None:
                 continue  # canceled meanwhile, or another copy took it
             # the media may arrive before the device's answer is processed: be ready first
             if sent.name == "request_video":
-                self.gw.recorder.expect(sent, ())
+                await self.gw.recorder.expect(sent, (), self.source)
             elif sent.name in ("start_videostream", "playback_video"):
                 await self.gw.live.open(sent, self.device, "live" if sent.name ==
-                                        "start_videostream" else "playback")
+                                        "start_videostream" else "playback", self.source)
             serial = self.send(body, msg_id=msg_id)
             self.awaiting[serial] = sent.with_changes(serial=serial)
             # conditional: a fast answer may already have finished it (never undo that)

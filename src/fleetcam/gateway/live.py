@@ -8,6 +8,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from fleetcam.domain import hls
+from fleetcam.domain.admission import MediaRequest
 from fleetcam.domain.gateway import Command, Connection
 from fleetcam.domain.models import Device, new_uuid
 from fleetcam.errors import FleetcamError
@@ -28,6 +29,12 @@ START_TIMEOUT = 20.0
 NO_KEYFRAME = 10.0
 KEEP_EXTRA = 4
 """Segments kept in storage behind the live window (slow players)."""
+STREAM_REQUEST_LIFE = 86400.0
+"""A stream's media request stays open this long at most (it is closed when the stream
+stops)."""
+QUEUE_MAX = 250
+"""Frames waiting for the segmenter at most (10 s at 25 fps); beyond, frames are dropped up
+to the next keyframe, so a stalled segmenter cannot grow memory."""
 
 
 @dataclass
@@ -54,6 +61,9 @@ class LiveStream:
     queue: asyncio.Queue[MediaFrame | None] = field(default_factory=asyncio.Queue)
     task: asyncio.Task[None] | None = None
     waiting: list[Command] = field(default_factory=list)
+    dropped: int = 0
+    """Frames dropped because the segmenter fell QUEUE_MAX behind."""
+    skipping: bool = False
     registered: bool = False
     """True once the stream's connection is in the shared registry: until then, housekeeping
     must not read its absence there as a user's DELETE."""
@@ -93,8 +103,10 @@ class LiveManager:
         s = self.streams.get((device_id, channel))
         return s if s is not None and not s.ended and s.kind == kind else None
 
-    async def open(self, cmd: Command, device: Device, kind: str) -> LiveStream:
-        """A stream for the command's channel: the running one, or a new one."""
+    async def open(self, cmd: Command, device: Device, kind: str, source: str) -> LiveStream:
+        """A stream for the command's channel: the running one, or a new one (with the
+        outstanding media request its connection is admitted for; ``source`` is the address
+        of the device's signalling connection)."""
         channel = int(cmd.properties["channel"])
         s = self.existing(device.id, channel, kind)
         if s is None:
@@ -106,6 +118,10 @@ class LiveManager:
                            channel=channel, kind=kind, started=now, last_access=now,
                            stream_type=str(cmd.properties.get("quality", "main")))
             self.streams[(device.id, channel)] = s
+            await self.gw.call(self.gw.media_admission.request, kind=kind, device_id=device.id,
+                               channel=channel, ref=s.uuid, holder=self.gw.gateway_id,
+                               source=source, expires=now + STREAM_REQUEST_LIFE,
+                               command_id=cmd.id)
             s.task = asyncio.get_running_loop().create_task(self._run(s))
             await self.gw.call(self.gw.connections.opened, self._connection(s))
             s.registered = True
@@ -138,15 +154,30 @@ class LiveManager:
             await self.gw.call(self.gw.commands.finish, cmd, False, {"reason": reason})
 
     # -- frames -------------------------------------------------------------------------
+    def attach(self, request: MediaRequest, device: Device, connection_id: int) -> bool:
+        s = self.streams.get((device.id, request.channel))
+        if s is None or s.ended or s.uuid != request.ref:
+            return False
+        if s.media_conn is not None and s.media_conn != connection_id:
+            # the device reconnected its media: the old connection no longer feeds it
+            s.skipping = True
+        s.media_conn = connection_id
+        return True
+
     def on_frame(self, device: Device, connection_id: int, frame: MediaFrame) -> None:
-        if not self.streams:  # the usual case, and this runs for every frame of every device
-            return
         s = self.streams.get((device.id, frame.channel))
         if s is None or s.ended or frame.data_type >= 3 or frame.timestamp is None:
             return
-        if s.media_conn is None:
-            s.media_conn = connection_id
-        elif s.media_conn != connection_id:
+        if s.media_conn != connection_id:
+            return  # only the connection bound to the request feeds it
+        if s.skipping:
+            if frame.data_type != 0:
+                s.dropped += 1
+                return
+            s.skipping = False
+        if s.queue.qsize() >= QUEUE_MAX:
+            s.dropped += 1
+            s.skipping = True  # the next frame the segmenter gets is a keyframe
             return
         s.bytes += len(frame.data)
         s.frames += 1
@@ -229,7 +260,8 @@ class LiveManager:
         s.stop_reason = reason
         if self.streams.get((s.device_id, s.channel)) is s:
             del self.streams[(s.device_id, s.channel)]
-        s.queue.put_nowait(None)
+        s.queue.put_nowait(None)  # unbounded put: the end marker always fits
+        self.gw.spawn(self.gw.call(self.gw.media_admission.close, s.device_id, s.channel, s.uuid))
         if s.task is not None:
             try:
                 await asyncio.wait_for(asyncio.shield(s.task), 10)

@@ -9,6 +9,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, BinaryIO
 
 from fleetcam.domain import keys, rawclip
+from fleetcam.domain.admission import MediaRequest
 from fleetcam.domain.gateway import Command
 from fleetcam.domain.models import Device, new_uuid
 from fleetcam.protocol.jt1078.packet import CODEC_NAMES
@@ -32,6 +33,11 @@ GAP_MS = 2000
 MAX_GAPS = 50
 SHORT_TOLERANCE = 0.5
 """A clip this much shorter than asked is still "complete"; more is reported as short."""
+MAX_JUMP_MS = 5_000
+"""A video frame further than this past the covered part of the range is believed only when
+the next one follows it (a real gap in the device's recording, reported as such); a lone
+stray or forged far-future timestamp is dropped, so it can neither end a clip early nor
+leave a hole: a clip completes only when its frames cover the range."""
 
 
 @dataclass
@@ -64,6 +70,15 @@ class Job:
     video_frames: int = 0
     gaps: list[tuple[float, float]] = field(default_factory=list)
     reported: float = 0.0
+    begin: int = 0
+    """Where coverage starts: ``start``, or where the device's recordings begin if later."""
+    jump: MediaFrame | None = None
+    """A frame past MAX_JUMP_MS, waiting for the next one to confirm it."""
+    strays: int = 0
+
+    @property
+    def ref(self) -> str:
+        return f"cmd:{self.cmd.id}"
 
 
 class Recorder:
@@ -77,7 +92,10 @@ class Recorder:
         self.gw = gw
         self.jobs: dict[tuple[int, int], Job] = {}
 
-    def expect(self, cmd: Command, items: tuple[Any, ...]) -> None:
+    async def expect(self, cmd: Command, items: tuple[Any, ...], source: str) -> None:
+        """Get ready for the clip's media and open its request (before asking the device, so
+        frames that beat the device's answer are not lost); ``source`` is the address of the
+        device's signalling connection."""
         start = int(cmd.properties["from"])
         end = start + int(cmd.properties["duration"])
         have = max((it.end for it in items), default=end)
@@ -85,17 +103,21 @@ class Recorder:
         job = Job(cmd=cmd, device_id=cmd.device_id, channel=int(cmd.properties["channel"]),
                   start=start, end=min(end, have), path=path, file=os.fdopen(fd, "w+b"),
                   last_progress=self.gw.loop_time(), asked_to=end,
-                  asked_at=self.gw.clock.now())
+                  asked_at=self.gw.clock.now(), begin=start)
         old = self.jobs.pop((job.device_id, job.channel), None)
         if old is not None:
             self._discard(old, "replaced by a newer request")
         self.jobs[(job.device_id, job.channel)] = job
+        await self.gw.call(self.gw.media_admission.request, kind="clip", device_id=job.device_id,
+                           channel=job.channel, ref=job.ref, holder=self.gw.gateway_id,
+                           source=source, expires=cmd.expires, command_id=cmd.id)
 
     def limit(self, cmd: Command, items: tuple[Any, ...]) -> None:
         """The device listed what it has: the clip ends where its recordings end."""
         job = self.jobs.get((cmd.device_id, int(cmd.properties["channel"])))
         if job is not None and job.cmd.id == cmd.id and items:
             job.end = min(job.end, max(it.end for it in items))
+            job.begin = max(job.start, min(int(it.start) for it in items))
 
     def cancel(self, cmd: Command, reason: str) -> None:
         """The device cannot deliver: drop the job and fail the command."""
@@ -106,16 +128,53 @@ class Recorder:
             self.gw.spawn(self.gw.call(self.gw.commands.finish, cmd, False, {"reason": reason}))
 
     # -- MediaSink ----------------------------------------------------------------------
+    def attach(self, request: MediaRequest, device: Device, connection_id: int) -> bool:
+        job = self.jobs.get((device.id, request.channel))
+        if job is None or job.done or job.ref != request.ref:
+            return False
+        job.conn_id = connection_id
+        job.last_progress = self.gw.loop_time()
+        return True
+
     def on_frame(self, device: Device, connection_id: int, frame: MediaFrame) -> None:
-        if not self.jobs:  # the usual case, and this runs for every frame of every device
-            return
         job = self.jobs.get((device.id, frame.channel))
         if job is None or job.done or frame.timestamp is None or frame.data_type > 3:
             return
+        if job.conn_id != connection_id:
+            return  # only the connection bound to the request feeds it
         ts = frame.timestamp
         if ts < job.start * 1000 or (job.last_ts is not None and ts <= job.last_ts
                                      and frame.data_type < 3):
             return  # before the range, or overlap after a resumed playback
+        covered = job.last_ts if job.last_ts is not None else job.begin * 1000
+        if ts > covered + MAX_JUMP_MS:
+            jump = job.jump
+            if frame.data_type < 3 and jump is not None and jump.timestamp is not None \
+                    and 0 < ts - jump.timestamp <= GAP_MS:
+                job.jump = None  # confirmed: the device's recording has a gap here
+                self._write(job, jump)
+                if not job.done:
+                    self._write(job, frame)
+                return
+            if frame.data_type < 3:
+                if job.jump is not None:
+                    self._stray(job, job.jump)
+                job.jump = frame
+            return
+        if job.jump is not None and frame.data_type < 3:
+            self._stray(job, job.jump)
+            job.jump = None
+        self._write(job, frame)
+
+    def _stray(self, job: Job, frame: MediaFrame) -> None:
+        job.strays += 1
+        self.gw.refusals.refuse("clip frame", str(job.device_id), "-",
+                                f"timestamp {frame.timestamp} is beyond the covered part of "
+                                f"the range of command {job.cmd.id}")
+
+    def _write(self, job: Job, frame: MediaFrame) -> None:
+        ts = frame.timestamp
+        assert ts is not None
         if job.codec is None:
             if frame.data_type >= 3:
                 return  # wait for video to know the codec
@@ -129,7 +188,6 @@ class Recorder:
             job.file.write(rawclip.encode_header(job.header, rawclip.HEADER_ROOM))
         if frame.data_type == 3 and job.audio is None:
             job.audio = frame.payload_type
-        job.conn_id = connection_id
         job.file.write(rawclip.encode_frame(int(frame.data_type), ts, frame.data))
         job.frames += 1
         job.bytes += len(frame.data)
@@ -173,7 +231,7 @@ class Recorder:
         job.conn_id = None
         job.last_progress = self.gw.loop_time()
         p = job.cmd.properties
-        session.send(m.PlaybackRequest(ip=self.gw.media_host, tcp_port=self.gw.port_1078,
+        session.send(m.PlaybackRequest(ip=self.gw.media_host, tcp_port=self.gw.media_port,
                                        udp_port=0, channel=job.channel,
                                        media_type=p.get("media_type", 0), stream_type=0,
                                        storage_type=0, mode=0, speed=0, start=resume,
@@ -199,9 +257,14 @@ class Recorder:
         return {"bytes": job.bytes, "frames": job.frames, "seconds": round(got, 2),
                 "of": job.asked_to - job.start}
 
-    def _complete(self, job: Job, why: str) -> None:
+    def _forget(self, job: Job) -> None:
         job.done = True
         self.jobs.pop((job.device_id, job.channel), None)
+        self.gw.spawn(self.gw.call(self.gw.media_admission.close, job.device_id, job.channel,
+                                   job.ref))
+
+    def _complete(self, job: Job, why: str) -> None:
+        self._forget(job)
         session = self.gw.sessions_by_device.get(job.device_id)
         if session is not None:  # stop the device's playback of this channel
             session.send(m.PlaybackControl(channel=job.channel, control=2, speed=0, position=0))
@@ -245,8 +308,7 @@ class Recorder:
         self.gw.spawn(self.gw.call(self.gw.commands.finish, job.cmd, False, {"reason": reason}))
 
     def _discard(self, job: Job, reason: str) -> None:
-        job.done = True
-        self.jobs.pop((job.device_id, job.channel), None)
+        self._forget(job)
         log.info("recording of command %s dropped: %s", job.cmd.id, reason)
         self._close_file(job)
 

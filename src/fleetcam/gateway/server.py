@@ -16,6 +16,7 @@ from concurrent.futures import ThreadPoolExecutor
 from typing import Any, TypeVar
 
 from fleetcam.config import Settings
+from fleetcam.domain.admission import MEDIA_KINDS
 from fleetcam.domain.gateway import Command, Connection
 from fleetcam.domain.models import Device
 from fleetcam.errors import TooLarge
@@ -24,9 +25,11 @@ from fleetcam.gateway.limits import Admission, QuietLog, RateLimiter
 from fleetcam.gateway.jt1078 import Jt1078Session, MediaSink
 from fleetcam.gateway.live import LiveManager
 from fleetcam.gateway.recorder import Recorder
+from fleetcam.gateway.refusals import RefusalLog
 from fleetcam.protocol.jt808 import messages as m
 from fleetcam.protocol.jt808.connection import ReassemblyBudget
 from fleetcam.runtime.container import Container
+from fleetcam.services.admission import MediaAdmission
 from fleetcam.services.gateway import CommandService, ConnectionService, MessageService
 from fleetcam.services.identity import IdentityService
 from fleetcam.services.media import storage_full, upload_options
@@ -35,6 +38,8 @@ log = logging.getLogger(__name__)
 T = TypeVar("T")
 HOUSEKEEPING_EVERY = 1.0
 METRICS_EVERY = 60
+RENEW_EVERY = 10
+"""Housekeeping ticks between two renewals of media bindings (BINDING_LEASE is 30 s)."""
 """Housekeeping ticks between two connection-count metrics."""
 
 
@@ -54,9 +59,16 @@ class Gateway:
         self.sessions_808: set[Jt808Session] = set()
         self.sessions_by_device: dict[int, Jt808Session] = {}
         self.sessions_1078: set[Jt1078Session] = set()
+        self.media_admission = MediaAdmission(container.media_requests, container.clock)
         self.recorder = Recorder(self)
         self.live = LiveManager(self)
-        self.sinks: list[MediaSink] = [self.recorder, self.live]
+        self.media_sinks: dict[str, MediaSink] = {}
+        """Who serves each kind of media request (domain/admission.py MEDIA_KINDS)."""
+        self.register_media_kind("clip", self.recorder)
+        self.register_media_kind("live", self.live)
+        self.register_media_kind("playback", self.live)
+        self.taps: list[MediaSink] = []
+        """Observers of every admitted media frame, whatever its request (tests, benchmarks)."""
         self.stats = {"frames": 0, "frame_bytes": 0, "dropped_frames": 0, "auth_failures": 0,
                       "refused_connections": 0}
         s = self.settings
@@ -69,6 +81,7 @@ class Gateway:
         self._auto_per_address = RateLimiter(max(1, s.auto_register_limit // 10))
         self._auto_lock = threading.Lock()
         self.quiet = QuietLog(log)
+        self.refusals = RefusalLog(self.quiet)
         self._executor = ThreadPoolExecutor(max_workers=4, thread_name_prefix="gw-store")
         self._servers: list[asyncio.base_events.Server] = []
         self._tasks: set[asyncio.Task[Any]] = set()
@@ -76,6 +89,17 @@ class Gateway:
         self.loop: asyncio.AbstractEventLoop | None = None
         self.commands.wake.append(self._wake_threadsafe)
         self.connections.drop_listeners.append(self._dropped_threadsafe)
+
+    def register_media_kind(self, kind: str, sink: MediaSink, description: str = "") -> None:
+        """Let media connections feed requests of ``kind`` (a feature asking devices for
+        media registers its kind and sink here)."""
+        MEDIA_KINDS.setdefault(kind, description or kind)
+        self.media_sinks[kind] = sink
+
+    @property
+    def media_port(self) -> int:
+        """The media port devices are told: the load balancer's, else this copy's."""
+        return self.settings.media_port or self.port_1078
 
     # -- plumbing ---------------------------------------------------------------------
     def loop_time(self) -> float:
@@ -210,6 +234,8 @@ class Gateway:
                 ticks += 1
                 if ticks % 5 == 0:  # any copy may expire commands; updates are conditional
                     await self.call(self.commands.expire)
+                if ticks % RENEW_EVERY == 0:
+                    await self._renew_bindings()
                 if self.settings.emf_metrics and ticks % METRICS_EVERY == 0:
                     print(json.dumps(connection_metrics(self, time.time())), flush=True)
             except Exception:
@@ -233,6 +259,14 @@ class Gateway:
             if s.connection is not None and s.conn_id not in known:
                 s.connection = None  # already forgotten; do not announce twice
                 s.close("dropped by user")
+
+    async def _renew_bindings(self) -> None:
+        """Media requests bound to this copy's live media connections stay bound."""
+        for s in list(self.sessions_1078):
+            if s.request is not None and s.transport is not None and \
+                    not s.transport.is_closing():
+                await self.call(self.media_admission.renew, s.request, s.conn_id, self.gateway_id)
+        await self.call(self.c.media_requests.purge, self.clock.now() - 3600)
 
     def _expire_idle(self) -> None:
         now = self.loop_time()

@@ -8,7 +8,8 @@ import boto3
 from fleetcam.adapters.aws import models
 from fleetcam.adapters.aws.dynamodb import DynamoDeviceRepo, DynamoLogStore, DynamoMediaIndex
 from fleetcam.adapters.aws.gateway_dynamodb import (DynamoCommandStore,
-                                                    DynamoConnectionRegistry, DynamoMessageStore,
+                                                    DynamoConnectionRegistry,
+                                                    DynamoMediaRequestStore, DynamoMessageStore,
                                                     DynamoRuleStore)
 from fleetcam.adapters.aws.iot import IotEventBus
 from fleetcam.adapters.aws.s3 import S3ObjectStore
@@ -44,6 +45,7 @@ def build_aws(settings: Settings, *, clock: Clock | None = None,
         bus=bus or IotEventBus(client(settings, "iot-data", iot_url)),
         message_store=DynamoMessageStore(), registry=DynamoConnectionRegistry(),
         command_store=DynamoCommandStore(), rule_store=DynamoRuleStore(),
+        media_requests=DynamoMediaRequestStore(),
         token_store=DynamoTokenStore(),
         admin_hash=token_hash(settings.admin_token) if settings.admin_token else None,
         sqs=lambda: client(settings, "sqs"))

@@ -7,8 +7,8 @@ from typing import Any
 from fleetcam.config import Settings
 from fleetcam.ports import (Clock, CommandStore, ConnectionRegistry, DeviceRepo, DvrIndex,
                             DvrStorage, DvrStreamStore, DvrTail, EpisodeStore, EventBus,
-                            LogStore, MediaIndex, MessageStore, ObjectStore, RuleStore,
-                            TokenStore)
+                            LogStore, MediaIndex, MediaRequestStore, MessageStore, ObjectStore,
+                            RuleStore, TokenStore)
 from fleetcam.services.access import AccessService
 from fleetcam.services.devices import DeviceService
 from fleetcam.services.gateway import CommandService, ConnectionService, MessageService
@@ -38,6 +38,7 @@ class Container:
     connections: ConnectionService
     commands: CommandService
     rules: RuleService
+    media_requests: MediaRequestStore
     access: AccessService
     extras: dict[str, Any] = field(default_factory=dict)
     dvr_streams: DvrStreamStore | None = None
@@ -51,7 +52,8 @@ class Container:
 def wire(settings: Settings, *, clock: Clock, store: ObjectStore, index: MediaIndex,
          device_repo: DeviceRepo, logs: LogStore, bus: EventBus, message_store: MessageStore,
          registry: ConnectionRegistry, command_store: CommandStore, rule_store: RuleStore,
-         token_store: TokenStore, admin_hash: str | None = None, **extras: Any) -> Container:
+         media_requests: MediaRequestStore, token_store: TokenStore,
+         admin_hash: str | None = None, **extras: Any) -> Container:
     """Build the services over whichever adapters the runtime chose."""
     from fleetcam.media.probe import probe_image
 
@@ -87,4 +89,4 @@ def wire(settings: Settings, *, clock: Clock, store: ObjectStore, index: MediaIn
         ingest=IngestService(media, retention, device_repo, packaging),
         journal=journal, messages=messages, connections=connections, commands=commands,
         rules=rules, access=AccessService(token_store, clock, admin_hash=admin_hash),
-        extras=dict(extras))
+        media_requests=media_requests, extras=dict(extras))

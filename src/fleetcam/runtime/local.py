@@ -13,7 +13,8 @@ from fleetcam.adapters.local.dvr import (LocalDvrStorage, SqliteDvrIndex,
 from fleetcam.adapters.local.files import LocalObjectStore
 from fleetcam.adapters.local.queue import EventQueue
 from fleetcam.adapters.local.gateway_repos import (SqliteCommandStore,
-                                                   SqliteConnectionRegistry, SqliteMessageStore,
+                                                   SqliteConnectionRegistry,
+                                                   SqliteMediaRequestStore, SqliteMessageStore,
                                                    SqliteRuleStore)
 from fleetcam.adapters.local.repos import SqliteDeviceRepo, SqliteLogStore, SqliteMediaIndex
 from fleetcam.adapters.local.tokens import SqliteTokenStore
@@ -74,6 +75,7 @@ def build_local(settings: Settings, *, clock: Clock | None = None,
                 device_repo=SqliteDeviceRepo(db), logs=SqliteLogStore(db), bus=bus or NullBus(),
                 message_store=SqliteMessageStore(db), registry=SqliteConnectionRegistry(db),
                 command_store=SqliteCommandStore(db), rule_store=SqliteRuleStore(db),
+                media_requests=SqliteMediaRequestStore(db),
                 token_store=SqliteTokenStore(db), admin_hash=digest,
                 db=db, queue=queue, admin_token=token, token_generated=generated)
     container.dvr_streams = SqliteDvrStreamStore(db)

@@ -12,7 +12,8 @@ from typing import Any
 from pynamodb.exceptions import DoesNotExist, PutError, UpdateError
 
 from fleetcam.adapters.aws.models import (CommandsModel, ConnectionsModel, DevicesModel,
-                                          MessagesModel, RulesModel)
+                                          MediaRequestsModel, MessagesModel, RulesModel)
+from fleetcam.domain.admission import MediaRequest
 from fleetcam.domain.gateway import QUEUED, SENT, Command, Connection
 from fleetcam.domain.rules import VideoRule
 
@@ -237,3 +238,59 @@ class DynamoRuleStore:
                 return False
             raise
         return True
+
+
+REQUEST_RETENTION = 3600
+"""A closed or expired media request's item is left to DynamoDB's TTL this long after."""
+
+
+def _req(m: MediaRequestsModel) -> MediaRequest:
+    return MediaRequest.from_json(m.data)
+
+
+def _req_model(req: MediaRequest) -> MediaRequestsModel:
+    return MediaRequestsModel(key=f"{req.device_id}:{req.channel}", holder=req.holder or "-",
+                              version=req.version, expires=req.expires, data=req.as_json(),
+                              expires_at=_at(req.expires + REQUEST_RETENTION))
+
+
+class DynamoMediaRequestStore:
+    def open(self, req: MediaRequest) -> MediaRequest:
+        req = req.with_changes(version=0)
+        _req_model(req).save()
+        return req
+
+    def get(self, device_id: int, channel: int) -> MediaRequest | None:
+        try:
+            return _req(MediaRequestsModel.get(f"{device_id}:{channel}", consistent_read=True))
+        except DoesNotExist:
+            return None
+
+    def swap(self, req: MediaRequest) -> MediaRequest | None:
+        new = req.with_changes(version=req.version + 1)
+        try:
+            _req_model(new).save(condition=MediaRequestsModel.version == req.version)
+        except PutError as e:
+            if "ConditionalCheckFailed" in str(e):
+                return None
+            raise
+        return new
+
+    def close(self, device_id: int, channel: int, ref: str) -> bool:
+        current = self.get(device_id, channel)
+        if current is None or current.ref != ref:
+            return False
+        try:
+            MediaRequestsModel(key=f"{device_id}:{channel}").delete(
+                condition=MediaRequestsModel.version == current.version)
+        except Exception as e:  # pynamodb DeleteError on a failed condition
+            if "ConditionalCheckFailed" in str(e):
+                return False
+            raise
+        return True
+
+    def of_holder(self, gateway_id: str) -> list[MediaRequest]:
+        return [_req(m) for m in MediaRequestsModel.by_holder.query(gateway_id)]
+
+    def purge(self, before: float) -> int:
+        return 0  # DynamoDB's TTL removes them; readers check ``expires`` themselves

@@ -323,6 +323,32 @@ class RulesModel(_Base):
     data = JSONAttribute()
 
 
+class MediaRequestsByHolder(GlobalSecondaryIndex["MediaRequestsModel"]):
+    class Meta:
+        index_name = "by-holder"
+        projection = AllProjection()
+
+    holder = UnicodeAttribute(hash_key=True)
+
+
+class MediaRequestsModel(_Base):
+    """Outstanding media requests (domain/admission.py): ``key`` (S) = ``device_id:channel``;
+    GSI by-holder (the gateway copy that sent it); ``version`` for compare-and-swap; TTL
+    expires_at a while after the request closes (readers check ``expires`` themselves)."""
+
+    class Meta(_Base.Meta):
+        table_name = "fleetcam-mediarequests"
+
+    key = UnicodeAttribute(hash_key=True)
+    holder = UnicodeAttribute()
+    version = NumberAttribute()
+    expires = NumberAttribute()
+    data = JSONAttribute()
+    expires_at = TTLAttribute(null=True)
+    by_holder = MediaRequestsByHolder()
+
+
+
 MODELS = (*MODELS, MessagesModel, ConnectionsModel, CommandsModel, RulesModel)
 
 
@@ -352,4 +378,4 @@ class TokensModel(_Base):
     by_id = TokensById()
 
 
-MODELS = (*MODELS, TokensModel)
+MODELS = (*MODELS, TokensModel, MediaRequestsModel)

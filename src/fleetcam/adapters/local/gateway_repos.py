@@ -1,4 +1,5 @@
-"""SQLite implementations of MessageStore, ConnectionRegistry and CommandStore."""
+"""SQLite implementations of MessageStore, ConnectionRegistry, CommandStore and
+MediaRequestStore."""
 from __future__ import annotations
 
 import json
@@ -6,6 +7,7 @@ from dataclasses import asdict
 from typing import Any
 
 from fleetcam.adapters.local.db import Database, add_range, placeholders
+from fleetcam.domain.admission import MediaRequest
 from fleetcam.domain.gateway import FINAL_STATES, QUEUED, SENT, Command, Connection
 from fleetcam.domain.rules import VideoRule
 
@@ -198,3 +200,54 @@ class SqliteRuleStore:
     def delete(self, rule_id: int) -> bool:
         with self.db.tx() as c:
             return c.execute("DELETE FROM rules WHERE id=?", (rule_id,)).rowcount == 1
+
+
+def _req_key(device_id: int, channel: int) -> str:
+    return f"{device_id}:{channel}"
+
+
+class SqliteMediaRequestStore:
+    def __init__(self, db: Database) -> None:
+        self.db = db
+
+    def _write(self, c: Any, req: MediaRequest) -> None:
+        c.execute("INSERT OR REPLACE INTO media_requests (key, holder, expires, version, data)"
+                  " VALUES (?,?,?,?,?)", (_req_key(req.device_id, req.channel), req.holder,
+                                          req.expires, req.version, json.dumps(req.as_json())))
+
+    def open(self, req: MediaRequest) -> MediaRequest:
+        req = req.with_changes(version=0)
+        with self.db.tx() as c:
+            self._write(c, req)
+        return req
+
+    def get(self, device_id: int, channel: int) -> MediaRequest | None:
+        row = self.db.conn().execute("SELECT data FROM media_requests WHERE key=?",
+                                     (_req_key(device_id, channel),)).fetchone()
+        return MediaRequest.from_json(json.loads(row[0])) if row else None
+
+    def swap(self, req: MediaRequest) -> MediaRequest | None:
+        new = req.with_changes(version=req.version + 1)
+        with self.db.tx() as c:
+            row = c.execute("SELECT version FROM media_requests WHERE key=?",
+                            (_req_key(req.device_id, req.channel),)).fetchone()
+            if row is None or row[0] != req.version:
+                return None
+            self._write(c, new)
+        return new
+
+    def close(self, device_id: int, channel: int, ref: str) -> bool:
+        key = _req_key(device_id, channel)
+        with self.db.tx() as c:
+            return c.execute("DELETE FROM media_requests WHERE key=? AND"
+                             " json_extract(data, '$.ref')=?", (key, ref)).rowcount == 1
+
+    def of_holder(self, gateway_id: str) -> list[MediaRequest]:
+        rows = self.db.conn().execute("SELECT data FROM media_requests WHERE holder=?",
+                                      (gateway_id,))
+        return [MediaRequest.from_json(json.loads(r[0])) for r in rows]
+
+    def purge(self, before: float) -> int:
+        with self.db.tx() as c:
+            return c.execute("DELETE FROM media_requests WHERE expires < ?",
+                             (before,)).rowcount

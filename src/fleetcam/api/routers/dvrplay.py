@@ -6,8 +6,8 @@ Who may call: administrator calls need the admin token (``FlespiToken``, ``Beare
 with the token as password, as Flussonic's clients send it) or a scoped token allowed to
 write the stream's device. End-user calls also take the stream's read token (from
 ``GET /streamer/api/v3/streams/{name}/dvr/token``) or a scoped token that may read the
-device's media, in a header or as ``?token=`` (players cannot always send headers). Every
-end-user path answers CORS preflights: players run on other origins.
+device's media, in a header or as ``?token=`` (players cannot always send headers). CORS
+(players run on other origins) is the app's middleware's.
 """
 from __future__ import annotations
 
@@ -33,9 +33,6 @@ from fleetcam.services.dvrplay import DvrPlayback
 log = logging.getLogger(__name__)
 router = APIRouter(tags=["dvr (end-user files)"])
 admin_router = APIRouter(prefix="/streamer/api/v3/streams", tags=["dvr"])
-CORS = {"Access-Control-Allow-Origin": "*",
-        "Access-Control-Expose-Headers": "Content-Length, Content-Range, Accept-Ranges, "
-                                         "Content-Disposition, X-Dvr-Gaps, X-Thumbnail-Utc"}
 MAX_SESSION_BODY = 64 * 1024
 MAX_GAPS_HEADER = 2000
 
@@ -115,22 +112,7 @@ def playback(c: Container) -> DvrPlayback:
 
 
 def _json(body: Any, status: int = 200) -> JSONResponse:
-    return JSONResponse(body, status_code=status, headers={**CORS, "Cache-Control": "no-cache"})
-
-
-# -- CORS preflight ------------------------------------------------------------------------------
-@router.options("/{name}/{file}", include_in_schema=False)
-@router.options("/{name}/dvr/{file}", include_in_schema=False)
-@router.options("/{name}/sessions/{file}", include_in_schema=False)
-def preflight(request: Request, name: str, file: str) -> Response:
-    """Any end-user path: players on other origins send Session, X-Originator, Range..."""
-    asked = request.headers.get("access-control-request-headers", "")
-    allowed = ", ".join(h.strip() for h in asked.split(",") if h.strip()
-                        and all(ch.isalnum() or ch == "-" for ch in h.strip()))[:1000]
-    return Response(status_code=204, headers={
-        **CORS, "Access-Control-Allow-Methods": "GET, HEAD, PUT, POST, OPTIONS",
-        "Access-Control-Allow-Headers": allowed or "Authorization, Range",
-        "Access-Control-Max-Age": "600"})
+    return JSONResponse(body, status_code=status, headers={"Cache-Control": "no-cache"})
 
 
 # -- json -----------------------------------------------------------------------------------------
@@ -233,7 +215,7 @@ def stored_object(c: ContainerDep, request: Request, name: str, file: str) -> Re
     if ext == "mp4":
         data = svc.init_bytes(seg)
         return Response(data, media_type="video/mp4",
-                        headers={**CORS, "Cache-Control": "max-age=86400"})
+                        headers={"Cache-Control": "max-age=86400"})
     return _ranged(request, seg.size, "video/iso.segment",
                    lambda a, b: svc.read(svc._source(seg), a, b), {"Cache-Control": "max-age=3600"})
 
@@ -242,7 +224,7 @@ def _ranged(request: Request, size: int, mime: str, read: Any,
             extra: dict[str, str]) -> Response:
     from fleetcam.api.routers.files import parse_range
 
-    headers = {**CORS, **extra, "Accept-Ranges": "bytes"}
+    headers = {**extra, "Accept-Ranges": "bytes"}
     try:
         rng = parse_range(request.headers.get("range"), size)
     except Invalid:
@@ -271,7 +253,7 @@ def archive_file(c: ContainerDep, request: Request, name: str, file: str) -> Res
     if req.kind in ("vod", "event", "live"):
         body = svc.playlist(name, req, token=token if request.query_params.get("token")
                             else None).encode()
-        headers = {**CORS, "Cache-Control": "no-cache" if req.kind != "vod" else "max-age=10",
+        headers = {"Cache-Control": "no-cache" if req.kind != "vod" else "max-age=10",
                    "Vary": "Accept-Encoding"}
         if "gzip" in request.headers.get("accept-encoding", "") and len(body) > 1024:
             body = gzip.compress(body, 5)  # an hour of 1 s entries: ~700 KB, ~60 KB gzipped

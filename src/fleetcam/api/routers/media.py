@@ -8,11 +8,13 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Depends, Query, Request
 from starlette.concurrency import run_in_threadpool
 from starlette.datastructures import UploadFile
+from starlette.types import Message, Receive
 
 from fleetcam.api.deps import ContainerDep, SelectorDep
-from fleetcam.api.params import Options, as_list, json_body, parse_options
+from fleetcam.api.params import Options, as_list, declared_length, json_body, parse_options
 from fleetcam.domain import expr
-from fleetcam.errors import Invalid, NotFound
+from fleetcam.domain.retention import check_upload, upload_room
+from fleetcam.errors import Invalid, NotFound, TooLarge
 from fleetcam.ports import MediaQuery
 from fleetcam.services.render import select_fields
 
@@ -97,6 +99,16 @@ async def upload_media(c: ContainerDep, sel: SelectorDep, request: Request) -> d
                       field="selector")
     if not request.headers.get("content-type", "").startswith("multipart/form-data"):
         raise Invalid("upload must be multipart/form-data with a 'file' part", field="file")
+    # the storage cap is checked before the body is read and while it streams in, so an
+    # upload that cannot fit is refused without being spooled anywhere
+    device = devices[0]
+    total, protected, _ = await run_in_threadpool(c.index.usage, device.id)
+    room = upload_room(device, total, protected)
+    size = declared_length(request)
+    if size is not None and size > room + MULTIPART_SLACK:
+        check_upload(device, size - MULTIPART_SLACK, total, protected)  # raises with why
+    request = Request(request.scope, _limited_receive(request.receive, device, room,
+                                                       total, protected))
     async with request.form(max_files=1, max_fields=8) as form:
         upload = form.get("file")
         if not isinstance(upload, UploadFile):
@@ -113,6 +125,29 @@ async def upload_media(c: ContainerDep, sel: SelectorDep, request: Request) -> d
             content_type=upload.content_type or "application/octet-stream",
             raw_options=options, size_hint=upload.size)
     return {"result": [c.media.render(f)]}
+
+
+MULTIPART_SLACK = 64 * 1024
+"""Bytes of multipart framing and form fields allowed on top of the file itself."""
+
+
+def _limited_receive(receive: Receive, device: Any, room: int, total: int,
+                     protected: int) -> Receive:
+    """``receive`` that raises TooLarge once the body passed what the device may store."""
+    got = 0
+
+    async def limited() -> Message:
+        nonlocal got
+        message = await receive()
+        if message["type"] == "http.request":
+            got += len(message.get("body", b""))
+            if got > room + MULTIPART_SLACK:
+                check_upload(device, got - MULTIPART_SLACK, total, protected)
+                raise TooLarge(f"upload exceeds the {room} bytes the device may still store",
+                               field="file")
+        return message
+
+    return limited
 
 
 @router.put("/{sel}/media")
