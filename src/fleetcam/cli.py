@@ -62,10 +62,9 @@ async def _gateway(settings: Settings) -> None:
         bus = None
     else:
         from fleetcam.adapters.local.mqtt import MqttEventBus
-        from fleetcam.runtime.local import build_local
+        from fleetcam.runtime.local import build_local, local_mqtt
 
-        bus = MqttEventBus(settings.mqtt_url or f"mqtt://127.0.0.1:{settings.mqtt_port}",
-                           client_id="fleetcam-gateway")
+        bus = MqttEventBus(local_mqtt(settings)[0], client_id="fleetcam-gateway")
         container = build_local(settings, bus=bus)
         await bus.start()
     gw = Gateway(container)

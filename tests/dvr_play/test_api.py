@@ -163,3 +163,39 @@ def test_scoped_tokens(client: TestClient, anon: TestClient, recorded: Archive) 
     basic = base64.b64encode(f"admin:{TOKEN}".encode()).decode()
     assert anon.get("/streamer/api/v3/streams/7-1/dvr/ranges",
                     headers={"Authorization": f"Basic {basic}"}).status_code == 200
+
+
+def test_delete_range_keeps_what_episodes_protect(client: TestClient, recorded: Archive) -> None:
+    from fleetcam.domain.dvr import Episode
+
+    recorded.c.episodes.put(Episode(41, "7-1", T0 + 12_000, T0 + 14_000, T0))
+    r = client.request("DELETE", "/streamer/api/v3/streams/7-1/dvr/ranges",
+                       json={"from": S0 - 5, "duration": 30})
+    assert r.status_code == 200, r.text
+    assert r.json() == {"deleted": [{"from": S0, "duration": 10.0}], "kept": [
+        {"from": S0 + 10, "duration": 10.0, "reason": "protected by episode 41",
+         "episode_id": 41}]}
+    root = recorded.c.dvr_storage
+    assert not root.exists("dvr", recorded.segments[0].key)
+    assert root.exists("dvr", recorded.segments[1].key)
+    assert client.get("/streamer/api/v3/streams/7-1/dvr/ranges").json()["ranges"][0] == {
+        "from": S0 + 10, "duration": 10}
+    r = client.request("DELETE", "/streamer/api/v3/streams/7-1/dvr/ranges",
+                       json={"from": S0 + 62, "duration": 100})
+    assert r.json()["kept"][0]["reason"].startswith("reaches outside")
+    assert client.request("DELETE", "/streamer/api/v3/streams/7-1/dvr/ranges",
+                          json={"from": "x"}).status_code == 400
+
+
+def test_delete_range_waits_when_episodes_are_unreadable(client: TestClient,
+                                                          recorded: Archive) -> None:
+    class Broken:
+        def overlapping(self, *a: object) -> list[object]:
+            raise OSError("disk gone")
+
+    recorded.c.extras.pop("dvr_playback", None)
+    recorded.c.episodes = Broken()  # type: ignore[assignment]
+    r = client.request("DELETE", "/streamer/api/v3/streams/7-1/dvr/ranges",
+                       json={"from": S0, "duration": 20})
+    assert r.status_code == 503 and "nothing was deleted" in r.text
+    assert recorded.c.dvr_storage.exists("dvr", recorded.segments[0].key)

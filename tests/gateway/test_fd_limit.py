@@ -115,7 +115,8 @@ async def _scenario(ports: dict[str, int], log_path: Path, proc: subprocess.Pope
             serial = await device.send(m.Heartbeat())  # the established device is served
             ack = await device.expect(m.GeneralResponse)
             assert ack.body.reply_serial == serial
-            async with aiomqtt.Client("127.0.0.1", ports["mqtt"]) as mq:  # so is the broker
+            async with aiomqtt.Client("127.0.0.1", ports["mqtt"],  # so is the broker
+                                      username=f"FlespiToken {TOKEN}") as mq:
                 await mq.subscribe("fleetcam/#")
             # the connections beyond the limit were refused at once, not left hanging
             closed = 0

@@ -4,7 +4,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import secrets
 import signal
 from typing import Any
 
@@ -15,7 +14,7 @@ from fleetcam.api.app import create_app
 from fleetcam.config import Settings
 from fleetcam.gateway.server import Gateway
 from fleetcam.ports import Clock
-from fleetcam.runtime.local import build_local
+from fleetcam.runtime.local import build_local, local_mqtt
 from fleetcam.runtime.worker import IngestWorker
 
 log = logging.getLogger("fleetcam")
@@ -29,10 +28,8 @@ class LocalServer:
         """``clock`` defaults to the system clock (tests pass a ManualClock); ``gateway``
         runs the JT/T 808/1078 gateway in the same process."""
         self.settings = settings
-        # the embedded broker knows the server's own publisher by a secret of this process
-        internal = secrets.token_urlsafe(32)
-        mqtt_url = settings.mqtt_url or \
-            f"mqtt://fleetcam-server:{internal}@127.0.0.1:{settings.mqtt_port}"
+        # the embedded broker knows fleetcam's own publishers by a secret kept in the database
+        mqtt_url, internal = local_mqtt(settings)
         self.bus = MqttEventBus(mqtt_url, client_id="fleetcam-server")
         self.container = build_local(settings, clock=clock, bus=self.bus)
         self.broker = None if settings.mqtt_url else EmbeddedBroker(
@@ -84,6 +81,10 @@ class LocalServer:
                 n = await asyncio.to_thread(self.container.retention.sweep)
                 if n:
                     log.info("sweeper expired %d files", n)
+                if self.container.dvr is not None:
+                    n = await asyncio.to_thread(self.container.dvr.sweep)
+                    if n:
+                        log.info("sweeper deleted %d DVR segments", n)
                 n = await asyncio.to_thread(self.container.commands.expire)
                 if n:
                     log.info("sweeper expired %d commands", n)

@@ -17,11 +17,11 @@ from fleetcam.adapters.local.gateway_repos import (SqliteCommandStore,
                                                    SqliteMediaRequestStore, SqliteMessageStore,
                                                    SqliteRuleStore)
 from fleetcam.adapters.local.repos import SqliteDeviceRepo, SqliteLogStore, SqliteMediaIndex
-from fleetcam.adapters.local.tokens import SqliteTokenStore
+from fleetcam.adapters.local.tokens import SqliteShareStore, SqliteTokenStore
 from fleetcam.config import Settings
 from fleetcam.domain.access import token_hash
 from fleetcam.ports import Clock, EventBus
-from fleetcam.runtime.container import Container, wire
+from fleetcam.runtime.container import Container, attach_dvr, wire
 
 log = logging.getLogger(__name__)
 TOKEN_ALPHABET = string.ascii_letters + string.digits
@@ -54,6 +54,28 @@ def admin_token(settings: Settings, db: Database) -> tuple[str | None, str, bool
     return token, token_hash(token), True
 
 
+def local_mqtt(settings: Settings) -> tuple[str, str]:
+    """(URL local processes publish to, the secret of fleetcam's own publisher).
+
+    With ``FLEETCAM_MQTT_URL`` that URL as given (no secret). Otherwise the embedded broker
+    on this machine, logged into as ``fleetcam-server`` with a secret kept in the database
+    (made on first use), so that ``fleetcam serve`` and a separate ``fleetcam gateway`` on the
+    same data directory publish alike; reading it takes the access the database needs."""
+    if settings.mqtt_url:
+        return settings.mqtt_url, ""
+    data_dir = Path(settings.data_dir)
+    data_dir.mkdir(parents=True, exist_ok=True)
+    db = Database(data_dir / "fleetcam.sqlite3")
+    with db.tx() as c:
+        row = c.execute("SELECT value FROM settings WHERE name='mqtt_publisher_secret'"
+                        ).fetchone()
+        secret = str(row[0]) if row else new_token()
+        if not row:
+            c.execute("INSERT INTO settings (name, value) VALUES ('mqtt_publisher_secret', ?)",
+                      (secret,))
+    return f"mqtt://fleetcam-server:{secret}@127.0.0.1:{settings.mqtt_port}", secret
+
+
 class NullBus:
     """An EventBus that drops everything (CLI tools that publish nothing)."""
 
@@ -76,10 +98,9 @@ def build_local(settings: Settings, *, clock: Clock | None = None,
                 message_store=SqliteMessageStore(db), registry=SqliteConnectionRegistry(db),
                 command_store=SqliteCommandStore(db), rule_store=SqliteRuleStore(db),
                 media_requests=SqliteMediaRequestStore(db),
-                token_store=SqliteTokenStore(db), admin_hash=digest,
+                token_store=SqliteTokenStore(db), share_store=SqliteShareStore(db),
+                admin_hash=digest,
                 db=db, queue=queue, admin_token=token, token_generated=generated)
-    container.dvr_streams = SqliteDvrStreamStore(db)
-    container.dvr_index = SqliteDvrIndex(db, clock)
-    container.episodes = SqliteEpisodeStore(db)
-    container.dvr_storage = LocalDvrStorage(data_dir, settings.dvr_roots)
-    return container
+    return attach_dvr(container, streams=SqliteDvrStreamStore(db),
+                      index=SqliteDvrIndex(db, clock), episodes=SqliteEpisodeStore(db),
+                      storage=LocalDvrStorage(data_dir, settings.dvr_roots))

@@ -22,6 +22,7 @@ from urllib.parse import quote
 
 from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse, Response, StreamingResponse
+from starlette.concurrency import run_in_threadpool
 
 from fleetcam.api.deps import ContainerDep
 from fleetcam.domain import dvr, dvrplay
@@ -303,3 +304,104 @@ def admin_read_token(c: ContainerDep, request: Request, name: str) -> dict[str, 
     stream = svc.stream(name)
     require_admin(request, c, stream)
     return {"name": name, "token": read_token(c, name)}
+
+
+@admin_router.delete("/{name}/dvr/ranges")
+async def admin_delete_range(c: ContainerDep, request: Request, name: str) -> dict[str, Any]:
+    """Remove ``{"from", "duration"}`` (UTC seconds) of the archive, keeping what episodes
+    protect; the answer says what was deleted and what was kept, and why."""
+    svc = playback(c)
+    stream = svc.stream(name)
+    require_admin(request, c, stream)
+    raw = await request.body()
+    try:
+        body = json.loads(raw or b"{}")
+        start, duration = float(body["from"]), float(body["duration"])
+    except (ValueError, KeyError, TypeError):
+        raise Invalid('body must be {"from": utc_seconds, "duration": seconds}') from None
+    dvrplay.check_window(int(start), max(1, int(duration)) if duration > 0 else 0,
+                         c.clock.now(), longest=10 * 365 * 86400)
+    return await run_in_threadpool(svc.delete_range, name, int(start * 1000),
+                                   int((start + duration) * 1000))
+
+
+def exporter(c: Container) -> Any:
+    from fleetcam.runtime.dvrplay import export_sinks
+    from fleetcam.services.dvrexport import Exporter
+
+    ex = c.extras.get("dvr_exporter")
+    if ex is None:
+        ex = Exporter(playback(c), export_sinks(c.settings),
+                      [str(r) for r in c.settings.dvr_export_roots],
+                      str(c.settings.data_dir / "exports"))
+        c.extras["dvr_exporter"] = ex
+    return ex
+
+
+@admin_router.post("/{name}/dvr/export")
+async def admin_export(c: ContainerDep, request: Request, name: str) -> Response:
+    """Write ``from``..``from + duration`` as one MP4 to ``path`` (a file under the export
+    roots, or ``s3://bucket/key``; Flussonic's ``s3://KEY:SECRET@host/bucket/key`` too);
+    ``meta=true`` adds metadata to ``udta``. Never overwrites (409). With ``progress=true``
+    (or ``Accept: application/x-ndjson``) the answer streams a progress line every half
+    second (bytes and seconds covered) and ends with the result."""
+    svc = playback(c)
+    stream = svc.stream(name)
+    require_admin(request, c, stream)
+    q = dict(request.query_params)
+    raw = await request.body()
+    if raw.strip():
+        try:
+            body = json.loads(raw)
+        except ValueError:
+            raise Invalid("body must be JSON") from None
+        if isinstance(body, dict):
+            q = {**{k: str(v).lower() if isinstance(v, bool) else str(v)
+                    for k, v in body.items()}, **q}
+    start, duration = _int(q.get("from"), "from"), _int(q.get("duration"), "duration")
+    if start is None or duration is None:
+        raise Invalid("from and duration are required (UTC seconds, seconds)")
+    ex = exporter(c)
+    layout, target, sink, dl = await run_in_threadpool(
+        ex.prepare, name, start, duration, q.get("path", ""),
+        meta=q.get("meta", "").lower() in ("1", "true", "yes"), tracks=q.get("filter.tracks"))
+    streaming = q.get("progress", "").lower() in ("1", "true", "yes") or \
+        "application/x-ndjson" in request.headers.get("accept", "")
+    if not streaming:
+        try:
+            result = await run_in_threadpool(ex.run, name, layout, target, sink, dl)
+        except Exception:
+            log.exception("dvr %s: export to %s failed", name, target.public())
+            raise
+        return _json({"result": result})
+    return StreamingResponse(_progress_lines(ex, name, layout, target, sink, dl),
+                             media_type="application/x-ndjson",
+                             headers={"Cache-Control": "no-cache"})
+
+
+def _progress_lines(ex: Any, name: str, layout: Any, target: Any, sink: Any,
+                    dl: Any) -> Any:
+    import queue
+    import threading
+
+    from fleetcam.errors import FleetcamError
+
+    q: queue.Queue[tuple[str, Any]] = queue.Queue(maxsize=1000)
+
+    def work() -> None:
+        try:
+            res = ex.run(name, layout, target, sink, dl,
+                         progress=lambda p: q.put(("progress", p.as_json())))
+            q.put(("result", res))
+        except FleetcamError as e:
+            q.put(("error", {"reason": e.reason}))
+        except Exception as e:  # noqa: BLE001 - reported in the stream, logged here
+            log.exception("dvr %s: export to %s failed", name, target.public())
+            q.put(("error", {"reason": f"export failed: {type(e).__name__}"}))
+
+    threading.Thread(target=work, name=f"dvr-export-{name}", daemon=True).start()
+    while True:
+        kind, value = q.get()
+        yield (json.dumps({kind: value}) + "\n").encode()
+        if kind != "progress":
+            return
