@@ -24,6 +24,11 @@ ENV_MEDIA_HOST = "FLEETCAM_MEDIA_HOST"
 ENV_AUTO_REGISTER = "FLEETCAM_AUTO_REGISTER"
 ENV_IDLE_TIMEOUT = "FLEETCAM_IDLE_TIMEOUT"
 ENV_MEDIA_PORT = "FLEETCAM_MEDIA_PORT"
+ENV_ATTACHMENT_PORT = "FLEETCAM_ATTACHMENT_PORT"
+ENV_ATTACHMENT_PUBLIC_PORT = "FLEETCAM_ATTACHMENT_PUBLIC_PORT"
+ENV_ATTACHMENT_MAX_FILE = "FLEETCAM_ATTACHMENT_MAX_FILE"
+ENV_ATTACHMENT_MEMORY = "FLEETCAM_ATTACHMENT_MEMORY"
+ENV_ATTACHMENT_TIMEOUT = "FLEETCAM_ATTACHMENT_TIMEOUT"
 ENV_MEDIA_SAME_ADDRESS = "FLEETCAM_MEDIA_SAME_ADDRESS"
 ENV_MEDIA_ENRICH = "FLEETCAM_MEDIA_ENRICH"
 ENV_EMF_METRICS = "FLEETCAM_EMF_METRICS"
@@ -58,6 +63,10 @@ ENV_RULES_TABLE = "FLEETCAM_RULES_TABLE"
 ENV_MEDIA_REQUESTS_TABLE = "FLEETCAM_MEDIA_REQUESTS_TABLE"
 ENV_TOKENS_TABLE = "FLEETCAM_TOKENS_TABLE"
 ENV_SHARES_TABLE = "FLEETCAM_SHARES_TABLE"
+ENV_DVR_STREAMS_TABLE = "FLEETCAM_DVR_STREAMS_TABLE"
+ENV_DVR_SEGMENTS_TABLE = "FLEETCAM_DVR_SEGMENTS_TABLE"
+ENV_DVR_EPISODES_TABLE = "FLEETCAM_DVR_EPISODES_TABLE"
+ENV_DVR_GC_TABLE = "FLEETCAM_DVR_GC_TABLE"
 ENV_INGEST_QUEUE_URL = "FLEETCAM_INGEST_QUEUE_URL"
 ENV_INGEST_DLQ_URL = "FLEETCAM_INGEST_DLQ_URL"
 ENV_IOT_ENDPOINT = "FLEETCAM_IOT_ENDPOINT"
@@ -69,7 +78,10 @@ AWS_TABLE_ENVS = {"DevicesModel": ENV_DEVICES_TABLE, "IdentsModel": ENV_IDENTS_T
                   "ConnectionsModel": ENV_CONNECTIONS_TABLE, "CommandsModel": ENV_COMMANDS_TABLE,
                   "RulesModel": ENV_RULES_TABLE, "TokensModel": ENV_TOKENS_TABLE,
                   "SharesModel": ENV_SHARES_TABLE,
-                  "MediaRequestsModel": ENV_MEDIA_REQUESTS_TABLE}
+                  "MediaRequestsModel": ENV_MEDIA_REQUESTS_TABLE,
+                  "DvrStreamsModel": ENV_DVR_STREAMS_TABLE,
+                  "DvrSegmentsModel": ENV_DVR_SEGMENTS_TABLE,
+                  "DvrEpisodesModel": ENV_DVR_EPISODES_TABLE, "DvrGcModel": ENV_DVR_GC_TABLE}
 
 DEFAULTS: dict[str, str] = {
     ENV_DATA_DIR: "",
@@ -91,6 +103,11 @@ DEFAULTS: dict[str, str] = {
     ENV_AUTO_REGISTER: "0",
     ENV_IDLE_TIMEOUT: "180",
     ENV_MEDIA_PORT: "0",
+    ENV_ATTACHMENT_PORT: "7208",
+    ENV_ATTACHMENT_PUBLIC_PORT: "0",
+    ENV_ATTACHMENT_MAX_FILE: str(64 * 1024 * 1024),
+    ENV_ATTACHMENT_MEMORY: str(256 * 1024 * 1024),
+    ENV_ATTACHMENT_TIMEOUT: "300",
     ENV_MEDIA_SAME_ADDRESS: "1",
     ENV_MEDIA_ENRICH: "1",
     ENV_EMF_METRICS: "0",
@@ -185,6 +202,16 @@ class Settings:
     """The address devices are told to send media to (0x9101/0x9201); default: this host."""
     media_port: int = 0
     """The media port devices are told (the load balancer's); 0: this copy's JT/T 1078 port."""
+    attachment_port: int = 7208
+    """Port of the alarm-attachment server (T/JSATL12 0x9208 names it to devices)."""
+    attachment_public_port: int = 0
+    """The attachment port devices are told (the load balancer's); 0: this copy's."""
+    attachment_max_file: int = 64 * 1024 * 1024
+    """Largest alarm attachment file accepted, in bytes."""
+    attachment_memory: int = 256 * 1024 * 1024
+    """Bytes all attachment connections together may hold in files being received."""
+    attachment_timeout: float = 300.0
+    """Seconds an attachment connection may last before it is closed (a stalled upload)."""
     media_same_address: bool = True
     """A media connection must come from the address of the device's signalling connection."""
     auto_register: bool = False
@@ -275,6 +302,11 @@ class Settings:
             auto_register=get(ENV_AUTO_REGISTER).lower() in ("1", "true", "yes", "on"),
             idle_timeout=float(get(ENV_IDLE_TIMEOUT)),
             media_port=int(get(ENV_MEDIA_PORT)),
+            attachment_port=int(get(ENV_ATTACHMENT_PORT)),
+            attachment_public_port=int(get(ENV_ATTACHMENT_PUBLIC_PORT)),
+            attachment_max_file=int(get(ENV_ATTACHMENT_MAX_FILE)),
+            attachment_memory=int(get(ENV_ATTACHMENT_MEMORY)),
+            attachment_timeout=float(get(ENV_ATTACHMENT_TIMEOUT)),
             media_same_address=get(ENV_MEDIA_SAME_ADDRESS).lower() in ("1", "true", "yes", "on"),
             media_enrich=get(ENV_MEDIA_ENRICH).lower() in ("1", "true", "yes", "on"),
             emf_metrics=get(ENV_EMF_METRICS).lower() in ("1", "true", "yes", "on"),

@@ -21,6 +21,7 @@ from fleetcam.domain.gateway import Command, Connection
 from fleetcam.domain.models import Device
 from fleetcam.errors import TooLarge
 from fleetcam.gateway.dvr import DvrRecorder
+from fleetcam.gateway.attachments import Attachments, AttachmentSession
 from fleetcam.gateway.jt808 import Jt808Session
 from fleetcam.gateway.limits import Admission, QuietLog, RateLimiter
 from fleetcam.gateway.jt1078 import Jt1078Session, MediaSink
@@ -60,8 +61,10 @@ class Gateway:
         self.sessions_808: set[Jt808Session] = set()
         self.sessions_by_device: dict[int, Jt808Session] = {}
         self.sessions_1078: set[Jt1078Session] = set()
+        self.sessions_attachment: set[AttachmentSession] = set()
         self.media_admission = MediaAdmission(container.media_requests, container.clock)
         self.recorder = Recorder(self)
+        self.attachments = Attachments(self)
         self.live = LiveManager(self)
         self.dvr = DvrRecorder(self)
         self.media_sinks: dict[str, MediaSink] = {}
@@ -202,6 +205,9 @@ class Gateway:
             lambda: Jt808Session(self), host, self.settings.jt808_port, reuse_address=True))
         self._servers.append(await self.loop.create_server(
             lambda: Jt1078Session(self), host, self.settings.jt1078_port, reuse_address=True))
+        self._servers.append(await self.loop.create_server(
+            lambda: AttachmentSession(self), host, self.settings.attachment_port,
+            reuse_address=True))
         self.spawn(self._housekeeping())
         log.info("gateway %s: JT/T 808 on %s:%d, JT/T 1078 on %s:%d", self.gateway_id, host,
                  self.port_808, host, self.port_1078)
@@ -214,12 +220,16 @@ class Gateway:
     def port_1078(self) -> int:
         return int(self._servers[1].sockets[0].getsockname()[1])
 
+    @property
+    def port_attachment(self) -> int:
+        return int(self._servers[2].sockets[0].getsockname()[1])
+
     async def stop(self) -> None:
         await self.dvr.close()
         await self.live.close()
         for srv in self._servers:
             srv.close()
-        for s in [*self.sessions_808, *self.sessions_1078]:
+        for s in [*self.sessions_808, *self.sessions_1078, *self.sessions_attachment]:
             s.close("gateway stopping")
         for srv in self._servers:
             with contextlib.suppress(Exception):
@@ -287,9 +297,13 @@ class Gateway:
 
     def _expire_idle(self) -> None:
         now = self.loop_time()
-        for s in [*self.sessions_808, *self.sessions_1078]:
+        for s in [*self.sessions_808, *self.sessions_1078, *self.sessions_attachment]:
             if now - s.last_rx > self.settings.idle_timeout:
                 s.close("idle timeout")
+        preauth = self.settings.preauth_timeout
+        for s in list(self.sessions_808):
+            if s.device is None and now - s.opened > preauth:
+                s.preauth_expired()
         wall = self.clock.now()
         for s in list(self.sessions_808):
             for need in s.codec.expired(wall):

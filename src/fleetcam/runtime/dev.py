@@ -118,6 +118,10 @@ async def until_signal() -> None:
     await stop.wait()
 
 
+SIMULATED_ALARM_INTERVAL = 300.0
+"""Seconds between the simulated MDVRs' ADAS/DSM alarms (each with a photo and a clip)."""
+
+
 async def start_simulation(server: LocalServer, count: int) -> Any:
     """Register ``count`` simulated MDVRs (if new) and connect them to the built-in gateway."""
     from fleetcam.domain.identity import new_code
@@ -126,7 +130,8 @@ async def start_simulation(server: LocalServer, count: int) -> Any:
 
     assert server.gateway is not None
     sim = Simulation(count, DeviceConfig(phone="", host="127.0.0.1",
-                                         port=server.gateway.port_808, media_host="127.0.0.1"))
+                                         port=server.gateway.port_808, media_host="127.0.0.1",
+                                         alarm_interval=SIMULATED_ALARM_INTERVAL))
     repo, devices = server.container.device_repo, server.container.devices
     for i, vdev in enumerate(sim.devices, start=1):
         # provisioned codes, as fleets do: a restarted simulation authenticates at once

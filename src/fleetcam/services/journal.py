@@ -16,6 +16,8 @@ EVENT_CODES = {
     "media_file_rejected": 28,
     "device_connected": 300,
     "device_disconnected": 301,
+    "device_connection_replaced": 302,
+    "device_reregistered": 303,
     "command_queued": 310,
     "command_sent": 311,
     "command_processed": 312,
@@ -23,6 +25,11 @@ EVENT_CODES = {
     "command_expired": 314,
     "frame_error": 320,
     "rule_hit": 330,
+    "alarm_attachments_requested": 340,
+    "alarm_attachments_complete": 341,
+    "alarm_attachments_incomplete": 342,
+    "alarm_attachments_interrupted": 343,
+    "alarm_attachment_skipped": 344,
 }
 
 
