@@ -21,16 +21,10 @@ from __future__ import annotations
 import zlib
 from typing import Any
 
-<<<<<<< HEAD
-from pynamodb.attributes import (BooleanAttribute, JSONAttribute, NumberAttribute,
-                                 TTLAttribute, UnicodeAttribute)
-from pynamodb.indexes import (AllProjection, GlobalSecondaryIndex, IncludeProjection,
-                              KeysOnlyProjection)
-=======
 from pynamodb.attributes import (BinaryAttribute, BooleanAttribute, JSONAttribute,
                                  NumberAttribute, TTLAttribute, UnicodeAttribute)
-from pynamodb.indexes import AllProjection, GlobalSecondaryIndex, IncludeProjection
->>>>>>> main
+from pynamodb.indexes import (AllProjection, GlobalSecondaryIndex, IncludeProjection,
+                              KeysOnlyProjection)
 from pynamodb.models import Model
 
 
