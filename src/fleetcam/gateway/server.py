@@ -319,6 +319,10 @@ class Gateway:
                   *self.sessions_teltonika, *self.sessions_camera]:
             if now - s.last_rx > self.settings.idle_timeout:
                 s.close("idle timeout")
+        preauth = self.settings.preauth_timeout
+        for s in list(self.sessions_808):
+            if s.device is None and now - s.opened > preauth:
+                s.preauth_expired()
         wall = self.clock.now()
         for s in list(self.sessions_808):
             for need in s.codec.expired(wall):
