@@ -23,8 +23,8 @@ from fleetcam.errors import TooLarge
 from fleetcam.gateway.dvr import DvrRecorder
 from fleetcam.gateway.attachments import Attachments, AttachmentSession
 from fleetcam.gateway.jt808 import Jt808Session
+from fleetcam.gateway.limits import Admission, QuietLog, RateLimiter, raise_nofile
 from fleetcam.gateway.teltonika import CameraSession, TeltonikaSession
-from fleetcam.gateway.limits import Admission, QuietLog, RateLimiter
 from fleetcam.gateway.jt1078 import Jt1078Session, MediaSink
 from fleetcam.gateway.live import LiveManager
 from fleetcam.gateway.recorder import Recorder
@@ -84,7 +84,8 @@ class Gateway:
         s = self.settings
         self.identity = IdentityService(container.device_repo, container.devices.create,
                                         container.connections.journal, self.clock)
-        self.admission = Admission(s.max_connections, s.max_connections_per_address)
+        self.admission = Admission(s.max_connections, s.max_connections_per_address,
+                                   limit=raise_nofile())
         self.reassembly_budget = ReassemblyBudget(s.reassembly_memory)
         self.auth_failures = RateLimiter(s.auth_failure_limit)
         self._auto_total = RateLimiter(s.auto_register_limit)
