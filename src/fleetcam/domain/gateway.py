@@ -139,6 +139,13 @@ def validate_command(raw: Any) -> tuple[str, dict[str, Any]]:
         if quality not in ("main", "sub"):
             raise Invalid("properties.quality must be main or sub", field="properties.quality")
         props["quality"] = quality
+    if name == "custom" and "text" in props and "msg_id" not in props:
+        # a text command (Teltonika Codec 12 GPRS commands such as "getinfo")
+        text = props["text"]
+        if not isinstance(text, str) or not 0 < len(text) <= 512 or not text.isprintable():
+            raise Invalid("properties.text must be printable text of 1 to 512 characters",
+                          field="properties.text")
+        return name, props
     if name == "custom":
         props["msg_id"] = _int(props, "msg_id", 0, 0xFFFF)
         body = props.get("body", "")
