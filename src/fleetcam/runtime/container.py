@@ -107,4 +107,5 @@ def attach_dvr(c: Container, *, streams: DvrStreamStore, index: DvrIndex,
     """Add the cloud DVR's stores and service to a built container."""
     c.dvr_streams, c.dvr_index, c.episodes, c.dvr_storage = streams, index, episodes, storage
     c.dvr = DvrService(streams, index, episodes, storage, c.device_repo, c.clock)
+    c.rules.dvr = c.dvr
     return c
