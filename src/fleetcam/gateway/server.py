@@ -300,6 +300,10 @@ class Gateway:
         for s in [*self.sessions_808, *self.sessions_1078, *self.sessions_attachment]:
             if now - s.last_rx > self.settings.idle_timeout:
                 s.close("idle timeout")
+        preauth = self.settings.preauth_timeout
+        for s in list(self.sessions_808):
+            if s.device is None and now - s.opened > preauth:
+                s.preauth_expired()
         wall = self.clock.now()
         for s in list(self.sessions_808):
             for need in s.codec.expired(wall):
