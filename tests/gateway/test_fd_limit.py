@@ -38,12 +38,15 @@ def _limit_server() -> None:  # runs in the child between fork and exec
 def client_nofile() -> None:
     soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
     want = FLOOD + 512
-    if hard != resource.RLIM_INFINITY and hard < want:
-        pytest.skip(f"this test opens {FLOOD} sockets; RLIMIT_NOFILE hard limit is {hard}")
     if soft < want:
-        resource.setrlimit(resource.RLIMIT_NOFILE, (want, hard))
+        new_hard = hard if hard == resource.RLIM_INFINITY or hard >= want else want
+        try:  # raising the hard limit works as root (CI)
+            resource.setrlimit(resource.RLIMIT_NOFILE, (want, new_hard))
+        except (ValueError, OSError):
+            pytest.skip(f"this test opens {FLOOD} sockets; RLIMIT_NOFILE is {soft}/{hard}")
     yield
-    resource.setrlimit(resource.RLIMIT_NOFILE, (soft, hard))
+    with contextlib.suppress(ValueError, OSError):
+        resource.setrlimit(resource.RLIMIT_NOFILE, (soft, hard))
 
 
 def test_1100_connections_under_ulimit_1024(tmp_path: Path, client_nofile: None) -> None:
@@ -52,7 +55,8 @@ def test_1100_connections_under_ulimit_1024(tmp_path: Path, client_nofile: None)
            "FLEETCAM_HTTP_HOST": "127.0.0.1", "FLEETCAM_HTTP_PORT": str(ports["http"]),
            "FLEETCAM_MQTT_PORT": str(ports["mqtt"]), "FLEETCAM_JT808_PORT": str(ports["808"]),
            "FLEETCAM_JT1078_PORT": str(ports["1078"]), "FLEETCAM_GATEWAY_HOST": "127.0.0.1",
-           "FLEETCAM_ATTACHMENT_PORT": "0",
+           "FLEETCAM_ATTACHMENT_PORT": "0", "FLEETCAM_TELTONIKA_PORT": "0",
+           "FLEETCAM_TELTONIKA_CAMERA_PORT": "0",
            "FLEETCAM_ADMIN_TOKEN": TOKEN, "FLEETCAM_MAX_CONNECTIONS_PER_ADDRESS": "0",
            "PYTHONUNBUFFERED": "1"}
     log_path = tmp_path / "server.log"

@@ -99,6 +99,20 @@ def nofile_limit() -> int:
     return resource.getrlimit(resource.RLIMIT_NOFILE)[0]
 
 
+def raise_nofile(cap: int = 1 << 20) -> int:
+    """Raise this process's soft descriptor limit to its hard limit (at most ``cap``): many
+    systems start processes at 1024 under a far higher hard limit. Returns the soft limit."""
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    want = cap if hard == resource.RLIM_INFINITY else min(hard, cap)
+    if soft < want:
+        try:
+            resource.setrlimit(resource.RLIMIT_NOFILE, (want, hard))
+            soft = want
+        except (ValueError, OSError):
+            pass
+    return soft
+
+
 def open_fds() -> int:
     """File descriptors this process has open now (Linux; elsewhere an upper estimate)."""
     try:
