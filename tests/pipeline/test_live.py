@@ -131,6 +131,8 @@ def test_a_live_stream_plays_is_shared_listed_and_stopped_by_the_user(tmp_path: 
             assert still.status_code == 200 and still.content[:2] == b"\xff\xd8"
             described = (await plain.get(f"{base}/media/{uuid}", params={"preview": "json"}))
             assert described.json()["mediastream"]["uuid"] == uuid
+            assert described.json()["meta"]["type"] == "mediastream"
+            assert described.json()["mime"] == "application/x-mpegURL"
             [shared] = api_ok(await api.post("/gw/devices/1/media/share",
                                              json={"uuid": uuid, "expire": int(time.time()) + 60}))
             assert (await plain.get(shared["url"])).status_code == 307
