@@ -157,8 +157,7 @@ def test_every_function_and_the_gateway_get_the_resource_names(
         names = {e["Name"] for e in container["Environment"]}
         assert not [v for v in REQUIRED_ENV if v not in names], container["Name"]
         assert container["Command"] == ["fleetcam", "gateway"]
-        secrets = {s["Name"] for s in container.get("Secrets", [])}
-        assert config.ENV_ADMIN_TOKEN in secrets | names
+        assert config.ENV_ADMIN_TOKEN_SECRET in names  # the ARN; the token is read at start
 
 
 def test_every_handler_file_is_deployed(template: dict[str, Any]) -> None:
@@ -338,3 +337,25 @@ def test_every_gateway_listener_reaches_the_task(template: dict[str, Any]) -> No
     for port in (6808, 7078, attachment):
         assert port in container_ports and port in service_ports
         assert port in listener_ports and port in ingress
+
+
+# -- secrets: read at cold start, never in an environment (issue 14) -------------------
+def test_no_secret_in_any_function_or_task_environment(template: dict[str, Any]) -> None:
+    res = template["Resources"]
+    envs = {name: _function_env(template, fn["Properties"])
+            for name, fn in _resources(template, "AWS::Serverless::Function").items()}
+    for task in _resources(template, "AWS::ECS::TaskDefinition").values():
+        for container in task["Properties"]["ContainerDefinitions"]:
+            assert not container.get("Secrets"), "ECS injects Secrets as environment variables"
+            envs[container["Name"]] = {e["Name"]: e["Value"] for e in container["Environment"]}
+    for name, env in envs.items():
+        assert config.ENV_ADMIN_TOKEN not in env, name
+        for key, value in env.items():
+            text = json.dumps(value)
+            assert "resolve:secretsmanager" not in text and "resolve:ssm-secure" not in text, \
+                (name, key)
+            if "AdminTokenSecret" in text:  # only ever as the ARN the code reads it from
+                assert key == config.ENV_ADMIN_TOKEN_SECRET and value == {
+                    "Ref": "AdminTokenSecret"}, (name, key)
+    assert envs["ApiFunction"][config.ENV_ADMIN_TOKEN_SECRET] == {"Ref": "AdminTokenSecret"}
+    assert res["AdminTokenSecret"]["Type"] == "AWS::SecretsManager::Secret"
