@@ -359,3 +359,50 @@ def test_no_secret_in_any_function_or_task_environment(template: dict[str, Any])
                     "Ref": "AdminTokenSecret"}, (name, key)
     assert envs["ApiFunction"][config.ENV_ADMIN_TOKEN_SECRET] == {"Ref": "AdminTokenSecret"}
     assert res["AdminTokenSecret"]["Type"] == "AWS::SecretsManager::Secret"
+
+
+# -- alarms and logs (issue 14) ---------------------------------------------------------
+def test_every_log_group_expires_and_every_function_logs_into_one(
+        template: dict[str, Any]) -> None:
+    groups = _resources(template, "AWS::Logs::LogGroup")
+    for name, group in groups.items():
+        assert group["Properties"]["RetentionInDays"] == {"Ref": "LogRetentionDays"}, name
+    assert template["Parameters"]["LogRetentionDays"]["Default"] == 30
+    for name, fn in _resources(template, "AWS::Serverless::Function").items():
+        target = fn["Properties"]["LoggingConfig"]["LogGroup"]["Ref"]
+        assert target in groups, name
+
+
+def _alarms(template: dict[str, Any]) -> list[dict[str, Any]]:
+    return [a["Properties"] for a in _resources(template, "AWS::CloudWatch::Alarm").values()]
+
+
+def test_alarms_cover_dead_letters_functions_gateway_and_iot(
+        template: dict[str, Any]) -> None:
+    alarms = _alarms(template)
+    watched = {(a["MetricName"], json.dumps(a.get("Dimensions", []), sort_keys=True))
+               for a in alarms}
+    for name in _resources(template, "AWS::Serverless::Function"):
+        for metric in ("Errors", "Throttles"):
+            dims = [{"Name": "FunctionName", "Value": {"Ref": name}}]
+            assert (metric, json.dumps(dims, sort_keys=True)) in watched, (name, metric)
+    queues = _resources(template, "AWS::SQS::Queue")
+    dlqs = {q["Properties"]["RedrivePolicy"]["deadLetterTargetArn"]["Fn::GetAtt"][0]
+            for q in queues.values() if "RedrivePolicy" in q["Properties"]}
+    assert dlqs
+    for dlq in dlqs:
+        dims = [{"Name": "QueueName", "Value": {"Fn::GetAtt": [dlq, "QueueName"]}}]
+        assert ("ApproximateNumberOfMessagesVisible", json.dumps(dims, sort_keys=True)) \
+            in watched, dlq
+    metrics = {a["MetricName"] for a in alarms}
+    assert {"UnHealthyHostCount", "HealthyHostCount", "IotPublishFailures"} <= metrics
+    filters = _resources(template, "AWS::Logs::MetricFilter")
+    logged = {f["Properties"]["LogGroupName"]["Ref"] for f in filters.values()
+              if f["Properties"]["MetricTransformations"][0]["MetricName"]
+              == "IotPublishFailures"}
+    assert logged == set(_resources(template, "AWS::Logs::LogGroup")) - {"ApiAccessLogs"}
+    from fleetcam.adapters.aws import iot  # the filter matches what the bus logs on failure
+    import inspect
+    assert '"iot publish to' in inspect.getsource(iot)
+    topic = {"Fn::If": ["HasAlarmTopic", [{"Ref": "AlarmTopicArn"}], {"Ref": "AWS::NoValue"}]}
+    assert all(a["AlarmActions"] == topic for a in alarms)
