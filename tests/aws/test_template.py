@@ -320,7 +320,8 @@ def test_every_gateway_listener_reaches_the_task(template: dict[str, Any]) -> No
     """Each port the gateway listens on (signalling, media, alarm attachments) has an NLB
     listener, a target group the service registers the task in, a security-group rule and a
     container port; the attachment port is the one the task is told."""
-    from fleetcam.config import DEFAULTS, ENV_ATTACHMENT_PORT
+    from fleetcam.config import (DEFAULTS, ENV_ATTACHMENT_PORT, ENV_TELTONIKA_CAMERA_PORT,
+                                 ENV_TELTONIKA_PORT)
 
     res = template["Resources"]
     task = res["GatewayTaskDefinition"]["Properties"]["ContainerDefinitions"][0]
@@ -330,13 +331,15 @@ def test_every_gateway_listener_reaches_the_task(template: dict[str, Any]) -> No
                      res["GatewayService"]["Properties"]["LoadBalancers"]}
     listener_ports = {r["Properties"]["Port"] for r in
                       _resources(template, "AWS::ElasticLoadBalancingV2::Listener").values()}
-    ingress = {r["FromPort"] for r in
-               res["GatewaySecurityGroup"]["Properties"]["SecurityGroupIngress"]}
-    attachment = int(env[ENV_ATTACHMENT_PORT])
-    assert attachment == int(DEFAULTS[ENV_ATTACHMENT_PORT])
-    for port in (6808, 7078, attachment):
+    ports = [int(env[e]) for e in (ENV_ATTACHMENT_PORT, ENV_TELTONIKA_PORT,
+                                   ENV_TELTONIKA_CAMERA_PORT)]
+    assert ports == [int(DEFAULTS[e]) for e in (ENV_ATTACHMENT_PORT, ENV_TELTONIKA_PORT,
+                                                ENV_TELTONIKA_CAMERA_PORT)]
+    ranges = [(r["FromPort"], r["ToPort"]) for r in
+              res["GatewaySecurityGroup"]["Properties"]["SecurityGroupIngress"]]
+    for port in (6808, 7078, *ports):
         assert port in container_ports and port in service_ports
-        assert port in listener_ports and port in ingress
+        assert port in listener_ports and any(a <= port <= b for a, b in ranges)
 
 
 # -- secrets: read at cold start, never in an environment (issue 14) -------------------
@@ -406,3 +409,4 @@ def test_alarms_cover_dead_letters_functions_gateway_and_iot(
     assert '"iot publish to' in inspect.getsource(iot)
     topic = {"Fn::If": ["HasAlarmTopic", [{"Ref": "AlarmTopicArn"}], {"Ref": "AWS::NoValue"}]}
     assert all(a["AlarmActions"] == topic for a in alarms)
+
