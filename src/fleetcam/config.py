@@ -23,6 +23,7 @@ ENV_MEDIA_HOST = "FLEETCAM_MEDIA_HOST"
 ENV_AUTO_REGISTER = "FLEETCAM_AUTO_REGISTER"
 ENV_IDLE_TIMEOUT = "FLEETCAM_IDLE_TIMEOUT"
 ENV_MEDIA_PORT = "FLEETCAM_MEDIA_PORT"
+ENV_GATEWAY_LEASE = "FLEETCAM_GATEWAY_LEASE"
 ENV_MEDIA_SAME_ADDRESS = "FLEETCAM_MEDIA_SAME_ADDRESS"
 ENV_MEDIA_ENRICH = "FLEETCAM_MEDIA_ENRICH"
 ENV_EMF_METRICS = "FLEETCAM_EMF_METRICS"
@@ -86,6 +87,7 @@ DEFAULTS: dict[str, str] = {
     ENV_AUTO_REGISTER: "0",
     ENV_IDLE_TIMEOUT: "180",
     ENV_MEDIA_PORT: "0",
+    ENV_GATEWAY_LEASE: "45",
     ENV_MEDIA_SAME_ADDRESS: "1",
     ENV_MEDIA_ENRICH: "1",
     ENV_EMF_METRICS: "0",
@@ -178,6 +180,8 @@ class Settings:
     """The address devices are told to send media to (0x9101/0x9201); default: this host."""
     media_port: int = 0
     """The media port devices are told (the load balancer's); 0: this copy's JT/T 1078 port."""
+    gateway_lease: float = 45.0
+    """Seconds a gateway copy's connections stay live without its renewal (every third of it)."""
     media_same_address: bool = True
     """A media connection must come from the address of the device's signalling connection."""
     auto_register: bool = False
@@ -264,6 +268,7 @@ class Settings:
             auto_register=get(ENV_AUTO_REGISTER).lower() in ("1", "true", "yes", "on"),
             idle_timeout=float(get(ENV_IDLE_TIMEOUT)),
             media_port=int(get(ENV_MEDIA_PORT)),
+            gateway_lease=float(get(ENV_GATEWAY_LEASE)),
             media_same_address=get(ENV_MEDIA_SAME_ADDRESS).lower() in ("1", "true", "yes", "on"),
             media_enrich=get(ENV_MEDIA_ENRICH).lower() in ("1", "true", "yes", "on"),
             emf_metrics=get(ENV_EMF_METRICS).lower() in ("1", "true", "yes", "on"),
