@@ -32,9 +32,11 @@ test: $(STAMP) browser-deps
 	$(BIN)/python -m pytest -q
 
 # tests/pipeline/test_browser.py plays video in Debian's chromium (driven by Playwright) with
-# hls.js from npm; installed once, skipped when present (CI runs as root with no stdin).
+# hls.js from npm, tests/broker/test_browser_mqtt.py subscribes with mqtt.js from npm; installed
+# once, skipped when present (CI runs as root with no stdin).
 CHROMIUM := /usr/bin/chromium
 HLS_JS := .cache/npm/node_modules/hls.js/dist/hls.min.js
+MQTT_JS := .cache/npm/node_modules/mqtt/dist/mqtt.min.js
 DVR_PLAYER := .cache/npm/flussonic-dvr-player/dist/FlussonicDvrPlayer.js
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
@@ -42,6 +44,7 @@ browser-deps:
 	@[ -x $(CHROMIUM) ] || { $(SUDO) apt-get update -qq && \
 	  DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq --no-install-recommends chromium; }
 	@[ -f $(HLS_JS) ] || npm install --prefix .cache/npm --no-audit --no-fund --silent hls.js
+	@[ -f $(MQTT_JS) ] || npm install --prefix .cache/npm --no-audit --no-fund --silent mqtt@5
 	@# Flussonic's DVR player (tests/dvr_play/test_player.py): its bundle is self-contained, but one
 	@# pinned dependency is not on npm, so `npm install` fails: fetch the package tarball instead.
 	@[ -f $(DVR_PLAYER) ] || { mkdir -p .cache/npm/flussonic-dvr-player && \

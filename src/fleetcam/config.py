@@ -11,6 +11,7 @@ ENV_HTTP_PORT = "FLEETCAM_HTTP_PORT"
 ENV_ADMIN_TOKEN = "FLEETCAM_ADMIN_TOKEN"
 ENV_MQTT_URL = "FLEETCAM_MQTT_URL"
 ENV_MQTT_PORT = "FLEETCAM_MQTT_PORT"
+ENV_MQTT_MAX_SESSIONS = "FLEETCAM_MQTT_MAX_SESSIONS"
 ENV_TOPIC_PREFIX = "FLEETCAM_TOPIC_PREFIX"
 ENV_PUBLIC_URL = "FLEETCAM_PUBLIC_URL"
 ENV_SWEEP_INTERVAL = "FLEETCAM_SWEEP_INTERVAL"
@@ -36,6 +37,7 @@ ENV_MAX_CONNECTIONS_PER_ADDRESS = "FLEETCAM_MAX_CONNECTIONS_PER_ADDRESS"
 ENV_REASSEMBLY_MEMORY = "FLEETCAM_REASSEMBLY_MEMORY"
 ENV_MAX_JSON_BODY = "FLEETCAM_MAX_JSON_BODY"
 ENV_DVR_ROOTS = "FLEETCAM_DVR_ROOTS"
+ENV_DVR_EXPORT_ROOTS = "FLEETCAM_DVR_EXPORT_ROOTS"
 ENV_DVR_BUCKETS = "FLEETCAM_DVR_BUCKETS"
 ENV_DVR_OBJECT_SECONDS = "FLEETCAM_DVR_OBJECT_SECONDS"
 ENV_LOG_LEVEL = "FLEETCAM_LOG_LEVEL"
@@ -56,6 +58,7 @@ ENV_COMMANDS_TABLE = "FLEETCAM_COMMANDS_TABLE"
 ENV_RULES_TABLE = "FLEETCAM_RULES_TABLE"
 ENV_MEDIA_REQUESTS_TABLE = "FLEETCAM_MEDIA_REQUESTS_TABLE"
 ENV_TOKENS_TABLE = "FLEETCAM_TOKENS_TABLE"
+ENV_SHARES_TABLE = "FLEETCAM_SHARES_TABLE"
 ENV_INGEST_QUEUE_URL = "FLEETCAM_INGEST_QUEUE_URL"
 ENV_INGEST_DLQ_URL = "FLEETCAM_INGEST_DLQ_URL"
 ENV_IOT_ENDPOINT = "FLEETCAM_IOT_ENDPOINT"
@@ -66,6 +69,7 @@ AWS_TABLE_ENVS = {"DevicesModel": ENV_DEVICES_TABLE, "IdentsModel": ENV_IDENTS_T
                   "GcModel": ENV_GC_TABLE, "MessagesModel": ENV_MESSAGES_TABLE,
                   "ConnectionsModel": ENV_CONNECTIONS_TABLE, "CommandsModel": ENV_COMMANDS_TABLE,
                   "RulesModel": ENV_RULES_TABLE, "TokensModel": ENV_TOKENS_TABLE,
+                  "SharesModel": ENV_SHARES_TABLE,
                   "MediaRequestsModel": ENV_MEDIA_REQUESTS_TABLE}
 
 DEFAULTS: dict[str, str] = {
@@ -75,6 +79,7 @@ DEFAULTS: dict[str, str] = {
     ENV_ADMIN_TOKEN: "",
     ENV_MQTT_URL: "",
     ENV_MQTT_PORT: "1883",
+    ENV_MQTT_MAX_SESSIONS: "1000",
     ENV_TOPIC_PREFIX: "fleetcam",
     ENV_PUBLIC_URL: "",
     ENV_SWEEP_INTERVAL: "60",
@@ -100,6 +105,7 @@ DEFAULTS: dict[str, str] = {
     ENV_REASSEMBLY_MEMORY: str(256 * 1024 * 1024),
     ENV_MAX_JSON_BODY: str(1024 * 1024),
     ENV_DVR_ROOTS: "",
+    ENV_DVR_EXPORT_ROOTS: "",
     ENV_DVR_BUCKETS: "",
     ENV_DVR_OBJECT_SECONDS: "600",
     ENV_LOG_LEVEL: "INFO",
@@ -168,6 +174,7 @@ class Settings:
     admin_token: str = ""
     mqtt_url: str = ""
     mqtt_port: int = 1883
+    mqtt_max_sessions: int = 1000
     topic_prefix: str = "fleetcam"
     public_url: str = ""
     sweep_interval: float = 60.0
@@ -209,6 +216,9 @@ class Settings:
     """Largest JSON request body the REST API parses (413 above)."""
     dvr_roots: tuple[str, ...] = ()
     """Folders an absolute local ``dvr.root`` may be under (``:``-separated)."""
+    dvr_export_roots: tuple[str, ...] = ()
+    """Folders a DVR export's absolute ``path`` may be under (``:``-separated); relative
+    paths go under ``{data_dir}/exports``."""
     dvr_buckets: tuple[str, ...] = ()
     """Buckets an ``s3://bucket/prefix`` ``dvr.root`` may name besides the media bucket."""
     dvr_object_seconds: int = 600
@@ -256,6 +266,7 @@ class Settings:
             admin_token=get(ENV_ADMIN_TOKEN),
             mqtt_url=get(ENV_MQTT_URL),
             mqtt_port=int(get(ENV_MQTT_PORT)),
+            mqtt_max_sessions=int(get(ENV_MQTT_MAX_SESSIONS)),
             topic_prefix=get(ENV_TOPIC_PREFIX).strip("/"),
             public_url=get(ENV_PUBLIC_URL),
             sweep_interval=float(get(ENV_SWEEP_INTERVAL)),
@@ -281,6 +292,7 @@ class Settings:
             reassembly_memory=int(get(ENV_REASSEMBLY_MEMORY)),
             max_json_body=int(get(ENV_MAX_JSON_BODY)),
             dvr_roots=tuple(p for p in get(ENV_DVR_ROOTS).split(":") if p),
+            dvr_export_roots=tuple(p for p in get(ENV_DVR_EXPORT_ROOTS).split(":") if p),
             dvr_buckets=tuple(b for b in get(ENV_DVR_BUCKETS).split(",") if b),
             dvr_object_seconds=int(get(ENV_DVR_OBJECT_SECONDS)),
             log_level=get(ENV_LOG_LEVEL).upper(),

@@ -7,6 +7,7 @@ from typing import Any, BinaryIO, Protocol
 
 from fleetcam.domain import expr
 from fleetcam.domain.access import TokenRecord
+from fleetcam.domain.shares import ShareLink
 from fleetcam.domain.dvr import DvrStream, Episode, EpisodeQuery, SegmentEntry
 from fleetcam.domain.admission import MediaRequest
 from fleetcam.domain.gateway import Command, Connection
@@ -447,4 +448,18 @@ class DvrTail(Protocol):
     def read_open(self, stream: str, segment_id: str, start: int = 0,
                   end: int | None = None) -> bytes:
         """Bytes of the open segment. Raises NotFound once it was stored or dropped."""
+        ...
+
+
+class ShareStore(Protocol):
+    """Share links by id; revoked ones are kept (flagged) until a day after their expiry."""
+
+    def add(self, link: ShareLink) -> None: ...
+
+    def get(self, share_id: str) -> ShareLink | None: ...
+
+    def of_file(self, uuid: str) -> list[ShareLink]: ...
+
+    def revoke(self, share_id: str) -> bool:
+        """False when unknown or revoked already."""
         ...

@@ -4,7 +4,8 @@ from __future__ import annotations
 from dataclasses import replace
 
 from fleetcam.domain.access import TokenRecord, parse_acl, token_hash
-from fleetcam.ports import TokenStore
+from fleetcam.domain.shares import ShareLink
+from fleetcam.ports import ShareStore, TokenStore
 from tests.contract.conftest import Backend
 
 
@@ -61,3 +62,28 @@ def test_only_the_hash_is_stored(backend: Backend) -> None:
     a = store.add(record(key))
     assert key not in repr(a.to_row())
     assert a.key_hash == token_hash(key) != key
+
+
+def shares(backend: Backend) -> ShareStore:
+    if backend.name == "local":
+        from fleetcam.adapters.local.tokens import SqliteShareStore
+
+        return SqliteShareStore(backend.extras["db"])
+    from fleetcam.adapters.aws.tokens import DynamoShareStore
+
+    return DynamoShareStore()
+
+
+def test_share_links(backend: Backend) -> None:
+    store = shares(backend)
+    a = ShareLink(id="a" * 32, uuid="f" * 32, device_id=1, expire=2_000_000_000,
+                  created=1_700_000_000.0)
+    b = replace(a, id="b" * 32, created=1_700_000_001.0)
+    other = replace(a, id="c" * 32, uuid="e" * 32)
+    for s in (a, b, other):
+        store.add(s)
+    assert store.get(a.id) == a and store.get("d" * 32) is None
+    assert store.of_file("f" * 32) == [a, b]
+    assert store.revoke(a.id) and not store.revoke(a.id) and not store.revoke("d" * 32)
+    assert store.get(a.id) == replace(a, revoked=True)
+    assert store.get(b.id) == b

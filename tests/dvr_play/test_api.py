@@ -27,7 +27,6 @@ def test_ranges_json_in_ms_when_asked_in_ms(anon: TestClient, recorded: Archive)
                                              "opened_at_lte": T0 + 100_000, "limit": 1000})
     assert r.status_code == 200, r.text
     assert r.json()["ranges"][0] == {"opened_at": T0, "closed_at": T0 + 20_000}
-    assert r.headers["access-control-allow-origin"] == "*"
     r = anon.get("/7-1/ranges.json", params=Q)
     assert r.json()["ranges"][1] == {"opened_at": S0 + 60, "closed_at": S0 + 66}
 
@@ -55,9 +54,12 @@ def test_preflight(anon: TestClient, recorded: Archive) -> None:
     r = anon.options(f"/7-1/archive-{S0}-10.mp4", headers={
         "Origin": "http://player.example", "Access-Control-Request-Method": "GET",
         "Access-Control-Request-Headers": "session, x-originator, range"})
-    assert r.status_code == 204
+    assert r.status_code == 200, r.text
     assert r.headers["access-control-allow-origin"] == "*"
-    assert "x-originator" in r.headers["access-control-allow-headers"]
+    assert "x-originator" in r.headers["access-control-allow-headers"].lower()
+    r = anon.get("/7-1/ranges.json", params=Q, headers={"Origin": "http://player.example"})
+    assert r.headers["access-control-allow-origin"] == "*"
+    assert "X-Dvr-Gaps" in r.headers["access-control-expose-headers"]
 
 
 def _decode(data: bytes) -> tuple[int, float, dict[str, str]]:
@@ -161,3 +163,39 @@ def test_scoped_tokens(client: TestClient, anon: TestClient, recorded: Archive) 
     basic = base64.b64encode(f"admin:{TOKEN}".encode()).decode()
     assert anon.get("/streamer/api/v3/streams/7-1/dvr/ranges",
                     headers={"Authorization": f"Basic {basic}"}).status_code == 200
+
+
+def test_delete_range_keeps_what_episodes_protect(client: TestClient, recorded: Archive) -> None:
+    from fleetcam.domain.dvr import Episode
+
+    recorded.c.episodes.put(Episode(41, "7-1", T0 + 12_000, T0 + 14_000, T0))
+    r = client.request("DELETE", "/streamer/api/v3/streams/7-1/dvr/ranges",
+                       json={"from": S0 - 5, "duration": 30})
+    assert r.status_code == 200, r.text
+    assert r.json() == {"deleted": [{"from": S0, "duration": 10.0}], "kept": [
+        {"from": S0 + 10, "duration": 10.0, "reason": "protected by episode 41",
+         "episode_id": 41}]}
+    root = recorded.c.dvr_storage
+    assert not root.exists("dvr", recorded.segments[0].key)
+    assert root.exists("dvr", recorded.segments[1].key)
+    assert client.get("/streamer/api/v3/streams/7-1/dvr/ranges").json()["ranges"][0] == {
+        "from": S0 + 10, "duration": 10}
+    r = client.request("DELETE", "/streamer/api/v3/streams/7-1/dvr/ranges",
+                       json={"from": S0 + 62, "duration": 100})
+    assert r.json()["kept"][0]["reason"].startswith("reaches outside")
+    assert client.request("DELETE", "/streamer/api/v3/streams/7-1/dvr/ranges",
+                          json={"from": "x"}).status_code == 400
+
+
+def test_delete_range_waits_when_episodes_are_unreadable(client: TestClient,
+                                                          recorded: Archive) -> None:
+    class Broken:
+        def overlapping(self, *a: object) -> list[object]:
+            raise OSError("disk gone")
+
+    recorded.c.extras.pop("dvr_playback", None)
+    recorded.c.episodes = Broken()  # type: ignore[assignment]
+    r = client.request("DELETE", "/streamer/api/v3/streams/7-1/dvr/ranges",
+                       json={"from": S0, "duration": 20})
+    assert r.status_code == 503 and "nothing was deleted" in r.text
+    assert recorded.c.dvr_storage.exists("dvr", recorded.segments[0].key)

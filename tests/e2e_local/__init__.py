@@ -97,9 +97,11 @@ async def drained(server: LocalServer, timeout: float = 10.0) -> None:
     assert await poll(lambda: queue.pending() == 0, timeout), "ingest queue did not drain"
 
 
-def mqtt_client(port: int) -> aiomqtt.Client:
-    """An aiomqtt client of the broker on ``port`` (use it with ``async with``)."""
-    return aiomqtt.Client("127.0.0.1", port, identifier=f"e2e-{free_port()}")
+def mqtt_client(port: int, token: str = TOKEN) -> aiomqtt.Client:
+    """An aiomqtt client of the broker on ``port``, authenticated with ``token`` (use it with
+    ``async with``)."""
+    return aiomqtt.Client("127.0.0.1", port, identifier=f"e2e-{free_port()}",
+                          username=f"FlespiToken {token}")
 
 
 async def collect(client: aiomqtt.Client, wanted: str, n: int,

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import asyncio
+import json
 from pathlib import Path
 from typing import Any
 
@@ -99,5 +100,53 @@ def test_retention_expiry_is_published(tmp_path: Path) -> None:
             assert [x["uuid"] for x in left] == [keep["uuid"]]
             r = await api.get(old["url"])
             assert r.status_code == 404
+
+    run(scenario())
+
+
+def test_clients_need_a_token_and_lose_the_session_when_it_is_revoked(tmp_path: Path) -> None:
+    """The server's broker, as a flespi web client meets it: MQTT 5 over WebSocket at /mqtt on
+    the API's origin; a device-scoped token reads its device's media events only; a stranger
+    is refused; deleting the token through the REST API ends its session at once."""
+    from tests.broker import Paho, sub_ids
+
+    settings = make_settings(tmp_path / "data")
+
+    async def scenario() -> None:
+        async with serving(settings), http(settings) as api:
+            mine = await create_device(api, "013900000001")
+            other = await create_device(api, "013900000002")
+            r = await api.post("/platform/customer/tokens", json=[{
+                "info": "viewer", "ttl": 3600, "access": {"type": 2, "acl": [{
+                    "uri": "gw/devices", "ids": [mine["id"]], "methods": ["GET"],
+                    "submodules": [{"name": "media", "methods": ["GET"]}]}]}}])
+            [token] = _ok(r)
+            base = "fleetcam/log/gw/devices"
+
+            def connect_and_subscribe() -> tuple[Paho, list[int]]:
+                assert Paho(settings.http_port, None).connect()[0] == 135
+                assert Paho(settings.mqtt_port, None, ws=False, v5=False).connect()[0] == 135
+                ui = Paho(settings.http_port, token["key"])
+                rc, props = ui.connect()
+                assert rc == 0
+                assert json.loads(dict(props.UserProperty)["token"])["id"] == token["id"]
+                codes = ui.subscribe([
+                    (f"{base}/{mine['id']}/media_file_uploaded,media_file_deleted", 1),
+                    (f"{base}/{other['id']}/media_file_uploaded", 1)], sub_id=9)
+                return ui, codes
+
+            ui, codes = await asyncio.to_thread(connect_and_subscribe)
+            assert codes == [1, 135]
+            f = await upload(api, mine["id"], make_image(64, 48))
+            await upload(api, other["id"], make_image(64, 48, seed=2))
+            got = await asyncio.to_thread(ui.collect, 1)
+            assert [(m.topic, sub_ids(m)) for m in got] == [
+                (f"{base}/{mine['id']}/media_file_uploaded", [9])]
+            assert json.loads(got[0].payload)["uuid"] == f["uuid"]
+            assert await asyncio.to_thread(ui.quiet) == []  # the other device's upload
+
+            _ok(await api.delete(f"/platform/customer/tokens/{token['id']}"))
+            assert await asyncio.to_thread(ui.disconnected.wait, 3)
+            ui.client.loop_stop()
 
     run(scenario())

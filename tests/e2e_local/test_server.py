@@ -8,8 +8,8 @@ import socket
 from pathlib import Path
 
 import pytest
+from amqtt.broker import Broker as AmqttBroker
 
-from fleetcam.adapters.local.mqtt import EmbeddedBroker
 from fleetcam.domain.keys import media_key
 from fleetcam.domain.models import new_uuid
 from mediagen import make_image
@@ -98,7 +98,11 @@ def test_external_broker_means_no_embedded_one(tmp_path: Path) -> None:
     settings = make_settings(tmp_path / "data", mqtt_url=f"mqtt://127.0.0.1:{external_port}")
 
     async def scenario() -> list[tuple[str, dict]]:
-        broker = EmbeddedBroker("127.0.0.1", external_port)
+        # any MQTT broker: amqtt here, anonymous (fleetcam's own needs the server's secret)
+        broker = AmqttBroker({"listeners": {"default": {"type": "tcp",
+                                                        "bind": f"127.0.0.1:{external_port}"}},
+                              "plugins": {"amqtt.plugins.authentication.AnonymousAuthPlugin":
+                                          {"allow_anonymous": True}}})
         await broker.start()
         try:
             async with serving(settings) as server:
@@ -116,7 +120,7 @@ def test_external_broker_means_no_embedded_one(tmp_path: Path) -> None:
                          f["uuid"])]
                     return got
         finally:
-            await broker.stop()
+            await broker.shutdown()
 
     assert run(scenario())
 

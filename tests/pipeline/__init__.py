@@ -145,7 +145,8 @@ class Mqtt:
     """Everything published on some topic filters, collected in the background."""
 
     def __init__(self, port: int, *filters: str) -> None:
-        self.client = aiomqtt.Client("127.0.0.1", port, identifier=f"pipeline-{free_port()}")
+        self.client = aiomqtt.Client("127.0.0.1", port, identifier=f"pipeline-{free_port()}",
+                                     username=f"FlespiToken {TOKEN}")
         self.filters = filters
         self.got: list[tuple[str, Any]] = []
         self._task: asyncio.Task[None] | None = None

@@ -12,7 +12,7 @@ from typing import Any
 from urllib.parse import parse_qsl, urlencode
 
 log = logging.getLogger("fleetcam.access")
-SECRET_PARAMS = ("token", "signature", "credential", "secret", "password", "key")
+SECRET_PARAMS = ("token", "signature", "credential", "secret", "password", "key", "share")
 """A query parameter whose name contains one of these is logged as ``***``."""
 MAX_QUERY = 300
 

@@ -8,8 +8,8 @@ from fleetcam import __version__
 from fleetcam.api import errors
 from fleetcam.api.access import AccessLog
 from fleetcam.api.deps import require_token
-from fleetcam.api.routers import (devices, dvrplay, files, gateway, logs, media, regions, rules,
-                                  tokens)
+from fleetcam.api.routers import (devices, dvr_config, dvrplay, files, gateway, logs, media,
+                                  regions, rules, share, tokens)
 from fleetcam.runtime.container import Container
 
 
@@ -22,13 +22,16 @@ def create_app(container: Container) -> FastAPI:
     # CORS: every path a browser uses; no cookies, so any origin by default
     app.add_middleware(CORSMiddleware, allow_origins=list(container.settings.cors_origins),
                        allow_methods=["GET", "HEAD", "POST", "PUT", "DELETE", "OPTIONS"],
-                       allow_headers=["Authorization", "x-flespi-app", "Content-Type", "Range"],
+                       allow_headers=["Authorization", "x-flespi-app", "Content-Type", "Range",
+                                      "Session", "X-Originator"],  # Flussonic's DVR player
                        expose_headers=["Content-Range", "Accept-Ranges", "Content-Length",
-                                       "ETag", "Location"],
+                                       "ETag", "Location", "Content-Disposition", "X-Dvr-Gaps",
+                                       "X-Thumbnail-Utc"],
                        allow_credentials=False, max_age=3600)
     app.add_middleware(AccessLog)
     guarded = [Depends(require_token)]
     app.include_router(devices.router, dependencies=guarded)
+    app.include_router(share.router, dependencies=guarded)
     app.include_router(media.router, dependencies=guarded)
     app.include_router(logs.router, dependencies=guarded)
     app.include_router(gateway.router, dependencies=guarded)
@@ -36,6 +39,7 @@ def create_app(container: Container) -> FastAPI:
     app.include_router(tokens.router, dependencies=guarded)
     app.include_router(files.router)
     app.include_router(regions.router)
+    app.include_router(dvr_config.router)  # checks DVR write access itself (Flussonic auth)
     app.include_router(dvrplay.admin_router)
     app.include_router(dvrplay.router)  # last: /{name}/{file} must not shadow other routes
 

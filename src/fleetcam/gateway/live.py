@@ -268,6 +268,9 @@ class LiveManager:
             except (asyncio.TimeoutError, asyncio.CancelledError):
                 pass
         session = self.gw.sessions_by_device.get(s.device_id)
+        recorded = s.kind == "live" and self.gw.dvr.holds(s.device_id, s.channel)
+        if recorded:  # the cloud DVR keeps the channel streaming: leave the device be
+            tell_device = False
         if tell_device and session is not None:
             if s.kind == "live":
                 session.send(m.RealtimeControl(channel=s.channel, command=0, close_type=0,
@@ -276,7 +279,7 @@ class LiveManager:
                 session.send(m.PlaybackControl(channel=s.channel, control=2, speed=0,
                                                position=0))
         for sess in list(self.gw.sessions_1078):
-            if s.media_conn is not None and sess.conn_id == s.media_conn:
+            if s.media_conn is not None and sess.conn_id == s.media_conn and not recorded:
                 sess.close(f"stream stopped ({reason})")
         await self._write_playlist(s)  # with EXT-X-ENDLIST
         await self.gw.call(self.gw.connections.closed, s.conn_id, reason)

@@ -20,6 +20,7 @@ from fleetcam.domain.admission import MEDIA_KINDS
 from fleetcam.domain.gateway import Command, Connection
 from fleetcam.domain.models import Device
 from fleetcam.errors import TooLarge
+from fleetcam.gateway.dvr import DvrRecorder
 from fleetcam.gateway.jt808 import Jt808Session
 from fleetcam.gateway.limits import Admission, QuietLog, RateLimiter
 from fleetcam.gateway.jt1078 import Jt1078Session, MediaSink
@@ -62,11 +63,14 @@ class Gateway:
         self.media_admission = MediaAdmission(container.media_requests, container.clock)
         self.recorder = Recorder(self)
         self.live = LiveManager(self)
+        self.dvr = DvrRecorder(self)
         self.media_sinks: dict[str, MediaSink] = {}
         """Who serves each kind of media request (domain/admission.py MEDIA_KINDS)."""
         self.register_media_kind("clip", self.recorder)
         self.register_media_kind("live", self.live)
         self.register_media_kind("playback", self.live)
+        self.register_media_kind("dvr", self.dvr, "a recorded channel's continuous stream "
+                                                  "(0x9101, cloud DVR)")
         self.taps: list[MediaSink] = []
         """Observers of every admitted media frame, whatever its request (tests, benchmarks)."""
         self.stats = {"frames": 0, "frame_bytes": 0, "dropped_frames": 0, "auth_failures": 0,
@@ -90,6 +94,9 @@ class Gateway:
         self.loop: asyncio.AbstractEventLoop | None = None
         self.commands.wake.append(self._wake_threadsafe)
         self.connections.drop_listeners.append(self._dropped_threadsafe)
+        if container.dvr is not None:
+            container.dvr_tail = self.dvr
+            container.dvr.changed.append(self._dvr_changed_threadsafe)
 
     def register_media_kind(self, kind: str, sink: MediaSink, description: str = "") -> None:
         """Let media connections feed requests of ``kind`` (a feature asking devices for
@@ -126,6 +133,14 @@ class Gateway:
     def _dropped_threadsafe(self, conn: Any) -> None:
         if self.loop is not None and not self.loop.is_closed():
             self.loop.call_soon_threadsafe(self._close_conn, conn.id, "user")
+
+    def _dvr_changed_threadsafe(self, stream: Any) -> None:
+        if self.loop is not None and not self.loop.is_closed():
+            self.loop.call_soon_threadsafe(self._dvr_changed)
+
+    def _dvr_changed(self) -> None:
+        self.dvr._refreshed = float("-inf")
+        self._wake.set()
 
     # -- admission ----------------------------------------------------------------------
     def admit(self, session: Any) -> bool:
@@ -210,6 +225,7 @@ class Gateway:
             self._lease_task.cancel()
             with contextlib.suppress(asyncio.CancelledError, Exception):
                 await self._lease_task
+        await self.dvr.close()
         await self.live.close()
         try:
             await self.call(self.connections.drop_gateway, self.gateway_id, "gateway stopping")
@@ -266,6 +282,7 @@ class Gateway:
                 self.admission.measure()
                 self.recorder.tick()
                 await self.live.tick()
+                await self.dvr.tick()
                 ticks += 1
                 if ticks % 5 == 0:  # any copy may expire commands; updates are conditional
                     await self.call(self.commands.expire)

@@ -227,3 +227,63 @@ class HevcToH264:
             pic.time_base = MS
             for p in self._encoder.encode(pic):
                 yield bytes(p), int(p.pts), bool(p.is_keyframe)
+
+
+class OpenSegment:
+    """The segment being written: fragments appended in order, renumbered 1, 2, 3...
+
+    Appended on the recording's task; read from API threads (the tail), hence the lock."""
+
+    def __init__(self, stream: str, root: str, token: str, first: Fragment,
+                 init_key: str) -> None:
+        import threading
+
+        from fleetcam.domain.dvr import segment_id, segment_key
+
+        self.stream, self.root, self.token = stream, root, token
+        self.segment_id = segment_id(first.start_ms, token)
+        self.key = segment_key(stream, first.start_ms, token)
+        self.init_key = init_key
+        self.codec, self.width, self.height = first.codec, first.width, first.height
+        self.start_ms = first.start_ms
+        self.end_ms = first.start_ms
+        self.buf = bytearray()
+        self.fragments: list[Any] = []
+        self.lock = threading.Lock()
+
+    @property
+    def size(self) -> int:
+        return len(self.buf)
+
+    @property
+    def duration_ms(self) -> int:
+        return self.end_ms - self.start_ms
+
+    def append(self, frag: Fragment) -> None:
+        from fleetcam.domain.dvr import FragmentEntry
+
+        data = bytearray(frag.data)
+        fmp4.rewrite_fragment_header(data, len(self.fragments) + 1, frag.start_ms)
+        entry = FragmentEntry(frag.start_ms, frag.duration_ms, len(self.buf), len(data),
+                              frag.moof_size, frag.frames, frag.keyframe)
+        with self.lock:
+            self.buf += data
+            self.fragments.append(entry)
+            self.end_ms = frag.start_ms + frag.duration_ms
+
+    def entry(self, *, key: str | None = None, created_at: float = 0.0) -> Any:
+        """The index row (``key`` "" for the tail's view of an unstored segment)."""
+        from fleetcam.domain.dvr import SegmentEntry
+
+        with self.lock:
+            return SegmentEntry(
+                stream=self.stream, segment_id=self.segment_id, root=self.root,
+                key=self.key if key is None else key, init_key=self.init_key,
+                start_ms=self.start_ms, end_ms=self.end_ms, size=len(self.buf),
+                codec=self.codec, width=self.width, height=self.height,
+                fragments=tuple(self.fragments), created_at=created_at)
+
+    def read(self, start: int = 0, end: int | None = None) -> bytes:
+        with self.lock:
+            stop = len(self.buf) if end is None else min(len(self.buf), end + 1)
+            return bytes(self.buf[start:stop])

@@ -13,7 +13,7 @@ from fleetcam.adapters.aws.gateway_dynamodb import (DynamoCommandStore,
                                                     DynamoRuleStore)
 from fleetcam.adapters.aws.iot import IotEventBus
 from fleetcam.adapters.aws.s3 import S3ObjectStore
-from fleetcam.adapters.aws.tokens import DynamoTokenStore
+from fleetcam.adapters.aws.tokens import DynamoShareStore, DynamoTokenStore
 from fleetcam.adapters.local.clock import SystemClock
 from fleetcam.config import Settings
 from fleetcam.domain.access import token_hash
@@ -47,6 +47,6 @@ def build_aws(settings: Settings, *, clock: Clock | None = None,
         message_store=DynamoMessageStore(), registry=DynamoConnectionRegistry(clock.now),
         command_store=DynamoCommandStore(), rule_store=DynamoRuleStore(),
         media_requests=DynamoMediaRequestStore(),
-        token_store=DynamoTokenStore(),
+        token_store=DynamoTokenStore(), share_store=DynamoShareStore(),
         admin_hash=token_hash(settings.admin_token) if settings.admin_token else None,
         sqs=lambda: client(settings, "sqs"))

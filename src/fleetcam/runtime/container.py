@@ -8,9 +8,11 @@ from fleetcam.config import Settings
 from fleetcam.ports import (Clock, CommandStore, ConnectionRegistry, DeviceRepo, DvrIndex,
                             DvrStorage, DvrStreamStore, DvrTail, EpisodeStore, EventBus,
                             LogStore, MediaIndex, MediaRequestStore, MessageStore, ObjectStore,
-                            RuleStore, TokenStore)
+                            RuleStore, ShareStore, TokenStore)
 from fleetcam.services.access import AccessService
+from fleetcam.services.sharing import ShareService
 from fleetcam.services.devices import DeviceService
+from fleetcam.services.dvr import DvrService
 from fleetcam.services.gateway import CommandService, ConnectionService, MessageService
 from fleetcam.services.ingest import IngestService
 from fleetcam.services.journal import Journal
@@ -40,19 +42,21 @@ class Container:
     rules: RuleService
     media_requests: MediaRequestStore
     access: AccessService
+    shares: ShareService
     extras: dict[str, Any] = field(default_factory=dict)
     dvr_streams: DvrStreamStore | None = None
     dvr_index: DvrIndex | None = None
     episodes: EpisodeStore | None = None
     dvr_storage: DvrStorage | None = None
     dvr_tail: DvrTail | None = None
+    dvr: DvrService | None = None
     """The cloud DVR's ports (docs/dvr.md); the recording gateway sets ``dvr_tail``."""
 
 
 def wire(settings: Settings, *, clock: Clock, store: ObjectStore, index: MediaIndex,
          device_repo: DeviceRepo, logs: LogStore, bus: EventBus, message_store: MessageStore,
          registry: ConnectionRegistry, command_store: CommandStore, rule_store: RuleStore,
-         media_requests: MediaRequestStore, token_store: TokenStore,
+         media_requests: MediaRequestStore, token_store: TokenStore, share_store: ShareStore,
          admin_hash: str | None = None, **extras: Any) -> Container:
     """Build the services over whichever adapters the runtime chose."""
     from fleetcam.media.probe import probe_image
@@ -89,4 +93,13 @@ def wire(settings: Settings, *, clock: Clock, store: ObjectStore, index: MediaIn
         ingest=IngestService(media, retention, device_repo, packaging),
         journal=journal, messages=messages, connections=connections, commands=commands,
         rules=rules, access=AccessService(token_store, clock, admin_hash=admin_hash),
+        shares=ShareService(share_store, index, registry, clock, settings.base_url),
         media_requests=media_requests, extras=dict(extras))
+
+
+def attach_dvr(c: Container, *, streams: DvrStreamStore, index: DvrIndex,
+               episodes: EpisodeStore, storage: DvrStorage) -> Container:
+    """Add the cloud DVR's stores and service to a built container."""
+    c.dvr_streams, c.dvr_index, c.episodes, c.dvr_storage = streams, index, episodes, storage
+    c.dvr = DvrService(streams, index, episodes, storage, c.device_repo, c.clock)
+    return c

@@ -4,6 +4,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import secrets
 import signal
 from typing import Any
 
@@ -28,20 +29,29 @@ class LocalServer:
         """``clock`` defaults to the system clock (tests pass a ManualClock); ``gateway``
         runs the JT/T 808/1078 gateway in the same process."""
         self.settings = settings
-        mqtt_url = settings.mqtt_url or f"mqtt://127.0.0.1:{settings.mqtt_port}"
-        self.broker = None if settings.mqtt_url else EmbeddedBroker(
-            "127.0.0.1" if settings.http_host in ("127.0.0.1", "localhost") else "0.0.0.0",
-            settings.mqtt_port)
+        # the embedded broker knows the server's own publisher by a secret of this process
+        internal = secrets.token_urlsafe(32)
+        mqtt_url = settings.mqtt_url or \
+            f"mqtt://fleetcam-server:{internal}@127.0.0.1:{settings.mqtt_port}"
         self.bus = MqttEventBus(mqtt_url, client_id="fleetcam-server")
         self.container = build_local(settings, clock=clock, bus=self.bus)
+        self.broker = None if settings.mqtt_url else EmbeddedBroker(
+            "127.0.0.1" if settings.http_host in ("127.0.0.1", "localhost") else "0.0.0.0",
+            settings.mqtt_port, prefix=settings.topic_prefix, access=self.container.access,
+            internal_password=internal, max_sessions=settings.mqtt_max_sessions)
         queue = self.container.extras["queue"]
         self.worker = IngestWorker(queue, self.container.ingest)
         self.container.store.on_created = self.worker.notify  # type: ignore[attr-defined]
         self.gateway = Gateway(self.container) if gateway else None
         self.app = create_app(self.container)
+        if self.broker is not None:  # MQTT over WebSocket on the API's origin
+            self.app.add_api_websocket_route("/mqtt", self.broker.websocket_route())
         self.uvicorn = uvicorn.Server(uvicorn.Config(
             self.app, host=settings.http_host, port=settings.http_port, log_level="warning",
-            lifespan="off"))
+            lifespan="off",
+            # /mqtt is the only WebSocket route: a message never needs more than the broker's
+            # packet limit (uvicorn would otherwise buffer up to 16 MiB per message)
+            ws_max_size=256 * 1024))
         self._tasks: list[asyncio.Task[None]] = []
 
     async def start(self) -> None:
@@ -74,6 +84,10 @@ class LocalServer:
                 n = await asyncio.to_thread(self.container.retention.sweep)
                 if n:
                     log.info("sweeper expired %d files", n)
+                if self.container.dvr is not None:
+                    n = await asyncio.to_thread(self.container.dvr.sweep)
+                    if n:
+                        log.info("sweeper deleted %d DVR segments", n)
                 n = await asyncio.to_thread(self.container.commands.expire)
                 if n:
                     log.info("sweeper expired %d commands", n)

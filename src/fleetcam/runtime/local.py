@@ -17,11 +17,11 @@ from fleetcam.adapters.local.gateway_repos import (SqliteCommandStore,
                                                    SqliteMediaRequestStore, SqliteMessageStore,
                                                    SqliteRuleStore)
 from fleetcam.adapters.local.repos import SqliteDeviceRepo, SqliteLogStore, SqliteMediaIndex
-from fleetcam.adapters.local.tokens import SqliteTokenStore
+from fleetcam.adapters.local.tokens import SqliteShareStore, SqliteTokenStore
 from fleetcam.config import Settings
 from fleetcam.domain.access import token_hash
 from fleetcam.ports import Clock, EventBus
-from fleetcam.runtime.container import Container, wire
+from fleetcam.runtime.container import Container, attach_dvr, wire
 
 log = logging.getLogger(__name__)
 TOKEN_ALPHABET = string.ascii_letters + string.digits
@@ -76,10 +76,9 @@ def build_local(settings: Settings, *, clock: Clock | None = None,
                 message_store=SqliteMessageStore(db), registry=SqliteConnectionRegistry(db, clock.now),
                 command_store=SqliteCommandStore(db), rule_store=SqliteRuleStore(db),
                 media_requests=SqliteMediaRequestStore(db),
-                token_store=SqliteTokenStore(db), admin_hash=digest,
+                token_store=SqliteTokenStore(db), share_store=SqliteShareStore(db),
+                admin_hash=digest,
                 db=db, queue=queue, admin_token=token, token_generated=generated)
-    container.dvr_streams = SqliteDvrStreamStore(db)
-    container.dvr_index = SqliteDvrIndex(db, clock)
-    container.episodes = SqliteEpisodeStore(db)
-    container.dvr_storage = LocalDvrStorage(data_dir, settings.dvr_roots)
-    return container
+    return attach_dvr(container, streams=SqliteDvrStreamStore(db),
+                      index=SqliteDvrIndex(db, clock), episodes=SqliteEpisodeStore(db),
+                      storage=LocalDvrStorage(data_dir, settings.dvr_roots))

@@ -342,3 +342,30 @@ class TokensModel(_Base):
 
 
 MODELS = (*MODELS, TokensModel, MediaRequestsModel)
+
+
+# * Shares  ``id`` (S, 128 random bits); GSI by-uuid (``uuid`` S) to revoke a file's links;
+#           TTL ``expires_at`` a day after the link's expiry (revoked links answer 410 till then).
+class SharesByUuid(GlobalSecondaryIndex["SharesModel"]):
+    class Meta:
+        index_name = "by-uuid"
+        projection = AllProjection()
+
+    uuid = UnicodeAttribute(hash_key=True)
+
+
+class SharesModel(_Base):
+    class Meta(_Base.Meta):
+        table_name = "fleetcam-shares"
+
+    id = UnicodeAttribute(hash_key=True)
+    uuid = UnicodeAttribute()
+    device_id = NumberAttribute()
+    expire = NumberAttribute()
+    created = NumberAttribute()
+    revoked = BooleanAttribute(default=False)
+    expires_at = TTLAttribute(null=True)
+    by_uuid = SharesByUuid()
+
+
+MODELS = (*MODELS, SharesModel)

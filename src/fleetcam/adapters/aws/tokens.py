@@ -1,4 +1,4 @@
-"""DynamoDB TokenStore (table Tokens, see models.py): keyed by the key's hash."""
+"""DynamoDB TokenStore (table Tokens: keyed by the key's hash) and ShareStore (Shares)."""
 from __future__ import annotations
 
 from dataclasses import replace
@@ -6,8 +6,9 @@ from datetime import datetime, timezone
 
 from pynamodb.exceptions import DoesNotExist, PutError, UpdateError
 
-from fleetcam.adapters.aws.models import TokensModel
+from fleetcam.adapters.aws.models import SharesModel, TokensModel
 from fleetcam.domain.access import TokenRecord
+from fleetcam.domain.shares import REVOKED_KEPT, ShareLink
 
 COUNTER = "#counter"
 GRACE = 86400  # expired tokens linger a day (flespi deletes them; so does the table's TTL)
@@ -84,6 +85,40 @@ class DynamoTokenStore:
             TokensModel(key_hash=rec.key_hash).delete(condition=TokensModel.id == token_id)
         except Exception as e:  # DeleteError
             if getattr(e, "cause_response_code", "") == "ConditionalCheckFailedException":
+                return False
+            raise
+        return True
+
+
+def _share(m: SharesModel) -> ShareLink:
+    return ShareLink(id=m.id, uuid=m.uuid, device_id=int(m.device_id), expire=int(m.expire),
+                     created=float(m.created), revoked=bool(m.revoked))
+
+
+class DynamoShareStore:
+    def add(self, link: ShareLink) -> None:
+        SharesModel(id=link.id, uuid=link.uuid, device_id=link.device_id, expire=link.expire,
+                    created=link.created, revoked=link.revoked,
+                    expires_at=datetime.fromtimestamp(link.expire + REVOKED_KEPT, timezone.utc),
+                    ).save(condition=SharesModel.id.does_not_exist())
+
+    def get(self, share_id: str) -> ShareLink | None:
+        try:
+            return _share(SharesModel.get(share_id, consistent_read=True))
+        except DoesNotExist:
+            return None
+
+    def of_file(self, uuid: str) -> list[ShareLink]:
+        return sorted((_share(m) for m in SharesModel.by_uuid.query(uuid)),
+                      key=lambda s: (s.created, s.id))
+
+    def revoke(self, share_id: str) -> bool:
+        try:
+            SharesModel(id=share_id).update(actions=[SharesModel.revoked.set(True)],
+                                            condition=SharesModel.id.exists()
+                                            & (SharesModel.revoked == False))  # noqa: E712
+        except UpdateError as e:
+            if e.cause_response_code == "ConditionalCheckFailedException":
                 return False
             raise
         return True

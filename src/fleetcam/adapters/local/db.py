@@ -135,6 +135,15 @@ CREATE TABLE IF NOT EXISTS media_requests (
 );
 CREATE INDEX IF NOT EXISTS media_requests_by_holder ON media_requests (holder);
 CREATE TABLE IF NOT EXISTS settings (name TEXT PRIMARY KEY, value TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS shares (
+    id TEXT PRIMARY KEY,
+    uuid TEXT NOT NULL,
+    device_id INTEGER NOT NULL,
+    expire INTEGER NOT NULL,
+    created REAL NOT NULL,
+    revoked INTEGER NOT NULL DEFAULT 0
+) WITHOUT ROWID;
+CREATE INDEX IF NOT EXISTS shares_by_file ON shares (uuid);
 CREATE TABLE IF NOT EXISTS tokens (
     id INTEGER PRIMARY KEY AUTOINCREMENT,
     key_hash TEXT NOT NULL UNIQUE,

@@ -1,4 +1,4 @@
-"""EventBus over MQTT with aiomqtt; an embedded amqtt broker for the all-in-one server."""
+"""EventBus over MQTT with aiomqtt; fleetcam's embedded broker for the all-in-one server."""
 from __future__ import annotations
 
 import asyncio
@@ -109,25 +109,49 @@ def _running_loop() -> asyncio.AbstractEventLoop | None:
 
 
 class EmbeddedBroker:
-    """amqtt's broker on a TCP port (and optionally WebSocket), anonymous access allowed."""
+    """fleetcam's MQTT broker (fleetcam.broker): MQTT 5 and 3.1.1 on a TCP port and over
+    WebSocket at ``/mqtt`` on the API (mount ``websocket_route()``); clients authenticate with
+    their token, the server's own publisher with ``internal_password``."""
 
-    def __init__(self, host: str, port: int, ws_port: int | None = None) -> None:
-        listeners: dict[str, Any] = {"default": {"type": "tcp", "bind": f"{host}:{port}"}}
-        if ws_port:
-            listeners["ws"] = {"type": "ws", "bind": f"{host}:{ws_port}"}
-        self.config = {
-            "listeners": listeners,
-            "plugins": {"amqtt.plugins.authentication.AnonymousAuthPlugin":
-                        {"allow_anonymous": True}},
-        }
-        self.broker: Any = None
+    def __init__(self, host: str, port: int, *, prefix: str, access: Any,
+                 internal_password: str, max_sessions: int = 1000) -> None:
+        from fleetcam.broker.server import Broker, Limits
+        from fleetcam.broker.transports import TcpListener
+
+        self.broker = Broker(prefix, access.authenticate, access.token_json,
+                             recheck=getattr(access, "recheck", None),
+                             internal_password=internal_password,
+                             limits=Limits(max_sessions=max_sessions))
+        self.tcp = TcpListener(self.broker, host, port)
+        self._loop: asyncio.AbstractEventLoop | None = None
+        on_revoke = getattr(access, "on_revoke", None)
+        self._unlisten = on_revoke(self._revoked) if on_revoke else None
+
+    def websocket_route(self) -> Any:
+        from fleetcam.broker.transports import websocket_endpoint
+
+        return websocket_endpoint(self.broker)
+
+    def _revoked(self, token_id: object) -> None:
+        """A token was deleted, disabled or changed (maybe from an API thread): look its
+        sessions up again now rather than at the next periodic pass."""
+        loop = self._loop
+        if loop is None or loop.is_closed():
+            return
+
+        def schedule() -> None:
+            task = loop.create_task(self.broker.revalidate(token_id))
+            task.add_done_callback(lambda t: t.cancelled() or t.exception())
+
+        loop.call_soon_threadsafe(schedule)
 
     async def start(self) -> None:
-        from amqtt.broker import Broker
-
-        self.broker = Broker(self.config)
+        self._loop = asyncio.get_running_loop()
         await self.broker.start()
+        await self.tcp.start()
 
     async def stop(self) -> None:
-        if self.broker is not None:
-            await self.broker.shutdown()
+        if self._unlisten is not None:
+            self._unlisten()
+        await self.broker.stop()
+        await self.tcp.stop()

@@ -1,11 +1,13 @@
-"""SQLite TokenStore: one row per token, keyed by id, unique on the key's hash."""
+"""SQLite TokenStore (one row per token, unique on the key's hash) and ShareStore."""
 from __future__ import annotations
 
 import json
 from dataclasses import replace
+from typing import Any
 
 from fleetcam.adapters.local.db import Database
 from fleetcam.domain.access import TokenRecord
+from fleetcam.domain.shares import REVOKED_KEPT, ShareLink
 
 
 class SqliteTokenStore:
@@ -49,4 +51,36 @@ class SqliteTokenStore:
     def delete(self, token_id: int) -> bool:
         with self.db.tx() as c:
             cur = c.execute("DELETE FROM tokens WHERE id=?", (token_id,))
+        return cur.rowcount > 0
+
+
+class SqliteShareStore:
+    def __init__(self, db: Database) -> None:
+        self.db = db
+
+    @staticmethod
+    def _link(row: Any) -> ShareLink:
+        return ShareLink(id=row["id"], uuid=row["uuid"], device_id=row["device_id"],
+                         expire=row["expire"], created=row["created"],
+                         revoked=bool(row["revoked"]))
+
+    def add(self, link: ShareLink) -> None:
+        with self.db.tx() as c:
+            c.execute("DELETE FROM shares WHERE expire < ?", (link.created - REVOKED_KEPT,))
+            c.execute("INSERT INTO shares (id, uuid, device_id, expire, created, revoked)"
+                      " VALUES (?,?,?,?,?,?)", (link.id, link.uuid, link.device_id,
+                                                link.expire, link.created, int(link.revoked)))
+
+    def get(self, share_id: str) -> ShareLink | None:
+        row = self.db.conn().execute("SELECT * FROM shares WHERE id=?", (share_id,)).fetchone()
+        return self._link(row) if row else None
+
+    def of_file(self, uuid: str) -> list[ShareLink]:
+        rows = self.db.conn().execute("SELECT * FROM shares WHERE uuid=? ORDER BY created, id",
+                                      (uuid,))
+        return [self._link(r) for r in rows]
+
+    def revoke(self, share_id: str) -> bool:
+        with self.db.tx() as c:
+            cur = c.execute("UPDATE shares SET revoked=1 WHERE id=? AND revoked=0", (share_id,))
         return cur.rowcount > 0

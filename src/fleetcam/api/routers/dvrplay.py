@@ -6,8 +6,8 @@ Who may call: administrator calls need the admin token (``FlespiToken``, ``Beare
 with the token as password, as Flussonic's clients send it) or a scoped token allowed to
 write the stream's device. End-user calls also take the stream's read token (from
 ``GET /streamer/api/v3/streams/{name}/dvr/token``) or a scoped token that may read the
-device's media, in a header or as ``?token=`` (players cannot always send headers). Every
-end-user path answers CORS preflights: players run on other origins.
+device's media, in a header or as ``?token=`` (players cannot always send headers). CORS
+(players run on other origins) is the app's middleware's.
 """
 from __future__ import annotations
 
@@ -22,6 +22,7 @@ from urllib.parse import quote
 
 from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse, Response, StreamingResponse
+from starlette.concurrency import run_in_threadpool
 
 from fleetcam.api.deps import ContainerDep
 from fleetcam.domain import dvr, dvrplay
@@ -33,9 +34,6 @@ from fleetcam.services.dvrplay import DvrPlayback
 log = logging.getLogger(__name__)
 router = APIRouter(tags=["dvr (end-user files)"])
 admin_router = APIRouter(prefix="/streamer/api/v3/streams", tags=["dvr"])
-CORS = {"Access-Control-Allow-Origin": "*",
-        "Access-Control-Expose-Headers": "Content-Length, Content-Range, Accept-Ranges, "
-                                         "Content-Disposition, X-Dvr-Gaps, X-Thumbnail-Utc"}
 MAX_SESSION_BODY = 64 * 1024
 MAX_GAPS_HEADER = 2000
 
@@ -115,22 +113,7 @@ def playback(c: Container) -> DvrPlayback:
 
 
 def _json(body: Any, status: int = 200) -> JSONResponse:
-    return JSONResponse(body, status_code=status, headers={**CORS, "Cache-Control": "no-cache"})
-
-
-# -- CORS preflight ------------------------------------------------------------------------------
-@router.options("/{name}/{file}", include_in_schema=False)
-@router.options("/{name}/dvr/{file}", include_in_schema=False)
-@router.options("/{name}/sessions/{file}", include_in_schema=False)
-def preflight(request: Request, name: str, file: str) -> Response:
-    """Any end-user path: players on other origins send Session, X-Originator, Range..."""
-    asked = request.headers.get("access-control-request-headers", "")
-    allowed = ", ".join(h.strip() for h in asked.split(",") if h.strip()
-                        and all(ch.isalnum() or ch == "-" for ch in h.strip()))[:1000]
-    return Response(status_code=204, headers={
-        **CORS, "Access-Control-Allow-Methods": "GET, HEAD, PUT, POST, OPTIONS",
-        "Access-Control-Allow-Headers": allowed or "Authorization, Range",
-        "Access-Control-Max-Age": "600"})
+    return JSONResponse(body, status_code=status, headers={"Cache-Control": "no-cache"})
 
 
 # -- json -----------------------------------------------------------------------------------------
@@ -233,7 +216,7 @@ def stored_object(c: ContainerDep, request: Request, name: str, file: str) -> Re
     if ext == "mp4":
         data = svc.init_bytes(seg)
         return Response(data, media_type="video/mp4",
-                        headers={**CORS, "Cache-Control": "max-age=86400"})
+                        headers={"Cache-Control": "max-age=86400"})
     return _ranged(request, seg.size, "video/iso.segment",
                    lambda a, b: svc.read(svc._source(seg), a, b), {"Cache-Control": "max-age=3600"})
 
@@ -242,7 +225,7 @@ def _ranged(request: Request, size: int, mime: str, read: Any,
             extra: dict[str, str]) -> Response:
     from fleetcam.api.routers.files import parse_range
 
-    headers = {**CORS, **extra, "Accept-Ranges": "bytes"}
+    headers = {**extra, "Accept-Ranges": "bytes"}
     try:
         rng = parse_range(request.headers.get("range"), size)
     except Invalid:
@@ -271,7 +254,7 @@ def archive_file(c: ContainerDep, request: Request, name: str, file: str) -> Res
     if req.kind in ("vod", "event", "live"):
         body = svc.playlist(name, req, token=token if request.query_params.get("token")
                             else None).encode()
-        headers = {**CORS, "Cache-Control": "no-cache" if req.kind != "vod" else "max-age=10",
+        headers = {"Cache-Control": "no-cache" if req.kind != "vod" else "max-age=10",
                    "Vary": "Accept-Encoding"}
         if "gzip" in request.headers.get("accept-encoding", "") and len(body) > 1024:
             body = gzip.compress(body, 5)  # an hour of 1 s entries: ~700 KB, ~60 KB gzipped
@@ -321,3 +304,104 @@ def admin_read_token(c: ContainerDep, request: Request, name: str) -> dict[str, 
     stream = svc.stream(name)
     require_admin(request, c, stream)
     return {"name": name, "token": read_token(c, name)}
+
+
+@admin_router.delete("/{name}/dvr/ranges")
+async def admin_delete_range(c: ContainerDep, request: Request, name: str) -> dict[str, Any]:
+    """Remove ``{"from", "duration"}`` (UTC seconds) of the archive, keeping what episodes
+    protect; the answer says what was deleted and what was kept, and why."""
+    svc = playback(c)
+    stream = svc.stream(name)
+    require_admin(request, c, stream)
+    raw = await request.body()
+    try:
+        body = json.loads(raw or b"{}")
+        start, duration = float(body["from"]), float(body["duration"])
+    except (ValueError, KeyError, TypeError):
+        raise Invalid('body must be {"from": utc_seconds, "duration": seconds}') from None
+    dvrplay.check_window(int(start), max(1, int(duration)) if duration > 0 else 0,
+                         c.clock.now(), longest=10 * 365 * 86400)
+    return await run_in_threadpool(svc.delete_range, name, int(start * 1000),
+                                   int((start + duration) * 1000))
+
+
+def exporter(c: Container) -> Any:
+    from fleetcam.runtime.dvrplay import export_sinks
+    from fleetcam.services.dvrexport import Exporter
+
+    ex = c.extras.get("dvr_exporter")
+    if ex is None:
+        ex = Exporter(playback(c), export_sinks(c.settings),
+                      [str(r) for r in c.settings.dvr_export_roots],
+                      str(c.settings.data_dir / "exports"))
+        c.extras["dvr_exporter"] = ex
+    return ex
+
+
+@admin_router.post("/{name}/dvr/export")
+async def admin_export(c: ContainerDep, request: Request, name: str) -> Response:
+    """Write ``from``..``from + duration`` as one MP4 to ``path`` (a file under the export
+    roots, or ``s3://bucket/key``; Flussonic's ``s3://KEY:SECRET@host/bucket/key`` too);
+    ``meta=true`` adds metadata to ``udta``. Never overwrites (409). With ``progress=true``
+    (or ``Accept: application/x-ndjson``) the answer streams a progress line every half
+    second (bytes and seconds covered) and ends with the result."""
+    svc = playback(c)
+    stream = svc.stream(name)
+    require_admin(request, c, stream)
+    q = dict(request.query_params)
+    raw = await request.body()
+    if raw.strip():
+        try:
+            body = json.loads(raw)
+        except ValueError:
+            raise Invalid("body must be JSON") from None
+        if isinstance(body, dict):
+            q = {**{k: str(v).lower() if isinstance(v, bool) else str(v)
+                    for k, v in body.items()}, **q}
+    start, duration = _int(q.get("from"), "from"), _int(q.get("duration"), "duration")
+    if start is None or duration is None:
+        raise Invalid("from and duration are required (UTC seconds, seconds)")
+    ex = exporter(c)
+    layout, target, sink, dl = await run_in_threadpool(
+        ex.prepare, name, start, duration, q.get("path", ""),
+        meta=q.get("meta", "").lower() in ("1", "true", "yes"), tracks=q.get("filter.tracks"))
+    streaming = q.get("progress", "").lower() in ("1", "true", "yes") or \
+        "application/x-ndjson" in request.headers.get("accept", "")
+    if not streaming:
+        try:
+            result = await run_in_threadpool(ex.run, name, layout, target, sink, dl)
+        except Exception:
+            log.exception("dvr %s: export to %s failed", name, target.public())
+            raise
+        return _json({"result": result})
+    return StreamingResponse(_progress_lines(ex, name, layout, target, sink, dl),
+                             media_type="application/x-ndjson",
+                             headers={"Cache-Control": "no-cache"})
+
+
+def _progress_lines(ex: Any, name: str, layout: Any, target: Any, sink: Any,
+                    dl: Any) -> Any:
+    import queue
+    import threading
+
+    from fleetcam.errors import FleetcamError
+
+    q: queue.Queue[tuple[str, Any]] = queue.Queue(maxsize=1000)
+
+    def work() -> None:
+        try:
+            res = ex.run(name, layout, target, sink, dl,
+                         progress=lambda p: q.put(("progress", p.as_json())))
+            q.put(("result", res))
+        except FleetcamError as e:
+            q.put(("error", {"reason": e.reason}))
+        except Exception as e:  # noqa: BLE001 - reported in the stream, logged here
+            log.exception("dvr %s: export to %s failed", name, target.public())
+            q.put(("error", {"reason": f"export failed: {type(e).__name__}"}))
+
+    threading.Thread(target=work, name=f"dvr-export-{name}", daemon=True).start()
+    while True:
+        kind, value = q.get()
+        yield (json.dumps({kind: value}) + "\n").encode()
+        if kind != "progress":
+            return

@@ -4,7 +4,7 @@ from __future__ import annotations
 import base64
 import logging
 import re
-from typing import Literal
+from typing import Any, Literal
 from urllib.parse import quote
 
 from fastapi import APIRouter, Request
@@ -13,6 +13,7 @@ from fastapi.responses import JSONResponse, RedirectResponse, Response, Streamin
 from fleetcam.api.deps import ContainerDep, optional_principal
 from fleetcam.domain import hls
 from fleetcam.errors import Forbidden, Invalid, NotFound, Unauthorized
+from fleetcam.services.sharing import stream_of
 
 log = logging.getLogger(__name__)
 router = APIRouter(tags=["files"])
@@ -72,14 +73,24 @@ def live_file(c: ContainerDep, uuid: str, name: str) -> Response:
 
 @router.api_route("/media/{uuid}", methods=["GET", "HEAD"])
 def media_link(c: ContainerDep, request: Request, uuid: str,
-               preview: Literal["jpeg", "json"] | None = None) -> Response:
-    """A file's content (Range answered with 206), thumbnail or JSON. A file that is not
-    ``shared`` needs the token. A GET of large content answers 307 to a pre-signed link
-    when the store makes them (S3); HEAD is always answered here."""
-    f = c.index.get(uuid) if re.fullmatch(r"[0-9a-f]{32}", uuid) else None
-    if f is None:
+               preview: Literal["jpeg", "json"] | None = None,
+               share: str | None = None) -> Response:
+    """A file's content (Range answered with 206), thumbnail or bare JSON; a live stream's
+    uuid answers its playlist (307) or a recent still. No token is needed unless the file is
+    not ``shared``: then a token with media read access, or a share link (``?share=``). A
+    GET of large content, or any through a share link, answers 307 to a pre-signed link when
+    the store makes them (S3: signed afresh at each access); HEAD is always answered here."""
+    valid = re.fullmatch(r"[0-9a-f]{32}", uuid) is not None
+    link = c.shares.check(uuid, share) if share is not None and valid else None
+    if share is not None and not valid:
         raise NotFound(f"media file {uuid} not found")
-    if not f.shared:
+    f = c.index.get(uuid) if valid else None
+    if f is None:
+        conn = stream_of(c.connections.registry, uuid) if valid else None
+        if conn is not None:
+            return _stream_link(c, conn, uuid, preview)
+        raise NotFound(f"media file {uuid} not found")
+    if link is None and not f.shared:
         who = optional_principal(request, c)
         if who is None:
             raise Unauthorized("this file is not shared: a token with media access is required")
@@ -92,6 +103,13 @@ def media_link(c: ContainerDep, request: Request, uuid: str,
             raise NotFound(f"media file {uuid} has no preview")
         return Response(base64.b64decode(f.preview.jpeg), media_type="image/jpeg",
                         headers={"Cache-Control": "private, max-age=3600"})
+    if link is not None and request.method == "GET":
+        presign = getattr(c.store, "presigned_url", None)
+        if presign is not None:  # re-signed at each access: never outlives the share link
+            ttl = max(1, min(int(link.expire - c.clock.now()), c.settings.share_link_expiry))
+            url = presign(f.key, ttl, content_type=f.mime,
+                          disposition=f"inline; filename*=UTF-8''{quote(f.name)}")
+            return RedirectResponse(url, status_code=307, headers={"Cache-Control": "no-store"})
     disposition = f"inline; filename*=UTF-8''{quote(f.name)}"
     presign = getattr(c.store, "presigned_url", None)
     if request.method == "GET" and f.size > REDIRECT_ABOVE and presign is not None:
@@ -114,3 +132,42 @@ def media_link(c: ContainerDep, request: Request, uuid: str,
         return Response(status_code=status, headers=headers, media_type=f.mime)
     body = c.store.read(f.key, first, last) if f.size else iter([b""])
     return StreamingResponse(body, status_code=status, headers=headers, media_type=f.mime)
+
+
+STILL_CACHE_SECONDS = 2
+
+
+def _stream_link(c: ContainerDep, conn: Any, uuid: str, preview: str | None) -> Response:
+    """A live or playback stream's uuid as a media link: its playlist, a still, its JSON."""
+    playlist = f"/media/{hls.stream_key(uuid, 'index.m3u8')}"
+    if preview == "json":
+        return JSONResponse({"uuid": uuid, "device_id": conn.device_id,
+                             "url": f"{c.settings.base_url}{playlist}", **conn.meta})
+    if preview != "jpeg":
+        return RedirectResponse(playlist, status_code=307, headers={"Cache-Control": "no-store"})
+    try:
+        text = b"".join(c.store.read(hls.stream_key(uuid, "index.m3u8"))).decode()
+        last = [ln for ln in text.splitlines() if ln.endswith(".ts")][-1]
+        segment = b"".join(c.store.read(hls.stream_key(uuid, last)))
+    except (NotFound, IndexError, UnicodeDecodeError) as e:
+        raise NotFound(f"stream {uuid} has no picture yet") from e
+    jpeg = _still(segment)
+    return Response(jpeg, media_type="image/jpeg",
+                    headers={"Cache-Control": f"max-age={STILL_CACHE_SECONDS}"})
+
+
+def _still(segment: bytes) -> bytes:
+    """The first keyframe of an MPEG-TS segment as a JPEG thumbnail (segments start on one)."""
+    import tempfile
+
+    from fleetcam.errors import CorruptMedia
+    from fleetcam.media.probe import probe_video
+
+    with tempfile.NamedTemporaryFile(suffix=".ts") as tmp:
+        tmp.write(segment)
+        tmp.flush()
+        try:
+            _, jpeg = probe_video(tmp.name)
+        except CorruptMedia as e:
+            raise NotFound("the stream's latest segment has no picture") from e
+    return jpeg

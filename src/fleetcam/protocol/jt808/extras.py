@@ -80,6 +80,20 @@ PARSERS: dict[int, Callable[[bytes], Fields]] = {
 }
 
 
+def _alarm(item: int) -> Callable[[bytes], Fields]:
+    def parse(value: bytes) -> Fields:
+        # imported here: subiao imports this package's bcd helpers, not this module
+        from fleetcam.protocol.jt808.subiao import decode_alarm_item
+
+        return decode_alarm_item(item, value)
+    return parse
+
+
+# the active-safety extension (T/JSATL12-2017): ADAS, DSM, TPMS and BSD alarms
+for _item in (0x64, 0x65, 0x66, 0x67):
+    PARSERS[_item] = _alarm(_item)
+
+
 def parse_items(data: bytes) -> dict[int, bytes]:
     """Split the TLV area after the 28-byte basic block: ID BYTE, length BYTE, value.
 

@@ -537,6 +537,11 @@ class UnknownMessage:
 for _msg_id, _cls in AV_MESSAGES.items():
     _message(_msg_id)(_cls)
 
+from fleetcam.protocol.jt808.subiao import SUBIAO_MESSAGES  # noqa: E402
+
+for _msg_id, _cls in SUBIAO_MESSAGES.items():
+    _message(_msg_id)(_cls)
+
 __all__ = [
     "AvAttributes", "AvAttributesQuery", "BatchLocation", "FileUpload", "FileUploadControl",
     "FileUploadDone", "GeneralResponse", "Heartbeat", "Location", "LocationQuery",

@@ -13,6 +13,7 @@ from fleetcam.protocol.bcd import bcd_time_to_unix, unix_to_bcd_time
 from fleetcam.protocol.errors import ProtocolError
 from fleetcam.protocol.jt808 import NEED_DATA, FrameError, Jt808Connection, Message
 from fleetcam.protocol.jt808 import messages as m
+from fleetcam.protocol.jt808 import subiao
 from fleetcam.protocol.jt808.ids import MsgId, Result
 
 VECTORS = json.loads((Path(__file__).parents[3] / "vectors" / "jt808.json").read_text("utf-8"))
@@ -212,6 +213,12 @@ SAMPLES: list[Any] = [
     m.PlaybackControl(1, 5, 0, T0 + 30), m.PlaybackControl(1, 2),
     m.FileUpload("127.0.0.1", 21, "user", "pass", "/up", 1, T0, T0 + 60, 5, 2, 1, 1, 7),
     m.FileUploadDone(0x2E, 0), m.FileUploadControl(0x2E, 2),
+    subiao.AttachmentUploadRequest("10.0.0.2", 7200, 0, subiao.AlarmIdentification(
+        "T123456", T0, 1, 2), "a1" * 16),
+    subiao.AlarmAttachmentInfo("T123456", subiao.AlarmIdentification("T123456", T0, 1, 2),
+                               "a1" * 16, 0, (subiao.AttachmentItem("00_64_6401_0_x.jpg", 9),)),
+    subiao.AttachmentFileInfoMsg("x.jpg", 0, 9), subiao.AttachmentFileDone("x.mp4", 2, 99),
+    subiao.AttachmentFileResult("x.mp4", 2, 1, ((0, 10), (20, 5))),
 ]
 
 

@@ -1,0 +1,205 @@
+"""The embedded broker with paho-mqtt, the real client: MQTT 5 over WebSocket (as flespi's web
+clients use it) and 3.1.1 over TCP; tokens decide who connects and what it may read."""
+from __future__ import annotations
+
+import asyncio
+import json
+import time
+
+from fleetcam.broker.server import Limits
+from tests.broker import (MASTER, OTHER, READER, FakePrincipal, Paho, running_broker,
+                          server_publisher, sub_ids)
+from tests.e2e_local import run
+
+LOG = "fleetcam/log/gw/devices"
+
+
+def test_flespi_web_client_session() -> None:
+    """MQTT 5 over WebSocket, username "FlespiToken <token>" and no password: the CONNACK
+    carries the token's JSON, comma lists are expanded, every PUBLISH names its
+    subscription identifiers, and refused filters leave the session up."""
+    async def scenario() -> None:
+        async with running_broker() as r:
+            def client_side() -> None:
+                ui = Paho(r.http_port, READER)
+                rc, props = ui.connect()
+                assert rc == 0
+                token = dict(props.UserProperty)["token"]
+                assert json.loads(token) == {"id": 2, "access": {"type": 2}}
+                assert ui.subscribe([(f"{LOG}/7/media_file_uploaded,media_file_updated", 1)],
+                                    sub_id=11) == [1]
+                assert ui.subscribe([(f"{LOG}/+/media_file_deleted", 0)], sub_id=12) == [0]
+                assert ui.subscribe([(f"{LOG}/9/media_file_uploaded", 1),  # not its device
+                                     ("fleetcam/#", 0),  # wildcard above the device
+                                     ("fleetcam/state/gw/devices/7/commands-queue/+", 1),  # not its submodule
+                                     ("/".join(["a"] * 20), 0),  # too deep
+                                     ("a/" + "x" * 600, 0),  # too long
+                                     (f"{LOG}/#", 0)]) == [135, 135, 135, 143, 143, 135]
+                pub = server_publisher(r)
+                assert pub.connect()[0] == 0
+                for topic in (f"{LOG}/7/media_file_uploaded", f"{LOG}/7/media_file_deleted",
+                              f"{LOG}/7/media_file_updated", f"{LOG}/9/media_file_uploaded",
+                              f"{LOG}/8/media_file_deleted", f"{LOG}/9/media_file_deleted",
+                              f"{LOG}/7/commands-queue/x/sent"):
+                    pub.client.publish(topic, json.dumps({"t": topic}), qos=1)
+                got = ui.collect(4)
+                assert [(m.topic, sub_ids(m)) for m in got] == [
+                    (f"{LOG}/7/media_file_uploaded", [11]),
+                    (f"{LOG}/7/media_file_deleted", [12]),
+                    (f"{LOG}/7/media_file_updated", [11]),
+                    (f"{LOG}/8/media_file_deleted", [12])]
+                assert json.loads(got[0].payload) == {"t": f"{LOG}/7/media_file_uploaded"}
+                assert ui.quiet() == []  # device 9's and the command's never arrive
+                assert ui.client.is_connected()
+                pub.close()
+                ui.close()
+            await asyncio.to_thread(client_side)
+
+    run(scenario())
+
+
+def test_strangers_are_refused() -> None:
+    async def scenario() -> None:
+        async with running_broker() as r:
+            def client_side() -> None:
+                assert Paho(r.http_port, None).connect()[0] == 135  # anonymous
+                assert Paho(r.http_port, "x" * 64).connect()[0] == 134  # unknown token
+                assert Paho(r.http_port, READER, password="wrong").connect()[0] == 134
+                # 3.1.1 return codes 5 and 4 (paho reports them as MQTT 5's 135 and 134)
+                assert Paho(r.tcp_port, None, ws=False, v5=False).connect()[0] == 135
+                assert Paho(r.tcp_port, "nope", ws=False, v5=False).connect()[0] == 134
+                assert Paho(r.tcp_port, None, ws=False, username="fleetcam-server",
+                            password="guess").connect()[0] == 134
+                # the token as username and password, bare: accepted
+                ok = Paho(r.tcp_port, None, ws=False, v5=False, username=READER,
+                          password=READER)
+                assert ok.connect()[0] == 0
+                ok.close()
+            await asyncio.to_thread(client_side)
+            assert r.broker.stats["refused"] == 6
+
+    run(scenario())
+
+
+def test_clients_cannot_publish_under_the_prefix() -> None:
+    async def scenario() -> None:
+        async with running_broker() as r:
+            def client_side() -> None:
+                admin = Paho(r.http_port, MASTER)
+                assert admin.connect()[0] == 0
+                assert admin.subscribe([("#", 1)]) == [1]
+                forger = Paho(r.tcp_port, MASTER, ws=False)
+                assert forger.connect()[0] == 0
+                info = forger.client.publish(f"{LOG}/7/media_file_deleted", b"{}", qos=1)
+                info.wait_for_publish(5)
+                forger.client.publish("fleetcam/state/gw/devices/7/commands-queue/1", b"",
+                                      qos=0, retain=True)
+                forger.client.publish("chat/room", b"hello", qos=1).wait_for_publish(5)
+                got = admin.collect(1)
+                assert [m.topic for m in got] == ["chat/room"]
+                assert admin.quiet() == []
+                limited = Paho(r.tcp_port, READER, ws=False)
+                assert limited.connect()[0] == 0
+                limited.client.publish("chat/room", b"no", qos=1).wait_for_publish(5)
+                assert admin.quiet() == []
+                for c in (admin, forger, limited):
+                    c.close()
+            await asyncio.to_thread(client_side)
+
+    run(scenario())
+
+
+def test_retained_state_is_served_and_emptied() -> None:
+    async def scenario() -> None:
+        async with running_broker() as r:
+            def client_side() -> None:
+                pub = server_publisher(r)
+                assert pub.connect()[0] == 0
+                state = "fleetcam/state/gw/devices/7/commands-queue/5"
+                pub.client.publish(state, b'{"id":5}', qos=1, retain=True).wait_for_publish(5)
+                queue_reader = FakePrincipal(5, "acl", frozenset({7}),
+                                             frozenset({"commands-queue"}))
+                r.access.tokens["Q" * 64] = queue_reader
+                ui = Paho(r.http_port, "Q" * 64)
+                assert ui.connect()[0] == 0
+                assert ui.subscribe([("fleetcam/state/gw/devices/7/commands-queue/+", 1)],
+                                    sub_id=3) == [1]
+                [m] = ui.collect(1)
+                assert (m.topic, m.payload, m.retain, sub_ids(m)) == (state, b'{"id":5}',
+                                                                      True, [3])
+                pub.client.publish(state, b"", qos=1, retain=True).wait_for_publish(5)
+                [gone] = ui.collect(1)
+                assert gone.payload == b""
+                later = Paho(r.http_port, "Q" * 64)
+                assert later.connect()[0] == 0
+                assert later.subscribe([("fleetcam/state/gw/devices/7/commands-queue/+", 1)]) \
+                    == [1]
+                assert later.quiet() == []  # nothing retained any more
+                for c in (pub, ui, later):
+                    c.close()
+            await asyncio.to_thread(client_side)
+            assert r.broker.retained == {}
+
+    run(scenario())
+
+
+def test_revoked_token_session_ends_within_seconds() -> None:
+    async def scenario() -> None:
+        async with running_broker(limits=Limits(revalidate_interval=0.5)) as r:
+            ui = Paho(r.http_port, OTHER)
+            assert (await asyncio.to_thread(ui.connect))[0] == 0
+            revoked = time.monotonic()
+            del r.access.tokens[OTHER]
+            ended = await asyncio.to_thread(ui.disconnected.wait, 5)
+            assert ended and time.monotonic() - revoked < 3
+            assert ui.disconnect_reason is not None and int(ui.disconnect_reason.value) == 135
+            ui.client.loop_stop()
+            assert not r.broker.sessions
+
+    run(scenario())
+
+
+def test_slow_subscriber_is_bounded() -> None:
+    """A subscriber that stops reading costs at most max_queued messages; the others go on."""
+    limits = Limits(max_queued=50, max_inflight=5)
+
+    async def scenario() -> None:
+        async with running_broker(limits=limits) as r:
+            stuck = Paho(r.tcp_port, MASTER, ws=False)
+            assert (await asyncio.to_thread(stuck.connect))[0] == 0
+            assert await asyncio.to_thread(stuck.subscribe, [("load/#", 1)]) == [1]
+            stuck.client.loop_stop()  # stops reading and acking: its window fills
+            fast = Paho(r.tcp_port, MASTER, ws=False)
+            assert (await asyncio.to_thread(fast.connect))[0] == 0
+            assert await asyncio.to_thread(fast.subscribe, [("load/#", 0)]) == [0]
+            for i in range(500):
+                r.broker.publish(f"load/{i}", b"x" * 100, qos=1)
+                if i % 10 == 9:  # a pace the reading subscriber keeps up with
+                    await asyncio.sleep(0.02)
+            got = await asyncio.to_thread(fast.collect, 500)
+            assert len(got) == 500
+            [slow] = [s for s in r.broker.sessions.values() if s.client_id ==
+                      stuck.client._client_id.decode()]
+            assert len(slow.queue) <= 50 and len(slow.inflight) <= 5
+            assert slow.dropped >= 500 - 50 - 5 - 1  # one more waits for a window slot
+            fast.close()
+            stuck.client.disconnect()
+
+    run(scenario())
+
+
+def test_max_sessions_and_connect_timeout() -> None:
+    async def scenario() -> None:
+        async with running_broker(limits=Limits(max_sessions=2, connect_timeout=0.5)) as r:
+            a, b, c = (Paho(r.tcp_port, MASTER, ws=False) for _ in range(3))
+            assert (await asyncio.to_thread(a.connect))[0] == 0
+            assert (await asyncio.to_thread(b.connect))[0] == 0
+            assert (await asyncio.to_thread(c.connect))[0] == 137  # server busy
+            # a TCP connection that never sends CONNECT is closed after connect_timeout
+            reader, writer = await asyncio.open_connection("127.0.0.1", r.tcp_port)
+            assert await asyncio.wait_for(reader.read(10), 3) == b""
+            writer.close()
+            for x in (a, b):
+                x.close()
+
+    run(scenario())
