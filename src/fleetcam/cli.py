@@ -42,6 +42,8 @@ def _parser() -> argparse.ArgumentParser:
     sim.add_argument("--interval", type=float, default=10.0, help="seconds between locations")
     sim.add_argument("--h265", action="store_true", help="stream H.265 instead of H.264")
     sim.add_argument("--channels", type=int, default=2)
+    sim.add_argument("--alarm-interval", type=float, default=0.0, metavar="S",
+                     help="seconds between ADAS/DSM alarms with a photo and a clip (0: none)")
     sub.add_parser("token", help="print FLEETCAM_ADMIN_TOKEN, else issue a new master token "
                    "in the local server's data folder (only tokens' hashes are kept)")
     photo = sub.add_parser("sample-photo", help="write a small JPEG test picture (for uploads)")
@@ -62,10 +64,9 @@ async def _gateway(settings: Settings) -> None:
         bus = None
     else:
         from fleetcam.adapters.local.mqtt import MqttEventBus
-        from fleetcam.runtime.local import build_local
+        from fleetcam.runtime.local import build_local, local_mqtt
 
-        bus = MqttEventBus(settings.mqtt_url or f"mqtt://127.0.0.1:{settings.mqtt_port}",
-                           client_id="fleetcam-gateway")
+        bus = MqttEventBus(local_mqtt(settings)[0], client_id="fleetcam-gateway")
         container = build_local(settings, bus=bus)
         await bus.start()
     gw = Gateway(container)
@@ -83,7 +84,8 @@ async def _simulate(args: argparse.Namespace) -> None:
     sim = Simulation(args.devices, DeviceConfig(
         phone="", host=args.host, port=args.port, version2019=args.edition == "2019",
         report_interval=args.interval, codec="hevc" if args.h265 else "h264",
-        channels=args.channels), mixed_editions=args.edition == "mixed")
+        channels=args.channels, alarm_interval=args.alarm_interval),
+        mixed_editions=args.edition == "mixed")
     print("simulated terminals: " + ", ".join(sim.idents), flush=True)
     await sim.start()
     await until_signal()

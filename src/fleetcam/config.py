@@ -25,6 +25,11 @@ ENV_AUTO_REGISTER = "FLEETCAM_AUTO_REGISTER"
 ENV_IDLE_TIMEOUT = "FLEETCAM_IDLE_TIMEOUT"
 ENV_MEDIA_PORT = "FLEETCAM_MEDIA_PORT"
 ENV_GATEWAY_LEASE = "FLEETCAM_GATEWAY_LEASE"
+ENV_ATTACHMENT_PORT = "FLEETCAM_ATTACHMENT_PORT"
+ENV_ATTACHMENT_PUBLIC_PORT = "FLEETCAM_ATTACHMENT_PUBLIC_PORT"
+ENV_ATTACHMENT_MAX_FILE = "FLEETCAM_ATTACHMENT_MAX_FILE"
+ENV_ATTACHMENT_MEMORY = "FLEETCAM_ATTACHMENT_MEMORY"
+ENV_ATTACHMENT_TIMEOUT = "FLEETCAM_ATTACHMENT_TIMEOUT"
 ENV_MEDIA_SAME_ADDRESS = "FLEETCAM_MEDIA_SAME_ADDRESS"
 ENV_MEDIA_ENRICH = "FLEETCAM_MEDIA_ENRICH"
 ENV_EMF_METRICS = "FLEETCAM_EMF_METRICS"
@@ -93,6 +98,11 @@ DEFAULTS: dict[str, str] = {
     ENV_IDLE_TIMEOUT: "180",
     ENV_MEDIA_PORT: "0",
     ENV_GATEWAY_LEASE: "45",
+    ENV_ATTACHMENT_PORT: "7208",
+    ENV_ATTACHMENT_PUBLIC_PORT: "0",
+    ENV_ATTACHMENT_MAX_FILE: str(64 * 1024 * 1024),
+    ENV_ATTACHMENT_MEMORY: str(256 * 1024 * 1024),
+    ENV_ATTACHMENT_TIMEOUT: "300",
     ENV_MEDIA_SAME_ADDRESS: "1",
     ENV_MEDIA_ENRICH: "1",
     ENV_EMF_METRICS: "0",
@@ -189,6 +199,16 @@ class Settings:
     """The media port devices are told (the load balancer's); 0: this copy's JT/T 1078 port."""
     gateway_lease: float = 45.0
     """Seconds a gateway copy's connections stay live without its renewal (every third of it)."""
+    attachment_port: int = 7208
+    """Port of the alarm-attachment server (T/JSATL12 0x9208 names it to devices)."""
+    attachment_public_port: int = 0
+    """The attachment port devices are told (the load balancer's); 0: this copy's."""
+    attachment_max_file: int = 64 * 1024 * 1024
+    """Largest alarm attachment file accepted, in bytes."""
+    attachment_memory: int = 256 * 1024 * 1024
+    """Bytes all attachment connections together may hold in files being received."""
+    attachment_timeout: float = 300.0
+    """Seconds an attachment connection may last before it is closed (a stalled upload)."""
     media_same_address: bool = True
     """A media connection must come from the address of the device's signalling connection."""
     auto_register: bool = False
@@ -280,6 +300,11 @@ class Settings:
             idle_timeout=float(get(ENV_IDLE_TIMEOUT)),
             media_port=int(get(ENV_MEDIA_PORT)),
             gateway_lease=float(get(ENV_GATEWAY_LEASE)),
+            attachment_port=int(get(ENV_ATTACHMENT_PORT)),
+            attachment_public_port=int(get(ENV_ATTACHMENT_PUBLIC_PORT)),
+            attachment_max_file=int(get(ENV_ATTACHMENT_MAX_FILE)),
+            attachment_memory=int(get(ENV_ATTACHMENT_MEMORY)),
+            attachment_timeout=float(get(ENV_ATTACHMENT_TIMEOUT)),
             media_same_address=get(ENV_MEDIA_SAME_ADDRESS).lower() in ("1", "true", "yes", "on"),
             media_enrich=get(ENV_MEDIA_ENRICH).lower() in ("1", "true", "yes", "on"),
             emf_metrics=get(ENV_EMF_METRICS).lower() in ("1", "true", "yes", "on"),

@@ -39,7 +39,8 @@ def make_settings(data_dir: Path, **overrides: Any) -> Settings:
     values: dict[str, Any] = {"data_dir": data_dir, "http_port": free_port(),
                               "mqtt_port": free_port(), "admin_token": TOKEN,
                               "sweep_interval": 3600, "default_media_ttl": 0,
-                              "gateway_host": "127.0.0.1", "jt808_port": 0, "jt1078_port": 0}
+                              "gateway_host": "127.0.0.1", "jt808_port": 0, "jt1078_port": 0,
+                              "attachment_port": 0}
     values.update(overrides)
     return Settings(**values)
 

@@ -150,3 +150,31 @@ def test_clients_need_a_token_and_lose_the_session_when_it_is_revoked(tmp_path: 
             ui.client.loop_stop()
 
     run(scenario())
+
+
+def test_a_separate_gateway_process_publishes_as_the_server(tmp_path: Path) -> None:
+    """``fleetcam gateway`` on the same data directory logs into the embedded broker with the
+    publisher secret kept in the database; a token may not publish there."""
+    from fleetcam.adapters.local.mqtt import MqttEventBus
+    from fleetcam.runtime.local import local_mqtt
+
+    settings = make_settings(tmp_path / "data")
+
+    async def scenario() -> None:
+        async with serving(settings), mqtt_client(settings.mqtt_port) as sub:
+            await sub.subscribe("fleetcam/log/gw/devices/+/+", qos=1)
+            url, secret = local_mqtt(settings)
+            assert secret and url == (f"mqtt://fleetcam-server:{secret}@127.0.0.1:"
+                                      f"{settings.mqtt_port}")
+            bus = MqttEventBus(url, client_id="fleetcam-gateway")
+            await bus.start()
+            try:
+                await asyncio.wait_for(bus.connected.wait(), 5)
+                bus.publish("fleetcam/log/gw/devices/5/media_file_uploaded", {"id": 1})
+                await sub.publish("fleetcam/log/gw/devices/5/media_file_deleted", b"{}", qos=1)
+                got = await collect(sub, "fleetcam/log/gw/devices/+/+", 2, timeout=2)
+                assert got == [("fleetcam/log/gw/devices/5/media_file_uploaded", {"id": 1})]
+            finally:
+                await bus.stop()
+
+    run(scenario())

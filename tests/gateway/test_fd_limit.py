@@ -52,6 +52,7 @@ def test_1100_connections_under_ulimit_1024(tmp_path: Path, client_nofile: None)
            "FLEETCAM_HTTP_HOST": "127.0.0.1", "FLEETCAM_HTTP_PORT": str(ports["http"]),
            "FLEETCAM_MQTT_PORT": str(ports["mqtt"]), "FLEETCAM_JT808_PORT": str(ports["808"]),
            "FLEETCAM_JT1078_PORT": str(ports["1078"]), "FLEETCAM_GATEWAY_HOST": "127.0.0.1",
+           "FLEETCAM_ATTACHMENT_PORT": "0",
            "FLEETCAM_ADMIN_TOKEN": TOKEN, "FLEETCAM_MAX_CONNECTIONS_PER_ADDRESS": "0",
            "PYTHONUNBUFFERED": "1"}
     log_path = tmp_path / "server.log"
@@ -115,7 +116,8 @@ async def _scenario(ports: dict[str, int], log_path: Path, proc: subprocess.Pope
             serial = await device.send(m.Heartbeat())  # the established device is served
             ack = await device.expect(m.GeneralResponse)
             assert ack.body.reply_serial == serial
-            async with aiomqtt.Client("127.0.0.1", ports["mqtt"]) as mq:  # so is the broker
+            async with aiomqtt.Client("127.0.0.1", ports["mqtt"],  # so is the broker
+                                      username=f"FlespiToken {TOKEN}") as mq:
                 await mq.subscribe("fleetcam/#")
             # the connections beyond the limit were refused at once, not left hanging
             closed = 0

@@ -116,7 +116,7 @@ def test_flespi_client_wrong_token(base: str) -> None:
     client._url = base
     reply = client.get("/gw/devices/all")
     assert reply["error"] is True and reply["code"] == 401
-    assert reply["message"]["errors"][0]["reason"] == "invalid token"
+    assert reply["message"]["errors"][0]["reason"] == "invalid, expired or revoked token"
 
 
 class _FlespiIoRewrite:

@@ -9,7 +9,7 @@ from fleetcam.api import errors
 from fleetcam.api.access import AccessLog
 from fleetcam.api.deps import require_token
 from fleetcam.api.routers import (devices, dvr_config, dvrplay, files, gateway, logs, media,
-                                  regions, rules, share, tokens)
+                                  protocols, regions, rules, share, tokens)
 from fleetcam.runtime.container import Container
 
 
@@ -37,6 +37,7 @@ def create_app(container: Container) -> FastAPI:
     app.include_router(gateway.router, dependencies=guarded)
     app.include_router(rules.router, dependencies=guarded)
     app.include_router(tokens.router, dependencies=guarded)
+    app.include_router(protocols.router, dependencies=guarded)
     app.include_router(files.router)
     app.include_router(regions.router)
     app.include_router(dvr_config.router)  # checks DVR write access itself (Flussonic auth)

@@ -29,6 +29,8 @@ MAX_ID = 2**63 - 1
 # Flespi's tokens are 64 alphanumerics; fleetcam accepts 16..256 printable ASCII characters
 # without spaces for tokens chosen by an operator (FLEETCAM_ADMIN_TOKEN).
 TOKEN_RE = re.compile(r"^[\x21-\x7e]{16,256}$")
+READABLE_BY_ANY = frozenset({"gw/channel-protocols"})
+"""Reference data every valid token may GET (protocols and device types, no customer data)."""
 _URI_RE = re.compile(r"^[a-z0-9_\-]+(/[a-z0-9_\-]+)*$")
 
 
@@ -123,6 +125,8 @@ class Principal:
             return not uri.startswith("platform")
         if uri.startswith("platform"):
             return False  # flespi: no ACL token reaches the platform API
+        if uri in READABLE_BY_ANY and method == "GET":
+            return True
         for entry in self.acl:
             if entry.uri != uri or not entry.covers(device_id):
                 continue
@@ -147,6 +151,8 @@ class Principal:
         if self.kind == "standard" or uri.startswith("platform"):
             return set()
         method = method.upper()
+        if uri in READABLE_BY_ANY and method == "GET":
+            return None
         ids: set[int] = set()
         for entry in self.acl:
             if entry.uri != uri:

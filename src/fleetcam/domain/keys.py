@@ -27,6 +27,21 @@ def parse_raw_key(key: str) -> tuple[int, str] | None:
     return (int(m["device_id"]), m["uuid"]) if m else None
 
 
+_RAW_FILE_KEY = re.compile(r"^raw/(?P<device_id>\d+)/(?P<uuid>[0-9a-f]{32})\.fcfile$")
+
+
+def raw_file_key(device_id: int, uuid: str) -> str:
+    """Key of a video file a device uploaded by itself (an alarm attachment: MP4, AVI or a
+    bare H.264/H.265 stream): ``raw/{device_id}/{uuid}.fcfile``; packaging writes the MP4 at
+    ``media_key(device_id, uuid, "mp4")``."""
+    return f"{RAW_PREFIX}{device_id}/{uuid}.fcfile"
+
+
+def parse_raw_file_key(key: str) -> tuple[int, str] | None:
+    m = _RAW_FILE_KEY.match(key)
+    return (int(m["device_id"]), m["uuid"]) if m else None
+
+
 def parse_media_key(key: str) -> tuple[int, str] | None:
     """Return (device_id, uuid) for a media content key, None for any other key."""
     m = _MEDIA_KEY.match(key)

@@ -31,6 +31,8 @@ PREAUTH_GARBAGE = 65536
 skipped, as Traccar does, and only counted)."""
 MAX_PHOTO_WAIT = 64
 """Photos announced by take_photo answers that a session waits for at most."""
+ALARM_ITEMS = frozenset((0x64, 0x65, 0x66, 0x67))
+"""0x0200 items of the active-safety extension whose alarms may announce attachments."""
 PRE_AUTH_ALLOWED = (m.Register, m.Authenticate, m.Heartbeat, m.GeneralResponse)
 
 
@@ -311,6 +313,8 @@ class Jt808Session(asyncio.Protocol):
                                              self.gw.clock.now())
         await self.gw.call(self.gw.messages.register, self.device.id, [message])
         self.reply(msg)
+        if ALARM_ITEMS.intersection(body.extras):  # ADAS/DSM/TPMS/BSD: ask for its files
+            await self.gw.attachments.on_location(self, self.device, body, message)
 
     async def on_BatchLocation(self, msg: Message, body: m.BatchLocation) -> None:
         assert self.device is not None

@@ -21,6 +21,7 @@ from fleetcam.domain.gateway import Command, Connection
 from fleetcam.domain.models import Device
 from fleetcam.errors import TooLarge
 from fleetcam.gateway.dvr import DvrRecorder
+from fleetcam.gateway.attachments import Attachments, AttachmentSession
 from fleetcam.gateway.jt808 import Jt808Session
 from fleetcam.gateway.limits import Admission, QuietLog, RateLimiter
 from fleetcam.gateway.jt1078 import Jt1078Session, MediaSink
@@ -60,8 +61,10 @@ class Gateway:
         self.sessions_808: set[Jt808Session] = set()
         self.sessions_by_device: dict[int, Jt808Session] = {}
         self.sessions_1078: set[Jt1078Session] = set()
+        self.sessions_attachment: set[AttachmentSession] = set()
         self.media_admission = MediaAdmission(container.media_requests, container.clock)
         self.recorder = Recorder(self)
+        self.attachments = Attachments(self)
         self.live = LiveManager(self)
         self.dvr = DvrRecorder(self)
         self.media_sinks: dict[str, MediaSink] = {}
@@ -90,6 +93,7 @@ class Gateway:
         self._servers: list[asyncio.base_events.Server] = []
         self._tasks: set[asyncio.Task[Any]] = set()
         self._lease_task: asyncio.Task[None] | None = None
+        self._lease_renewed = float("-inf")
         self._wake = asyncio.Event()
         self.loop: asyncio.AbstractEventLoop | None = None
         self.commands.wake.append(self._wake_threadsafe)
@@ -195,13 +199,15 @@ class Gateway:
     # -- lifecycle --------------------------------------------------------------------
     async def start(self) -> None:
         self.loop = asyncio.get_running_loop()
-        await self.call(self.connections.registry.heartbeat, self.gateway_id,
-                        self.clock.now() + self.settings.gateway_lease)
+        await self._renew_lease()
         host = self.settings.gateway_host
         self._servers.append(await self.loop.create_server(
             lambda: Jt808Session(self), host, self.settings.jt808_port, reuse_address=True))
         self._servers.append(await self.loop.create_server(
             lambda: Jt1078Session(self), host, self.settings.jt1078_port, reuse_address=True))
+        self._servers.append(await self.loop.create_server(
+            lambda: AttachmentSession(self), host, self.settings.attachment_port,
+            reuse_address=True))
         self.spawn(self._housekeeping())
         self._lease_task = self.loop.create_task(self._leases())
         log.info("gateway %s: JT/T 808 on %s:%d, JT/T 1078 on %s:%d", self.gateway_id, host,
@@ -214,6 +220,10 @@ class Gateway:
     @property
     def port_1078(self) -> int:
         return int(self._servers[1].sockets[0].getsockname()[1])
+
+    @property
+    def port_attachment(self) -> int:
+        return int(self._servers[2].sockets[0].getsockname()[1])
 
     async def stop(self) -> None:
         """SIGTERM (a deploy, a scale-in, stopping ``fleetcam serve``): stop accepting, remove
@@ -235,7 +245,7 @@ class Gateway:
                     media.request = None
         except Exception:
             log.exception("gateway %s: removing its leases failed", self.gateway_id)
-        for s in [*self.sessions_808, *self.sessions_1078]:
+        for s in [*self.sessions_808, *self.sessions_1078, *self.sessions_attachment]:
             s.connection = None  # already dropped and published
             s.close("gateway stopping")
         for srv in self._servers:
@@ -250,22 +260,31 @@ class Gateway:
         self._executor.shutdown(wait=True)
 
     async def _leases(self) -> None:
-        """Renew this copy's lease; drop the connections of copies whose lease passed (any
-        live copy does it; dropping twice is harmless)."""
+        """Renew this copy's lease on time even while housekeeping is slow."""
         while True:
-            await asyncio.sleep(self.settings.gateway_lease / 3)
-            try:
-                now = self.clock.now()
-                await self.call(self.connections.registry.heartbeat, self.gateway_id,
-                                now + self.settings.gateway_lease)
-                for dead in await self.call(self.connections.registry.expired_gateways, now):
-                    if dead != self.gateway_id:
-                        gone = await self.call(self.connections.drop_gateway, dead,
-                                               "gateway lease expired")
-                        log.warning("gateway %s: lease expired; dropped its %d connections",
-                                    dead, len(gone))
-            except Exception:
-                log.exception("gateway %s: lease renewal failed", self.gateway_id)
+            await asyncio.sleep(min(1.0, self.settings.gateway_lease / 3))
+            await self._renew_lease()
+
+    async def _renew_lease(self) -> None:
+        """Renew this copy's lease when a third of it passed (by the container's clock); drop
+        the connections of copies whose lease passed (any live copy does it; dropping twice
+        is harmless)."""
+        now = self.clock.now()
+        if now < self._lease_renewed + self.settings.gateway_lease / 3:
+            return
+        self._lease_renewed = now
+        try:
+            await self.call(self.connections.registry.heartbeat, self.gateway_id,
+                            now + self.settings.gateway_lease)
+            for dead in await self.call(self.connections.registry.expired_gateways, now):
+                if dead != self.gateway_id:
+                    gone = await self.call(self.connections.drop_gateway, dead,
+                                           "gateway lease expired")
+                    log.warning("gateway %s: lease expired; dropped its %d connections",
+                                dead, len(gone))
+        except Exception:
+            self._lease_renewed = float("-inf")
+            log.exception("gateway %s: lease renewal failed", self.gateway_id)
 
     async def _housekeeping(self) -> None:
         """Deliver commands routed here, close idle or dropped connections, ask for missing
@@ -276,6 +295,7 @@ class Gateway:
                 await asyncio.wait_for(self._wake.wait(), HOUSEKEEPING_EVERY)
             self._wake.clear()
             try:
+                await self._renew_lease()
                 await self._deliver_assigned()
                 await self._reconcile()
                 self._expire_idle()
@@ -322,7 +342,7 @@ class Gateway:
 
     def _expire_idle(self) -> None:
         now = self.loop_time()
-        for s in [*self.sessions_808, *self.sessions_1078]:
+        for s in [*self.sessions_808, *self.sessions_1078, *self.sessions_attachment]:
             if now - s.last_rx > self.settings.idle_timeout:
                 s.close("idle timeout")
         wall = self.clock.now()

@@ -83,7 +83,12 @@ def wire(settings: Settings, *, clock: Clock, store: ObjectStore, index: MediaIn
                                    settings.media_enrich)
     media.created_listeners.append(media_messages)
     media.rejected_listeners.append(media_messages.rejected)
-    packaging = PackagingService(store, journal, commands, package_raw)
+    def package_file(src: Any, dst_path: str) -> Any:
+        from fleetcam.media.attachment import package_file as package
+
+        return package(src, dst_path)
+
+    packaging = PackagingService(store, journal, commands, package_raw, package_file)
     rules = RuleService(rule_store, device_repo, commands, journal, clock)
     messages.listeners.append(rules)
     return Container(

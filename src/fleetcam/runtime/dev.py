@@ -4,7 +4,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import secrets
 import signal
 from typing import Any
 
@@ -15,7 +14,7 @@ from fleetcam.api.app import create_app
 from fleetcam.config import Settings
 from fleetcam.gateway.server import Gateway
 from fleetcam.ports import Clock
-from fleetcam.runtime.local import build_local
+from fleetcam.runtime.local import build_local, local_mqtt
 from fleetcam.runtime.worker import IngestWorker
 
 log = logging.getLogger("fleetcam")
@@ -29,10 +28,8 @@ class LocalServer:
         """``clock`` defaults to the system clock (tests pass a ManualClock); ``gateway``
         runs the JT/T 808/1078 gateway in the same process."""
         self.settings = settings
-        # the embedded broker knows the server's own publisher by a secret of this process
-        internal = secrets.token_urlsafe(32)
-        mqtt_url = settings.mqtt_url or \
-            f"mqtt://fleetcam-server:{internal}@127.0.0.1:{settings.mqtt_port}"
+        # the embedded broker knows fleetcam's own publishers by a secret kept in the database
+        mqtt_url, internal = local_mqtt(settings)
         self.bus = MqttEventBus(mqtt_url, client_id="fleetcam-server")
         self.container = build_local(settings, clock=clock, bus=self.bus)
         self.broker = None if settings.mqtt_url else EmbeddedBroker(
@@ -121,6 +118,10 @@ async def until_signal() -> None:
     await stop.wait()
 
 
+SIMULATED_ALARM_INTERVAL = 300.0
+"""Seconds between the simulated MDVRs' ADAS/DSM alarms (each with a photo and a clip)."""
+
+
 async def start_simulation(server: LocalServer, count: int) -> Any:
     """Register ``count`` simulated MDVRs (if new) and connect them to the built-in gateway."""
     from fleetcam.domain.identity import new_code
@@ -129,7 +130,8 @@ async def start_simulation(server: LocalServer, count: int) -> Any:
 
     assert server.gateway is not None
     sim = Simulation(count, DeviceConfig(phone="", host="127.0.0.1",
-                                         port=server.gateway.port_808, media_host="127.0.0.1"))
+                                         port=server.gateway.port_808, media_host="127.0.0.1",
+                                         alarm_interval=SIMULATED_ALARM_INTERVAL))
     repo, devices = server.container.device_repo, server.container.devices
     for i, vdev in enumerate(sim.devices, start=1):
         # provisioned codes, as fleets do: a restarted simulation authenticates at once

@@ -54,6 +54,28 @@ def admin_token(settings: Settings, db: Database) -> tuple[str | None, str, bool
     return token, token_hash(token), True
 
 
+def local_mqtt(settings: Settings) -> tuple[str, str]:
+    """(URL local processes publish to, the secret of fleetcam's own publisher).
+
+    With ``FLEETCAM_MQTT_URL`` that URL as given (no secret). Otherwise the embedded broker
+    on this machine, logged into as ``fleetcam-server`` with a secret kept in the database
+    (made on first use), so that ``fleetcam serve`` and a separate ``fleetcam gateway`` on the
+    same data directory publish alike; reading it takes the access the database needs."""
+    if settings.mqtt_url:
+        return settings.mqtt_url, ""
+    data_dir = Path(settings.data_dir)
+    data_dir.mkdir(parents=True, exist_ok=True)
+    db = Database(data_dir / "fleetcam.sqlite3")
+    with db.tx() as c:
+        row = c.execute("SELECT value FROM settings WHERE name='mqtt_publisher_secret'"
+                        ).fetchone()
+        secret = str(row[0]) if row else new_token()
+        if not row:
+            c.execute("INSERT INTO settings (name, value) VALUES ('mqtt_publisher_secret', ?)",
+                      (secret,))
+    return f"mqtt://fleetcam-server:{secret}@127.0.0.1:{settings.mqtt_port}", secret
+
+
 class NullBus:
     """An EventBus that drops everything (CLI tools that publish nothing)."""
 

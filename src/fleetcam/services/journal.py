@@ -23,6 +23,11 @@ EVENT_CODES = {
     "command_expired": 314,
     "frame_error": 320,
     "rule_hit": 330,
+    "alarm_attachments_requested": 340,
+    "alarm_attachments_complete": 341,
+    "alarm_attachments_incomplete": 342,
+    "alarm_attachments_interrupted": 343,
+    "alarm_attachment_skipped": 344,
 }
 
 

@@ -31,11 +31,13 @@ class PackagingService:
     there). Idempotent: the output key is derived from the input key."""
 
     def __init__(self, store: ObjectStore, journal: Journal, commands: CommandService,
-                 package: Packager) -> None:
+                 package: Packager, package_file: Packager | None = None) -> None:
         self.store = store
         self.journal = journal
         self.commands = commands
         self.package = package
+        self.package_file = package_file
+        """Packages a device's own video file (raw/{device}/{uuid}.fcfile: alarm attachments)."""
 
     def handle(self, event: ObjectCreated) -> str | None:
         """Package one raw clip; returns the media key written (None: nothing to do).
@@ -44,6 +46,10 @@ class PackagingService:
             CorruptMedia: after failing the command and logging the rejection (raw kept).
         """
         parsed = keys.parse_raw_key(event.key)
+        package = self.package
+        if parsed is None and self.package_file is not None:
+            parsed = keys.parse_raw_file_key(event.key)
+            package = self.package_file
         if parsed is None:
             return None
         device_id, uuid = parsed
@@ -67,7 +73,7 @@ class PackagingService:
                     raw.write(chunk)
                 raw.seek(0)
                 try:
-                    video = self.package(raw, out_path)
+                    video = package(raw, out_path)
                 except CorruptMedia as e:
                     self._failed(device_id, uuid, event.key, options, e.reason)
                     raise

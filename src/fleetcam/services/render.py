@@ -4,6 +4,7 @@ from __future__ import annotations
 from typing import Any
 
 from fleetcam.domain.keys import file_link
+from fleetcam.domain.devicetypes import device_type_id
 from fleetcam.domain.models import Device, MediaFile
 
 
@@ -38,7 +39,8 @@ def media_json(f: MediaFile, base_url: str, *, with_preview: bool = True) -> dic
     return out
 
 
-def device_json(d: Device, media_size: int | None = None) -> dict[str, Any]:
+def device_json(d: Device, media_size: int | None = None,
+                connected: bool | None = None) -> dict[str, Any]:
     """A device as flespi's device object (``configuration.ident`` and a flat ``ident``)."""
     out: dict[str, Any] = {
         "id": d.id,
@@ -54,6 +56,9 @@ def device_json(d: Device, media_size: int | None = None) -> dict[str, Any]:
     }
     if media_size is not None:
         out["media_size"] = media_size
+    if connected is not None:
+        out["connected"] = connected  # a signalling connection is open
+    out["device_type_id"] = device_type_id(d.protocol)
     return out
 
 

@@ -41,8 +41,13 @@ class DeviceConfig:
     """Override the address the platform gives for media (e.g. 0.0.0.0 behind NAT)."""
     auth_code: str = ""
     """A provisioned authentication code; empty: register to get one."""
+    alarm_interval: float = 0.0
+    """Seconds between ADAS/DSM alarms with attachments (a photo and a clip); 0 = none."""
+    attachment_loss: bool = False
+    """Leave a chunk of each attachment out of the first pass (exercises 0x9212 re-uploads)."""
     stats: dict[str, int] = field(default_factory=lambda: {"locations": 0, "photos": 0,
-                                                           "streams": 0, "frames": 0})
+                                                           "streams": 0, "frames": 0,
+                                                           "alarms": 0, "attachments": 0})
 
 
 class VirtualMdvr:
@@ -56,6 +61,9 @@ class VirtualMdvr:
         self.streams: dict[int, asyncio.Task[None]] = {}
         self.tasks: set[asyncio.Task[Any]] = set()
         self.media_serial = 0
+        self.alarm_serial = 0
+        self.alarm_kinds: dict[str, str] = {}
+        """Alarm id -> "adas"/"dsm", for the upload that 0x9208 then asks for."""
         self.started = time.time()
 
     # -- wire -------------------------------------------------------------------------
@@ -131,10 +139,14 @@ class VirtualMdvr:
 
     async def _report(self, stop: asyncio.Event) -> None:
         await self.authenticated.wait()
-        last_beat = time.monotonic()
+        last_beat = last_alarm = time.monotonic()
         while not stop.is_set():
             self.send(self.location(time.time()))
             self.cfg.stats["locations"] += 1
+            if self.cfg.alarm_interval and \
+                    time.monotonic() - last_alarm >= self.cfg.alarm_interval:
+                self.raise_alarm("adas" if self.alarm_serial % 2 == 0 else "dsm")
+                last_alarm = time.monotonic()
             if time.monotonic() - last_beat > self.cfg.heartbeat_interval:
                 self.send(m.Heartbeat())
                 last_beat = time.monotonic()
@@ -152,6 +164,46 @@ class VirtualMdvr:
                           longitude=round(lon, 6), altitude=5, speed=40.0, direction=heading,
                           time=int(when), extras={0x01: (12345).to_bytes(4, "big"),
                                                   0x30: bytes([25]), 0x31: bytes([11])})
+
+    def raise_alarm(self, kind: str = "adas", when: float | None = None) -> str:
+        """Report an ADAS or DSM alarm announcing two files; returns its alarm id."""
+        from fleetcam.protocol.jt808 import subiao
+        from fleetcam.simulator.attachments import alarm_item
+
+        when = time.time() if when is None else when
+        self.alarm_serial += 1
+        ident = subiao.AlarmIdentification(self.cfg.phone[-7:], int(when),
+                                           self.alarm_serial % 256, 2)
+        loc = self.location(when)
+        item, value = alarm_item(kind, ident, int(when), loc.latitude, loc.longitude,
+                                 self.alarm_serial)
+        self.alarm_kinds[ident.key] = kind
+        while len(self.alarm_kinds) > 64:
+            self.alarm_kinds.pop(next(iter(self.alarm_kinds)))
+        self.send(m.Location(alarm=loc.alarm, status=loc.status, latitude=loc.latitude,
+                             longitude=loc.longitude, altitude=loc.altitude, speed=loc.speed,
+                             direction=loc.direction, time=int(when),
+                             extras={**loc.extras, item: value}))
+        self.cfg.stats["alarms"] += 1
+        return ident.key
+
+    async def upload_attachments(self, req: Any) -> None:
+        from fleetcam.simulator.attachments import make_files, upload
+
+        kind = self.alarm_kinds.get(req.ident.key, "adas")
+        host = self.cfg.media_host or req.ip
+        if host in ("0.0.0.0", ""):
+            host = self.cfg.host
+        files = await asyncio.to_thread(make_files, self.cfg.codec, self.cfg.width,
+                                        self.cfg.height, float(req.ident.time))
+        try:
+            done = await upload(req, phone=self.cfg.phone, host=host, files=files,
+                                channel=1, alarm_type=0x64 if kind == "adas" else 0x65,
+                                lose_first=self.cfg.attachment_loss,
+                                version2019=self.cfg.version2019)
+            self.cfg.stats["attachments"] += len(done)
+        except (OSError, ConnectionError, asyncio.TimeoutError) as e:
+            log.warning("sim %s: attachment upload failed: %s", self.cfg.phone, e)
 
     def register(self) -> None:
         self.send(m.Register(province=31, city=100, manufacturer="FLEET",
@@ -204,6 +256,9 @@ class VirtualMdvr:
                 self.stop_stream(body.channel)
         elif isinstance(body, m.MultimediaUploadResponse):
             pass
+        elif type(body).__name__ == "AttachmentUploadRequest":
+            self.ack(msg)
+            self.spawn(self.upload_attachments(body))
         else:
             self.ack(msg, 3)  # not supported
 

@@ -24,8 +24,7 @@ class Simulation:
             v2019 = (i % 2 == 0) if mixed_editions else template.version2019
             cfg = dataclasses.replace(template, phone=ident(i, v2019), version2019=v2019,
                                       base=(template.base[0] + 0.01 * i, template.base[1]),
-                                      stats={"locations": 0, "photos": 0, "streams": 0,
-                                             "frames": 0})
+                                      stats=dict.fromkeys(template.stats, 0))
             self.devices.append(VirtualMdvr(cfg))
         self.stop = asyncio.Event()
         self.tasks: list[asyncio.Task[Any]] = []
