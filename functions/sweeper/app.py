@@ -1,5 +1,5 @@
-"""EventBridge schedule → retention sweep (TTL and rotation), unfinished object deletions and
-commands whose ttl passed."""
+"""EventBridge schedule → retention sweep (TTL and rotation), unfinished object deletions,
+commands whose ttl passed, and DVR retention (expiration, storage limit, episodes)."""
 from __future__ import annotations
 
 from typing import Any
@@ -26,8 +26,10 @@ def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, int]:
     expired = CONTAINER.retention.sweep()
     deleted = CONTAINER.media.finish_deletions()
     commands = CONTAINER.commands.expire()
+    dvr_segments = CONTAINER.dvr.sweep() if CONTAINER.dvr is not None else 0
     metrics.add_metric(name="MediaExpired", unit=MetricUnit.Count, value=expired)
     logger.info("sweep done", extra={"expired": expired, "objects_deleted": deleted,
-                                     "commands_expired": commands, "retime_batches": retimed})
+                                     "commands_expired": commands, "retime_batches": retimed,
+                                     "dvr_segments_deleted": dvr_segments})
     return {"expired": expired, "objects_deleted": deleted, "commands_expired": commands,
-            "retime_batches": retimed}
+            "retime_batches": retimed, "dvr_segments_deleted": dvr_segments}

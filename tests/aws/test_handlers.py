@@ -244,11 +244,40 @@ def test_sweeper_expires_old_media(aws: Aws, load_handler: Loader,
         queued=old, expires=old + 60))
     result = sweeper.handler(load_event("schedule-sweeper.json"), context)
     assert result == {"expired": 1, "objects_deleted": 0, "commands_expired": 1,
-                      "retime_batches": 0}
+                      "retime_batches": 0, "dvr_segments_deleted": 0}
     assert sweeper.CONTAINER.commands.store.get(overdue.id).status == "expired"
     assert sweeper.CONTAINER.index.get(uuid) is None and not _object_exists(aws, key)
     assert sweeper.CONTAINER.index.usage(device_id) == (0, 0, 0)
     assert sweeper.CONTAINER.logs.query((device_id,), events=("media_file_expired",))
+
+
+def test_api_configures_a_dvr_stream_and_the_sweeper_expires_its_segments(
+        aws: Aws, load_handler: Loader, context: LambdaContext) -> None:
+    from fleetcam.domain import dvr
+
+    api = load_handler("api")
+    _device(api)
+    r = api.handler(load_event("api-put-dvr-stream.json"), context)
+    assert r["statusCode"] == 200, r["body"]
+    body = json.loads(r["body"])
+    assert body["name"] == "1-1" and body["dvr"]["root"] == "dvr"
+    stranger = load_event("api-put-dvr-stream.json")
+    stranger["headers"]["authorization"] = "Bearer " + "x" * 64
+    assert api.handler(stranger, context)["statusCode"] == 401
+
+    sweeper = load_handler("sweeper")
+    c = sweeper.CONTAINER
+    start = int((time.time() - 3 * 86400) * 1000)
+    key = dvr.segment_key("1-1", start, "0badcafe")
+    c.dvr_storage.put("dvr", key, b"fragments", content_type="video/iso.segment")
+    c.dvr_index.add(dvr.SegmentEntry(
+        "1-1", dvr.segment_id(start, "0badcafe"), "dvr", key, "1-1/init/x.mp4", start,
+        start + 600_000, 9, "avc1.42c01e", 320, 240,
+        (dvr.FragmentEntry(start, 600_000, 0, 9, 100, 25),)))
+    assert _object_exists(aws, f"dvr/{key}")
+    result = sweeper.handler(load_event("schedule-sweeper.json"), context)
+    assert result["dvr_segments_deleted"] == 1
+    assert not _object_exists(aws, f"dvr/{key}") and c.dvr_index.usage("1-1") == (0, 0)
 
 
 # -- reaper ---------------------------------------------------------------------------

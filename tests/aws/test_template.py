@@ -262,3 +262,26 @@ def test_no_role_may_change_the_bucket_or_the_tables(transformed: dict[str, Any]
         assert not [a for a in actions if a in TABLE_ADMIN], name
     api = _allowed_actions(roles["ApiFunctionRole"])
     assert "s3:PutLifecycleConfiguration" not in api and "s3:PutObject" in api
+
+
+def test_every_gateway_listener_reaches_the_task(template: dict[str, Any]) -> None:
+    """Each port the gateway listens on (signalling, media, alarm attachments) has an NLB
+    listener, a target group the service registers the task in, a security-group rule and a
+    container port; the attachment port is the one the task is told."""
+    from fleetcam.config import DEFAULTS, ENV_ATTACHMENT_PORT
+
+    res = template["Resources"]
+    task = res["GatewayTaskDefinition"]["Properties"]["ContainerDefinitions"][0]
+    container_ports = {p["ContainerPort"] for p in task["PortMappings"]}
+    env = {e["Name"]: e["Value"] for e in task["Environment"]}
+    service_ports = {lb["ContainerPort"] for lb in
+                     res["GatewayService"]["Properties"]["LoadBalancers"]}
+    listener_ports = {r["Properties"]["Port"] for r in
+                      _resources(template, "AWS::ElasticLoadBalancingV2::Listener").values()}
+    ingress = {r["FromPort"] for r in
+               res["GatewaySecurityGroup"]["Properties"]["SecurityGroupIngress"]}
+    attachment = int(env[ENV_ATTACHMENT_PORT])
+    assert attachment == int(DEFAULTS[ENV_ATTACHMENT_PORT])
+    for port in (6808, 7078, attachment):
+        assert port in container_ports and port in service_ports
+        assert port in listener_ports and port in ingress

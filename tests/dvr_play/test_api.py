@@ -199,3 +199,58 @@ def test_delete_range_waits_when_episodes_are_unreadable(client: TestClient,
                        json={"from": S0, "duration": 20})
     assert r.status_code == 503 and "nothing was deleted" in r.text
     assert recorded.c.dvr_storage.exists("dvr", recorded.segments[0].key)
+
+
+def test_thumbnails_on_demand_and_stored(anon: TestClient, recorded: Archive) -> None:
+    from fleetcam.runtime.dvrplay import thumbnails
+
+    r = anon.get(f"/7-1/{S0 + 3}-preview.jpg", params=Q)
+    assert r.status_code == 200 and r.content[:2] == b"\xff\xd8"
+    assert r.headers["x-thumbnail-utc"] == f"{S0 + 3}.000"
+    m = anon.get(f"/7-1/{S0 + 3}-preview.mp4", params=Q)
+    assert m.status_code == 200
+    with av.open(io.BytesIO(m.content)) as c:
+        assert sum(1 for _ in c.decode(video=0)) == 1
+    assert anon.get(f"/7-1/{S0 + 3}-preview.jpg").status_code == 401
+    assert anon.get(f"/7-1/{S0 - 3600}-preview.jpg", params=Q).status_code == 404
+    # stored ones: as the gateway does once a segment is indexed
+    th = thumbnails(recorded.c)
+    assert sum(th.store_for(s) for s in recorded.segments) >= 2
+    r = anon.get(f"/7-1/{S0 + 7}.jpg", params=Q, follow_redirects=False)
+    assert r.status_code == 302, r.text
+    target = r.headers["location"]
+    assert target.startswith(f"{int(r.headers['x-thumbnail-utc'].split('.')[0])}.jpg?token=")
+    img = anon.get(f"/7-1/{target}")
+    assert img.status_code == 200 and img.content[:2] == b"\xff\xd8"
+
+
+def test_ranges_follow_new_and_deleted_segments(client: TestClient, recorded: Archive) -> None:
+    url = "/streamer/api/v3/streams/7-1/dvr/ranges"
+    assert len(client.get(url).json()["ranges"]) == 2
+    recorded.record(T0 + 66_000, 4)  # touches the last range
+    recorded.record(T0 + 100_000, 2)
+    assert client.get(url).json()["ranges"][1:] == [{"from": S0 + 60, "duration": 10},
+                                                   {"from": S0 + 100, "duration": 2}]
+    recorded.c.dvr_index.remove("7-1", [recorded.segments[0].segment_id])  # e.g. retention
+    assert client.get(url).json()["ranges"][0] == {"from": S0 + 10, "duration": 10}
+    r = client.get("/7-1/ranges.json", params={"from": S0 + 65, "to": S0 + 101})
+    assert r.json()["ranges"] == [{"opened_at": S0 + 60, "closed_at": S0 + 70},
+                                  {"opened_at": S0 + 100, "closed_at": S0 + 102}]
+
+
+def test_ts_download(anon: TestClient, recorded: Archive, tmp_path: object) -> None:
+    import subprocess
+    from pathlib import Path
+
+    r = anon.get(f"/7-1/archive-{S0}-20.ts", params=Q)
+    assert r.status_code == 200, r.text
+    assert r.headers["content-type"] == "video/mp2t" and r.content[0] == 0x47
+    out = Path(str(tmp_path)) / "a.ts"
+    out.write_bytes(r.content)
+    with av.open(str(out)) as c:
+        assert sum(1 for _ in c.decode(video=0)) == 500
+    # Debian's ffmpeg reads it too
+    probe = subprocess.run(["ffprobe", "-v", "error", "-count_frames", "-select_streams", "v:0",
+                            "-show_entries", "stream=nb_read_frames", "-of", "csv=p=0",
+                            str(out)], capture_output=True, text=True, timeout=60)
+    assert set(probe.stdout.split()) == {"500"}, probe.stderr

@@ -38,12 +38,15 @@ def _limit_server() -> None:  # runs in the child between fork and exec
 def client_nofile() -> None:
     soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
     want = FLOOD + 512
-    if hard != resource.RLIM_INFINITY and hard < want:
-        pytest.skip(f"this test opens {FLOOD} sockets; RLIMIT_NOFILE hard limit is {hard}")
     if soft < want:
-        resource.setrlimit(resource.RLIMIT_NOFILE, (want, hard))
+        new_hard = hard if hard == resource.RLIM_INFINITY or hard >= want else want
+        try:  # raising the hard limit works as root (CI)
+            resource.setrlimit(resource.RLIMIT_NOFILE, (want, new_hard))
+        except (ValueError, OSError):
+            pytest.skip(f"this test opens {FLOOD} sockets; RLIMIT_NOFILE is {soft}/{hard}")
     yield
-    resource.setrlimit(resource.RLIMIT_NOFILE, (soft, hard))
+    with contextlib.suppress(ValueError, OSError):
+        resource.setrlimit(resource.RLIMIT_NOFILE, (soft, hard))
 
 
 def test_1100_connections_under_ulimit_1024(tmp_path: Path, client_nofile: None) -> None:

@@ -8,13 +8,14 @@ from fleetcam import __version__
 from fleetcam.api import errors
 from fleetcam.api.access import AccessLog
 from fleetcam.api.deps import require_token
+from fleetcam.api.openapi import install_docs
 from fleetcam.api.routers import (devices, dvr_config, dvrplay, files, gateway, logs, media,
                                   protocols, regions, rules, share, tokens)
 from fleetcam.runtime.container import Container
 
 
 def create_app(container: Container) -> FastAPI:
-    app = FastAPI(title="fleetcam", version=__version__,
+    app = FastAPI(title="fleetcam", version=__version__, docs_url=None, redoc_url=None,
                   description="Video-telematics backend with flespi's gateway REST layout. "
                               "Requests under /gw need `Authorization: FlespiToken <token>`.")
     app.state.container = container
@@ -40,6 +41,7 @@ def create_app(container: Container) -> FastAPI:
     app.include_router(protocols.router, dependencies=guarded)
     app.include_router(files.router)
     app.include_router(regions.router)
+    install_docs(app)
     app.include_router(dvr_config.router)  # checks DVR write access itself (Flussonic auth)
     app.include_router(dvrplay.admin_router)
     app.include_router(dvrplay.router)  # last: /{name}/{file} must not shadow other routes

@@ -22,6 +22,21 @@ def envelope(status: int, reason: str, code: int = 1, **extra: object) -> JSONRe
     return JSONResponse({"errors": [err]}, status_code=status, headers=headers)
 
 
+def allowed_methods(request: Request) -> list[str]:
+    """The methods some route of the application answers at this request's path."""
+    from fleetcam.api.openapi import route_views
+
+    methods: set[str] = set()
+    for _, route in route_views(request.app.router.routes):
+        regex = getattr(route, "path_regex", None)
+        if regex is not None and regex.match(request.url.path) and getattr(route, "methods",
+                                                                           None):
+            methods |= set(route.methods)
+    if "GET" in methods:
+        methods.add("HEAD")
+    return sorted(methods)
+
+
 def install(app: FastAPI) -> None:
     @app.exception_handler(FleetcamError)
     async def fleetcam_error(_: Request, exc: FleetcamError) -> JSONResponse:
@@ -41,5 +56,10 @@ def install(app: FastAPI) -> None:
         return JSONResponse({"errors": errors}, status_code=400)
 
     @app.exception_handler(HTTPException)
-    async def http_error(_: Request, exc: HTTPException) -> JSONResponse:
-        return envelope(exc.status_code, str(exc.detail))
+    async def http_error(request: Request, exc: HTTPException) -> JSONResponse:
+        response = envelope(exc.status_code, str(exc.detail))
+        if exc.status_code == 405:  # every method the path has, not only the first route's
+            response.headers["Allow"] = ", ".join(allowed_methods(request))
+        elif exc.headers:
+            response.headers.update(exc.headers)
+        return response

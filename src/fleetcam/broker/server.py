@@ -63,6 +63,8 @@ class Limits:
     max_subscriptions: int = 100
     max_queued: int = 1000
     max_queued_bytes: int = 8 * 1024 * 1024
+    max_total_queued_bytes: int = 256 * 1024 * 1024
+    """All sessions' queues together: past it, messages are dropped for whoever is behind."""
     max_inflight: int = 64
     max_retained: int = 100_000
     max_retained_bytes: int = 64 * 1024 * 1024
@@ -91,7 +93,7 @@ class _Throttled:
         self.period = period
         self.last: dict[str, tuple[float, int]] = {}
 
-    def warn(self, key: str, msg: str, *args: Any) -> None:
+    def warn(self, key: str, msg: str, *args: Any, exc_info: bool = False) -> None:
         now = time.monotonic()
         last, skipped = self.last.get(key, (0.0, 0))
         if now - last < self.period:
@@ -100,7 +102,8 @@ class _Throttled:
         if len(self.last) > 1000:
             self.last.clear()
         self.last[key] = (now, 0)
-        log.warning(msg + (f" ({skipped} similar suppressed)" if skipped else ""), *args)
+        log.warning(msg + (f" ({skipped} similar suppressed)" if skipped else ""), *args,
+                    exc_info=exc_info)
 
 
 THROTTLED = _Throttled()
@@ -158,14 +161,17 @@ class Session:
         ids = tuple(sorted({s.subscription_id for s in subs if s.subscription_id}))
         keep_retain = retain and (from_retained or any(s.retain_as_published for s in subs))
         size = len(payload) + len(topic_bytes)
-        if len(self.queue) >= self.broker.limits.max_queued or \
-                self.queued_bytes + size > self.broker.limits.max_queued_bytes:
+        limits = self.broker.limits
+        if len(self.queue) >= limits.max_queued or \
+                self.queued_bytes + size > limits.max_queued_bytes or \
+                self.broker.queued_bytes + size > limits.max_total_queued_bytes:
             self.dropped += 1
             THROTTLED.warn(f"drop:{self.client_id}", "mqtt: %s is not reading; dropped %d "
                            "messages so far", self.client_id, self.dropped)
             return
         self.queue.append((topic_bytes, payload, granted, keep_retain, ids))
         self.queued_bytes += size
+        self.broker.queued_bytes += size
         self.wake.set()
 
     async def send(self, data: bytes) -> None:
@@ -200,6 +206,7 @@ class Session:
                         packet_id = self._packet_id()
                     self.queue.popleft()
                     self.queued_bytes -= len(payload) + len(topic_bytes)
+                    self.broker.queued_bytes -= len(payload) + len(topic_bytes)
                     data = c.publish(self.level, topic_bytes, payload, qos, retain, packet_id,
                                      ids if self.level == 5 else ())
                     if self.max_packet is not None and len(data) > self.max_packet:
@@ -235,6 +242,9 @@ class Session:
         self.closed = True
         self.wake.set()
         self.window_open.set()
+        self.queue.clear()
+        self.broker.queued_bytes -= self.queued_bytes
+        self.queued_bytes = 0
         self.broker._forget(self)
         with contextlib.suppress(Exception):
             await self.transport.close()
@@ -261,6 +271,7 @@ class Broker:
         self.sessions: dict[tuple[str, str], Session] = {}
         self.retained: dict[str, tuple[bytes, int]] = {}
         self.retained_bytes = 0
+        self.queued_bytes = 0  # all sessions' queues
         self.connecting = 0
         self._revalidator: asyncio.Task[None] | None = None
         self.stats = {"connections": 0, "refused": 0, "published": 0, "delivered": 0}
@@ -361,6 +372,8 @@ class Broker:
                 await session.kick(e.reason_code, str(e))
         except (OSError, ConnectionError):
             pass
+        except Exception:  # a bug must cost one connection, not the listener
+            THROTTLED.warn("bug", "mqtt: session with %s failed", transport.peer, exc_info=True)
         finally:
             if session is not None:
                 await session.close()

@@ -286,7 +286,20 @@ class DvrRecorder:
             added = await self._retry(rec, "index", self.svc.index.add, entry)
             if added is not None:
                 rec.stored += 1
+            if added:
+                self._thumbnails(entry)
         rec.open = None
+
+    def _thumbnails(self, entry: SegmentEntry) -> None:
+        """Store the new segment's thumbnails (one a minute) off the event loop; a failure
+        is logged by the thumbnailer and never touches the recording."""
+        from fleetcam.runtime.dvrplay import thumbnails
+
+        try:
+            th = thumbnails(self.gw.c)
+        except Exception:  # noqa: BLE001 - no DVR read side in this runtime
+            return
+        asyncio.get_running_loop().run_in_executor(self.transcoder, th.store_for, entry)
 
     async def _store(self, rec: Recording, key: str, data: bytes, content_type: str) -> bool:
         root = rec.stream.dvr.root if rec.stream.dvr else rec.root

@@ -50,7 +50,6 @@ class Jt1078Session(asyncio.Protocol):
         self.transport: asyncio.Transport | None = None
         self.conn_id = secrets.randbits(52)
         self.source = ""
-        self.ip = ""
         self.admitted = False
         self.device: Device | None = None
         """Set once the connection is admitted (never for a refused one)."""
@@ -73,11 +72,15 @@ class Jt1078Session(asyncio.Protocol):
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         self.transport = transport  # type: ignore[assignment]
         peer = transport.get_extra_info("peername") or ("?", 0)
-        self.source, self.ip = f"{peer[0]}:{peer[1]}", str(peer[0])
+        self.source = f"{peer[0]}:{peer[1]}"
         if not self.gw.admit(self):  # caps on device connections (gateway.limits)
             return
         self.last_rx = self.gw.loop_time()
         self.gw.sessions_1078.add(self)
+
+    @property
+    def ip(self) -> str:
+        return self.source.rsplit(":", 1)[0]
 
     def data_received(self, data: bytes) -> None:
         if not self.admitted:

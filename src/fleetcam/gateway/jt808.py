@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING, Any
 
 from fleetcam.domain import keys
 from fleetcam.domain.gateway import SENT, Command, Connection
-from fleetcam.domain.identity import terminal_of
+from fleetcam.domain.identity import Identity, terminal_of
 from fleetcam.domain.models import Device
 from fleetcam.gateway import translate
 from fleetcam.protocol.errors import ProtocolError
@@ -26,6 +26,8 @@ INBOX_MAX = 1000
 BOGUS_BUDGET = 50
 """Undecodable frames and pre-authentication messages a connection may send before we close
 it (aiosmtpd's bogus budget)."""
+NO_IDENTITY = Identity()
+"""Shared by every session's copy of its device (frozen, never changed)."""
 PREAUTH_GARBAGE = 65536
 """Bytes outside frames a connection may send before it authenticated (afterwards they are
 skipped, as Traccar does, and only counted)."""
@@ -47,7 +49,6 @@ class Jt808Session(asyncio.Protocol):
         self.transport: asyncio.Transport | None = None
         self.conn_id = secrets.randbits(52)
         self.source = ""
-        self.ip = ""
         self.admitted = False
         self.device: Device | None = None
         self.phone = ""
@@ -68,20 +69,22 @@ class Jt808Session(asyncio.Protocol):
         self._deciding = False
         """A registration or authentication is queued and not yet handled."""
         self._paused = False
-        self._preauth: asyncio.TimerHandle | None = None
+        self.opened = 0.0
 
     # -- asyncio.Protocol -------------------------------------------------------------
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         self.transport = transport  # type: ignore[assignment]
         peer = transport.get_extra_info("peername") or ("?", 0)
-        self.source, self.ip = f"{peer[0]}:{peer[1]}", str(peer[0])
+        self.source = f"{peer[0]}:{peer[1]}"
         if not self.gw.admit(self):
             return
-        self.last_rx = self.gw.loop_time()
+        self.last_rx = self.opened = self.gw.loop_time()  # housekeeping enforces preauth_timeout
         self.gw.sessions_808.add(self)
-        loop = asyncio.get_running_loop()
-        self._preauth = loop.call_later(self.gw.settings.preauth_timeout, self._preauth_expired)
-        self.task = loop.create_task(self._run())
+        self.task = asyncio.get_running_loop().create_task(self._run())
+
+    @property
+    def ip(self) -> str:
+        return self.source.rsplit(":", 1)[0]
 
     def data_received(self, data: bytes) -> None:
         if not self.admitted:
@@ -127,8 +130,6 @@ class Jt808Session(asyncio.Protocol):
         return None
 
     def connection_lost(self, exc: Exception | None) -> None:
-        if self._preauth is not None:
-            self._preauth.cancel()
         self.codec.release()
         if not self.admitted:
             return
@@ -151,7 +152,10 @@ class Jt808Session(asyncio.Protocol):
         """A refusal: one rate-limited log line with the terminal, address and reason;
         nothing published."""
         kind = reason.split(":", 1)[0]
-        self.gw.quiet.warning(("jt808", kind, close, self.ip, self.phone),
+        # closes are keyed per terminal too (one line per offender); other refusals per kind
+        # and address only, so that terminals re-registering at boot cost no log memory each
+        key = ("jt808", kind, True, self.ip, self.phone) if close else ("jt808", kind, self.ip)
+        self.gw.quiet.warning(key,
                               "jt808 conn %s refused %s from %s: %s%s", self.conn_id,
                               self.phone or "?", self.source, "closing: " if close else "",
                               reason)
@@ -159,7 +163,7 @@ class Jt808Session(asyncio.Protocol):
             self.closing_reason = reason
             self.transport.close()
 
-    def _preauth_expired(self) -> None:
+    def preauth_expired(self) -> None:
         if self.device is None:
             self.refuse(f"not authenticated within {self.gw.settings.preauth_timeout:g} s",
                         close=True)
@@ -279,9 +283,7 @@ class Jt808Session(asyncio.Protocol):
             self.reply(msg, Result.FAILURE)
             await self._bogus(f"authentication refused: {why}")
             return
-        if self._preauth is not None:
-            self._preauth.cancel()
-        self.device = device
+        self.device = device.with_changes(identity=NO_IDENTITY)  # the session needs no hash
         self.codec.reassemble = True
         previous = gw.sessions_by_device.get(device.id)
         if previous is not None and previous is not self:

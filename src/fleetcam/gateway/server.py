@@ -23,7 +23,7 @@ from fleetcam.errors import TooLarge
 from fleetcam.gateway.dvr import DvrRecorder
 from fleetcam.gateway.attachments import Attachments, AttachmentSession
 from fleetcam.gateway.jt808 import Jt808Session
-from fleetcam.gateway.limits import Admission, QuietLog, RateLimiter
+from fleetcam.gateway.limits import Admission, QuietLog, RateLimiter, raise_nofile
 from fleetcam.gateway.jt1078 import Jt1078Session, MediaSink
 from fleetcam.gateway.live import LiveManager
 from fleetcam.gateway.recorder import Recorder
@@ -81,7 +81,8 @@ class Gateway:
         s = self.settings
         self.identity = IdentityService(container.device_repo, container.devices.create,
                                         container.connections.journal, self.clock)
-        self.admission = Admission(s.max_connections, s.max_connections_per_address)
+        self.admission = Admission(s.max_connections, s.max_connections_per_address,
+                                   limit=raise_nofile())
         self.reassembly_budget = ReassemblyBudget(s.reassembly_memory)
         self.auth_failures = RateLimiter(s.auth_failure_limit)
         self._auto_total = RateLimiter(s.auto_register_limit)
@@ -345,6 +346,10 @@ class Gateway:
         for s in [*self.sessions_808, *self.sessions_1078, *self.sessions_attachment]:
             if now - s.last_rx > self.settings.idle_timeout:
                 s.close("idle timeout")
+        preauth = self.settings.preauth_timeout
+        for s in list(self.sessions_808):
+            if s.device is None and now - s.opened > preauth:
+                s.preauth_expired()
         wall = self.clock.now()
         for s in list(self.sessions_808):
             for need in s.codec.expired(wall):

@@ -17,10 +17,12 @@ valid and keeps its announced length, and the player skips it.
 from __future__ import annotations
 
 import bisect
+import itertools
 import json
 import struct
 from collections.abc import Callable, Iterable, Iterator, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
+from typing import NamedTuple, Protocol
 
 MP4_EPOCH_OFFSET = 2_082_844_800
 """Seconds from 1904-01-01 (the MP4 epoch) to 1970-01-01."""
@@ -192,9 +194,9 @@ def select_tracks(init: Init, spec: str | None) -> tuple[Track, ...]:
 
 
 # -- the plan ----------------------------------------------------------------------------------
-@dataclass(frozen=True)
-class Piece:
-    """One stored fragment as it goes into the download.
+class Piece(NamedTuple):
+    """One stored fragment as it goes into the download (a tuple: hours of archive are tens
+    of thousands of them, laid out while the client waits for its first byte).
 
     Attributes:
         source: where its bytes are (opaque to this module: the caller's object reference).
@@ -202,7 +204,6 @@ class Piece:
         moof_size: bytes of its ``moof`` (0: unknown, found when read).
         start_ms, duration_ms: its recorded UTC time.
         keyframe: starts with a keyframe.
-        out_offset: its first byte in the download.
         out_ms: its decode time in the download (ms from the download's start).
     """
 
@@ -213,7 +214,6 @@ class Piece:
     start_ms: int
     duration_ms: int
     keyframe: bool
-    out_offset: int = 0
     out_ms: int = 0
 
 
@@ -230,32 +230,43 @@ class Gap:
 
 @dataclass
 class Layout:
-    """A download's bytes, described: ``header`` then each piece at its ``out_offset``."""
+    """A download's bytes, described: ``header``, then piece ``i`` at ``offsets[i]``."""
 
     header: bytes
     pieces: list[Piece]
+    offsets: list[int]
     tracks: tuple[Track, ...]
     gaps: list[Gap]
     start_ms: int
     duration_ms: int
     total: int
-    _offsets: list[int] = field(default_factory=list, repr=False)
 
     def piece_at(self, byte: int) -> int:
         """Index of the piece holding download byte ``byte`` (header bytes: -1)."""
-        if not self._offsets:
-            self._offsets = [p.out_offset for p in self.pieces]
-        return bisect.bisect_right(self._offsets, byte) - 1
+        return bisect.bisect_right(self.offsets, byte) - 1
 
 
-def plan(init: Init, fragments: Iterable[Piece], *, tracks: Sequence[Track] | None = None,
+class Fragment(Protocol):
+    """A stored fragment as the index describes it (``domain.dvr.FragmentEntry``)."""
+
+    offset: int
+    size: int
+    moof_size: int
+    start_ms: int
+    duration_ms: int
+    keyframe: bool
+
+
+def plan(init: Init, fragments: Iterable[tuple[object, Fragment]], *,
+         tracks: Sequence[Track] | None = None,
          gaps: Iterable[Gap] = (), meta: dict[str, object] | None = None) -> Layout:
     """Lay a download out: the pieces in time order, gaps closed up, every offset known.
 
     Args:
         init: the stored init segment, parsed.
-        fragments: stored fragments in time order (``out_*`` are filled in here). A fragment
-            starting before the previous one ended (an overlap) is left out.
+        fragments: ``(source, fragment)`` in time order: where its bytes are (opaque here,
+            handed back to the reader) and the index's entry. A fragment starting before the
+            previous one ended (an overlap) is left out.
         tracks: the tracks to keep (``select_tracks``); default all.
         gaps: holes already known to the caller (missing objects, a codec change), added to
             the ones found between fragments.
@@ -268,22 +279,23 @@ def plan(init: Init, fragments: Iterable[Piece], *, tracks: Sequence[Track] | No
     pieces: list[Piece] = []
     found = sorted(gaps, key=lambda g: g.start_ms)
     out_ms = 0
-    prev: Piece | None = None
-    for f in fragments:
-        if f.size < 8 or f.size > MAX_FRAGMENT:
+    prev_end = prev_dur = None
+    for source, f in fragments:
+        size = f.size
+        if size < 8 or size > MAX_FRAGMENT:
             found.append(Gap(f.start_ms, f.start_ms + f.duration_ms, "bad fragment size"))
             continue
-        if prev is not None:
-            hole = f.start_ms - (prev.start_ms + prev.duration_ms)
+        if prev_end is not None:
+            hole = f.start_ms - prev_end
             if hole < -GAP_MS // 2:
                 continue  # overlaps what is already in: recorded twice
             if hole > GAP_MS:
-                found.append(Gap(prev.start_ms + prev.duration_ms, f.start_ms, "not recorded"))
+                found.append(Gap(prev_end, f.start_ms, "not recorded"))
                 hole = 0
-            out_ms += prev.duration_ms + max(0, hole)
-        pieces.append(Piece(f.source, f.offset, f.size, f.moof_size, f.start_ms, f.duration_ms,
-                            f.keyframe, 0, out_ms))
-        prev = f
+            out_ms += prev_dur + (hole if hole > 0 else 0)  # type: ignore[operator]
+        pieces.append(Piece(source, f.offset, size, f.moof_size, f.start_ms, f.duration_ms,
+                            f.keyframe, out_ms))
+        prev_end, prev_dur = f.start_ms + f.duration_ms, f.duration_ms
     if not pieces:
         raise ArchiveError("no recorded fragment in the range")
     duration = out_ms + pieces[-1].duration_ms
@@ -292,15 +304,10 @@ def plan(init: Init, fragments: Iterable[Piece], *, tracks: Sequence[Track] | No
     info = {**(meta or {}), "from": start / 1000, "duration": duration / 1000,
             "gaps": [g.as_json() for g in found]}
     moov = _moov(init, tracks, start, duration, info)
-    sidx_size = 40 + 12 * len(pieces)
-    offset = len(init.ftyp) + len(moov) + sidx_size
-    laid = []
-    for p in pieces:
-        laid.append(Piece(p.source, p.offset, p.size, p.moof_size, p.start_ms, p.duration_ms,
-                          p.keyframe, offset, p.out_ms))
-        offset += p.size
-    header = init.ftyp + moov + _sidx(tracks, laid, duration)
-    return Layout(header, laid, tracks, found, start, duration, offset)
+    header = init.ftyp + moov + _sidx(tracks, pieces, duration)
+    offsets = list(itertools.accumulate((p.size for p in pieces), initial=len(header)))
+    total = offsets.pop()
+    return Layout(header, pieces, offsets, tracks, found, start, duration, total)
 
 
 def _merge_gaps(gaps: list[Gap]) -> list[Gap]:
@@ -350,11 +357,12 @@ def udta(info: dict[str, object]) -> bytes:
 def _sidx(tracks: Sequence[Track], pieces: Sequence[Piece], duration_ms: int) -> bytes:
     """One ``sidx`` (version 1) indexing every fragment, in ms: seeking without reading."""
     ref = next((t for t in tracks if t.handler == "vide"), tracks[0]).track_id
-    rows = bytearray(12 * len(pieces))
-    for i, p in enumerate(pieces):
-        end = pieces[i + 1].out_ms if i + 1 < len(pieces) else duration_ms
-        sap = 0x90000000 if p.keyframe else 0
-        struct.pack_into(">III", rows, 12 * i, p.size & 0x7FFFFFFF, end - p.out_ms, sap)
+    ends = [p.out_ms for p in pieces[1:]]
+    ends.append(duration_ms)
+    values = []
+    for p, end in zip(pieces, ends):
+        values += (p.size & 0x7FFFFFFF, end - p.out_ms, 0x90000000 if p.keyframe else 0)
+    rows = struct.pack(f">{len(values)}I", *values)
     return full_box(b"sidx", 1, 0, struct.pack(">IIQQHH", ref, 1000, 0, 0, 0, len(pieces)),
                     bytes(rows))
 
@@ -442,8 +450,9 @@ def render(layout: Layout, read: Reader, first: int = 0, last: int | None = None
             run_end += 1
         for k, data in _read_run(pieces, i, run_end, read, layout, on_bad):
             p = pieces[k]
-            lo = max(first - p.out_offset, 0)
-            hi = min(last - p.out_offset + 1, p.size)
+            at = layout.offsets[k]
+            lo = max(first - at, 0)
+            hi = min(last - at + 1, p.size)
             yield bytes(data[lo:hi]) if (lo or hi < p.size) else bytes(data)
         i = run_end + 1
 

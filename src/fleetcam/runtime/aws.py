@@ -6,6 +6,8 @@ from typing import Any
 import boto3
 
 from fleetcam.adapters.aws import models
+from fleetcam.adapters.aws.dvr import (DynamoDvrIndex, DynamoDvrStreamStore,
+                                     DynamoEpisodeStore, S3DvrStorage)
 from fleetcam.adapters.aws.dynamodb import DynamoDeviceRepo, DynamoLogStore, DynamoMediaIndex
 from fleetcam.adapters.aws.gateway_dynamodb import (DynamoCommandStore,
                                                     DynamoConnectionRegistry,
@@ -18,7 +20,7 @@ from fleetcam.adapters.local.clock import SystemClock
 from fleetcam.config import Settings
 from fleetcam.domain.access import token_hash
 from fleetcam.ports import Clock, EventBus
-from fleetcam.runtime.container import Container, wire
+from fleetcam.runtime.container import Container, attach_dvr, wire
 
 
 def client(settings: Settings, service: str, endpoint_url: str | None = None) -> Any:
@@ -39,7 +41,7 @@ def build_aws(settings: Settings, *, clock: Clock | None = None,
                 host=settings.aws_endpoint_url or None)
     iot_url = f"https://{settings.iot_endpoint}" if settings.iot_endpoint else None
     clock = clock or SystemClock()
-    return wire(
+    container = wire(
         settings, clock=clock,
         store=S3ObjectStore(settings.media_bucket, client(settings, "s3")),
         index=DynamoMediaIndex(), device_repo=DynamoDeviceRepo(), logs=DynamoLogStore(),
@@ -50,3 +52,7 @@ def build_aws(settings: Settings, *, clock: Clock | None = None,
         token_store=DynamoTokenStore(), share_store=DynamoShareStore(),
         admin_hash=token_hash(settings.admin_token) if settings.admin_token else None,
         sqs=lambda: client(settings, "sqs"))
+    return attach_dvr(container, streams=DynamoDvrStreamStore(), index=DynamoDvrIndex(),
+                      episodes=DynamoEpisodeStore(),
+                      storage=S3DvrStorage(settings.media_bucket, client(settings, "s3"),
+                                           settings.dvr_buckets))

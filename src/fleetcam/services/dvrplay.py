@@ -6,6 +6,7 @@ one pass from the stored fragments (``media.archive``), playlists point into the
 """
 from __future__ import annotations
 
+import bisect
 import logging
 import time
 from collections.abc import Callable, Iterator
@@ -18,16 +19,19 @@ from fleetcam.ports import Clock, DvrIndex, DvrStorage, DvrStreamStore, DvrTail,
 
 log = logging.getLogger(__name__)
 PAGE = 200
+LAYOUT_TTL = 30.0
+"""Seconds a download's layout is reused (Range requests of one player on one file)."""
+LAYOUT_CACHE = 32
 """Index rows read per query while walking a range."""
 _warned: dict[str, float] = {}
 
 
-def _warn(key: str, msg: str, *args: object) -> None:
+def _warn(key: str, msg: str, *args: object, exc_info: bool = False) -> None:
     """Log at most once a minute per ``key`` (damaged archives repeat on every request)."""
     now = time.monotonic()
     if now - _warned.get(key, -1e9) >= 60:
         _warned[key] = now
-        log.warning(msg, *args)
+        log.warning(msg, *args, exc_info=exc_info)
 
 
 @dataclass(frozen=True)
@@ -58,6 +62,9 @@ class DvrPlayback:
                  tail: Callable[[], DvrTail | None] = lambda: None) -> None:
         self.streams, self.index, self.storage = streams, index, storage
         self.episodes, self.clock, self.tail = episodes, clock, tail
+        self._layouts: dict[tuple[object, ...], tuple[float, Download]] = {}
+        self._ranges: dict[str, tuple[int, int, list[dvr.Range]]] = {}
+        self._encoded: dict[tuple[str, str], tuple[list[dvr.Range], str]] = {}
 
     # -- lookups ------------------------------------------------------------------------------
     def stream(self, name: str) -> dvr.DvrStream:
@@ -98,16 +105,65 @@ class DvrPlayback:
     def ranges(self, name: str, start_ms: int | None = None,
                end_ms: int | None = None) -> list[dvr.Range]:
         """Recorded intervals, merged (stored segments and the open one)."""
-        spans = self.index.spans(name, start_ms, end_ms)
+        merged = self._stored_ranges(name)
         tail = self._open(name)
-        if tail is not None and tail.end_ms > tail.start_ms:
-            spans.append((tail.start_ms, tail.end_ms))
-        out = dvr.merge_ranges(spans)
-        if start_ms is not None or end_ms is not None:
-            lo = start_ms if start_ms is not None else -(2**62)
-            hi = end_ms if end_ms is not None else 2**62
-            out = [r for r in out if r.end_ms > lo and r.start_ms < hi]
+        if tail is not None and tail.end_ms > tail.start_ms:  # the newest: after the stored
+            merged = [*merged[:-1], *dvr.merge_ranges(
+                [*((r.start_ms, r.end_ms) for r in merged[-1:]), (tail.start_ms, tail.end_ms)])]
+        if start_ms is None and end_ms is None:
+            return merged
+        lo = start_ms if start_ms is not None else -(2**62)
+        hi = end_ms if end_ms is not None else 2**62
+        i = bisect.bisect_right(_Ends(merged), lo)
+        out = []
+        for r in merged[i:]:
+            if r.start_ms >= hi:
+                break
+            out.append(r)
         return out
+
+    def ranges_json(self, name: str, form: str) -> bytes:
+        """All of a stream's ranges as a JSON array, in one of three forms: ``flussonic``
+        (``{"from", "duration"}``, seconds), ``ms`` or ``s`` (``{"opened_at",
+        "closed_at"}``). The stored part is encoded once per version of the index."""
+        stored = self._stored_ranges(name)
+        merged = self.ranges(name)
+        enc = _FORMS[form]
+        key = (name, form)
+        hit = self._encoded.get(key)
+        if hit is None or hit[0] is not stored:
+            hit = (stored, ",".join(enc(r) for r in stored[:-1]))
+            self._encoded[key] = hit
+        prefix = hit[1]
+        rest = merged[max(0, len(stored) - 1):] if stored else merged
+        if len(merged) < len(stored) - 1 or merged[:1] != stored[:1]:
+            prefix, rest = "", merged  # not the cached shape: encode all
+        body = ",".join(x for x in (prefix, ",".join(enc(r) for r in rest)) if x)
+        return f"[{body}]".encode()
+
+    def _stored_ranges(self, name: str) -> list[dvr.Range]:
+        """The stored segments' ranges, kept per stream and brought up to date from the
+        index's newest spans: a year of 10-minute segments is not re-read on every request.
+        The segment count (``DvrIndex.usage``) proves the cache: any deletion (retention,
+        a DELETE) changes it in a way new rows cannot explain, and the ranges are rebuilt."""
+        _, count = self.index.usage(name)
+        hit = self._ranges.get(name)
+        if hit is not None:
+            cached_count, last_start, merged = hit
+            if count == cached_count:
+                return merged
+            if count > cached_count and merged:
+                new = self.index.spans(name, last_start, None)
+                fresh = [sp for sp in new if sp[0] > last_start]
+                if count == cached_count + len(fresh):
+                    tail = dvr.merge_ranges([(merged[-1].start_ms, merged[-1].end_ms), *fresh])
+                    merged = [*merged[:-1], *tail]
+                    self._ranges[name] = (count, max(sp[0] for sp in new), merged)
+                    return merged
+        spans = self.index.spans(name)
+        merged = dvr.merge_ranges(spans)
+        self._ranges[name] = (len(spans), max((sp[0] for sp in spans), default=0), merged)
+        return merged
 
     # -- bytes --------------------------------------------------------------------------------
     def read(self, source: object, start: int, end: int) -> Iterator[bytes]:
@@ -150,15 +206,31 @@ class DvrPlayback:
     # -- downloads ----------------------------------------------------------------------------
     def download(self, name: str, start: int, duration: int, *, tracks: str | None = None,
                  meta: dict[str, object] | None = None) -> Download:
-        """The layout of ``archive-{start}-{duration}.mp4``.
+        """The layout of ``archive-{start}-{duration}.mp4``. Layouts of stored (not open)
+        archive are kept ``LAYOUT_TTL`` seconds: a player's Range requests on one download
+        then cost no index work.
 
         Raises:
             Invalid: a bad window or track filter. NotFound: nothing recorded there.
         """
         stream = self.stream(name)
         dvrplay.check_window(start, duration, self.clock.now())
+        key = (name, start, duration, tracks, repr(sorted((meta or {}).items())))
+        now = time.monotonic()
+        hit = self._layouts.get(key)
+        if hit is not None and now - hit[0] < LAYOUT_TTL:
+            return hit[1]
+        dl = self._download(stream, name, start, duration, tracks, meta)
+        if all(p.source.key for p in (dl.layout.pieces[0], dl.layout.pieces[-1])):  # type: ignore[attr-defined]
+            if len(self._layouts) >= LAYOUT_CACHE:
+                self._layouts.pop(next(iter(self._layouts)))
+            self._layouts[key] = (now, dl)
+        return dl
+
+    def _download(self, stream: dvr.DvrStream, name: str, start: int, duration: int,
+                  tracks: str | None, meta: dict[str, object] | None) -> Download:
         start_ms, end_ms = start * 1000, (start + duration) * 1000
-        pieces: list[archive.Piece] = []
+        pieces: list[tuple[Source, dvr.FragmentEntry]] = []
         gaps: list[archive.Gap] = []
         init_key = init = None
         for seg in self.segments(name, start_ms, end_ms):
@@ -169,9 +241,9 @@ class DvrPlayback:
                                         "codec parameters changed: download the rest apart"))
                 break
             src = self._source(seg)
-            pieces += [archive.Piece(src, f.offset, f.size, f.moof_size, f.start_ms,
-                                     f.duration_ms, f.keyframe)
-                       for f in seg.fragments_in(start_ms, end_ms)]
+            inside = seg.start_ms >= start_ms and seg.end_ms <= end_ms
+            pieces += [(src, f) for f in (seg.fragments if inside
+                                          else seg.fragments_in(start_ms, end_ms))]
         if not pieces or init is None:
             raise NotFound(f"nothing recorded on {name} from {start} for {duration} s")
         try:
@@ -263,6 +335,8 @@ class DvrPlayback:
             else:
                 deletable.append(s)
         gone = self.index.remove(name, [s.segment_id for s in deletable])
+        self._layouts.clear()
+        self._ranges.pop(name, None)
         done = []
         for s in gone:
             try:
@@ -277,6 +351,27 @@ class DvrPlayback:
                 "kept": kept}
 
 
+_FORMS: dict[str, Callable[[dvr.Range], str]] = {
+    "flussonic": lambda r: (f'{{"from":{r.start_ms // 1000},"duration":'
+                            f'{max(1, -(-r.end_ms // 1000) - r.start_ms // 1000)}}}'),
+    "ms": lambda r: f'{{"opened_at":{r.start_ms},"closed_at":{r.end_ms}}}',
+    "s": lambda r: f'{{"opened_at":{r.start_ms // 1000},"closed_at":{-(-r.end_ms // 1000)}}}',
+}
+
+
+class _Ends:
+    """``ranges[i].end_ms`` as a sequence, for bisect without building a list."""
+
+    def __init__(self, ranges: list[dvr.Range]) -> None:
+        self.r = ranges
+
+    def __len__(self) -> int:
+        return len(self.r)
+
+    def __getitem__(self, i: int) -> int:
+        return self.r[i].end_ms
+
+
 class EpisodesUnavailable(Invalid):
     """Episodes could not be read: deleting now could remove protected footage (503)."""
 
@@ -289,3 +384,99 @@ def _span(s: dvr.SegmentEntry | dvr.Range, reason: str | None = None,
     if reason:
         out["reason"] = reason
     return {**out, **extra}
+
+
+# -- thumbnails ---------------------------------------------------------------------------------
+THUMB_EVERY_MS = 60_000
+"""Stored thumbnails: the first keyframe at or after each minute of recording."""
+THUMB_SEARCH_MS = 10 * 60_000
+"""How far from the asked time a thumbnail (stored or made) may be."""
+
+
+def thumb_key(stream: str, utc_ms: int) -> str:
+    """``{stream}/thumbs/{YYYY}/{MM}/{DD}/{HH}/{utc_ms}.jpg``, beside the segments."""
+    t = time.gmtime(utc_ms // 1000)
+    return f"{stream}/thumbs/{t.tm_year:04d}/{t.tm_mon:02d}/{t.tm_mday:02d}/{t.tm_hour:02d}/" \
+           f"{utc_ms:013d}.jpg"
+
+
+def thumb_times(seg: dvr.SegmentEntry) -> list[dvr.FragmentEntry]:
+    """The fragments of ``seg`` whose keyframes are stored as thumbnails."""
+    out, boundary = [], None
+    for f in seg.fragments:
+        b = f.start_ms - f.start_ms % THUMB_EVERY_MS
+        if b != boundary and f.keyframe:
+            out.append(f)
+            boundary = b
+    return out
+
+
+class Thumbnails:
+    """Thumbnails of a stream's archive: stored ones (made as segments are indexed) and
+    on-demand ones from the nearest keyframe.
+
+    Args:
+        jpeg, mp4: ``(init, fragment bytes) -> bytes`` (media.dvrthumb; PyAV).
+    """
+
+    def __init__(self, playback: DvrPlayback, jpeg: Callable[[bytes, bytes], bytes],
+                 mp4: Callable[[bytes, bytes], bytes]) -> None:
+        self.p, self.jpeg, self.mp4 = playback, jpeg, mp4
+
+    def nearest(self, name: str, utc_ms: int) -> tuple[dvr.SegmentEntry, dvr.FragmentEntry]:
+        """The keyframe fragment nearest ``utc_ms``. Raises NotFound."""
+        best: tuple[int, dvr.SegmentEntry, dvr.FragmentEntry] | None = None
+        for seg in self.p.segments(name, utc_ms - THUMB_SEARCH_MS, utc_ms + THUMB_SEARCH_MS):
+            for f in seg.fragments:
+                if not f.keyframe:
+                    continue
+                d = abs(f.start_ms - utc_ms)
+                if best is None or d < best[0]:
+                    best = (d, seg, f)
+        if best is None:
+            raise NotFound(f"nothing recorded on {name} within "
+                           f"{THUMB_SEARCH_MS // 60000} minutes of {utc_ms / 1000:.0f}")
+        return best[1], best[2]
+
+    def _bytes(self, seg: dvr.SegmentEntry, f: dvr.FragmentEntry) -> tuple[bytes, bytes]:
+        init = self.p.init_bytes(seg)
+        data = b"".join(self.p.read(self.p._source(seg), f.offset, f.offset + f.size - 1))
+        return init, data
+
+    def preview_jpeg(self, name: str, utc_ms: int) -> tuple[int, bytes]:
+        """(UTC ms of the keyframe, JPEG) nearest ``utc_ms``, made now."""
+        seg, f = self.nearest(name, utc_ms)
+        return f.start_ms, self.jpeg(*self._bytes(seg, f))
+
+    def preview_mp4(self, name: str, utc_ms: int) -> tuple[int, bytes]:
+        seg, f = self.nearest(name, utc_ms)
+        return f.start_ms, self.mp4(*self._bytes(seg, f))
+
+    def store_for(self, seg: dvr.SegmentEntry) -> int:
+        """Make and store the thumbnails of a segment just indexed; returns how many. A
+        fragment that does not decode is skipped (logged): the segment stays playable."""
+        made = 0
+        for f in thumb_times(seg):
+            try:
+                jpeg = self.jpeg(*self._bytes(seg, f))
+                self.p.storage.put(seg.root, thumb_key(seg.stream, f.start_ms), jpeg,
+                                   content_type="image/jpeg")
+                made += 1
+            except Exception:  # noqa: BLE001 - a thumbnail never fails the recording
+                _warn(f"thumb:{seg.stream}", "dvr %s: no thumbnail at %d", seg.stream,
+                      f.start_ms, exc_info=True)
+        return made
+
+    def stored_near(self, name: str, utc_ms: int) -> tuple[int, dvr.SegmentEntry] | None:
+        """The stored thumbnail nearest ``utc_ms``: (its UTC ms, its segment), or None."""
+        cands = []
+        for seg in self.p.segments(name, utc_ms - THUMB_SEARCH_MS, utc_ms + THUMB_SEARCH_MS):
+            if seg.key:
+                cands += [(abs(f.start_ms - utc_ms), f.start_ms, seg) for f in thumb_times(seg)]
+        for _, at, seg in sorted(cands, key=lambda c: c[0])[:3]:
+            if self.p.storage.exists(seg.root, thumb_key(name, at)):
+                return at, seg
+        return None
+
+    def stored_bytes(self, seg: dvr.SegmentEntry, at: int) -> bytes:
+        return b"".join(self.p.storage.read(seg.root, thumb_key(seg.stream, at)))

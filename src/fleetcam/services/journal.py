@@ -16,6 +16,8 @@ EVENT_CODES = {
     "media_file_rejected": 28,
     "device_connected": 300,
     "device_disconnected": 301,
+    "device_connection_replaced": 302,
+    "device_reregistered": 303,
     "command_queued": 310,
     "command_sent": 311,
     "command_processed": 312,

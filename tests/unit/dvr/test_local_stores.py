@@ -1,4 +1,4 @@
-"""SQLite DVR stores and the local folder storage (the AWS ones run in tests/contract)."""
+"""The local folder storage's roots (both runtimes' stores are in tests/contract)."""
 from __future__ import annotations
 
 from pathlib import Path
@@ -24,60 +24,6 @@ def seg(stream: str, start: int, length: int = 600_000, size: int = 1000,
 @pytest.fixture
 def db(tmp_path: Path) -> Database:
     return Database(tmp_path / "t.sqlite3")
-
-
-def test_index_overlap_usage_remove(db):
-    idx = SqliteDvrIndex(db)
-    t0 = 1_700_000_000_000
-    for i in range(6):
-        assert idx.add(seg("a", t0 + i * 600_000))
-    assert not idx.add(seg("a", t0))
-    idx.add(seg("b", t0))
-    got = idx.segments("a", t0 + 650_000, t0 + 1_300_000)
-    assert [s.start_ms for s in got] == [t0 + 600_000, t0 + 1_200_000]
-    assert got[0].fragments == seg("a", t0 + 600_000).fragments
-    assert idx.spans("a") == [(t0 + i * 600_000, t0 + (i + 1) * 600_000) for i in range(6)]
-    assert idx.usage("a") == (6000, 6) and idx.streams() == ["a", "b"]
-    page = idx.segments("a", limit=2)
-    assert [s.start_ms for s in idx.segments("a", limit=2, after=page[-1].segment_id)] == [
-        t0 + 1_200_000, t0 + 1_800_000]
-    gone = idx.remove("a", [got[0].segment_id, "nope"])
-    assert [s.segment_id for s in gone] == [got[0].segment_id]
-    assert idx.usage("a") == (5000, 5)
-    assert idx.pending_deletions() == [("dvr", got[0].key)]
-    idx.deletion_done(idx.pending_deletions())
-    assert idx.pending_deletions() == []
-
-
-def test_streams_and_tombstones(db):
-    store = SqliteDvrStreamStore(db)
-    s = dvr.DvrStream("7-1", 7, 1, dvr.DvrConfig("dvr", 3600), 1.0, 1.0)
-    store.put(s)
-    store.put(dvr.DvrStream("cam", 7, 2, None, 1.0, 1.0))
-    assert store.get("7-1") == s
-    assert [x.name for x in store.of_device(7)] == ["7-1", "cam"]
-    store.put(s.with_changes(deleted_at=5.0))
-    assert store.get("7-1") is None and store.get("7-1", include_deleted=True) is not None
-    assert [x.name for x in store.list()] == ["cam"]
-    store.purge("7-1")
-    assert store.get("7-1", include_deleted=True) is None
-
-
-def test_episodes(db):
-    eps = SqliteEpisodeStore(db)
-    assert eps.put(dvr.Episode(1, "a", 100, 200, 5, "rule", meta={"title": "x"}))
-    assert not eps.put(dvr.Episode(1, "a", 0, 1, 5), create_only=True)
-    eps.put(dvr.Episode(2, "a", 300, None, 5))
-    eps.put(dvr.Episode(3, "b", 100, 200, 5))
-    assert eps.get(1).meta == {"title": "x"}
-    assert [e.episode_id for e in eps.overlapping("a", 150, 1000)] == [1, 2]
-    assert [e.episode_id for e in eps.overlapping("a", 200, 300)] == []
-    q = dvr.EpisodeQuery
-    assert [e.episode_id for e in eps.query(q(media=("a",)))] == [1, 2]
-    assert [e.episode_id for e in eps.query(q(episode_type=("rule",)))] == [1]
-    assert [e.episode_id for e in eps.query(q(time_from=250))] == [2]
-    assert [e.episode_id for e in eps.query(q(cursor=1, limit=1))] == [2]
-    assert eps.delete(2) and not eps.delete(2)
 
 
 def test_local_storage_roots(tmp_path: Path):

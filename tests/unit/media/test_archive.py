@@ -20,8 +20,7 @@ def _build(spans: list[tuple[int, float]]) -> tuple[archive.Layout, dict[str, by
     for start, seconds in spans:
         seg, data = dvrgen.segment("cam", start, seconds, gops=gops)
         objects[seg.key] = data
-        pieces += [archive.Piece(seg.key, f.offset, f.size, f.moof_size, f.start_ms,
-                                 f.duration_ms, f.keyframe) for f in seg.fragments]
+        pieces += [(seg.key, f) for f in seg.fragments]
     parsed = archive.parse_init(init)
     return archive.plan(parsed, pieces, meta={"stream": "cam"}), objects
 

@@ -20,8 +20,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from pynamodb.attributes import (BooleanAttribute, JSONAttribute, NumberAttribute,
-                                 TTLAttribute, UnicodeAttribute)
+from pynamodb.attributes import (BinaryAttribute, BooleanAttribute, JSONAttribute,
+                                 NumberAttribute, TTLAttribute, UnicodeAttribute)
 from pynamodb.indexes import AllProjection, GlobalSecondaryIndex, IncludeProjection
 from pynamodb.models import Model
 
@@ -369,3 +369,77 @@ class SharesModel(_Base):
 
 
 MODELS = (*MODELS, SharesModel)
+
+
+# -- the cloud DVR (issue 12; adapters/aws/dvr.py, docs/dvr.md) ----------------------------
+# * DvrStreams   ``name`` (S); GSI by-device (``device_id`` N). Tombstones included.
+# * DvrSegments  ``stream`` (S) + ``segment_id`` (S); item ``segment_id="#usage"`` holds the
+#                stream's counters, updated in the rows' transactions.
+# * DvrEpisodes  ``episode_id`` (N); GSI by-media (``media`` S, ``opened_at`` N).
+# * DvrGc        ``item`` (S, root NUL key): deletions not yet confirmed.
+class DvrStreamsByDevice(GlobalSecondaryIndex["DvrStreamsModel"]):
+    class Meta:
+        index_name = "by-device"
+        projection = AllProjection()
+
+    device_id = NumberAttribute(hash_key=True)
+
+
+class DvrStreamsModel(_Base):
+    class Meta(_Base.Meta):
+        table_name = "fleetcam-dvrstreams"
+
+    name = UnicodeAttribute(hash_key=True)
+    device_id = NumberAttribute()
+    data = JSONAttribute()
+    by_device = DvrStreamsByDevice()
+
+
+class DvrSegmentsModel(_Base):
+    class Meta(_Base.Meta):
+        table_name = "fleetcam-dvrsegments"
+
+    stream = UnicodeAttribute(hash_key=True)
+    segment_id = UnicodeAttribute(range_key=True)
+    start_ms = NumberAttribute(null=True)
+    end_ms = NumberAttribute(null=True)
+    size = NumberAttribute(null=True)
+    root = UnicodeAttribute(null=True)
+    key = UnicodeAttribute(null=True)
+    data = JSONAttribute(null=True)
+    fragments = BinaryAttribute(null=True, legacy_encoding=False)
+    bytes = NumberAttribute(null=True)
+    segments = NumberAttribute(null=True)
+
+
+class DvrEpisodesByMedia(GlobalSecondaryIndex["DvrEpisodesModel"]):
+    class Meta:
+        index_name = "by-media"
+        projection = AllProjection()
+
+    media = UnicodeAttribute(hash_key=True)
+    opened_at = NumberAttribute(range_key=True)
+
+
+class DvrEpisodesModel(_Base):
+    class Meta(_Base.Meta):
+        table_name = "fleetcam-dvrepisodes"
+
+    episode_id = NumberAttribute(hash_key=True)
+    media = UnicodeAttribute()
+    opened_at = NumberAttribute()
+    data = JSONAttribute()
+    by_media = DvrEpisodesByMedia()
+
+
+class DvrGcModel(_Base):
+    class Meta(_Base.Meta):
+        table_name = "fleetcam-dvrgc"
+
+    item = UnicodeAttribute(hash_key=True)
+    queued = NumberAttribute(default=0)
+
+
+MODELS = (*MODELS, DvrStreamsModel, DvrSegmentsModel, DvrEpisodesModel, DvrGcModel)
+
+

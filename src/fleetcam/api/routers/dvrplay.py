@@ -17,6 +17,7 @@ import hashlib
 import hmac
 import json
 import logging
+import threading
 from typing import Any
 from urllib.parse import quote
 
@@ -29,6 +30,7 @@ from fleetcam.domain import dvr, dvrplay
 from fleetcam.domain.access import Principal
 from fleetcam.errors import Forbidden, Invalid, NotFound, Unauthorized
 from fleetcam.runtime.container import Container
+from fleetcam.runtime.dvrplay import exporter, playback, thumbnails
 from fleetcam.services.dvrplay import DvrPlayback
 
 log = logging.getLogger(__name__)
@@ -101,17 +103,6 @@ def require_reader(request: Request, c: Container, stream: dvr.DvrStream) -> str
     return token
 
 
-def playback(c: Container) -> DvrPlayback:
-    svc = c.extras.get("dvr_playback")
-    if svc is None:
-        if c.dvr_streams is None or c.dvr_index is None or c.dvr_storage is None:
-            raise NotFound("the cloud DVR is not configured in this runtime")
-        svc = DvrPlayback(c.dvr_streams, c.dvr_index, c.dvr_storage, c.episodes, c.clock,
-                          tail=lambda: c.dvr_tail)
-        c.extras["dvr_playback"] = svc
-    return svc  # type: ignore[no-any-return]
-
-
 def _json(body: Any, status: int = 200) -> JSONResponse:
     return JSONResponse(body, status_code=status, headers={"Cache-Control": "no-cache"})
 
@@ -135,9 +126,13 @@ def ranges_json(c: ContainerDep, request: Request, name: str) -> JSONResponse:
     scale = 1 if millis else 1000
     lo = bounds[0] if bounds[0] is not None else bounds[2]
     hi = bounds[1] if bounds[1] is not None else bounds[3]
+    limit = _int(q.get("limit"), "limit") or 100_000
+    if lo is None and hi is None and limit >= 100_000:
+        body = b'{"ranges":' + svc.ranges_json(name, "ms" if millis else "s") + b"}"
+        return Response(body, media_type="application/json", headers={"Cache-Control":
+                                                                       "no-cache"})
     found = svc.ranges(name, None if lo is None else lo * scale,
                        None if hi is None else hi * scale)
-    limit = _int(q.get("limit"), "limit") or 100_000
     spans = [(r.start_ms, r.end_ms) for r in found[:max(1, min(limit, 100_000))]]
     return _json({"ranges": dvrplay.flussonic_ranges(spans, millis=millis)})
 
@@ -251,6 +246,8 @@ def archive_file(c: ContainerDep, request: Request, name: str, file: str) -> Res
     svc, stream, token = _stream_for_user(request, c, name)
     if req.kind == "mp4":
         return _mp4(request, svc, name, req, request.query_params.get("filter.tracks"))
+    if req.kind == "ts":
+        return _ts(request, svc, name, req, request.query_params.get("filter.tracks"))
     if req.kind in ("vod", "event", "live"):
         body = svc.playlist(name, req, token=token if request.query_params.get("token")
                             else None).encode()
@@ -260,7 +257,53 @@ def archive_file(c: ContainerDep, request: Request, name: str, file: str) -> Res
             body = gzip.compress(body, 5)  # an hour of 1 s entries: ~700 KB, ~60 KB gzipped
             headers["Content-Encoding"] = "gzip"
         return Response(body, media_type="application/vnd.apple.mpegurl", headers=headers)
+    if req.kind == "jpg":
+        return _stored_thumbnail(c, request, name, req.start)
+    if req.kind in ("preview_jpg", "preview_mp4"):
+        return _preview(c, name, req)
     raise NotFound(f"{file} is not served yet")
+
+
+ON_DEMAND = threading.BoundedSemaphore(2)
+"""Thumbnails decoded at once (CPU): more callers wait up to ``ON_DEMAND_WAIT``, then 503."""
+ON_DEMAND_WAIT = 5.0
+
+
+def _preview(c: Container, name: str, req: dvrplay.FileRequest) -> Response:
+    """``{from}-preview.jpg`` / ``.mp4``: made now from the keyframe nearest ``from``."""
+    dvrplay.check_window(req.start, None, c.clock.now())
+    th = thumbnails(c)
+    if not ON_DEMAND.acquire(timeout=ON_DEMAND_WAIT):
+        return Response(status_code=503, headers={"Retry-After": "2"},
+                        content=b'{"errors":[{"code":1,"reason":"thumbnailer busy"}]}',
+                        media_type="application/json")
+    try:
+        if req.kind == "preview_jpg":
+            at, data = th.preview_jpeg(name, req.start * 1000)
+            mime = "image/jpeg"
+        else:
+            at, data = th.preview_mp4(name, req.start * 1000)
+            mime = "video/mp4"
+    finally:
+        ON_DEMAND.release()
+    return Response(data, media_type=mime, headers={
+        "X-Thumbnail-Utc": f"{at / 1000:.3f}", "Cache-Control": "private, max-age=3600"})
+
+
+def _stored_thumbnail(c: Container, request: Request, name: str, start: int) -> Response:
+    """``{from}.jpg``: the stored thumbnail of that exact second, else 302 to the nearest."""
+    dvrplay.check_window(start, None, c.clock.now())
+    th = thumbnails(c)
+    near = th.stored_near(name, start * 1000)
+    if near is None:
+        raise NotFound(f"no stored thumbnail of {name} near {start}")
+    at, seg = near
+    if at // 1000 == start:
+        return Response(th.stored_bytes(seg, at), media_type="image/jpeg", headers={
+            "X-Thumbnail-Utc": f"{at / 1000:.3f}", "Cache-Control": "private, max-age=86400"})
+    query = f"?{request.url.query}" if request.url.query else ""
+    return Response(status_code=302, headers={"Location": f"{at // 1000}.jpg{query}",
+                                              "X-Thumbnail-Utc": f"{at / 1000:.3f}"})
 
 
 def _mp4(request: Request, svc: DvrPlayback, name: str, req: dvrplay.FileRequest,
@@ -281,6 +324,24 @@ def _mp4(request: Request, svc: DvrPlayback, name: str, req: dvrplay.FileRequest
                    lambda a, b: _render(dl, a, b), extra)
 
 
+def _ts(request: Request, svc: DvrPlayback, name: str, req: dvrplay.FileRequest,
+        tracks: str | None) -> Response:
+    """``archive-{from}-{duration}.ts``: remuxed in one pass (no byte ranges: its layout is
+    not known before muxing)."""
+    from fleetcam.media.dvrts import to_mpegts
+
+    dl = svc.download(name, req.start, req.duration or 0, tracks=tracks)
+    fname = f"{name}-{req.start}-{req.duration}.ts"
+    headers = {"Content-Disposition": f"attachment; filename=\"{fname}\"",
+               "Accept-Ranges": "none", "X-Dvr-Gaps": json.dumps(
+                   [g.as_json() for g in dl.layout.gaps[:20]], separators=(",", ":")),
+               "Cache-Control": "private, max-age=60"}
+    if request.method == "HEAD":
+        return Response(status_code=200, headers=headers, media_type="video/mp2t")
+    return StreamingResponse(to_mpegts(_render(dl, 0, dl.layout.total - 1)),
+                             headers=headers, media_type="video/mp2t")
+
+
 def _render(dl: Any, first: int, last: int) -> Any:
     from fleetcam.media import archive
 
@@ -289,12 +350,13 @@ def _render(dl: Any, first: int, last: int) -> Any:
 
 # -- administrator --------------------------------------------------------------------------------
 @admin_router.get("/{name}/dvr/ranges")
-def admin_ranges(c: ContainerDep, request: Request, name: str) -> dict[str, Any]:
+def admin_ranges(c: ContainerDep, request: Request, name: str) -> Response:
     """Recorded intervals, merged: ``{"ranges": [{"from", "duration"}]}`` (UTC seconds)."""
     svc = playback(c)
     stream = svc.stream(name)
     require_admin(request, c, stream)
-    return {"ranges": [r.as_flussonic() for r in svc.ranges(name)]}
+    return Response(b'{"ranges":' + svc.ranges_json(name, "flussonic") + b"}",
+                    media_type="application/json")
 
 
 @admin_router.get("/{name}/dvr/token")
@@ -323,19 +385,6 @@ async def admin_delete_range(c: ContainerDep, request: Request, name: str) -> di
                          c.clock.now(), longest=10 * 365 * 86400)
     return await run_in_threadpool(svc.delete_range, name, int(start * 1000),
                                    int((start + duration) * 1000))
-
-
-def exporter(c: Container) -> Any:
-    from fleetcam.runtime.dvrplay import export_sinks
-    from fleetcam.services.dvrexport import Exporter
-
-    ex = c.extras.get("dvr_exporter")
-    if ex is None:
-        ex = Exporter(playback(c), export_sinks(c.settings),
-                      [str(r) for r in c.settings.dvr_export_roots],
-                      str(c.settings.data_dir / "exports"))
-        c.extras["dvr_exporter"] = ex
-    return ex
 
 
 @admin_router.post("/{name}/dvr/export")

@@ -121,6 +121,11 @@ class Jt808Connection:
         budget: a ``ReassemblyBudget`` shared with other connections, or None.
     """
 
+    __slots__ = ("_held", "_input", "_input_size", "_next_serial", "_now", "_reassemblies",
+                 "_splitter", "budget", "closed", "dropped_reassemblies", "last_serial",
+                 "max_buffer", "max_reassemblies", "max_reassembly_bytes", "reassemble",
+                 "reassembly_timeout", "strict_escape", "version2019")
+
     def __init__(self, max_frame: int = 8192, max_buffer: int = 65536,
                  reassembly_timeout: float = 30.0, *, max_reassemblies: int = 8,
                  max_reassembly_bytes: int = 8 * 1024 * 1024, strict_escape: bool = False,

@@ -61,6 +61,8 @@ class FrameSplitter:
     0x7E may also open the next frame, so both ``7E a 7E 7E b 7E`` and ``7E a 7E b 7E`` split.
     """
 
+    __slots__ = ("buffer", "garbage", "max_frame")
+
     def __init__(self, max_frame: int = 8192) -> None:
         self.max_frame = max_frame
         self.buffer = bytearray()

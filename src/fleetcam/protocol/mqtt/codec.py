@@ -400,18 +400,22 @@ class Reader:
         self.max_buffer = max_buffer
         self.level = 0  # 0 until CONNECT was read
         self._buf = bytearray()
+        self._pos = 0  # packets before this offset were read (compacted on receive_data)
 
     def receive_data(self, data: bytes) -> None:
+        if self._pos:
+            del self._buf[:self._pos]
+            self._pos = 0
         self._buf += data
         limit = self.max_buffer or (self.max_packet + 5) * 4
         if len(self._buf) > limit:
             raise MqttError(f"more than {limit} bytes unread", QUOTA_EXCEEDED)
 
     def next_packet(self) -> Packet | None:
-        buf = self._buf
-        if len(buf) < 2:
+        buf, start = self._buf, self._pos
+        if len(buf) - start < 2:
             return None
-        length, shift, i = 0, 0, 1
+        length, shift, i = 0, 0, start + 1
         while True:
             if i >= len(buf):
                 return None
@@ -421,19 +425,19 @@ class Reader:
             if not b & 0x80:
                 break
             shift += 7
-            if i > 4:
+            if i - start > 4:
                 raise MqttError("remaining length longer than 4 bytes")
-        if length + i > self.max_packet:
-            raise PacketTooLarge(length + i, self.max_packet)
+        if length + i - start > self.max_packet:
+            raise PacketTooLarge(length + i - start, self.max_packet)
         if len(buf) < i + length:
             return None
-        packet_type, flags = buf[0] >> 4, buf[0] & 0x0F
+        packet_type, flags = buf[start] >> 4, buf[start] & 0x0F
         if self.level == 0 and packet_type != CONNECT:
             raise MqttError("the first packet must be CONNECT", PROTOCOL_ERROR)
         if self.level and packet_type == CONNECT:
             raise MqttError("a second CONNECT", PROTOCOL_ERROR)
         body = memoryview(bytes(buf[i:i + length]))
-        del buf[:i + length]
+        self._pos = i + length
         packet = decode(packet_type, flags, body, self.level or 5)
         if isinstance(packet, Connect):
             self.level = packet.protocol_level

@@ -1,0 +1,218 @@
+"""The DVR's read side, measured through real HTTP (uvicorn on 127.0.0.1): time to first byte
+of archive MP4 downloads (1 minute and 3 hours), a Range seek into the 3-hour download, export
+throughput against ``cat`` of the same stored bytes, and ranges.json over a year of segments
+with 1 s gaps.
+
+Usage: ``.venv/bin/python bench/dvr_read.py [--runs 20] [--export-minutes 10] [--year-days 365]``
+"""
+from __future__ import annotations
+
+import argparse
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+sys.path.insert(0, str(Path(__file__).parents[1]))
+
+from fleetcam.api.app import create_app  # noqa: E402
+from fleetcam.config import Settings  # noqa: E402
+from fleetcam.domain import dvr  # noqa: E402
+from fleetcam.media import fmp4  # noqa: E402
+from fleetcam.runtime.local import build_local  # noqa: E402
+from tests import dvrgen  # noqa: E402
+from tests.integration.httpserver import ServerThread  # noqa: E402
+
+TOKEN = "B" * 64
+H = {"Authorization": f"FlespiToken {TOKEN}"}
+
+
+def record(c: Any, name: str, start_s: int, seconds: int, *, bitrate: int,
+           object_s: int = 600) -> list[dvr.SegmentEntry]:
+    """``seconds`` of archive in ``object_s`` objects, as the gateway stores it."""
+    now = time.time()
+    c.dvr_streams.put(dvr.DvrStream(name, 7, 1, dvr.DvrConfig("dvr", 0), now, now))
+    init, gops = dvrgen.encoded(gops=10, bitrate=bitrate)
+    ikey = dvr.init_key(name, fmp4.init_digest(init))
+    c.dvr_storage.put("dvr", ikey, init, content_type="video/mp4")
+    out = []
+    for part in range(0, seconds, object_s):
+        seg, data = dvrgen.segment(name, (start_s + part) * 1000, min(object_s, seconds - part),
+                                   gops=gops, init_key=ikey)
+        c.dvr_storage.put("dvr", seg.key, data, content_type="video/iso.segment")
+        c.dvr_index.add(seg)
+        out.append(seg)
+    return out
+
+
+def ttfb(client: httpx.Client, url: str, headers: dict[str, str] | None = None) -> tuple[float, int]:
+    """Seconds to the first body byte, and the status."""
+    t = time.perf_counter()
+    with client.stream("GET", url, headers=headers) as r:
+        for _ in r.iter_raw(1):
+            break
+        return time.perf_counter() - t, r.status_code
+
+
+def med(xs: list[float]) -> float:
+    return statistics.median(xs) * 1000
+
+
+def p95(xs: list[float]) -> float:
+    return sorted(xs)[max(0, int(len(xs) * 0.95) - 1)] * 1000
+
+
+def bench_downloads(c: Any, base: str, runs: int) -> bool:
+    start = 1_700_000_000
+    segs = record(c, "long", start, 3 * 3600, bitrate=150_000)
+    frags = sum(len(s.fragments) for s in segs)
+    print(f"archive: 3 h, {len(segs)} objects, {frags} fragments, "
+          f"{sum(s.size for s in segs) / 1e6:.0f} MB")
+    q = f"?token={TOKEN}"
+    ok = True
+    with httpx.Client(base_url=base, timeout=60) as cl:
+        for _ in range(3):  # warm-up
+            ttfb(cl, "/health")
+            ttfb(cl, f"/long/archive-{start + 600}-60.mp4{q}")
+        health, short, long, seek, warm = [], [], [], [], []
+        total = int(cl.head(f"/long/archive-{start}-10800.mp4{q}").headers["content-length"])
+        for i in range(runs):  # interleaved, so load elsewhere hits all alike
+            health.append(ttfb(cl, "/health")[0])
+            # every URL is new (a layout is reused for 30 s: that is the warm case below)
+            t, st = ttfb(cl, f"/long/archive-{start + 600 + i * 60}-60.mp4{q}")
+            short.append(t)
+            ok &= st == 200
+            t, st = ttfb(cl, f"/long/archive-{start + i}-{10800 - i}.mp4{q}")
+            long.append(t)
+            ok &= st == 200
+            url = f"/long/archive-{start + 100 + i}-{10700 - i}.mp4{q}"
+            first = total // 2 + i * 1_000_003
+            t, st = ttfb(cl, url, {"Range": f"bytes={first}-{first + 1_000_000}"})
+            seek.append(t)
+            ok &= st == 206
+            t, st = ttfb(cl, url, {"Range": f"bytes={first // 2}-{first // 2 + 1_000_000}"})
+            warm.append(t)
+            ok &= st == 206
+    print(f"\n{'request (each URL new unless said)':<44}{'median ms':>10}{'p95 ms':>9}{'x /health':>11}")
+    ref = med(health)
+    for label, xs in [("GET /health (reference)", health),
+                      ("archive-…-60.mp4 (1 min), TTFB", short),
+                      ("archive-…-10800.mp4 (3 h), TTFB", long),
+                      ("3 h download, Range at the middle, TTFB", seek),
+                      ("  the next seek on that download, TTFB", warm)]:
+        print(f"{label:<44}{med(xs):>10.1f}{p95(xs):>9.1f}{med(xs) / ref:>11.1f}")
+    ratio = med(long) / med(short)
+    print(f"3 h / 1 min TTFB: {ratio:.2f} (target: both < 100 ms and within 20%: "
+          f"{'met' if med(long) < 100 and med(short) < 100 and ratio <= 1.2 else 'NOT met'})")
+    print(f"seek TTFB target < 100 ms: {'met' if med(seek) < 100 else 'NOT met'}")
+    return ok
+
+
+def bench_export(c: Any, base: str, minutes: int, tmp: Path) -> bool:
+    start = 1_690_000_000
+    segs = record(c, "exp", start, minutes * 60, bitrate=1_000_000)
+    files = [Path(c.dvr_storage.resolve("dvr")) / s.key for s in segs]
+    size = sum(f.stat().st_size for f in files)
+    out_dir = c.settings.data_dir / "exports"
+    out_dir.mkdir(parents=True, exist_ok=True)
+    cat_s, exp_s = [], []
+    with httpx.Client(base_url=base, timeout=600, headers=H) as cl:
+        for i in range(3):
+            dst = out_dir / f"cat-{i}.mp4"
+            subprocess.run(["sync"], check=True)
+            t = time.perf_counter()
+            with open(dst, "wb") as f:
+                subprocess.run(["cat", *map(str, files)], stdout=f, check=True)
+                f.flush()
+                import os
+                os.fsync(f.fileno())
+            cat_s.append(time.perf_counter() - t)
+            t = time.perf_counter()
+            r = cl.post("/streamer/api/v3/streams/exp/dvr/export",
+                        params={"from": start, "duration": minutes * 60, "path": f"e-{i}.mp4"})
+            exp_s.append(time.perf_counter() - t)
+            if r.status_code != 200:
+                print("export failed:", r.text)
+                return False
+            written = r.json()["result"]["bytes"]
+    cat_mb = size / 1e6 / statistics.median(cat_s)
+    exp_mb = written / 1e6 / statistics.median(exp_s)
+    print(f"\nexport of {minutes} min at 1 Mbit/s ({len(segs)} objects, {size / 1e6:.0f} MB "
+          f"stored, {written / 1e6:.0f} MB written), median of 3, both fsync'ed:")
+    print(f"  cat of the stored objects into one file: {cat_mb:8.0f} MB/s")
+    print(f"  POST .../dvr/export (HTTP, one pass):    {exp_mb:8.0f} MB/s")
+    print(f"  export / cat: {exp_mb / cat_mb:.2f} (target >= 0.5: "
+          f"{'met' if exp_mb / cat_mb >= 0.5 else 'NOT met'})")
+    return True
+
+
+def bench_ranges(c: Any, base: str, days: int, runs: int) -> bool:
+    name = "year"
+    now = time.time()
+    c.dvr_streams.put(dvr.DvrStream(name, 8, 1, dvr.DvrConfig("dvr", 0), now, now))
+    start = 1_660_000_000_000
+    frag = dvr.FragmentEntry(0, 599_000, 0, 1000, 100, 25)
+    n = days * 24 * 6
+    t = time.perf_counter()
+    for i in range(n):  # 10-minute segments, each ending 1 s before the next starts
+        s = start + i * 600_000
+        c.dvr_index.add(dvr.SegmentEntry(name, dvr.segment_id(s, f"{i:08x}"), "dvr", f"k{i}",
+                                         "init", s, s + 599_000, 1000, "avc1.42c01e", 320, 240,
+                                         (dvr.FragmentEntry(s, 599_000, 0, 1000, 100, 25),)))
+    del frag
+    print(f"\nranges: {n} segments with 1 s gaps ({days} days), indexed in "
+          f"{time.perf_counter() - t:.0f} s")
+    db = c.extras["db"]
+    ref, api, admin = [], [], []
+    with httpx.Client(base_url=base, timeout=60) as cl:
+        for _ in range(runs):
+            t = time.perf_counter()
+            rows = db.conn().execute("SELECT start_ms, end_ms FROM dvr_segments WHERE stream=?"
+                                     " ORDER BY segment_id", (name,)).fetchall()
+            ref.append(time.perf_counter() - t)
+            t = time.perf_counter()
+            r = cl.get(f"/{name}/ranges.json", params={"token": TOKEN})
+            api.append(time.perf_counter() - t)
+            t = time.perf_counter()
+            r2 = cl.get(f"/streamer/api/v3/streams/{name}/dvr/ranges", headers=H)
+            admin.append(time.perf_counter() - t)
+    got = len(r.json()["ranges"])
+    print(f"  bare SQL of the spans (reference): {med(ref):7.1f} ms")
+    print(f"  GET /{name}/ranges.json:            {med(api):7.1f} ms  ({got} ranges, "
+          f"{len(r.content) / 1e6:.1f} MB, x{med(api) / med(ref):.1f} the reference)")
+    print(f"  GET .../dvr/ranges (admin):        {med(admin):7.1f} ms  "
+          f"({len(r2.json()['ranges'])} ranges)")
+    print(f"  target < 50 ms: {'met' if max(med(api), med(admin)) < 50 else 'NOT met'}")
+    return got == n and len(rows) == n
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--runs", type=int, default=20)
+    ap.add_argument("--export-minutes", type=int, default=10)
+    ap.add_argument("--year-days", type=int, default=365)
+    ap.add_argument("--only", choices=["downloads", "export", "ranges"])
+    a = ap.parse_args()
+    import os
+    print(f"load average before: {os.getloadavg()[0]:.1f} on {os.cpu_count()} CPUs "
+          "(timings scale with it: other work shares these cores)")
+    with tempfile.TemporaryDirectory(prefix="dvr-bench-") as tmp:
+        c = build_local(Settings(data_dir=Path(tmp) / "data", admin_token=TOKEN))
+        ok = True
+        with ServerThread(create_app(c)) as base:
+            if a.only in (None, "downloads"):
+                ok &= bench_downloads(c, base, a.runs)
+            if a.only in (None, "export"):
+                ok &= bench_export(c, base, a.export_minutes, Path(tmp))
+            if a.only in (None, "ranges"):
+                ok &= bench_ranges(c, base, a.year_days, max(5, a.runs // 2))
+    return 0 if ok else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

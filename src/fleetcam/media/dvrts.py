@@ -1,0 +1,74 @@
+"""An archive download as MPEG-TS, in one pass: the fragmented MP4 stream (media.archive) is
+demuxed as it is produced and its packets are copied into MPEG-TS (H.264 to Annex B, no
+re-encoding). Memory stays at one fragment plus the muxer's buffers."""
+from __future__ import annotations
+
+import io
+from collections.abc import Iterator
+
+import av
+import av.error
+
+from fleetcam.errors import CorruptMedia
+
+
+class _Reader(io.RawIOBase):
+    """A non-seekable file over an iterator of byte chunks (what PyAV reads from)."""
+
+    def __init__(self, chunks: Iterator[bytes]) -> None:
+        self.chunks, self.buf = chunks, b""
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, b: memoryview) -> int:  # type: ignore[override]
+        while not self.buf:
+            try:
+                self.buf = next(self.chunks)
+            except StopIteration:
+                return 0
+        n = min(len(b), len(self.buf))
+        b[:n] = self.buf[:n]
+        self.buf = self.buf[n:]
+        return n
+
+
+class _Sink:
+    def __init__(self) -> None:
+        self.buf = bytearray()
+
+    def write(self, data: bytes) -> int:
+        self.buf += data
+        return len(data)
+
+    def take(self) -> bytes:
+        out = bytes(self.buf)
+        self.buf.clear()
+        return out
+
+
+def to_mpegts(mp4_chunks: Iterator[bytes]) -> Iterator[bytes]:
+    """MPEG-TS bytes of the fragmented MP4 ``mp4_chunks``, yielded as packets are muxed.
+
+    Raises:
+        CorruptMedia: the stream cannot be read at all (before the first byte).
+    """
+    sink = _Sink()
+    try:
+        src = av.open(_Reader(mp4_chunks), format="mp4", options={"seekable": "0"})
+    except av.error.FFmpegError as e:
+        raise CorruptMedia(f"archive does not read: {e}") from e
+    with src:
+        vin = src.streams.video[0]
+        with av.open(sink, "w", format="mpegts") as dst:  # type: ignore[arg-type]
+            vout = dst.add_stream_from_template(vin)
+            for packet in src.demux(vin):
+                if packet.dts is None or packet.size == 0:
+                    continue
+                packet.stream = vout
+                dst.mux(packet)
+                if len(sink.buf) >= 64 * 1024:
+                    yield sink.take()
+        # the muxer's trailer is written on close
+    if sink.buf:
+        yield sink.take()

@@ -1,0 +1,126 @@
+"""The DVR's stores and object storage behave the same on SQLite/folders and DynamoDB/S3."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from fleetcam.domain import dvr
+from fleetcam.errors import Invalid, NotFound
+from tests.contract.conftest import Backend
+
+
+@dataclass
+class Dvr:
+    streams: Any
+    index: Any
+    episodes: Any
+    storage: Any
+    root: str
+    bad_roots: tuple[str, ...]
+
+
+@pytest.fixture
+def stores(backend: Backend, tmp_path: Path) -> Dvr:
+    if backend.name == "local":
+        from fleetcam.adapters.local.dvr import (LocalDvrStorage, SqliteDvrIndex,
+                                                SqliteDvrStreamStore, SqliteEpisodeStore)
+        db = backend.extras["db"]
+        return Dvr(SqliteDvrStreamStore(db), SqliteDvrIndex(db), SqliteEpisodeStore(db),
+                   LocalDvrStorage(tmp_path / "data"), "dvr",
+                   ("", "../x", "/etc", "s3://b/p", "a/../../x"))
+    from fleetcam.adapters.aws.dvr import (DynamoDvrIndex, DynamoDvrStreamStore,
+                                           DynamoEpisodeStore, S3DvrStorage)
+    from tests.aws.motoserver import BUCKET
+
+    return Dvr(DynamoDvrStreamStore(), DynamoDvrIndex(), DynamoEpisodeStore(),
+               S3DvrStorage(BUCKET, backend.extras["s3"]), "dvr",
+               ("", "s3://other-bucket/p", "a/../x", "media/x", "http://x/y"))
+
+
+def seg(stream: str, start: int, length: int = 600_000, size: int = 1000,
+        token: str = "00000000") -> dvr.SegmentEntry:
+    frags = tuple(dvr.FragmentEntry(start + i * 1000, 1000, i * 10, 10, 100, 25)
+                  for i in range(length // 1000))
+    return dvr.SegmentEntry(stream, dvr.segment_id(start, token), "dvr",
+                            dvr.segment_key(stream, start, token), "s/init/x.mp4", start,
+                            start + length, size, "avc1.42c01e", 320, 240, frags)
+
+
+def test_index_overlap_usage_remove(stores: Dvr):
+    idx = stores.index
+    t0 = 1_700_000_000_000
+    for i in range(6):
+        assert idx.add(seg("a", t0 + i * 600_000))
+    assert not idx.add(seg("a", t0))
+    idx.add(seg("b", t0))
+    got = idx.segments("a", t0 + 650_000, t0 + 1_300_000)
+    assert [s.start_ms for s in got] == [t0 + 600_000, t0 + 1_200_000]
+    assert got[0] == seg("a", t0 + 600_000)
+    assert idx.spans("a") == [(t0 + i * 600_000, t0 + (i + 1) * 600_000) for i in range(6)]
+    assert idx.spans("a", t0 + 3_000_000) == [(t0 + 3_000_000, t0 + 3_600_000)]
+    assert idx.usage("a") == (6000, 6) and idx.streams() == ["a", "b"]
+    page = idx.segments("a", limit=2)
+    assert [s.start_ms for s in idx.segments("a", limit=2, after=page[-1].segment_id)] == [
+        t0 + 1_200_000, t0 + 1_800_000]
+    gone = idx.remove("a", [got[0].segment_id, "nope"])
+    assert [s.segment_id for s in gone] == [got[0].segment_id]
+    assert idx.remove("a", [got[0].segment_id]) == []
+    assert idx.usage("a") == (5000, 5)
+    assert idx.pending_deletions() == [("dvr", got[0].key)]
+    idx.deletion_done(idx.pending_deletions())
+    assert idx.pending_deletions() == []
+
+
+def test_streams_and_tombstones(stores: Dvr):
+    store = stores.streams
+    s = dvr.DvrStream("7-1", 7, 1, dvr.DvrConfig("dvr", 3600), 1.0, 1.0)
+    store.put(s)
+    store.put(dvr.DvrStream("cam", 7, 2, None, 1.0, 1.0))
+    assert store.get("7-1") == s
+    assert [x.name for x in store.of_device(7)] == ["7-1", "cam"]
+    store.put(s.with_changes(deleted_at=5.0))
+    assert store.get("7-1") is None and store.get("7-1", include_deleted=True) is not None
+    assert [x.name for x in store.list()] == ["cam"]
+    assert [x.name for x in store.list(include_deleted=True)] == ["7-1", "cam"]
+    assert [x.name for x in store.of_device(7)] == ["cam"]
+    store.purge("7-1")
+    assert store.get("7-1", include_deleted=True) is None
+
+
+def test_episodes(stores: Dvr):
+    eps = stores.episodes
+    assert eps.put(dvr.Episode(1, "a", 100, 200, 5, "rule", meta={"title": "x"}))
+    assert not eps.put(dvr.Episode(1, "a", 0, 1, 5), create_only=True)
+    eps.put(dvr.Episode(2, "a", 300, None, 5))
+    eps.put(dvr.Episode(3, "b", 100, 200, 5))
+    assert eps.get(1).meta == {"title": "x"} and eps.get(1).episode_type == "rule"
+    assert [e.episode_id for e in eps.overlapping("a", 150, 1000)] == [1, 2]
+    assert [e.episode_id for e in eps.overlapping("a", 200, 300)] == []
+    q = dvr.EpisodeQuery
+    assert [e.episode_id for e in eps.query(q(media=("a",)))] == [1, 2]
+    assert [e.episode_id for e in eps.query(q(episode_type=("rule",)))] == [1]
+    assert [e.episode_id for e in eps.query(q(time_from=250))] == [2]
+    assert [e.episode_id for e in eps.query(q(time_to=150))] == [1, 3]
+    assert [e.episode_id for e in eps.query(q(cursor=1, limit=1))] == [2]
+    assert eps.delete(2) and not eps.delete(2)
+    assert eps.get(2) is None
+
+
+def test_storage(stores: Dvr):
+    st = stores.storage
+    for bad in stores.bad_roots:
+        with pytest.raises(Invalid):
+            st.resolve(bad)
+    assert st.put("dvr", "s/2026/a.m4s", b"0123456789", content_type="video/iso.segment") == 10
+    assert st.exists("dvr", "s/2026/a.m4s") and not st.exists("dvr", "s/2026/b.m4s")
+    assert b"".join(st.read("dvr", "s/2026/a.m4s", 2, 4)) == b"234"
+    assert b"".join(st.read("dvr", "s/2026/a.m4s")) == b"0123456789"
+    with pytest.raises(Invalid):
+        st.put("dvr", "../../escape", b"x", content_type="x")
+    st.delete("dvr", "s/2026/a.m4s")
+    st.delete("dvr", "s/2026/a.m4s")
+    with pytest.raises(NotFound):
+        b"".join(st.read("dvr", "s/2026/a.m4s"))
