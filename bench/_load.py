@@ -349,7 +349,8 @@ async def _start_gateway(tmp: Path, options: dict[str, Any]) -> tuple[Any, Count
     from fleetcam.runtime.local import build_local
 
     logging.basicConfig(level=logging.ERROR)
-    settings = Settings(data_dir=tmp, gateway_host="127.0.0.1", jt808_port=0, jt1078_port=0, attachment_port=0,
+    settings = Settings(data_dir=tmp, gateway_host="127.0.0.1", jt808_port=0, jt1078_port=0,
+                        attachment_port=0, teltonika_port=0, teltonika_camera_port=0,
                         admin_token="B" * 64, default_media_ttl=0,
                         idle_timeout=float(options.get("idle_timeout", 180.0)),
                         max_connections_per_address=0)  # all the load comes from 127.0.0.1

@@ -88,7 +88,8 @@ async def main(seconds: float, codec: str) -> int:
     with tempfile.TemporaryDirectory(prefix="fleetcam-bench-") as tmp:
         settings = Settings(data_dir=Path(tmp), http_port=free_port(), mqtt_port=free_port(),
                             admin_token=TOKEN, sweep_interval=3600, default_media_ttl=0,
-                            gateway_host="127.0.0.1", jt808_port=0, jt1078_port=0, attachment_port=0)
+                            gateway_host="127.0.0.1", jt808_port=0, jt1078_port=0,
+                            attachment_port=0, teltonika_port=0, teltonika_camera_port=0)
         server = LocalServer(settings)
         await server.start()
         assert server.gateway is not None

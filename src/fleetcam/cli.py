@@ -5,11 +5,11 @@ import argparse
 import asyncio
 import contextlib
 import json
+import os
 import sys
 
 from fleetcam.config import DATA_DB_NAME, ENV_DATA_DIR, Settings
 from fleetcam.logs import configure_logging
-from fleetcam.runtime.dev import until_signal
 
 
 DESCRIPTION = "fleetcam: video-telematics backend (JT/T 808/1078 gateway, media, flespi-style API)."
@@ -46,6 +46,19 @@ def _parser() -> argparse.ArgumentParser:
                      help="seconds between ADAS/DSM alarms with a photo and a clip (0: none)")
     sub.add_parser("token", help="print FLEETCAM_ADMIN_TOKEN, else issue a new master token "
                    "in the local server's data folder (only tokens' hashes are kept)")
+    watch = sub.add_parser("watch", help="print MQTT messages of a topic filter (the token is "
+                           "the MQTT username)")
+    watch.add_argument("topic", help="an MQTT topic filter, e.g. 'fleetcam/log/gw/devices/1/#'")
+    watch.add_argument("--token", default=os.environ.get("FLEETCAM_TOKEN", ""),
+                       help="a fleetcam token (default: $FLEETCAM_TOKEN)")
+    watch.add_argument("--host", default="127.0.0.1")
+    watch.add_argument("--port", type=int, default=None,
+                       help="the broker's port (default: FLEETCAM_MQTT_PORT, else 1883)")
+    watch.add_argument("--until", metavar="SUFFIX", default="",
+                       help="stop after a message whose topic ends with SUFFIX")
+    watch.add_argument("--count", type=int, default=0, help="stop after N messages")
+    watch.add_argument("--timeout", type=float, default=0.0,
+                       help="give up (exit 1) after this many seconds")
     photo = sub.add_parser("sample-photo", help="write a small JPEG test picture (for uploads)")
     photo.add_argument("path", help="the file to write, e.g. photo.jpg")
     sub.add_parser("sweep", help="enforce TTL and rotation once, now")
@@ -56,6 +69,7 @@ def _parser() -> argparse.ArgumentParser:
 
 async def _gateway(settings: Settings) -> None:
     from fleetcam.gateway.server import Gateway
+    from fleetcam.runtime.dev import until_signal
 
     if settings.media_bucket:  # the AWS runtime (ECS)
         from fleetcam.runtime.aws import build_aws
@@ -78,6 +92,7 @@ async def _gateway(settings: Settings) -> None:
 
 
 async def _simulate(args: argparse.Namespace) -> None:
+    from fleetcam.runtime.dev import until_signal
     from fleetcam.simulator.device import DeviceConfig
     from fleetcam.simulator.run import Simulation
 
@@ -106,6 +121,40 @@ def _existing_data_folder(settings: Settings) -> None:
             f"server first ('fleetcam serve'), or set {ENV_DATA_DIR} to the folder it uses")
 
 
+async def _watch(args: argparse.Namespace, settings: Settings) -> int:
+    """Print ``topic payload`` lines; 0 once --until or --count is met, 1 on --timeout."""
+    import aiomqtt
+
+    port = args.port or settings.mqtt_port
+    seen = 0
+
+    async def receive() -> None:
+        nonlocal seen
+        async with aiomqtt.Client(args.host, port, username=args.token or None,
+                                  password=None) as client:
+            await client.subscribe(args.topic, qos=1)
+            print(f"fleetcam: watching {args.topic} on {args.host}:{port}", file=sys.stderr,
+                  flush=True)
+            async for msg in client.messages:
+                body = msg.payload
+                raw = body if isinstance(body, (bytes, bytearray)) else str(body).encode()
+                print(msg.topic.value, raw.decode("utf-8", "replace"), flush=True)
+                seen += 1
+                if (args.until and msg.topic.value.endswith(args.until)) or (
+                        args.count and seen >= args.count):
+                    return
+
+    try:
+        await asyncio.wait_for(receive(), args.timeout or None)
+    except TimeoutError:
+        print(f"fleetcam: nothing more within {args.timeout:g} s", file=sys.stderr)
+        return 1
+    except aiomqtt.MqttError as e:
+        print(f"fleetcam: MQTT: {e}", file=sys.stderr)
+        return 1
+    return 0
+
+
 def _sample_photo(path: str) -> int:
     import time
 
@@ -123,6 +172,10 @@ def main(argv: list[str] | None = None) -> int:
         return _sample_photo(args.path)
     settings = Settings.from_env()
     configure_logging(settings.log_level)
+    if args.cmd == "watch":
+        with contextlib.suppress(KeyboardInterrupt):
+            return asyncio.run(_watch(args, settings))
+        return 0
     try:
         return _run(args, settings)
     except NoDataFolder as e:

@@ -26,6 +26,8 @@ ENV_IDLE_TIMEOUT = "FLEETCAM_IDLE_TIMEOUT"
 ENV_MEDIA_PORT = "FLEETCAM_MEDIA_PORT"
 ENV_GATEWAY_LEASE = "FLEETCAM_GATEWAY_LEASE"
 ENV_ATTACHMENT_PORT = "FLEETCAM_ATTACHMENT_PORT"
+ENV_TELTONIKA_PORT = "FLEETCAM_TELTONIKA_PORT"
+ENV_TELTONIKA_CAMERA_PORT = "FLEETCAM_TELTONIKA_CAMERA_PORT"
 ENV_ATTACHMENT_PUBLIC_PORT = "FLEETCAM_ATTACHMENT_PUBLIC_PORT"
 ENV_ATTACHMENT_MAX_FILE = "FLEETCAM_ATTACHMENT_MAX_FILE"
 ENV_ATTACHMENT_MEMORY = "FLEETCAM_ATTACHMENT_MEMORY"
@@ -106,6 +108,8 @@ DEFAULTS: dict[str, str] = {
     ENV_MEDIA_PORT: "0",
     ENV_GATEWAY_LEASE: "45",
     ENV_ATTACHMENT_PORT: "7208",
+    ENV_TELTONIKA_PORT: "5027",
+    ENV_TELTONIKA_CAMERA_PORT: "5028",
     ENV_ATTACHMENT_PUBLIC_PORT: "0",
     ENV_ATTACHMENT_MAX_FILE: str(64 * 1024 * 1024),
     ENV_ATTACHMENT_MEMORY: str(256 * 1024 * 1024),
@@ -208,6 +212,10 @@ class Settings:
     """Seconds a gateway copy's connections stay live without its renewal (every third of it)."""
     attachment_port: int = 7208
     """Port of the alarm-attachment server (T/JSATL12 0x9208 names it to devices)."""
+    teltonika_port: int = 5027
+    """Teltonika trackers' telemetry and commands (Codec 8/8E/12)."""
+    teltonika_camera_port: int = 5028
+    """Teltonika DualCam/DashCam camera connections (photos and videos)."""
     attachment_public_port: int = 0
     """The attachment port devices are told (the load balancer's); 0: this copy's."""
     attachment_max_file: int = 64 * 1024 * 1024
@@ -308,6 +316,8 @@ class Settings:
             media_port=int(get(ENV_MEDIA_PORT)),
             gateway_lease=float(get(ENV_GATEWAY_LEASE)),
             attachment_port=int(get(ENV_ATTACHMENT_PORT)),
+            teltonika_port=int(get(ENV_TELTONIKA_PORT)),
+            teltonika_camera_port=int(get(ENV_TELTONIKA_CAMERA_PORT)),
             attachment_public_port=int(get(ENV_ATTACHMENT_PUBLIC_PORT)),
             attachment_max_file=int(get(ENV_ATTACHMENT_MAX_FILE)),
             attachment_memory=int(get(ENV_ATTACHMENT_MEMORY)),

@@ -148,6 +148,15 @@ class MediaIndex(Protocol):
         """Unprotected files uploaded before ``cutoff``, oldest first."""
         ...
 
+    def expiring_before(self, now: float, limit: int) -> list[MediaFile]:
+        """Up to ``limit`` unprotected files of any device whose expiry is before ``now``:
+        what a sweep expires, found without visiting every device."""
+        ...
+
+    def over_limit(self) -> list[int]:
+        """Ids of devices with ``media_rotate`` set that store more bytes than it allows."""
+        ...
+
     def expiry(self, uuid: str) -> float | None:
         """When the store will drop this file on its own (DynamoDB TTL), as it stands now;
         None: never, or no such file. Must equal ``retention.file_expiry`` under the

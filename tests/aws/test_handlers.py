@@ -305,3 +305,85 @@ def test_reaper_deletes_object_and_counts_off_ttl_removals(
     # a redelivered stream record does not count the file off twice
     assert reaper.handler(event, context) == {"batchItemFailures": []}
     assert reaper.CONTAINER.index.usage(f.device_id) == (0, 0, 0)
+
+
+def test_api_serves_archive_downloads_through_s3_when_large(
+        aws: Aws, load_handler: Loader, context: LambdaContext) -> None:
+    """Above the Lambda response cap, the download is written once to the media bucket and the
+    function answers 307 to a pre-signed link; S3 then answers byte ranges itself."""
+    import base64
+    import io
+
+    import av
+    import httpx
+
+    from fleetcam.domain import dvr
+    from fleetcam.media import fmp4
+    from tests import dvrgen
+
+    api = load_handler("api")
+    c = api.CONTAINER
+    _device(api)
+    now = time.time()
+    c.dvr_streams.put(dvr.DvrStream("1-1", 1, 1, dvr.DvrConfig("dvr", 0), now, now))
+    init, gops = dvrgen.encoded(gops=4, bitrate=1_500_000)
+    ikey = dvr.init_key("1-1", fmp4.init_digest(init))
+    c.dvr_storage.put("dvr", ikey, init, content_type="video/mp4")
+    seg, data = dvrgen.segment("1-1", 1795435200_000, 60, gops=gops, init_key=ikey)
+    c.dvr_storage.put("dvr", seg.key, data, content_type="video/iso.segment")
+    assert c.dvr_index.add(seg)
+    event = load_event("api-get-dvr-archive.json")
+    r = api.handler(event, context)
+    assert r["statusCode"] == 307, r.get("body", "")[:300]
+    link = r["headers"]["location"]
+    whole = httpx.get(link, timeout=60)
+    assert whole.status_code == 200 and len(whole.content) > 4 * 1024 * 1024
+    with av.open(io.BytesIO(whole.content)) as mp4:
+        assert sum(1 for _ in mp4.decode(video=0)) == 1500
+    part = httpx.get(link, headers={"Range": "bytes=5000000-5000999"}, timeout=60)
+    assert part.status_code == 206 and part.content == whole.content[5000000:5001000]
+    assert api.handler(event, context)["statusCode"] == 307  # staged once, reused
+    small = load_event("api-get-dvr-archive.json")
+    small["rawPath"] = small["requestContext"]["http"]["path"] = "/1-1/archive-1795435200-2.mp4"
+    small["pathParameters"]["proxy"] = "archive-1795435200-2.mp4"
+    r = api.handler(small, context)
+    assert r["statusCode"] == 200, r.get("body", "")[:300]
+    body = base64.b64decode(r["body"]) if r.get("isBase64Encoded") else r["body"].encode()
+    assert body[4:8] == b"ftyp"
+    stranger = load_event("api-get-dvr-archive.json")
+    stranger["rawQueryString"] = "token=" + "x" * 64
+    stranger["queryStringParameters"] = {"token": "x" * 64}
+    assert api.handler(stranger, context)["statusCode"] == 401
+
+
+def test_packager_turns_an_alarm_attachment_into_an_mp4(aws: Aws, load_handler: Loader,
+                                                        context: LambdaContext) -> None:
+    """An ADAS camera's H.265 clip, written by the gateway as raw/{device}/{uuid}.fcfile,
+    goes through the same packager Lambda as recorded clips: an H.264 MP4 in media/ with the
+    alarm's attributes, then a media file when its own object-created event arrives."""
+    from fleetcam.media.testpattern import encode_pattern
+
+    ingest = load_handler("ingest")
+    event = load_event("sqs-s3-attachment-created.json")
+    (created,) = object_created_events(event["Records"][0]["body"])
+    assert created.key.endswith(".fcfile")
+    device_id = _device(ingest)
+    clip = b"".join(f.data for f in encode_pattern("hevc", 320, 240, 25, seconds=2))
+    options = {"name": "02_01_6401_1_x.mp4", "channel": 1, "created": 1_700_000_000,
+               "attributes": {"alarm.id": "T123456-1700000000-1", "alarm.source": "adas"}}
+    aws.client("s3").put_object(Bucket=aws.bucket, Key=created.key, Body=clip,
+                                ContentType="application/octet-stream",
+                                Metadata={META_KEY: json.dumps(options)})
+    assert ingest.handler(event, context) == {"batchItemFailures": []}
+    uuid = created.key.split("/")[-1].split(".")[0]
+    out_key = f"media/{device_id}/{uuid}.mp4"
+    assert _object_exists(aws, out_key) and not _object_exists(aws, created.key)
+    follow = copy.deepcopy(load_event("sqs-s3-object-created.json"))
+    body = json.loads(follow["Records"][0]["body"])
+    body["Records"][0]["s3"]["object"]["key"] = out_key
+    follow["Records"][0]["body"] = json.dumps(body)
+    assert ingest.handler(follow, context) == {"batchItemFailures": []}
+    f = ingest.CONTAINER.index.get(uuid)
+    assert f is not None and f.mime == "video/mp4" and f.created == 1_700_000_000
+    assert f.preview.meta["codec"] == "h264"
+    assert f.attributes["alarm.id"] == "T123456-1700000000-1"

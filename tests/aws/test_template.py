@@ -264,11 +264,65 @@ def test_no_role_may_change_the_bucket_or_the_tables(transformed: dict[str, Any]
     assert "s3:PutLifecycleConfiguration" not in api and "s3:PutObject" in api
 
 
+# -- recovery in minutes: each queue's retry timing follows its function (issue 14) ------
+def _queue_consumers(template: dict[str, Any]) -> dict[str, tuple[str, dict[str, Any]]]:
+    """Queue logical id -> (function logical id, its SQS event properties)."""
+    out = {}
+    for name, fn in _resources(template, "AWS::Serverless::Function").items():
+        for ev in fn["Properties"].get("Events", {}).values():
+            if ev["Type"] == "SQS":
+                queue = ev["Properties"]["Queue"]["Fn::GetAtt"][0]
+                out[queue] = (name, ev["Properties"])
+    return out
+
+
+def test_photos_and_clips_have_their_own_queues_and_retry_timing(
+        template: dict[str, Any]) -> None:
+    res = template["Resources"]
+    notifications = res["MediaBucket"]["Properties"]["NotificationConfiguration"]
+    by_prefix = {c["Filter"]["S3Key"]["Rules"][0]["Value"]: c["Queue"]["Fn::GetAtt"][0]
+                 for c in notifications["QueueConfigurations"]}
+    assert by_prefix == {"media/": "IngestQueue", "raw/": "ClipQueue"}
+    consumers = _queue_consumers(template)
+    for queue, (function, event) in consumers.items():
+        fn = res[function]["Properties"]
+        timeout = fn.get("Timeout", template["Globals"]["Function"]["Timeout"])
+        q = res[queue]["Properties"]
+        # Lambda's advice: six times the function's timeout (throttled batches get retried
+        # within it), and no more than that plus a minute
+        assert 6 * timeout <= q["VisibilityTimeout"] <= 6 * timeout + 60, queue
+        assert q["RedrivePolicy"]["maxReceiveCount"] >= 3, queue
+        dlq = q["RedrivePolicy"]["deadLetterTargetArn"]["Fn::GetAtt"][0]
+        assert res[dlq]["Properties"]["MessageRetentionPeriod"] == 14 * 86400
+        assert event["FunctionResponseTypes"] == ["ReportBatchItemFailures"]
+    photo_fn, _ = consumers["IngestQueue"]
+    clip_fn, clip_event = consumers["ClipQueue"]
+    assert photo_fn != clip_fn
+    assert res["IngestQueue"]["Properties"]["VisibilityTimeout"] <= 15 * 60  # minutes
+    assert clip_event["BatchSize"] == 1  # a clip never shares its timeout
+    assert res[clip_fn]["Properties"]["Timeout"] == 900
+
+
+def test_ephemeral_storage_holds_the_largest_clip(template: dict[str, Any]) -> None:
+    """request_video allows 3600 s; at 4 Mbit/s the raw clip is 1.8 GB, and its MP4 after an
+    H.265 to H.264 conversion about twice that: both sit in /tmp while packaging."""
+    from fleetcam.domain.gateway import CLIP_MAX_DURATION
+
+    raw_mb = CLIP_MAX_DURATION * 4 / 8
+    res = template["Resources"]
+    consumers = _queue_consumers(template)
+    clip_fn, _ = consumers["ClipQueue"]
+    photo_fn, _ = consumers["IngestQueue"]
+    assert res[clip_fn]["Properties"]["EphemeralStorage"]["Size"] >= 3 * raw_mb
+    assert res[photo_fn]["Properties"]["EphemeralStorage"]["Size"] >= 2 * raw_mb
+
+
 def test_every_gateway_listener_reaches_the_task(template: dict[str, Any]) -> None:
     """Each port the gateway listens on (signalling, media, alarm attachments) has an NLB
     listener, a target group the service registers the task in, a security-group rule and a
     container port; the attachment port is the one the task is told."""
-    from fleetcam.config import DEFAULTS, ENV_ATTACHMENT_PORT
+    from fleetcam.config import (DEFAULTS, ENV_ATTACHMENT_PORT, ENV_TELTONIKA_CAMERA_PORT,
+                                 ENV_TELTONIKA_PORT)
 
     res = template["Resources"]
     task = res["GatewayTaskDefinition"]["Properties"]["ContainerDefinitions"][0]
@@ -278,10 +332,12 @@ def test_every_gateway_listener_reaches_the_task(template: dict[str, Any]) -> No
                      res["GatewayService"]["Properties"]["LoadBalancers"]}
     listener_ports = {r["Properties"]["Port"] for r in
                       _resources(template, "AWS::ElasticLoadBalancingV2::Listener").values()}
-    ingress = {r["FromPort"] for r in
-               res["GatewaySecurityGroup"]["Properties"]["SecurityGroupIngress"]}
-    attachment = int(env[ENV_ATTACHMENT_PORT])
-    assert attachment == int(DEFAULTS[ENV_ATTACHMENT_PORT])
-    for port in (6808, 7078, attachment):
+    ports = [int(env[e]) for e in (ENV_ATTACHMENT_PORT, ENV_TELTONIKA_PORT,
+                                   ENV_TELTONIKA_CAMERA_PORT)]
+    assert ports == [int(DEFAULTS[e]) for e in (ENV_ATTACHMENT_PORT, ENV_TELTONIKA_PORT,
+                                                ENV_TELTONIKA_CAMERA_PORT)]
+    ranges = [(r["FromPort"], r["ToPort"]) for r in
+              res["GatewaySecurityGroup"]["Properties"]["SecurityGroupIngress"]]
+    for port in (6808, 7078, *ports):
         assert port in container_ports and port in service_ports
-        assert port in listener_ports and port in ingress
+        assert port in listener_ports and any(a <= port <= b for a, b in ranges)

@@ -275,3 +275,31 @@ def test_all_queues_together_are_bounded() -> None:
         assert r.broker.queued_bytes == 0  # every session's share given back
 
     run(scenario())
+
+
+def test_silent_connections_from_one_address_are_bounded() -> None:
+    """A stranger opening connections and never sending CONNECT holds at most
+    max_pending_per_host of them; the rest are closed at once, and the slots come back."""
+    limits = Limits(max_pending_per_host=4, connect_timeout=30)
+
+    async def scenario() -> None:
+        async with running_broker(limits=limits) as r:
+            conns = [await asyncio.open_connection("127.0.0.1", r.tcp_port) for _ in range(6)]
+            await asyncio.sleep(0.3)
+            assert r.broker.pending == {"127.0.0.1": 4}
+            closed = []
+            for reader, _ in conns:
+                try:
+                    closed.append(await asyncio.wait_for(reader.read(1), 0.5) == b"")
+                except asyncio.TimeoutError:
+                    closed.append(False)
+            assert closed.count(True) == 2 and closed.count(False) == 4
+            for _, writer in conns:
+                writer.close()
+            await asyncio.sleep(0.3)
+            assert r.broker.pending == {}
+            ok = Paho(r.tcp_port, MASTER, ws=False)
+            assert (await asyncio.to_thread(ok.connect))[0] == 0
+            ok.close()
+
+    run(scenario())

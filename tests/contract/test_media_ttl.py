@@ -76,3 +76,27 @@ def test_a_change_of_something_else_queues_no_job(backend: Backend) -> None:
 
 def test_expiry_of_a_missing_file_is_none(backend: Backend) -> None:
     assert backend.index.expiry("f" * 32) is None
+
+
+def test_expiring_before_finds_expired_files_of_any_device(backend: Backend) -> None:
+    short = backend.devices.create({"name": "a", "ident": "a", "media_ttl": 100})
+    keep = backend.devices.create({"name": "b", "ident": "b", "media_ttl": 0})
+    long = backend.devices.create({"name": "c", "ident": "c", "media_ttl": DAY})
+    files = {d.id: _files(d.id, 40) for d in (short, keep, long)}
+    backend.index.add_many([f for fs in files.values() for f in fs])  # type: ignore[attr-defined]
+    now = 1_700_000_000.0 + 100 + 20  # files 0..19 of `short` are past their 100 s
+    due = backend.index.expiring_before(now, 1000)
+    want = {f.uuid for f in files[short.id][:20] if not f.protected}
+    assert {f.uuid for f in due} == want and len(due) == len(want)
+    assert all(f.device_id == short.id and not f.protected for f in due)
+    assert len(backend.index.expiring_before(now, 5)) == 5
+    assert backend.index.expiring_before(1_700_000_000.0, 1000) == []
+
+
+def test_over_limit_names_the_devices_rotation_must_trim(backend: Backend) -> None:
+    over = backend.devices.create({"name": "a", "ident": "a", "media_rotate": 100})
+    under = backend.devices.create({"name": "b", "ident": "b", "media_rotate": 1000})
+    unlimited = backend.devices.create({"name": "c", "ident": "c"})
+    backend.index.add_many([f for d in (over, under, unlimited)  # type: ignore[attr-defined]
+                            for f in _files(d.id, 20)])  # 200 bytes each
+    assert backend.index.over_limit() == [over.id]

@@ -40,7 +40,8 @@ def make_settings(data_dir: Path, **overrides: Any) -> Settings:
                               "mqtt_port": free_port(), "admin_token": TOKEN,
                               "sweep_interval": 3600, "default_media_ttl": 0,
                               "gateway_host": "127.0.0.1", "jt808_port": 0, "jt1078_port": 0,
-                              "attachment_port": 0}
+                              "attachment_port": 0, "teltonika_port": 0,
+                              "teltonika_camera_port": 0}
     values.update(overrides)
     return Settings(**values)
 

@@ -55,7 +55,8 @@ def test_1100_connections_under_ulimit_1024(tmp_path: Path, client_nofile: None)
            "FLEETCAM_HTTP_HOST": "127.0.0.1", "FLEETCAM_HTTP_PORT": str(ports["http"]),
            "FLEETCAM_MQTT_PORT": str(ports["mqtt"]), "FLEETCAM_JT808_PORT": str(ports["808"]),
            "FLEETCAM_JT1078_PORT": str(ports["1078"]), "FLEETCAM_GATEWAY_HOST": "127.0.0.1",
-           "FLEETCAM_ATTACHMENT_PORT": "0",
+           "FLEETCAM_ATTACHMENT_PORT": "0", "FLEETCAM_TELTONIKA_PORT": "0",
+           "FLEETCAM_TELTONIKA_CAMERA_PORT": "0",
            "FLEETCAM_ADMIN_TOKEN": TOKEN, "FLEETCAM_MAX_CONNECTIONS_PER_ADDRESS": "0",
            "PYTHONUNBUFFERED": "1"}
     log_path = tmp_path / "server.log"

@@ -42,6 +42,7 @@ class Transport(Protocol):
     """A byte stream to one client (TCP or WebSocket)."""
 
     peer: str
+    host: str  # the client's address, for per-address limits
 
     async def recv(self) -> bytes: ...  # b"" at the end
 
@@ -58,6 +59,9 @@ class Limits:
     max_internal_packet: int = 16 * 1024 * 1024
     max_outgoing_packet: int = 16 * 1024 * 1024
     connect_timeout: float = 10.0
+    max_pending_per_host: int = 16
+    """Connections from one address that have not completed CONNECT (a stranger cannot
+    fill the server's slots from one address)."""
     max_keep_alive: int = 600
     """Sessions idle longer than this (or 1.5x their keep-alive) are closed."""
     max_subscriptions: int = 100
@@ -273,6 +277,7 @@ class Broker:
         self.retained_bytes = 0
         self.queued_bytes = 0  # all sessions' queues
         self.connecting = 0
+        self.pending: dict[str, int] = {}  # connections without a session yet, by address
         self._revalidator: asyncio.Task[None] | None = None
         self.stats = {"connections": 0, "refused": 0, "published": 0, "delivered": 0}
 
@@ -351,16 +356,29 @@ class Broker:
         self.stats["connections"] += 1
         reader = c.Reader(self.limits.max_packet)
         session: Session | None = None
+        host = getattr(transport, "host", "")
+        if self.pending.get(host, 0) >= self.limits.max_pending_per_host:
+            THROTTLED.warn(f"pending:{host}", "mqtt: %s has %d connections without a session; "
+                           "refused another", host, self.pending[host])
+            with contextlib.suppress(Exception):
+                await transport.close()
+            return
+        self.pending[host] = self.pending.get(host, 0) + 1
         try:
-            self.connecting += 1
             try:
-                connect = await asyncio.wait_for(self._first_packet(transport, reader),
-                                                 self.limits.connect_timeout)
+                self.connecting += 1
+                try:
+                    connect = await asyncio.wait_for(self._first_packet(transport, reader),
+                                                     self.limits.connect_timeout)
+                finally:
+                    self.connecting -= 1
+                if connect is None:
+                    return
+                session = await self._accept(transport, reader, connect)
             finally:
-                self.connecting -= 1
-            if connect is None:
-                return
-            session = await self._accept(transport, reader, connect)
+                self.pending[host] -= 1
+                if not self.pending[host]:
+                    del self.pending[host]
             if session is None:
                 return
             await self._serve(session, reader, connect.keep_alive)

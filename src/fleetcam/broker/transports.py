@@ -19,6 +19,7 @@ class TcpTransport:
         self.reader = reader
         self.writer = writer
         peer = writer.get_extra_info("peername")
+        self.host = str(peer[0]) if isinstance(peer, tuple) else str(peer)
         self.peer = f"{peer[0]}:{peer[1]}" if isinstance(peer, tuple) else str(peer)
 
     async def recv(self) -> bytes:
@@ -80,7 +81,8 @@ class WebSocketTransport:
 
     def __init__(self, ws: WebSocket) -> None:
         self.ws = ws
-        client = ws.client
+        client = ws.client  # behind a local TLS front: the forwarded address (uvicorn)
+        self.host = client.host if client else ""
         self.peer = f"ws {client.host}:{client.port}" if client else "ws ?"
 
     async def recv(self) -> bytes:

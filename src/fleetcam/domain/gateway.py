@@ -11,6 +11,8 @@ COMMAND_NAMES = ("request_video", "take_photo", "start_videostream", "playback_v
                  "video_timeline", "custom")
 TTL_MAX = 30 * 86400
 TIMEOUT_MIN, TIMEOUT_MAX, TIMEOUT_DEFAULT = 5, 60, 15
+CLIP_MAX_DURATION = 3600
+"""Seconds of the longest clip request_video may ask for (template.yaml sizes /tmp by it)."""
 CLIP_TIMEOUT_MAX = 300
 """A real-time request_video may wait this long (its default follows the clip's duration)."""
 CLIP_TIMEOUT_BASE = 15
@@ -131,7 +133,7 @@ def validate_command(raw: Any) -> tuple[str, dict[str, Any]]:
                                 0 if name == "video_timeline" else None)
     if name == "request_video":
         props["from"] = _int(props, "from", 0, 2**40)
-        props["duration"] = _int(props, "duration", 1, 3600)
+        props["duration"] = _int(props, "duration", 1, CLIP_MAX_DURATION)
     if name in ("video_timeline", "playback_video"):
         props["from"] = _int(props, "from", 0, 2**40)
         props["to"] = _int(props, "to", props["from"], 2**40)
@@ -142,6 +144,13 @@ def validate_command(raw: Any) -> tuple[str, dict[str, Any]]:
         if quality not in ("main", "sub"):
             raise Invalid("properties.quality must be main or sub", field="properties.quality")
         props["quality"] = quality
+    if name == "custom" and "text" in props and "msg_id" not in props:
+        # a text command (Teltonika Codec 12 GPRS commands such as "getinfo")
+        text = props["text"]
+        if not isinstance(text, str) or not 0 < len(text) <= 512 or not text.isprintable():
+            raise Invalid("properties.text must be printable text of 1 to 512 characters",
+                          field="properties.text")
+        return name, props
     if name == "custom":
         props["msg_id"] = _int(props, "msg_id", 0, 0xFFFF)
         body = props.get("body", "")

@@ -419,6 +419,13 @@ class Jt808Session(asyncio.Protocol):
                 if sent is not None:  # a second operator: share the running stream
                     await self.gw.live.open(sent, self.device, "live", self.source)
                 continue
+            if cmd.name == "custom" and "msg_id" not in cmd.properties:
+                await self.gw.call(self.gw.commands.finish, cmd, False, {
+                    "reason": "JT/T 808 devices take custom commands as properties.msg_id "
+                              "and properties.body (hex)"})
+                continue
+            if cmd.name == "request_video" and await self.gw.dvr.from_archive(cmd):
+                continue  # recorded in the cloud: cut from the archive, not asked again
             body = translate.command_message(cmd, self.gw.media_host, self.gw.media_port)
             msg_id = body.msg_id if isinstance(body, m.UnknownMessage) else None
             sent = await self.gw.call(self.gw.commands.mark_sent, cmd, None, self.conn_id)

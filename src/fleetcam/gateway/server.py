@@ -24,6 +24,7 @@ from fleetcam.gateway.dvr import DvrRecorder
 from fleetcam.gateway.attachments import Attachments, AttachmentSession
 from fleetcam.gateway.jt808 import Jt808Session
 from fleetcam.gateway.limits import Admission, QuietLog, RateLimiter, raise_nofile
+from fleetcam.gateway.teltonika import CameraSession, TeltonikaSession
 from fleetcam.gateway.jt1078 import Jt1078Session, MediaSink
 from fleetcam.gateway.live import LiveManager
 from fleetcam.gateway.recorder import Recorder
@@ -62,6 +63,8 @@ class Gateway:
         self.sessions_by_device: dict[int, Jt808Session] = {}
         self.sessions_1078: set[Jt1078Session] = set()
         self.sessions_attachment: set[AttachmentSession] = set()
+        self.sessions_teltonika: set[TeltonikaSession] = set()
+        self.sessions_camera: set[CameraSession] = set()
         self.media_admission = MediaAdmission(container.media_requests, container.clock)
         self.recorder = Recorder(self)
         self.attachments = Attachments(self)
@@ -193,7 +196,7 @@ class Gateway:
         self.connections.opened(conn)
 
     def _close_conn(self, conn_id: int, reason: str) -> None:
-        for s in [*self.sessions_808, *self.sessions_1078]:
+        for s in [*self.sessions_808, *self.sessions_1078, *self.sessions_teltonika]:
             if s.conn_id == conn_id:
                 s.close(reason)
 
@@ -208,6 +211,12 @@ class Gateway:
             lambda: Jt1078Session(self), host, self.settings.jt1078_port, reuse_address=True))
         self._servers.append(await self.loop.create_server(
             lambda: AttachmentSession(self), host, self.settings.attachment_port,
+            reuse_address=True))
+        self._servers.append(await self.loop.create_server(
+            lambda: TeltonikaSession(self), host, self.settings.teltonika_port,
+            reuse_address=True))
+        self._servers.append(await self.loop.create_server(
+            lambda: CameraSession(self), host, self.settings.teltonika_camera_port,
             reuse_address=True))
         self.spawn(self._housekeeping())
         self._lease_task = self.loop.create_task(self._leases())
@@ -225,6 +234,14 @@ class Gateway:
     @property
     def port_attachment(self) -> int:
         return int(self._servers[2].sockets[0].getsockname()[1])
+
+    @property
+    def port_teltonika(self) -> int:
+        return int(self._servers[3].sockets[0].getsockname()[1])
+
+    @property
+    def port_teltonika_camera(self) -> int:
+        return int(self._servers[4].sockets[0].getsockname()[1])
 
     async def stop(self) -> None:
         """SIGTERM (a deploy, a scale-in, stopping ``fleetcam serve``): stop accepting, remove
@@ -246,7 +263,8 @@ class Gateway:
                     media.request = None
         except Exception:
             log.exception("gateway %s: removing its leases failed", self.gateway_id)
-        for s in [*self.sessions_808, *self.sessions_1078, *self.sessions_attachment]:
+        for s in [*self.sessions_808, *self.sessions_1078, *self.sessions_attachment,
+                  *self.sessions_teltonika, *self.sessions_camera]:
             s.connection = None  # already dropped and published
             s.close("gateway stopping")
         for srv in self._servers:
@@ -325,7 +343,7 @@ class Gateway:
         """Close connections the shared store no longer lists (dropped through another copy)."""
         # Only sessions registered before the query: one whose registry write is still in
         # flight is missing from the answer without having been dropped.
-        candidates = [s for s in self.sessions_808 if s.registered]
+        candidates = [s for s in [*self.sessions_808, *self.sessions_teltonika] if s.registered]
         known = {c.id for c in await self.call(self.connections.registry.of_gateway,
                                                self.gateway_id)}
         for s in candidates:
@@ -343,7 +361,8 @@ class Gateway:
 
     def _expire_idle(self) -> None:
         now = self.loop_time()
-        for s in [*self.sessions_808, *self.sessions_1078, *self.sessions_attachment]:
+        for s in [*self.sessions_808, *self.sessions_1078, *self.sessions_attachment,
+                  *self.sessions_teltonika, *self.sessions_camera]:
             if now - s.last_rx > self.settings.idle_timeout:
                 s.close("idle timeout")
         preauth = self.settings.preauth_timeout

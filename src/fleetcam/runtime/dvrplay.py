@@ -69,3 +69,43 @@ def export_sinks(settings: Settings) -> dict[str, SinkFactory]:
 
     sinks["s3"] = s3_sink_factory(client_for)
     return sinks
+
+
+STAGE_ABOVE = 4 * 1024 * 1024
+"""Downloads larger than this are staged in S3 and served from there on a runtime whose store
+pre-signs (AWS): a Lambda response holds at most 6 MB (about 4.5 MB of binary once
+base64-encoded), and a streamed one falls to ~2 MB/s after 6 MB (docs/aws.md)."""
+STAGE_PREFIX = "dvr-downloads/"
+
+
+def staged_download(c: Container, name: str, layout: Any, dl: Any, etag: str,
+                    disposition: str) -> str | None:
+    """A pre-signed link to the download, written once to the media bucket under
+    ``dvr-downloads/`` (a lifecycle rule expires it after a day); None where the store cannot
+    pre-sign (local: the server streams it)."""
+    from fleetcam.errors import Conflict
+    from fleetcam.media import archive
+
+    presign = getattr(c.store, "presigned_url", None)
+    if presign is None or layout.total <= STAGE_ABOVE:
+        return None
+    key = f"{STAGE_PREFIX}{name}/{etag}.mp4"
+    try:
+        c.store.head(key)
+    except NotFound:
+        from fleetcam.adapters.aws.s3export import S3Sink
+
+        try:
+            sink = S3Sink(Target("s3", bucket=c.store.bucket, key=key),  # type: ignore[attr-defined]
+                          c.store.s3)  # type: ignore[attr-defined]
+            try:
+                for chunk in archive.render(layout, dl.read, on_bad=dl.on_bad):
+                    sink.write(chunk)
+                sink.commit()
+            except BaseException:
+                sink.abort()
+                raise
+        except Conflict:
+            pass  # a concurrent request staged it first: same bytes
+    return presign(key, c.settings.share_link_expiry, content_type="video/mp4",  # type: ignore[no-any-return]
+                   disposition=disposition)

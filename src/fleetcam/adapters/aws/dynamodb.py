@@ -4,6 +4,7 @@ from __future__ import annotations
 import heapq
 from datetime import datetime, timezone
 import itertools
+import random
 import threading
 import time
 from collections.abc import Iterable, Iterator
@@ -12,10 +13,10 @@ from typing import Any
 
 from pynamodb.connection import Connection
 from pynamodb.exceptions import DoesNotExist, PutError, TransactWriteError, UpdateError
-from pynamodb.transactions import TransactWrite
+from pynamodb.transactions import TransactWrite as _TransactWrite
 
-from fleetcam.adapters.aws.models import (DevicesModel, GcModel, IdentsModel, LogsModel,
-                                          MediaModel)
+from fleetcam.adapters.aws.models import (FLEET_SHARDS, DevicesModel, GcModel, IdentsModel,
+                                          LogsModel, MediaModel, fleet_shard)
 from fleetcam.domain import expr
 from fleetcam.domain.identity import Identity
 from fleetcam.domain.models import Device, LogEntry, MediaFile, Preview
@@ -24,6 +25,10 @@ from fleetcam.errors import Conflict, NotFound
 from fleetcam.ports import MediaQuery
 
 LOG_RETENTION = 365 * 86400
+CONFLICT_RETRIES = 6
+CONFLICT_BACKOFF = 0.025
+"""Seconds of the first retry's backoff ceiling after a TransactionConflict (doubled each
+time: at most about 0.8 s over the six tries)."""
 RETIME_START = "0"
 """The cursor of a retime job that has not started: below every ``sort_key``."""
 RETIME_THREADS = 8
@@ -37,6 +42,24 @@ def _connection() -> Connection:
     renewed by ``models.bind``. A new Connection per transaction would build a new botocore
     client each time (about 0.1 s of CPU)."""
     return DevicesModel._get_connection().connection
+
+
+class TransactWrite(_TransactWrite):
+    """PynamoDB's TransactWrite, whose commit is retried (with jittered exponential backoff)
+    when DynamoDB cancels it for a TransactionConflict only: another transaction was writing
+    one of its items, typically the device's usage counters during concurrent ingests.
+    Nothing of a cancelled transaction was applied, so resending it as is is safe."""
+
+    def _commit(self) -> Any:
+        for attempt in range(CONFLICT_RETRIES):
+            try:
+                return super()._commit()
+            except TransactWriteError as e:
+                codes = {c for c in _cancelled(e) if c is not None}
+                if codes != {"TransactionConflict"} or attempt + 1 == CONFLICT_RETRIES:
+                    raise
+            time.sleep(random.uniform(0, CONFLICT_BACKOFF * 2 ** attempt))
+        raise AssertionError("unreachable")
 
 
 def _cancelled(e: TransactWriteError) -> list[str | None]:
@@ -173,7 +196,7 @@ def _media_model(f: MediaFile, ttl: int = 0) -> MediaModel:
         name=f.name, size=f.size, mime=f.mime, created=f.created, uploaded=f.uploaded,
         modified=f.modified, protected=f.protected, shared=f.shared, channel_id=f.channel_id,
         preview_jpeg=f.preview.jpeg or None, preview_meta=f.preview.meta,
-        attributes=f.attributes, expires_at=expires)
+        attributes=f.attributes, expires_at=expires, shard=fleet_shard(f.uuid))
 
 
 def _whole(uuids: list[str]) -> list[MediaFile]:
@@ -197,7 +220,15 @@ def _usage_actions(size: int, protected_size: int, files: int) -> list[Any]:
 
 
 class DynamoMediaIndex:
-    """Every write that changes a device's usage updates its counters in one transaction."""
+    """Every write that changes a device's usage updates its counters in one transaction.
+
+    Args:
+        fleet_min: a query over at least this many devices reads the fleet-wide index
+            (FLEET_SHARDS queries) instead of one query per device.
+    """
+
+    def __init__(self, fleet_min: int = 16) -> None:
+        self.fleet_min = fleet_min
 
     def _ttl(self, device_id: int) -> int:
         try:
@@ -332,6 +363,11 @@ class DynamoMediaIndex:
         return True
 
     def _device_stream(self, device_id: int, q: MediaQuery) -> Iterator[MediaFile]:
+        return self._stream(MediaModel.by_device_created, device_id, q, None)
+
+    def _stream(self, index: Any, hash_key: int, q: MediaQuery,
+                devices: frozenset[int] | None) -> Iterator[MediaFile]:
+        """One partition of an index by ``sort_key``, filtered by ``q`` (and to ``devices``)."""
         cond = None
         lo = sort_key(q.time_from, "") if q.time_from is not None else None
         hi = sort_key(q.time_to, "~") if q.time_to is not None else None
@@ -347,9 +383,11 @@ class DynamoMediaIndex:
             cond = MediaModel.sort_key >= lo
         elif hi is not None:
             cond = MediaModel.sort_key <= hi
-        rows = MediaModel.by_device_created.query(device_id, range_key_condition=cond,
-                                                  scan_index_forward=not q.reverse, page_size=200)
+        rows = index.query(hash_key, range_key_condition=cond,
+                           scan_index_forward=not q.reverse, page_size=min(q.count, 500) + 1)
         for m in rows:
+            if devices is not None and int(m.device_id) not in devices:
+                continue
             f = _media(m)  # all but the preview image (see models.MEDIA_LISTED)
             if q.cursor is not None and q.reverse and (f.created, f.uuid) >= q.cursor:
                 continue
@@ -357,7 +395,12 @@ class DynamoMediaIndex:
                 yield f
 
     def query(self, q: MediaQuery) -> list[MediaFile]:
-        streams = [self._device_stream(d, q) for d in q.device_ids]
+        if len(q.device_ids) >= self.fleet_min:
+            wanted = frozenset(q.device_ids)
+            streams = [self._stream(MediaModel.by_shard_created, s, q, wanted)
+                       for s in range(FLEET_SHARDS)]
+        else:
+            streams = [self._device_stream(d, q) for d in q.device_ids]
         merged = heapq.merge(*streams, key=lambda f: (f.created, f.uuid), reverse=q.reverse)
         return _whole([f.uuid for f in itertools.islice(merged, q.count)])
 
@@ -388,6 +431,43 @@ class DynamoMediaIndex:
         return [f for f in _whole([m.uuid for m in itertools.islice(rows, limit)])
                 if not f.protected]
 
+
+    def expiring_before(self, now: float, limit: int) -> list[MediaFile]:
+        """From the sparse by-shard-expiry index: FLEET_SHARDS queries and the records'
+        BatchGetItem, whatever the number of devices."""
+        cutoff = datetime.fromtimestamp(now, timezone.utc)
+        uuids: list[str] = []
+        for shard in range(FLEET_SHARDS):
+            want = limit - len(uuids)
+            if want <= 0:
+                break
+            uuids += [m.uuid for m in MediaModel.by_shard_expiry.query(
+                shard, range_key_condition=MediaModel.expires_at < cutoff, limit=want,
+                page_size=min(want, 1000))]
+        return [f for f in _whole(uuids) if not f.protected]
+
+    def over_limit(self) -> list[int]:
+        """A parallel Scan of the Devices table, filtered on the device items' own counters:
+        pages of 1 MB (some thousands of devices each), RETIME_THREADS segments at once."""
+        flt = (DevicesModel.media_rotate > 0) & (DevicesModel.media_total
+                                                 > DevicesModel.media_rotate)
+
+        def segment(n: int) -> list[int]:
+            return [int(m.id) for m in DevicesModel.scan(
+                flt, segment=n, total_segments=RETIME_THREADS, attributes_to_get=["id"])]
+
+        with ThreadPoolExecutor(RETIME_THREADS) as pool:
+            return sorted(i for ids in pool.map(segment, range(RETIME_THREADS)) for i in ids)
+
+    def queue_retime_all(self) -> int:
+        """Queue a retime job for every device (after an upgrade: it also writes the fleet
+        indexes' ``shard`` on records made before them). Returns the number of devices."""
+        n = 0
+        for m in DevicesModel.scan(DevicesModel.id > 0, attributes_to_get=["id"]):
+            DevicesModel(id=m.id).update(actions=[DevicesModel.retime.set(1),
+                                                  DevicesModel.retime_cursor.set(RETIME_START)])
+            n += 1
+        return n
 
     def expiry(self, uuid: str) -> float | None:
         try:
@@ -430,7 +510,7 @@ class DynamoMediaIndex:
                   MediaModel.expires_at.set(datetime.fromtimestamp(when, timezone.utc)))
         try:
             MediaModel(uuid=m.uuid).update(
-                actions=[action],
+                actions=[action, MediaModel.shard.set(fleet_shard(m.uuid))],
                 condition=MediaModel.uuid.exists() & (MediaModel.protected == bool(m.protected)))
         except UpdateError as e:
             if e.cause_response_code != "ConditionalCheckFailedException":

@@ -18,11 +18,13 @@ Key design (template.yaml declares the same; tests/aws check the two agree):
 """
 from __future__ import annotations
 
+import zlib
 from typing import Any
 
 from pynamodb.attributes import (BinaryAttribute, BooleanAttribute, JSONAttribute,
                                  NumberAttribute, TTLAttribute, UnicodeAttribute)
-from pynamodb.indexes import AllProjection, GlobalSecondaryIndex, IncludeProjection
+from pynamodb.indexes import (AllProjection, GlobalSecondaryIndex, IncludeProjection,
+                              KeysOnlyProjection)
 from pynamodb.models import Model
 
 
@@ -100,6 +102,38 @@ class ByDeviceUploaded(GlobalSecondaryIndex["MediaModel"]):
     uploaded = NumberAttribute(range_key=True)
 
 
+FLEET_SHARDS = 4
+"""Partitions of the fleet-wide media indexes: a fleet-wide read is this many queries (plus
+their pages), whatever the number of devices; writes spread over as many index partitions."""
+
+
+def fleet_shard(uuid: str) -> int:
+    return zlib.crc32(uuid.encode()) % FLEET_SHARDS
+
+
+class ByShardCreated(GlobalSecondaryIndex["MediaModel"]):
+    """Every file of the fleet by creation time, in FLEET_SHARDS partitions: ``all`` and
+    large selectors read it instead of one query per device."""
+
+    class Meta:
+        index_name = "by-shard-created"
+        projection = IncludeProjection([*MEDIA_LISTED, "device_id"])
+
+    shard = NumberAttribute(hash_key=True)
+    sort_key = UnicodeAttribute(range_key=True)
+
+
+class ByShardExpiry(GlobalSecondaryIndex["MediaModel"]):
+    """Sparse (only files with an ``expires_at``): what the sweeper expires, found directly."""
+
+    class Meta:
+        index_name = "by-shard-expiry"
+        projection = KeysOnlyProjection()
+
+    shard = NumberAttribute(hash_key=True)
+    expires_at = NumberAttribute(range_key=True)
+
+
 class MediaModel(_Base):
     class Meta(_Base.Meta):
         table_name = "fleetcam-media"
@@ -121,8 +155,11 @@ class MediaModel(_Base):
     preview_meta = JSONAttribute(null=True)
     attributes = JSONAttribute(null=True)
     expires_at = TTLAttribute(null=True)
+    shard = NumberAttribute(null=True)
     by_device_created = ByDeviceCreated()
     by_device_uploaded = ByDeviceUploaded()
+    by_shard_created = ByShardCreated()
+    by_shard_expiry = ByShardExpiry()
 
 
 class LogsModel(_Base):

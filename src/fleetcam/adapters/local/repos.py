@@ -194,6 +194,18 @@ class SqliteMediaIndex:
             " ORDER BY uploaded LIMIT ?", (device_id, cutoff, limit))
         return [_media(r) for r in rows]
 
+    def expiring_before(self, now: float, limit: int) -> list[MediaFile]:
+        rows = self.db.conn().execute(
+            "SELECT m.* FROM devices d JOIN media m ON m.device_id = d.id AND m.protected = 0"
+            " AND m.uploaded < ? - d.media_ttl WHERE d.media_ttl > 0 LIMIT ?", (now, limit))
+        return [_media(r) for r in rows]
+
+    def over_limit(self) -> list[int]:
+        rows = self.db.conn().execute(
+            "SELECT d.id FROM devices d JOIN media_usage u ON u.device_id = d.id"
+            " WHERE d.media_rotate > 0 AND u.total > d.media_rotate ORDER BY d.id")
+        return [r[0] for r in rows]
+
     # SQLite keeps no per-file expiry: the sweeper alone expires files, from each device's
     # media_ttl as it is at the sweep, so a change of media_ttl applies to every file at
     # once and there is never a job to run.

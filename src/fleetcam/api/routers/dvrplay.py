@@ -30,7 +30,7 @@ from fleetcam.domain import dvr, dvrplay
 from fleetcam.domain.access import Principal
 from fleetcam.errors import Forbidden, Invalid, NotFound, Unauthorized
 from fleetcam.runtime.container import Container
-from fleetcam.runtime.dvrplay import exporter, playback, thumbnails
+from fleetcam.runtime.dvrplay import exporter, playback, staged_download, thumbnails
 from fleetcam.services.dvrplay import DvrPlayback
 
 log = logging.getLogger(__name__)
@@ -317,8 +317,13 @@ def _mp4(request: Request, svc: DvrPlayback, name: str, req: dvrplay.FileRequest
     fname = f"{name}-{req.start}-{req.duration}.mp4"
     etag = hashlib.sha1(lay.header[:4096] + str((lay.total, len(lay.pieces))).encode()
                         ).hexdigest()[:20]
-    extra = {"Content-Disposition": f"attachment; filename=\"{fname}\"; "
-                                    f"filename*=UTF-8''{quote(fname)}",
+    disposition = f"attachment; filename=\"{fname}\"; filename*=UTF-8''{quote(fname)}"
+    if request.method == "GET":
+        link = staged_download(request.app.state.container, name, lay, dl, etag, disposition)
+        if link is not None:  # AWS: S3 serves it (byte ranges included), not the function
+            return Response(status_code=307, headers={"Location": link,
+                                                      "Cache-Control": "no-store"})
+    extra = {"Content-Disposition": disposition,
              "X-Dvr-Gaps": gaps, "ETag": f'"{etag}"', "Cache-Control": "private, max-age=60"}
     return _ranged(request, lay.total, "video/mp4",
                    lambda a, b: _render(dl, a, b), extra)

@@ -1,0 +1,84 @@
+"""Recovery (issue 14): a transaction cancelled by a TransactionConflict is retried, against
+moto's server, with the conflict injected where DynamoDB would answer it: botocore's
+``before-call`` hook answers the first TransactWriteItems calls as DynamoDB does under
+contention (HTTP 400, TransactionCanceledException, one reason per item)."""
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from types import ModuleType
+from typing import Any
+
+import pytest
+
+from fleetcam.adapters.aws import dynamodb
+from fleetcam.domain.models import MediaFile
+from tests.aws.conftest import Aws
+from tests.aws.metering import dynamodb_calls
+
+pytestmark = pytest.mark.filterwarnings("ignore:No application metrics:UserWarning")
+Loader = Callable[[str], ModuleType]
+
+
+class _Http:
+    status_code = 400
+    headers: dict[str, str] = {}
+
+
+@contextmanager
+def conflicts(times: int, reasons: list[str]) -> Iterator[list[int]]:
+    """The next ``times`` TransactWriteItems are cancelled with ``reasons``."""
+    client = dynamodb._connection().client
+    seen = [0]
+
+    def answer(**kwargs: Any) -> Any:
+        seen[0] += 1
+        if seen[0] > times:
+            return None  # sent to the server
+        return _Http(), {
+            "Error": {"Code": "TransactionCanceledException",
+                      "Message": "Transaction cancelled, please refer cancellation reasons"},
+            "CancellationReasons": [{"Code": r} for r in reasons]}
+
+    client.meta.events.register("before-call.dynamodb.TransactWriteItems", answer)
+    try:
+        yield seen
+    finally:
+        client.meta.events.unregister("before-call.dynamodb.TransactWriteItems", answer)
+
+
+def _file(device_id: int) -> MediaFile:
+    now = 1_796_000_000.0
+    return MediaFile(uuid="c" * 32, device_id=device_id, key=f"media/{device_id}/{'c' * 32}.jpg",
+                     name="x.jpg", size=5, mime="image/jpeg", created=now, uploaded=now,
+                     modified=now)
+
+
+def test_counter_conflicts_are_retried(aws: Aws, load_handler: Loader) -> None:
+    c = load_handler("ingest").CONTAINER
+    (d,) = c.devices.create([{"ident": "013900000001"}])
+    with conflicts(3, ["None", "TransactionConflict"]) as seen:
+        assert c.index.add(_file(d.id)) is True
+    assert seen[0] == 4
+    assert c.index.usage(d.id) == (5, 0, 1)
+    with conflicts(2, ["TransactionConflict", "None", "None"]) as seen:
+        assert c.index.remove([_file(d.id)]) == [_file(d.id)]
+    assert seen[0] == 3 and c.index.usage(d.id) == (0, 0, 0)
+
+
+def test_a_conflict_that_lasts_fails_after_the_retries(aws: Aws, load_handler: Loader) -> None:
+    c = load_handler("ingest").CONTAINER
+    (d,) = c.devices.create([{"ident": "013900000001"}])
+    with conflicts(100, ["None", "TransactionConflict"]) as seen, dynamodb_calls():
+        with pytest.raises(dynamodb.TransactWriteError):
+            c.index.add(_file(d.id))
+    assert seen[0] == dynamodb.CONFLICT_RETRIES
+    assert c.index.usage(d.id) == (0, 0, 0) and c.index.get("c" * 32) is None
+
+
+def test_a_failed_condition_is_not_retried(aws: Aws, load_handler: Loader) -> None:
+    c = load_handler("ingest").CONTAINER
+    (d,) = c.devices.create([{"ident": "013900000001"}])
+    with conflicts(1, ["ConditionalCheckFailed", "TransactionConflict"]) as seen:
+        assert c.index.add(_file(d.id)) is False  # "exists already", as the reason says
+    assert seen[0] == 1
