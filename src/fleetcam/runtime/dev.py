@@ -175,7 +175,11 @@ async def serve(settings: Settings, simulate: int = 0) -> None:
     await server.start()
     print(f"fleetcam serving on {settings.base_url} (API docs at {settings.base_url}/docs); "
           f"JT/T 808 on port {server.gateway.port_808 if server.gateway else '-'}, "
-          f"JT/T 1078 on port {server.gateway.port_1078 if server.gateway else '-'}",
+          f"JT/T 1078 on port {server.gateway.port_1078 if server.gateway else '-'}; "
+          + (f"MQTT on port {settings.mqtt_port} and "
+             f"{settings.base_url.replace('http', 'ws', 1)}/mqtt (WebSocket), "
+             "the token as username" if server.broker
+             else f"MQTT on the external broker {server.bus.host}:{server.bus.port}"),
           flush=True)
     sim = await start_simulation(server, simulate) if simulate else None
     if sim is not None:
