@@ -387,6 +387,18 @@ class DvrIndex(Protocol):
 
     def deletion_done(self, items: Iterable[tuple[str, str]]) -> None: ...
 
+    def intend(self, root: str, key: str, at: float) -> None:
+        """Record that an object is about to be stored; ``add`` of its row clears the intent
+        in the same write, so an object whose writer died before indexing it is found."""
+        ...
+
+    def abandoned(self, before: float, limit: int = 1000) -> list[tuple[str, str]]:
+        """(root, key) of intents older than ``before``: objects stored (maybe) but never
+        indexed, to delete."""
+        ...
+
+    def drop_intents(self, items: Iterable[tuple[str, str]]) -> None: ...
+
 
 class EpisodeStore(Protocol):
     """Episodes (``/streamer/api/v3/episodes``)."""

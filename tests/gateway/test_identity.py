@@ -13,8 +13,17 @@ from fleetcam.domain.identity import Identity
 from fleetcam.protocol.jt808 import messages as m
 from fleetcam.protocol.jt808.ids import MsgId
 from tests.e2e_local import collect, http, mqtt_client, run
-from tests.gateway import (RawDevice, api_ok, collect_any, device_of, gateway_server, simulate,
-                           wait_for)
+from tests.gateway import (RawDevice, api_ok, collect_any, device_of, gateway_server, poll,
+                           simulate, wait_for)
+
+
+async def apoll(probe: Any, timeout: float = 5.0) -> Any:
+    """Await ``probe()`` until it returns something truthy (None after ``timeout``)."""
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + timeout
+    while (value := await probe()) is None and loop.time() < deadline:
+        await asyncio.sleep(0.05)
+    return value
 
 PHONE = "013912340001"
 REG = dict(province=31, city=100, manufacturer="RAW", model="RAW-1", terminal_id="RAW0001",
@@ -112,7 +121,11 @@ def test_replaying_a_code_from_another_connection(tmp_path: Path) -> None:
             replay = await RawDevice(gw.port_808, PHONE).connect()
             assert await authenticate(replay, code) == 0
             assert await device.closed_by_peer(5)
-            [new] = api_ok(await api.get(f"/gw/devices/{dev['id']}/connections"))
+
+            async def one_left() -> Any:
+                conns = api_ok(await api.get(f"/gw/devices/{dev['id']}/connections"))
+                return conns if len(conns) == 1 and conns[0]["id"] != old["id"] else None
+            [new] = await apoll(one_left)
             assert new["id"] != old["id"] and new["source"] != old["source"]
             got = await collect_any(sub, (f"fleetcam/log/gw/devices/{dev['id']}/connections/#",),
                                     3, timeout=5.0)
@@ -153,6 +166,8 @@ def test_reregistration_at_boot_follows_its_conditions(tmp_path: Path) -> None:
             # not allowed by default, even offline
             await raw.close()
             await wait_for(lambda: not gw.sessions_by_device)
+            registry = server.container.connections.registry
+            assert await poll(lambda: not registry.list((dev["id"],)), 5)
             raw = await RawDevice(gw.port_808, PHONE).connect()
             assert (await register(raw)).result == 3
             [put] = api_ok(await api.put(f"/gw/devices/{dev['id']}",
@@ -288,5 +303,33 @@ def test_admin_reads_sets_and_resets_the_code(tmp_path: Path) -> None:
                 "configuration": {"auth_code": None}}))
             assert reset["configuration"]["auth_code_state"] == "none"
             assert device_of(server, PHONE).identity == Identity()
+
+    run(scenario())
+
+
+def test_serve_simulate_provisions_codes_so_a_restarted_simulation_authenticates(
+        tmp_path: Path) -> None:
+    """``fleetcam serve --simulate N``: each start provisions fresh codes (a code issued to an
+    earlier simulator process died with it; registering again would be refused)."""
+    from fleetcam.runtime.dev import start_simulation
+
+    async def scenario() -> None:
+        async with gateway_server(tmp_path / "d") as server:
+            first = await start_simulation(server, 1)
+            try:
+                await first.wait_authenticated(10)
+                old = first.devices[0].auth_code
+            finally:
+                await first.stop_all()
+            again = await start_simulation(server, 1)  # the devices exist, with a code
+            try:
+                await again.wait_authenticated(10)
+                vdev = again.devices[0]
+                assert vdev.auth_code != old
+                ident = device_of(server, vdev.cfg.phone).identity
+                assert ident.verify(vdev.auth_code) and not ident.verify(old)
+                assert ident.origin == "provisioned"
+            finally:
+                await again.stop_all()
 
     run(scenario())

@@ -286,6 +286,8 @@ class DvrRecorder:
             return
         data = seg.read()
         entry = seg.entry(created_at=self.gw.clock.now())
+        await self._retry(rec, "intent", self.svc.index.intend, entry.root, entry.key,
+                          self.gw.clock.now())
         if await self._store(rec, seg.key, data, "video/iso.segment"):
             added = await self._retry(rec, "index", self.svc.index.add, entry)
             if added is not None:

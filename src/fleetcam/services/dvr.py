@@ -16,6 +16,9 @@ PAGE = 500
 WARN_EVERY = 300.0
 """Seconds between two warnings about the same stream's clean-up waiting."""
 MAX_LIMIT = 1000
+ABANDONED_AFTER = 3600.0
+"""Seconds after which an intent whose row never came is an orphan (a write retries for
+seconds, never an hour)."""
 
 
 def _int(raw: dict[str, Any], name: str, lo: int, hi: int, default: int,
@@ -338,10 +341,23 @@ class DvrService:
             self.index.deletion_done(done)
 
     def finish_deletions(self) -> int:
-        """Delete objects whose rows went (a crash, or a failed delete, left them)."""
+        """Delete objects whose rows went (a crash, or a failed delete, left them), and
+        objects stored but never indexed (their writer died in between)."""
         pending = self.index.pending_deletions()
         self._delete_objects(pending)
-        return len(pending)
+        orphans = self.index.abandoned(self.clock.now() - ABANDONED_AFTER)
+        gone = []
+        for root, key in orphans:
+            try:
+                self.storage.delete(root, key)
+                gone.append((root, key))
+            except Exception:
+                log.warning("DVR: could not delete unindexed %s under %s", key, root,
+                            exc_info=True)
+        if gone:
+            log.warning("DVR: %d object(s) stored but never indexed were deleted", len(gone))
+            self.index.drop_intents(gone)
+        return len(pending) + len(gone)
 
     def _warn(self, stream: str, text: str) -> None:
         now = self.clock.now()
@@ -409,6 +425,7 @@ class DvrClips:
                 seg.append(f)
             entry = seg.entry(created_at=self.dvr.clock.now())
             entry = SegmentEntry(**{**entry.__dict__, "source": dvr.SOURCE_DEVICE})
+            self.dvr.index.intend(entry.root, entry.key, self.dvr.clock.now())
             self.dvr.storage.put(stream.dvr.root, entry.key, seg.read(),
                                  content_type="video/iso.segment")
             self.dvr.index.add(entry)

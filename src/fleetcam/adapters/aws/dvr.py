@@ -89,6 +89,10 @@ def _gc_item(root: str, key: str) -> str:
     return f"{root}\x00{key}"
 
 
+INTENT = "?"
+"""Prefix of intent items in the DvrGc table (an object about to be stored)."""
+
+
 class DynamoDvrIndex:
     def add(self, segment: SegmentEntry) -> bool:
         try:
@@ -98,6 +102,7 @@ class DynamoDvrIndex:
                 tx.update(DvrSegmentsModel(stream=segment.stream, segment_id=USAGE),
                           actions=[DvrSegmentsModel.bytes.add(segment.size),
                                    DvrSegmentsModel.segments.add(1)])
+                tx.delete(DvrGcModel(item=INTENT + _gc_item(segment.root, segment.key)))
         except TransactWriteError as e:
             codes = [getattr(r, "code", None) if r else None
                      for r in (e.cancellation_reasons or [])]
@@ -174,10 +179,30 @@ class DynamoDvrIndex:
 
     def pending_deletions(self, limit: int = 1000) -> list[tuple[str, str]]:
         out = []
-        for m in DvrGcModel.scan(limit=limit):
+        for m in DvrGcModel.scan(~DvrGcModel.item.startswith(INTENT)):
             root, _, key = m.item.partition("\x00")
             out.append((root, key))
+            if len(out) >= limit:
+                break
         return out
+
+    def intend(self, root: str, key: str, at: float) -> None:
+        DvrGcModel(item=INTENT + _gc_item(root, key), queued=at).save()
+
+    def abandoned(self, before: float, limit: int = 1000) -> list[tuple[str, str]]:
+        out = []
+        for m in DvrGcModel.scan(DvrGcModel.item.startswith(INTENT)
+                                 & (DvrGcModel.queued < before)):
+            root, _, key = m.item[len(INTENT):].partition("\x00")
+            out.append((root, key))
+            if len(out) >= limit:
+                break
+        return out
+
+    def drop_intents(self, items: Iterable[tuple[str, str]]) -> None:
+        with DvrGcModel.batch_write() as batch:
+            for root, key in items:
+                batch.delete(DvrGcModel(item=INTENT + _gc_item(root, key)))
 
     def deletion_done(self, items: Iterable[tuple[str, str]]) -> None:
         with DvrGcModel.batch_write() as batch:
