@@ -225,7 +225,18 @@ class ConnectionRegistry(Protocol):
         ...
 
     def drop_gateway(self, gateway_id: str) -> list[Connection]:
-        """Forget every connection of a gateway copy that went away (on its restart)."""
+        """Forget every connection of a gateway copy and its lease (on SIGTERM, on restart, or
+        once its lease expired)."""
+        ...
+
+    def heartbeat(self, gateway_id: str, until: float) -> None:
+        """Renew the lease of a gateway copy: its connections are live until ``until``. A
+        copy's connections whose lease passed are ignored by every read (a copy that died
+        leaves nothing that looks alive once its lease passed)."""
+        ...
+
+    def expired_gateways(self, now: float) -> list[str]:
+        """Gateway copies whose lease passed (their connections are for ``drop_gateway``)."""
         ...
 
 

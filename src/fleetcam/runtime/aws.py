@@ -51,12 +51,13 @@ def build_aws(settings: Settings, *, clock: Clock | None = None,
     models.bind(settings.tables, region=settings.aws_region,
                 host=settings.aws_endpoint_url or None)
     iot_url = f"https://{settings.iot_endpoint}" if settings.iot_endpoint else None
+    clock = clock or SystemClock()
     container = wire(
-        settings, clock=clock or SystemClock(),
+        settings, clock=clock,
         store=S3ObjectStore(settings.media_bucket, client(settings, "s3")),
         index=DynamoMediaIndex(), device_repo=DynamoDeviceRepo(), logs=DynamoLogStore(),
         bus=bus or IotEventBus(client(settings, "iot-data", iot_url)),
-        message_store=DynamoMessageStore(), registry=DynamoConnectionRegistry(),
+        message_store=DynamoMessageStore(), registry=DynamoConnectionRegistry(clock.now),
         command_store=DynamoCommandStore(), rule_store=DynamoRuleStore(),
         media_requests=DynamoMediaRequestStore(),
         token_store=DynamoTokenStore(), share_store=DynamoShareStore(),
