@@ -98,6 +98,8 @@ def run(server: MotoServer, devices: int, files: int, reference: bool) -> list[d
         assert r.status_code == 200, r.text
         return len(r.json()["result"])
 
+    print(f"  {devices} devices: seeded {devices * files} files in {seeding:.1f} s",
+          file=sys.stderr)
     got, calls, wall = measure(listing)
     assert got == min(1000, devices * files), got
     row: dict[str, Any] = {"what": "GET /gw/devices/all/media", "devices": devices,
@@ -107,6 +109,7 @@ def run(server: MotoServer, devices: int, files: int, reference: bool) -> list[d
         _, row["ref_calls"], row["ref_wall"] = measure(listing)
         c.index.fleet_min = 16  # type: ignore[attr-defined]
     rows.append(row)
+    print(f"  {devices} devices: listing measured", file=sys.stderr)
 
     if reference:  # first, on a copy of the state: the per-device sweep of before
         def old_sweep() -> int:
@@ -126,8 +129,6 @@ def run(server: MotoServer, devices: int, files: int, reference: bool) -> list[d
     if reference:
         row["ref_calls"], row["ref_wall"] = ref_calls, ref_wall
     rows.append(row)
-    print(f"  {devices} devices: seeded {devices * files} files in {seeding:.1f} s",
-          file=sys.stderr)
     return rows
 
 

@@ -9,6 +9,9 @@ ENV_DATA_DIR = "FLEETCAM_DATA_DIR"
 ENV_HTTP_HOST = "FLEETCAM_HTTP_HOST"
 ENV_HTTP_PORT = "FLEETCAM_HTTP_PORT"
 ENV_ADMIN_TOKEN = "FLEETCAM_ADMIN_TOKEN"
+ENV_ADMIN_TOKEN_SECRET = "FLEETCAM_ADMIN_TOKEN_SECRET"
+"""AWS: the ARN of the Secrets Manager secret holding the admin token, read at cold start
+(the token itself is never in a function's or task's environment)."""
 ENV_MQTT_URL = "FLEETCAM_MQTT_URL"
 ENV_MQTT_PORT = "FLEETCAM_MQTT_PORT"
 ENV_MQTT_MAX_SESSIONS = "FLEETCAM_MQTT_MAX_SESSIONS"
@@ -90,6 +93,7 @@ DEFAULTS: dict[str, str] = {
     ENV_HTTP_HOST: "127.0.0.1",
     ENV_HTTP_PORT: "9080",
     ENV_ADMIN_TOKEN: "",
+    ENV_ADMIN_TOKEN_SECRET: "",
     ENV_MQTT_URL: "",
     ENV_MQTT_PORT: "1883",
     ENV_MQTT_MAX_SESSIONS: "1000",
@@ -191,6 +195,7 @@ class Settings:
     http_host: str = "127.0.0.1"
     http_port: int = 9080
     admin_token: str = ""
+    admin_token_secret: str = ""
     mqtt_url: str = ""
     mqtt_port: int = 1883
     mqtt_max_sessions: int = 1000
@@ -295,6 +300,7 @@ class Settings:
             http_host=get(ENV_HTTP_HOST),
             http_port=int(get(ENV_HTTP_PORT)),
             admin_token=get(ENV_ADMIN_TOKEN),
+            admin_token_secret=get(ENV_ADMIN_TOKEN_SECRET),
             mqtt_url=get(ENV_MQTT_URL),
             mqtt_port=int(get(ENV_MQTT_PORT)),
             mqtt_max_sessions=int(get(ENV_MQTT_MAX_SESSIONS)),

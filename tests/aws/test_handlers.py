@@ -354,3 +354,36 @@ def test_api_serves_archive_downloads_through_s3_when_large(
     stranger["rawQueryString"] = "token=" + "x" * 64
     stranger["queryStringParameters"] = {"token": "x" * 64}
     assert api.handler(stranger, context)["statusCode"] == 401
+
+
+def test_packager_turns_an_alarm_attachment_into_an_mp4(aws: Aws, load_handler: Loader,
+                                                        context: LambdaContext) -> None:
+    """An ADAS camera's H.265 clip, written by the gateway as raw/{device}/{uuid}.fcfile,
+    goes through the same packager Lambda as recorded clips: an H.264 MP4 in media/ with the
+    alarm's attributes, then a media file when its own object-created event arrives."""
+    from fleetcam.media.testpattern import encode_pattern
+
+    ingest = load_handler("ingest")
+    event = load_event("sqs-s3-attachment-created.json")
+    (created,) = object_created_events(event["Records"][0]["body"])
+    assert created.key.endswith(".fcfile")
+    device_id = _device(ingest)
+    clip = b"".join(f.data for f in encode_pattern("hevc", 320, 240, 25, seconds=2))
+    options = {"name": "02_01_6401_1_x.mp4", "channel": 1, "created": 1_700_000_000,
+               "attributes": {"alarm.id": "T123456-1700000000-1", "alarm.source": "adas"}}
+    aws.client("s3").put_object(Bucket=aws.bucket, Key=created.key, Body=clip,
+                                ContentType="application/octet-stream",
+                                Metadata={META_KEY: json.dumps(options)})
+    assert ingest.handler(event, context) == {"batchItemFailures": []}
+    uuid = created.key.split("/")[-1].split(".")[0]
+    out_key = f"media/{device_id}/{uuid}.mp4"
+    assert _object_exists(aws, out_key) and not _object_exists(aws, created.key)
+    follow = copy.deepcopy(load_event("sqs-s3-object-created.json"))
+    body = json.loads(follow["Records"][0]["body"])
+    body["Records"][0]["s3"]["object"]["key"] = out_key
+    follow["Records"][0]["body"] = json.dumps(body)
+    assert ingest.handler(follow, context) == {"batchItemFailures": []}
+    f = ingest.CONTAINER.index.get(uuid)
+    assert f is not None and f.mime == "video/mp4" and f.created == 1_700_000_000
+    assert f.preview.meta["codec"] == "h264"
+    assert f.attributes["alarm.id"] == "T123456-1700000000-1"

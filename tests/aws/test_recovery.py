@@ -82,3 +82,25 @@ def test_a_failed_condition_is_not_retried(aws: Aws, load_handler: Loader) -> No
     with conflicts(1, ["ConditionalCheckFailed", "TransactionConflict"]) as seen:
         assert c.index.add(_file(d.id)) is False  # "exists already", as the reason says
     assert seen[0] == 1
+
+
+def test_the_api_reads_the_admin_token_from_secrets_manager_at_cold_start(
+        aws: Aws, load_handler: Loader, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The function's environment holds the secret's ARN, never the token."""
+    import json
+
+    from tests.aws.conftest import LambdaContext, load_event
+
+    token = "S" * 64
+    sm = aws.client("secretsmanager")
+    arn = sm.create_secret(Name="fleetcam-admin", SecretString=token)["ARN"]
+    monkeypatch.delenv("FLEETCAM_ADMIN_TOKEN")
+    monkeypatch.setenv("FLEETCAM_ADMIN_TOKEN_SECRET", arn)
+    api = load_handler("api")
+    event = load_event("api-get-media.json")
+    event["headers"]["authorization"] = f"FlespiToken {token}"
+    r = api.handler(event, LambdaContext())
+    assert r["statusCode"] == 200, r
+    assert json.loads(r["body"])["result"] == []
+    event["headers"]["authorization"] = "FlespiToken " + "x" * 64
+    assert api.handler(event, LambdaContext())["statusCode"] == 401

@@ -157,8 +157,7 @@ def test_every_function_and_the_gateway_get_the_resource_names(
         names = {e["Name"] for e in container["Environment"]}
         assert not [v for v in REQUIRED_ENV if v not in names], container["Name"]
         assert container["Command"] == ["fleetcam", "gateway"]
-        secrets = {s["Name"] for s in container.get("Secrets", [])}
-        assert config.ENV_ADMIN_TOKEN in secrets | names
+        assert config.ENV_ADMIN_TOKEN_SECRET in names  # the ARN; the token is read at start
 
 
 def test_every_handler_file_is_deployed(template: dict[str, Any]) -> None:
@@ -321,7 +320,8 @@ def test_every_gateway_listener_reaches_the_task(template: dict[str, Any]) -> No
     """Each port the gateway listens on (signalling, media, alarm attachments) has an NLB
     listener, a target group the service registers the task in, a security-group rule and a
     container port; the attachment port is the one the task is told."""
-    from fleetcam.config import DEFAULTS, ENV_ATTACHMENT_PORT
+    from fleetcam.config import (DEFAULTS, ENV_ATTACHMENT_PORT, ENV_TELTONIKA_CAMERA_PORT,
+                                 ENV_TELTONIKA_PORT)
 
     res = template["Resources"]
     task = res["GatewayTaskDefinition"]["Properties"]["ContainerDefinitions"][0]
@@ -331,10 +331,82 @@ def test_every_gateway_listener_reaches_the_task(template: dict[str, Any]) -> No
                      res["GatewayService"]["Properties"]["LoadBalancers"]}
     listener_ports = {r["Properties"]["Port"] for r in
                       _resources(template, "AWS::ElasticLoadBalancingV2::Listener").values()}
-    ingress = {r["FromPort"] for r in
-               res["GatewaySecurityGroup"]["Properties"]["SecurityGroupIngress"]}
-    attachment = int(env[ENV_ATTACHMENT_PORT])
-    assert attachment == int(DEFAULTS[ENV_ATTACHMENT_PORT])
-    for port in (6808, 7078, attachment):
+    ports = [int(env[e]) for e in (ENV_ATTACHMENT_PORT, ENV_TELTONIKA_PORT,
+                                   ENV_TELTONIKA_CAMERA_PORT)]
+    assert ports == [int(DEFAULTS[e]) for e in (ENV_ATTACHMENT_PORT, ENV_TELTONIKA_PORT,
+                                                ENV_TELTONIKA_CAMERA_PORT)]
+    ranges = [(r["FromPort"], r["ToPort"]) for r in
+              res["GatewaySecurityGroup"]["Properties"]["SecurityGroupIngress"]]
+    for port in (6808, 7078, *ports):
         assert port in container_ports and port in service_ports
-        assert port in listener_ports and port in ingress
+        assert port in listener_ports and any(a <= port <= b for a, b in ranges)
+
+
+# -- secrets: read at cold start, never in an environment (issue 14) -------------------
+def test_no_secret_in_any_function_or_task_environment(template: dict[str, Any]) -> None:
+    res = template["Resources"]
+    envs = {name: _function_env(template, fn["Properties"])
+            for name, fn in _resources(template, "AWS::Serverless::Function").items()}
+    for task in _resources(template, "AWS::ECS::TaskDefinition").values():
+        for container in task["Properties"]["ContainerDefinitions"]:
+            assert not container.get("Secrets"), "ECS injects Secrets as environment variables"
+            envs[container["Name"]] = {e["Name"]: e["Value"] for e in container["Environment"]}
+    for name, env in envs.items():
+        assert config.ENV_ADMIN_TOKEN not in env, name
+        for key, value in env.items():
+            text = json.dumps(value)
+            assert "resolve:secretsmanager" not in text and "resolve:ssm-secure" not in text, \
+                (name, key)
+            if "AdminTokenSecret" in text:  # only ever as the ARN the code reads it from
+                assert key == config.ENV_ADMIN_TOKEN_SECRET and value == {
+                    "Ref": "AdminTokenSecret"}, (name, key)
+    assert envs["ApiFunction"][config.ENV_ADMIN_TOKEN_SECRET] == {"Ref": "AdminTokenSecret"}
+    assert res["AdminTokenSecret"]["Type"] == "AWS::SecretsManager::Secret"
+
+
+# -- alarms and logs (issue 14) ---------------------------------------------------------
+def test_every_log_group_expires_and_every_function_logs_into_one(
+        template: dict[str, Any]) -> None:
+    groups = _resources(template, "AWS::Logs::LogGroup")
+    for name, group in groups.items():
+        assert group["Properties"]["RetentionInDays"] == {"Ref": "LogRetentionDays"}, name
+    assert template["Parameters"]["LogRetentionDays"]["Default"] == 30
+    for name, fn in _resources(template, "AWS::Serverless::Function").items():
+        target = fn["Properties"]["LoggingConfig"]["LogGroup"]["Ref"]
+        assert target in groups, name
+
+
+def _alarms(template: dict[str, Any]) -> list[dict[str, Any]]:
+    return [a["Properties"] for a in _resources(template, "AWS::CloudWatch::Alarm").values()]
+
+
+def test_alarms_cover_dead_letters_functions_gateway_and_iot(
+        template: dict[str, Any]) -> None:
+    alarms = _alarms(template)
+    watched = {(a["MetricName"], json.dumps(a.get("Dimensions", []), sort_keys=True))
+               for a in alarms}
+    for name in _resources(template, "AWS::Serverless::Function"):
+        for metric in ("Errors", "Throttles"):
+            dims = [{"Name": "FunctionName", "Value": {"Ref": name}}]
+            assert (metric, json.dumps(dims, sort_keys=True)) in watched, (name, metric)
+    queues = _resources(template, "AWS::SQS::Queue")
+    dlqs = {q["Properties"]["RedrivePolicy"]["deadLetterTargetArn"]["Fn::GetAtt"][0]
+            for q in queues.values() if "RedrivePolicy" in q["Properties"]}
+    assert dlqs
+    for dlq in dlqs:
+        dims = [{"Name": "QueueName", "Value": {"Fn::GetAtt": [dlq, "QueueName"]}}]
+        assert ("ApproximateNumberOfMessagesVisible", json.dumps(dims, sort_keys=True)) \
+            in watched, dlq
+    metrics = {a["MetricName"] for a in alarms}
+    assert {"UnHealthyHostCount", "HealthyHostCount", "IotPublishFailures"} <= metrics
+    filters = _resources(template, "AWS::Logs::MetricFilter")
+    logged = {f["Properties"]["LogGroupName"]["Ref"] for f in filters.values()
+              if f["Properties"]["MetricTransformations"][0]["MetricName"]
+              == "IotPublishFailures"}
+    assert logged == set(_resources(template, "AWS::Logs::LogGroup")) - {"ApiAccessLogs"}
+    from fleetcam.adapters.aws import iot  # the filter matches what the bus logs on failure
+    import inspect
+    assert '"iot publish to' in inspect.getsource(iot)
+    topic = {"Fn::If": ["HasAlarmTopic", [{"Ref": "AlarmTopicArn"}], {"Ref": "AWS::NoValue"}]}
+    assert all(a["AlarmActions"] == topic for a in alarms)
+

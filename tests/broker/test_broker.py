@@ -3,8 +3,11 @@ clients use it) and 3.1.1 over TCP; tokens decide who connects and what it may r
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import time
+
+import pytest
 
 from fleetcam.broker.server import Limits
 from tests.broker import (MASTER, OTHER, READER, FakeAccess, FakePrincipal, Paho,
@@ -303,3 +306,48 @@ def test_silent_connections_from_one_address_are_bounded() -> None:
             ok.close()
 
     run(scenario())
+
+
+def test_garbage_after_connect_closes_only_that_session(
+        caplog: pytest.LogCaptureFixture) -> None:
+    """Random bytes (and mutated real packets) after a good CONNECT: each bad session ends
+    with a rate-limited warning, never an unexpected exception; the broker keeps serving."""
+    import logging
+    import random
+
+    import mqtt5
+
+    from fleetcam.broker.server import THROTTLED
+
+    seeds = [mqtt5.SubscribePacket(1, [mqtt5.TopicFilter("a/b,c")], subscription_id=5).write(),
+             mqtt5.PublishPacket("chat/x", b"p", qos=mqtt5.QoS.AT_LEAST_ONCE,
+                                 packet_id=2).write(),
+             mqtt5.UnsubscribePacket(3, ["a/b,c"]).write(), mqtt5.PingReqPacket().write()]
+    connect = mqtt5.ConnectPacket("fuzz", username=f"FlespiToken {MASTER}").write()
+    rng = random.Random(11)
+
+    async def scenario() -> None:
+        async with running_broker() as r:
+            for i in range(60):
+                data = bytearray(rng.choice(seeds) * rng.randint(1, 3))
+                for _ in range(rng.randint(0, 4)):
+                    data[rng.randrange(len(data))] = rng.randrange(256)
+                if i % 4 == 0:
+                    data = bytearray(rng.randbytes(rng.randint(1, 200)))
+                reader, writer = await asyncio.open_connection("127.0.0.1", r.tcp_port)
+                writer.write(connect + bytes(data))
+                await writer.drain()
+                with contextlib.suppress(asyncio.TimeoutError, ConnectionError):
+                    while await asyncio.wait_for(reader.read(65536), 0.2):
+                        pass
+                writer.close()
+            await asyncio.sleep(0.2)
+            assert not r.broker.sessions
+            ok = Paho(r.tcp_port, MASTER, ws=False)
+            assert (await asyncio.to_thread(ok.connect))[0] == 0
+            ok.close()
+
+    THROTTLED.last.clear()
+    with caplog.at_level(logging.WARNING, logger="fleetcam.broker.server"):
+        run(scenario())
+    assert not [rec for rec in caplog.records if rec.exc_info], "an unexpected exception"

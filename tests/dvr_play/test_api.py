@@ -254,3 +254,55 @@ def test_ts_download(anon: TestClient, recorded: Archive, tmp_path: object) -> N
                             "-show_entries", "stream=nb_read_frames", "-of", "csv=p=0",
                             str(out)], capture_output=True, text=True, timeout=60)
     assert set(probe.stdout.split()) == {"500"}, probe.stderr
+
+
+def test_ts_event_and_live_playlists(anon: TestClient, recorded: Archive) -> None:
+    r = anon.get(f"/7-1/index-{S0}-20.ts.m3u8", params=Q)
+    assert r.status_code == 200, r.text
+    assert "#EXT-X-MAP" not in r.text and "#EXT-X-BYTERANGE" not in r.text
+    uris = [ln for ln in r.text.splitlines() if ln and not ln.startswith("#")]
+    assert len(uris) == 20 and uris[0].startswith("dvr/") and ".ts?token=" in uris[0]
+    seg = anon.get("/7-1/" + uris[3])
+    assert seg.status_code == 200 and seg.content[0] == 0x47
+    with av.open(io.BytesIO(seg.content)) as c:
+        assert sum(1 for _ in c.decode(video=0)) == 25
+    bad = uris[3].replace("-", "-1", 2)
+    assert anon.get("/7-1/" + bad).status_code in (404, 400)
+    ev = anon.get(f"/7-1/timeshift_abs-{S0 + 60}.m3u8", params=Q)
+    assert ev.status_code == 200 and "#EXT-X-PLAYLIST-TYPE:EVENT" in ev.text
+    assert "#EXT-X-ENDLIST" not in ev.text and ev.text.count("#EXTINF") == 6
+    now = anon.get(f"/7-1/archive-{S0 + 60}-now.fmp4.m3u8", params=Q)
+    assert now.status_code == 200 and now.text.count("#EXTINF") == 6
+    live = anon.get("/7-1/index.m3u8", params=Q)  # nothing in the last 30 s: an empty window
+    assert live.status_code == 200 and "#EXT-X-ENDLIST" not in live.text
+
+
+def test_live_playlist_slides_with_stable_sequence(anon: TestClient, recorded: Archive) -> None:
+    now_ms = int(recorded.c.clock.now() * 1000)
+    recorded.record(now_ms - 40_000, 40)
+    r = anon.get("/7-1/index.fmp4.m3u8", params=Q)
+    assert r.status_code == 200, r.text
+    seq = int(next(ln for ln in r.text.splitlines() if ln.startswith("#EXT-X-MEDIA-SEQUENCE"))
+              .split(":")[1])
+    first_pdt = next(ln for ln in r.text.splitlines() if ln.startswith("#EXT-X-PROGRAM-DATE"))
+    assert r.text.count("#EXTINF") >= 3 and "#EXT-X-ENDLIST" not in r.text
+    recorded.record(now_ms, 3)  # three more seconds arrive
+    recorded.c.clock.advance(3)  # type: ignore[attr-defined]
+    later = anon.get("/7-1/index.fmp4.m3u8", params=Q).text
+    seq2 = int(next(ln for ln in later.splitlines() if ln.startswith("#EXT-X-MEDIA-SEQUENCE"))
+               .split(":")[1])
+    assert seq2 == seq + 3  # the window moved three 1 s fragments on
+    assert first_pdt not in later
+
+
+def test_an_interrupted_download_plays_up_to_where_it_stopped(anon: TestClient,
+                                                              recorded: Archive) -> None:
+    whole = anon.get(f"/7-1/archive-{S0}-20.mp4", params=Q).content
+    with av.open(io.BytesIO(whole[:len(whole) // 2])) as c:
+        frames = 0
+        try:
+            for _ in c.decode(video=0):
+                frames += 1
+        except av.error.InvalidDataError:
+            pass
+    assert 200 <= frames <= 300  # about half of the 500 frames

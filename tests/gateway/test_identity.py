@@ -290,3 +290,31 @@ def test_admin_reads_sets_and_resets_the_code(tmp_path: Path) -> None:
             assert device_of(server, PHONE).identity == Identity()
 
     run(scenario())
+
+
+def test_serve_simulate_provisions_codes_so_a_restarted_simulation_authenticates(
+        tmp_path: Path) -> None:
+    """``fleetcam serve --simulate N``: each start provisions fresh codes (a code issued to an
+    earlier simulator process died with it; registering again would be refused)."""
+    from fleetcam.runtime.dev import start_simulation
+
+    async def scenario() -> None:
+        async with gateway_server(tmp_path / "d") as server:
+            first = await start_simulation(server, 1)
+            try:
+                await first.wait_authenticated(10)
+                old = first.devices[0].auth_code
+            finally:
+                await first.stop_all()
+            again = await start_simulation(server, 1)  # the devices exist, with a code
+            try:
+                await again.wait_authenticated(10)
+                vdev = again.devices[0]
+                assert vdev.auth_code != old
+                ident = device_of(server, vdev.cfg.phone).identity
+                assert ident.verify(vdev.auth_code) and not ident.verify(old)
+                assert ident.origin == "provisioned"
+            finally:
+                await again.stop_all()
+
+    run(scenario())

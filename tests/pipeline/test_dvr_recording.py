@@ -91,3 +91,54 @@ def test_a_recorded_channel_streams_and_is_stored_in_indexed_segments(tmp_path: 
 
 async def _count(seen: list[Any], kind: type, n: int) -> bool:
     return [type(b) for b in seen].count(kind) >= n
+
+
+def test_clips_and_the_archive(tmp_path: Path) -> None:
+    """A recorded range is cut from the archive (the device is not asked); an older range is
+    fetched from the device and its clip joins the archive as ``device`` segments."""
+    import time
+
+    from tests.pipeline import api_ok, media_files, wait_results
+
+    async def scenario() -> None:
+        async with pipeline_server(tmp_path / "data", dvr_object_seconds=2) as server, \
+                simulate(server, width=320, height=240) as sim, http(server) as api:
+            seen = record_platform_messages(sim.devices[0])
+            assert (await api.put(f"{API}/streams/1-1",
+                                  json={"dvr": {"root": "dvr"}})).status_code == 200
+
+            async def recorded_seconds() -> bool:
+                spans = await asyncio.to_thread(server.container.dvr_index.spans, "1-1")
+                return bool(spans) and spans[-1][1] - spans[0][0] >= 6000
+
+            await until(recorded_seconds, 60, 0.2, "6 s recorded")
+            spans = server.container.dvr_index.spans("1-1")
+            start = spans[0][0] // 1000 + 2
+            r = await api.post("/gw/devices/1/commands-queue", json=[{
+                "name": "request_video", "ttl": 120,
+                "properties": {"channel": 1, "from": start, "duration": 3}}])
+            [cmd_id] = [c["id"] for c in api_ok(r)]
+            result = (await wait_results(api, 1, [cmd_id], 60))[cmd_id]
+            assert result["executed"] is True, result
+            assert not any(isinstance(b, m.PlaybackRequest) for b in seen)  # not asked
+            [f] = await media_files(api, 1)
+            assert f["meta"]["codec"] == "h264" and 3 <= f["meta"]["duration"] <= 6
+            assert f.get("source", f.get("attributes", {}).get("source")) == "cloud-dvr", f
+
+            # an hour ago: only the device has it; its clip joins the archive
+            old = int(time.time()) - 3600
+            r = await api.post("/gw/devices/1/commands-queue", json=[{
+                "name": "request_video", "ttl": 120,
+                "properties": {"channel": 1, "from": old, "duration": 4}}])
+            [cmd_id] = [c["id"] for c in api_ok(r)]
+            result = (await wait_results(api, 1, [cmd_id], 60))[cmd_id]
+            assert result["executed"] is True, result
+            assert any(isinstance(b, m.PlaybackRequest) for b in seen)
+            segs = server.container.dvr_index.segments("1-1", old * 1000, (old + 4) * 1000)
+            assert segs and all(s.source == "device" for s in segs)
+            assert segs[0].start_ms == old * 1000
+            frames = await asyncio.to_thread(decode, server, segs[0])
+            burnt = read_burnt_time(frames[0])
+            assert burnt is not None and abs(burnt - old) < 0.05
+
+    asyncio.run(scenario())

@@ -57,7 +57,8 @@ def test_rules_are_created_read_changed_and_deleted(client: TestClient) -> None:
     crash, speeding = api_ok(r)
     assert crash == {"id": crash["id"], "name": "crash", "condition": "alarm.collision",
                      "devices": "all", "channels": [1, 2], "before": 5, "after": 5,
-                     "ttl": 86400, "cooldown": 60, "enabled": True, "extra": {}}
+                     "ttl": 86400, "cooldown": 60, "enabled": True, "extra": {},
+                     "clip": True, "episode": False}
     assert (speeding["devices"], speeding["channels"], speeding["before"]) == ("1,2", [1], 10)
     assert api_ok(client.get("/gw/video-rules/all")) == [crash, speeding]
     assert api_ok(client.get(f"/gw/video-rules/{speeding['id']}")) == [speeding]

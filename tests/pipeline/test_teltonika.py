@@ -122,3 +122,26 @@ def test_strangers_are_refused(tmp_path: Path) -> None:
                 assert await device_messages(api, 1) == []
 
     asyncio.run(main())
+
+
+def test_make_run_simulation_includes_a_teltonika_tracker(tmp_path: Path) -> None:
+    """``fleetcam serve --simulate N`` runs the MDVRs and one Teltonika tracker with a camera."""
+    from fleetcam.runtime.dev import SIMULATED_TELTONIKA_IMEI, start_simulation
+
+    async def main() -> None:
+        async with pipeline_server(tmp_path / "d") as server:
+            sim = await start_simulation(server, 1)
+            try:
+                await asyncio.wait_for(sim.teltonika.connected.wait(), 10)
+                device = await asyncio.to_thread(server.container.device_repo.find_by_ident,
+                                                 SIMULATED_TELTONIKA_IMEI)
+                assert device is not None
+                api = http(server)
+                async with api:
+                    msgs = await until(lambda: device_messages(api, device.id), 10,
+                                       what="the tracker's first record")
+                    assert msgs[0]["ident"] == SIMULATED_TELTONIKA_IMEI
+            finally:
+                await sim.stop_all()
+
+    asyncio.run(main())

@@ -127,7 +127,8 @@ def iso(ms: int) -> str:
 
 def render_playlist(parts: Sequence[HlsPart], *, kind: str, media_sequence: int = 0,
                     token: str | None = None) -> str:
-    """An HLS media playlist (version 7: fMP4, byte ranges) over ``parts``.
+    """An HLS media playlist over ``parts``: fMP4 (version 7, byte ranges of the stored
+    objects) when they have an init, else MPEG-TS segments (version 3, remuxed on request).
 
     ``kind``: ``vod`` (ended), ``event`` (grows), ``live`` (a sliding window). A gap in time
     or a new init segment starts a discontinuity; every segment carries its
@@ -135,7 +136,8 @@ def render_playlist(parts: Sequence[HlsPart], *, kind: str, media_sequence: int 
     """
     q = f"?token={quote(token, safe='')}" if token else ""
     longest = max((p.duration_ms for p in parts), default=1000)
-    lines = ["#EXTM3U", "#EXT-X-VERSION:7",
+    fmp4 = any(p.init_uri for p in parts) or not parts
+    lines = ["#EXTM3U", "#EXT-X-VERSION:7" if fmp4 else "#EXT-X-VERSION:3",
              f"#EXT-X-TARGETDURATION:{max(1, math.ceil(longest / 1000))}",
              f"#EXT-X-MEDIA-SEQUENCE:{media_sequence}", "#EXT-X-INDEPENDENT-SEGMENTS"]
     if kind == "vod":
@@ -144,15 +146,17 @@ def render_playlist(parts: Sequence[HlsPart], *, kind: str, media_sequence: int 
         lines.append("#EXT-X-PLAYLIST-TYPE:EVENT")
     prev: HlsPart | None = None
     for p in parts:
-        if prev is None or p.init_uri != prev.init_uri:
+        if p.init_uri and (prev is None or p.init_uri != prev.init_uri):
             if prev is not None:
                 lines.append("#EXT-X-DISCONTINUITY")
             lines.append(f'#EXT-X-MAP:URI="{p.init_uri}{q}"')
-        elif p.start_ms - (prev.start_ms + prev.duration_ms) > 1000:
+        elif prev is not None and p.start_ms - (prev.start_ms + prev.duration_ms) > 1000:
             lines.append("#EXT-X-DISCONTINUITY")
         lines += [f"#EXT-X-PROGRAM-DATE-TIME:{iso(p.start_ms)}",
-                  f"#EXTINF:{p.duration_ms / 1000:.3f},",
-                  f"#EXT-X-BYTERANGE:{p.length}@{p.offset}", f"{p.uri}{q}"]
+                  f"#EXTINF:{p.duration_ms / 1000:.3f},"]
+        if p.init_uri:  # fMP4: a byte range of the stored object
+            lines.append(f"#EXT-X-BYTERANGE:{p.length}@{p.offset}")
+        lines.append(f"{p.uri}{q}")
         prev = p
     if kind == "vod":
         lines.append("#EXT-X-ENDLIST")

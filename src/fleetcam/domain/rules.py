@@ -28,6 +28,11 @@ class VideoRule:
     """Seconds after a hit during which the same rule does not fire again for that device."""
     enabled: bool = True
     extra: dict[str, Any] = field(default_factory=dict)
+    clip: bool = True
+    """Queue request_video for the matched channels."""
+    episode: bool = False
+    """Open a cloud-DVR episode (``episode_type`` "rule") on the matched channels' recorded
+    streams, protecting ``before`` + ``after`` seconds around the hit from deletion."""
 
     def as_json(self) -> dict[str, Any]:
         out = asdict(self)
@@ -52,7 +57,7 @@ def validate_rule(raw: Any, rule_id: int = 0, base: VideoRule | None = None) -> 
         raise Invalid("a rule must be a JSON object", field="body")
     merged = {**(base.as_json() if base else {}), **raw}
     unknown = set(raw) - {"name", "condition", "devices", "channels", "before", "after", "ttl",
-                          "cooldown", "enabled", "extra", "id"}
+                          "cooldown", "enabled", "extra", "id", "clip", "episode"}
     if unknown:
         raise Invalid(f"unknown rule field(s): {', '.join(sorted(unknown))}",
                       field=sorted(unknown)[0])
@@ -76,6 +81,12 @@ def validate_rule(raw: Any, rule_id: int = 0, base: VideoRule | None = None) -> 
     enabled = merged.get("enabled", True)
     if not isinstance(enabled, bool):
         raise Invalid("enabled must be a boolean", field="enabled")
+    clip, episode = merged.get("clip", True), merged.get("episode", False)
+    if not isinstance(clip, bool) or not isinstance(episode, bool):
+        raise Invalid("clip and episode must be booleans",
+                      field="clip" if not isinstance(clip, bool) else "episode")
+    if not clip and not episode:
+        raise Invalid("a rule needs clip or episode (or both)", field="clip")
     extra = merged.get("extra", {})
     if not isinstance(extra, dict):
         raise Invalid("extra must be an object", field="extra")
@@ -85,7 +96,7 @@ def validate_rule(raw: Any, rule_id: int = 0, base: VideoRule | None = None) -> 
                      after=_int(merged, "after", 0, MAX_WINDOW, 10),
                      ttl=_int(merged, "ttl", 60, 30 * 86400, 86400),
                      cooldown=_int(merged, "cooldown", 0, 86400, 60), enabled=enabled,
-                     extra=extra)
+                     extra=extra, clip=clip, episode=episode)
 
 
 def matches(rule: VideoRule, message: dict[str, Any]) -> bool:

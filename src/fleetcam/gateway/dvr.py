@@ -156,6 +156,10 @@ class DvrRecorder:
             session = self.gw.sessions_by_device.get(rec.stream.device_id)
             if session is None or not getattr(session, "registered", False):
                 continue
+            clip = self.gw.recorder.jobs.get(rec.key)
+            if clip is not None and not clip.done:
+                continue  # the channel plays a clip back (one stream per channel on many
+                # devices): asking now would replace that request; ask once it is done
             fresh_session = session is not rec.asked_session
             silent = now - max(rec.last_frame, rec.asked_at) > ASK_AGAIN_AFTER
             if fresh_session or silent:
@@ -323,6 +327,60 @@ class DvrRecorder:
                 await asyncio.sleep(delay)
                 delay *= 2
         return None
+
+    # -- clips of recorded ranges ------------------------------------------------------
+    async def from_archive(self, cmd: Any) -> bool:
+        """Answer a request_video whose whole range is recorded in the cloud from the archive
+        (never from the device again). False: the device must be asked."""
+        clips = self.gw.c.dvr_clips
+        p = cmd.properties
+        if clips is None or cmd.name != "request_video":
+            return False
+        start = int(p["from"]) * 1000
+        end = start + int(p["duration"]) * 1000
+        segs = await self.gw.call(clips.recorded, cmd.device_id, int(p["channel"]), start, end)
+        return segs is not None and await self._archive_clip(cmd, segs, start, end)
+
+    async def _archive_clip(self, cmd: Any, segs: list[SegmentEntry], start: int,
+                            end: int) -> bool:
+        import json
+        import os
+        import tempfile
+
+        from fleetcam.domain import keys
+        from fleetcam.domain.models import new_uuid
+        from fleetcam.services.media import META_KEY
+
+        sent = await self.gw.call(self.gw.commands.mark_sent, cmd, None)
+        if sent is None:
+            return True  # canceled meanwhile, or another copy took it
+        uuid, channel = new_uuid(), int(cmd.properties["channel"])
+        first = max(start, segs[0].start_ms)
+        options = {"name": f"video-ch{channel}-{start // 1000}.mp4", "channel": channel,
+                   "created": first / 1000, "protected": False,
+                   "attributes": {"source": "cloud-dvr", "stream": segs[0].stream},
+                   "command_id": sent.id}
+        fd, path = tempfile.mkstemp(suffix=".mp4")
+        os.close(fd)
+
+        def cut_and_store() -> None:
+            self.gw.c.dvr_clips.cut(segs, start, end, path)
+            with open(path, "rb") as f:
+                self.gw.c.store.put(keys.media_key(cmd.device_id, uuid, "mp4"), f,
+                                    content_type="video/mp4",
+                                    metadata={META_KEY: json.dumps(options, ensure_ascii=True)})
+
+        try:
+            await self.gw.call(cut_and_store)
+            log.info("request_video %s answered from the DVR archive of %s", sent.id,
+                     segs[0].stream)
+        except Exception as e:
+            log.exception("request_video %s: the archive clip failed", sent.id)
+            await self.gw.call(self.gw.commands.finish, sent, False,
+                               {"reason": f"cutting the clip from the DVR archive failed: {e}"})
+        finally:
+            os.unlink(path)
+        return True
 
     # -- DvrTail ------------------------------------------------------------------------
     def open_segment(self, stream: str) -> SegmentEntry | None:

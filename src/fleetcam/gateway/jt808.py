@@ -423,6 +423,8 @@ class Jt808Session(asyncio.Protocol):
                     "reason": "JT/T 808 devices take custom commands as properties.msg_id "
                               "and properties.body (hex)"})
                 continue
+            if cmd.name == "request_video" and await self.gw.dvr.from_archive(cmd):
+                continue  # recorded in the cloud: cut from the archive, not asked again
             body = translate.command_message(cmd, self.gw.media_host, self.gw.media_port)
             msg_id = body.msg_id if isinstance(body, m.UnknownMessage) else None
             sent = await self.gw.call(self.gw.commands.mark_sent, cmd, None)

@@ -287,3 +287,52 @@ class OpenSegment:
         with self.lock:
             stop = len(self.buf) if end is None else min(len(self.buf), end + 1)
             return bytes(self.buf[start:stop])
+
+
+def fragments_of(frames: Iterator[tuple[int, bytes, bool]], codec: str) -> list[Fragment]:
+    """A finished clip's video frames ``(utc_ms, Annex-B data, keyframe)`` as fragments (H.265
+    transcoded), in order; ``discontinuity`` marks where a new segment must begin."""
+    fragmenter = DvrFragmenter()
+    transcoder = HevcToH264() if codec == "hevc" else None
+    out: list[Fragment] = []
+    for ms, data, key in frames:
+        units = [(data, ms, key)] if transcoder is None else transcoder.push(data, ms, key)
+        for d, t, k in units:
+            out += fragmenter.push(d, t, k)
+    if transcoder is not None:
+        for d, t, k in transcoder.flush():
+            out += fragmenter.push(d, t, k)
+    return out + fragmenter.flush()
+
+
+def mp4_of(init: bytes, parts: list[tuple[bytes, int]], dst_path: str) -> None:
+    """A faststart MP4 (timestamps from 0) of an init segment and stored fragments
+    ``(fragment bytes, start_ms)``: packets copied, never decoded.
+
+    Raises:
+        CorruptMedia: the fragments do not demux.
+    """
+    import io
+
+    import av
+    import av.error
+
+    base = parts[0][1]
+    buf = bytearray(init)
+    for i, (data, start) in enumerate(parts, start=1):
+        frag = bytearray(data)
+        fmp4.rewrite_fragment_header(frag, i, start - base)
+        buf += frag
+    try:
+        with av.open(io.BytesIO(bytes(buf)), format="mp4") as src, \
+                av.open(dst_path, "w", format="mp4",
+                        options={"movflags": "+faststart"}) as dst:
+            ins = src.streams.video[0]
+            out = dst.add_stream_from_template(ins)
+            for packet in src.demux(ins):
+                if packet.dts is None:
+                    continue
+                packet.stream = out
+                dst.mux(packet)
+    except av.error.FFmpegError as e:
+        raise CorruptMedia(f"archive fragments do not demux: {e}") from e

@@ -32,6 +32,17 @@ def client(settings: Settings, service: str, endpoint_url: str | None = None) ->
                         config=Config(signature_version="s3v4", retries={"mode": "standard"}))
 
 
+def admin_token(settings: Settings) -> str:
+    """FLEETCAM_ADMIN_TOKEN if set (tests, ``sam local``), else the Secrets Manager secret
+    FLEETCAM_ADMIN_TOKEN_SECRET names, read once: build_aws runs once per cold start, so a
+    rotated token reaches each execution environment when it is replaced (docs/aws.md)."""
+    if settings.admin_token or not settings.admin_token_secret:
+        return settings.admin_token
+    value = client(settings, "secretsmanager").get_secret_value(
+        SecretId=settings.admin_token_secret)["SecretString"]
+    return str(value).strip()
+
+
 def build_aws(settings: Settings, *, clock: Clock | None = None,
               bus: EventBus | None = None) -> Container:
     """Build the graph once per process (Lambda cold start, gateway start)."""
@@ -49,7 +60,7 @@ def build_aws(settings: Settings, *, clock: Clock | None = None,
         command_store=DynamoCommandStore(), rule_store=DynamoRuleStore(),
         media_requests=DynamoMediaRequestStore(),
         token_store=DynamoTokenStore(), share_store=DynamoShareStore(),
-        admin_hash=token_hash(settings.admin_token) if settings.admin_token else None,
+        admin_hash=token_hash(token) if (token := admin_token(settings)) else None,
         sqs=lambda: client(settings, "sqs"))
     return attach_dvr(container, streams=DynamoDvrStreamStore(), index=DynamoDvrIndex(),
                       episodes=DynamoEpisodeStore(),

@@ -12,7 +12,7 @@ from fleetcam.ports import (Clock, CommandStore, ConnectionRegistry, DeviceRepo,
 from fleetcam.services.access import AccessService
 from fleetcam.services.sharing import ShareService
 from fleetcam.services.devices import DeviceService
-from fleetcam.services.dvr import DvrService
+from fleetcam.services.dvr import DvrClips, DvrService
 from fleetcam.services.gateway import CommandService, ConnectionService, MessageService
 from fleetcam.services.ingest import IngestService
 from fleetcam.services.journal import Journal
@@ -50,6 +50,7 @@ class Container:
     dvr_storage: DvrStorage | None = None
     dvr_tail: DvrTail | None = None
     dvr: DvrService | None = None
+    dvr_clips: DvrClips | None = None
     """The cloud DVR's ports (docs/dvr.md); the recording gateway sets ``dvr_tail``."""
 
 
@@ -107,4 +108,8 @@ def attach_dvr(c: Container, *, streams: DvrStreamStore, index: DvrIndex,
     """Add the cloud DVR's stores and service to a built container."""
     c.dvr_streams, c.dvr_index, c.episodes, c.dvr_storage = streams, index, episodes, storage
     c.dvr = DvrService(streams, index, episodes, storage, c.device_repo, c.clock)
+    c.rules.dvr = c.dvr
+    c.dvr_clips = DvrClips(c.dvr)
+    if c.ingest.packaging is not None:
+        c.ingest.packaging.archive = c.dvr_clips.fold
     return c

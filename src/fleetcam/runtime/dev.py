@@ -146,7 +146,28 @@ async def start_simulation(server: LocalServer, count: int) -> Any:
             await asyncio.to_thread(devices.set_identity, device, {"auth_code": code})
         vdev.auth_code = code
     await sim.start()
+    await start_teltonika(server, sim)
     return sim
+
+
+SIMULATED_TELTONIKA_IMEI = "350612071913857"
+
+
+async def start_teltonika(server: LocalServer, sim: Any) -> None:
+    """One simulated Teltonika FMC with a DualCam beside the MDVRs (its IMEI is created as a
+    device if new); it stops with the simulation."""
+    from fleetcam.simulator.teltonika import TeltonikaConfig, VirtualTeltonika
+
+    assert server.gateway is not None
+    repo, devices = server.container.device_repo, server.container.devices
+    if await asyncio.to_thread(repo.find_by_ident, SIMULATED_TELTONIKA_IMEI) is None:
+        await asyncio.to_thread(devices.create, [{
+            "ident": SIMULATED_TELTONIKA_IMEI, "name": "simulated Teltonika FMC + DualCam"}])
+    tracker = VirtualTeltonika(TeltonikaConfig(
+        imei=SIMULATED_TELTONIKA_IMEI, port=server.gateway.port_teltonika,
+        camera_port=server.gateway.port_teltonika_camera))
+    sim.tasks.append(asyncio.get_running_loop().create_task(tracker.run(sim.stop)))
+    sim.teltonika = tracker
 
 
 async def serve(settings: Settings, simulate: int = 0) -> None:
@@ -154,11 +175,16 @@ async def serve(settings: Settings, simulate: int = 0) -> None:
     await server.start()
     print(f"fleetcam serving on {settings.base_url} (API docs at {settings.base_url}/docs); "
           f"JT/T 808 on port {server.gateway.port_808 if server.gateway else '-'}, "
-          f"JT/T 1078 on port {server.gateway.port_1078 if server.gateway else '-'}",
+          f"JT/T 1078 on port {server.gateway.port_1078 if server.gateway else '-'}; "
+          + (f"MQTT on port {settings.mqtt_port} and "
+             f"{settings.base_url.replace('http', 'ws', 1)}/mqtt (WebSocket), "
+             "the token as username" if server.broker
+             else f"MQTT on the external broker {server.bus.host}:{server.bus.port}"),
           flush=True)
     sim = await start_simulation(server, simulate) if simulate else None
     if sim is not None:
-        print(f"simulating {simulate} MDVRs: {', '.join(sim.idents)}", flush=True)
+        print(f"simulating {simulate} MDVRs: {', '.join(sim.idents)}, and a Teltonika "
+              f"tracker with a DualCam: {SIMULATED_TELTONIKA_IMEI}", flush=True)
     await until_signal()
     if sim is not None:
         await sim.stop_all()

@@ -348,3 +348,98 @@ class DvrService:
         if now - self._warned.get(stream, float("-inf")) >= WARN_EVERY:
             self._warned[stream] = now
             log.warning("DVR retention of stream %s: %s", stream, text)
+
+
+# -- device clips and the archive ----------------------------------------------------------------
+def clip_token(uuid: str, n: int) -> str:
+    """Deterministic per clip and segment: a repeated packaging event rewrites the same rows."""
+    import hashlib
+
+    return hashlib.sha1(f"{uuid}:{n}".encode()).hexdigest()[:8]
+
+
+class DvrClips:
+    """Device clips (request_video) folded into a recorded stream's archive, and clips of
+    recorded ranges cut from the archive instead of fetched from the device again."""
+
+    def __init__(self, dvr: DvrService) -> None:
+        self.dvr = dvr
+
+    def stream_for(self, device_id: int, channel: int) -> DvrStream | None:
+        for s in self.dvr.recording_streams(device_id):
+            if s.channel == channel:
+                return s
+        return None
+
+    def fold(self, device_id: int, uuid: str, raw: Any) -> list[SegmentEntry]:
+        """Store a raw clip's video as ``device`` segments of the channel's recorded stream,
+        leaving out what the cloud has already (``raw`` is a readable file at its start)."""
+        from fleetcam.domain import rawclip
+        from fleetcam.media.dvr import fragments_of
+        from fleetcam.media.fmp4 import init_digest
+
+        header = rawclip.read_header(raw)
+        stream = self.stream_for(device_id, int(header.get("channel", 0)))
+        if stream is None or stream.dvr is None:
+            return []
+        codec = str(header.get("codec", "h264"))
+        frames = ((f.timestamp, f.data, f.keyframe) for f in rawclip.read_frames(raw) if f.video)
+        frags = fragments_of(frames, codec)
+        if not frags:
+            return []
+        have = self.dvr.index.spans(stream.name, frags[0].start_ms,
+                                    frags[-1].start_ms + frags[-1].duration_ms)
+        groups: list[list[Any]] = []
+        for f in frags:
+            if any(f.start_ms < e and f.start_ms + f.duration_ms > b for b, e in have):
+                groups.append([])  # recorded in the cloud already: a gap in this clip
+                continue
+            if f.discontinuity or not groups or not groups[-1]:
+                groups.append([])
+            groups[-1].append(f)
+        out = []
+        for n, group in enumerate(g for g in groups if g and g[0].keyframe):
+            from fleetcam.media.dvr import OpenSegment
+
+            ikey = dvr.init_key(stream.name, init_digest(group[0].init))
+            if not self.dvr.storage.exists(stream.dvr.root, ikey):
+                self.dvr.storage.put(stream.dvr.root, ikey, group[0].init, content_type="video/mp4")
+            seg = OpenSegment(stream.name, stream.dvr.root, clip_token(uuid, n), group[0], ikey)
+            for f in group:
+                seg.append(f)
+            entry = seg.entry(created_at=self.dvr.clock.now())
+            entry = SegmentEntry(**{**entry.__dict__, "source": dvr.SOURCE_DEVICE})
+            self.dvr.storage.put(stream.dvr.root, entry.key, seg.read(),
+                                 content_type="video/iso.segment")
+            self.dvr.index.add(entry)
+            out.append(entry)
+        if out:
+            log.info("DVR stream %s: clip %s folded into the archive as %d segment(s)",
+                     stream.name, uuid, len(out))
+        return out
+
+    def recorded(self, device_id: int, channel: int, start_ms: int,
+                 end_ms: int) -> list[SegmentEntry] | None:
+        """The segments covering ``[start_ms, end_ms)`` when the archive has all of it."""
+        stream = self.stream_for(device_id, channel)
+        if stream is None:
+            return None
+        segs = self.dvr.index.segments(stream.name, start_ms, end_ms)
+        if not segs or not dvr.covered((start_ms, end_ms), dvr.iter_spans(segs)):
+            return None
+        return segs
+
+    def cut(self, segs: list[SegmentEntry], start_ms: int, end_ms: int, dst_path: str) -> None:
+        """An MP4 of the archive's fragments overlapping the range (whole GOPs)."""
+        from fleetcam.media.dvr import mp4_of
+
+        init = b"".join(self.dvr.storage.read(segs[0].root, segs[0].init_key))
+        parts = []
+        for s in segs:
+            if s.init_key != segs[0].init_key:
+                break  # a codec change: the clip ends there
+            for f in s.fragments_in(start_ms, end_ms):
+                data = b"".join(self.dvr.storage.read(s.root, s.key, f.offset,
+                                                      f.offset + f.size - 1))
+                parts.append((data, f.start_ms))
+        mp4_of(init, parts, dst_path)

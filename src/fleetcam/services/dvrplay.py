@@ -189,6 +189,18 @@ class DvrPlayback:
         except NotFound:
             raise NotFound(f"init segment of {seg.segment_id} is missing") from None
 
+    def ts_fragment(self, name: str, segment_id: str, offset: int, size: int) -> Iterator[bytes]:
+        """One stored fragment as an MPEG-TS segment (``.ts.m3u8`` playlists). Raises
+        NotFound unless ``offset``/``size`` are exactly one of the segment's fragments."""
+        from fleetcam.media.dvrts import to_mpegts
+
+        seg = self.segment(name, segment_id)
+        if not any(f.offset == offset and f.size == size for f in seg.fragments):
+            raise NotFound("no such fragment")
+        init = self.init_bytes(seg)
+        data = b"".join(self.read(self._source(seg), offset, offset + size - 1))
+        return to_mpegts(iter([init, data]))
+
     def segment(self, name: str, segment_id: str) -> dvr.SegmentEntry:
         """One segment by id (stored or open). Raises NotFound."""
         try:
@@ -280,8 +292,12 @@ class DvrPlayback:
             uri = f"dvr/{seg.segment_id}.m4s"  # relative to /{name}/
             init_uri = inits.setdefault(seg.init_key, f"dvr/{seg.segment_id}.mp4")
             for f in seg.fragments_in(start_ms, end_ms):
-                runs.append(dvrplay.Run(uri, init_uri, f.offset, f.size, f.start_ms,
-                                        f.duration_ms))
+                if req.container == "ts":  # one fragment remuxed to MPEG-TS when asked
+                    runs.append(dvrplay.Run(f"dvr/{seg.segment_id}-{f.offset}-{f.size}.ts", "",
+                                            f.offset, f.size, f.start_ms, f.duration_ms))
+                else:
+                    runs.append(dvrplay.Run(uri, init_uri, f.offset, f.size, f.start_ms,
+                                            f.duration_ms))
         if not runs and kind == "vod":
             raise NotFound(f"nothing recorded on {name} in that window")
         parts = dvrplay.group_parts(runs, 1 if kind == "live" else dvrplay.SEGMENT_TARGET_MS)

@@ -38,6 +38,8 @@ class PackagingService:
         self.package = package
         self.package_file = package_file
         """Packages a device's own video file (raw/{device}/{uuid}.fcfile: alarm attachments)."""
+        self.archive: Callable[[int, str, BinaryIO], Any] | None = None
+        """Folds a packaged raw clip into its channel's cloud-DVR archive (set by attach_dvr)."""
 
     def handle(self, event: ObjectCreated) -> str | None:
         """Package one raw clip; returns the media key written (None: nothing to do).
@@ -77,6 +79,13 @@ class PackagingService:
                 except CorruptMedia as e:
                     self._failed(device_id, uuid, event.key, options, e.reason)
                     raise
+                if self.archive is not None and package is self.package:
+                    raw.seek(0)
+                    try:  # best effort: the clip itself is delivered either way
+                        self.archive(device_id, uuid, raw)
+                    except Exception:
+                        log.exception("packaging: clip %s not folded into the DVR archive",
+                                      event.key)
             options.setdefault("name", f"video-{uuid}.mp4")
             options["transcoded_from"] = getattr(video, "source_codec", None)
             with open(out_path, "rb") as f:

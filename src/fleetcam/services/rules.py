@@ -31,6 +31,8 @@ class RuleService:
         self._cached_at = float("-inf")
         self._last_hit: dict[tuple[int, int], float] = {}
         self._lock = threading.Lock()
+        self.dvr: Any = None
+        """The cloud DVR service (set by attach_dvr): rules with ``episode`` open episodes."""
 
     # -- management -------------------------------------------------------------------
     def create(self, items: list[Any]) -> list[VideoRule]:
@@ -100,10 +102,29 @@ class RuleService:
         items = [{"name": "request_video", "ttl": rule.ttl,
                   "properties": {"channel": ch, "from": start,
                                  "duration": max(1, rule.before + rule.after)}}
-                 for ch in rule.channels]
+                 for ch in rule.channels] if rule.clip else []
         cmds = self.commands.enqueue([device_id], items,
-                                     not_before=ts + rule.after + DELIVERY_MARGIN)
+                                     not_before=ts + rule.after + DELIVERY_MARGIN) if items else []
+        episodes = self._episodes(rule, device_id, ts) if rule.episode else []
         self.journal.record(device_id, "rule_hit", {
             "rule_id": rule.id, "rule": rule.name, "timestamp": ts,
-            "commands": [c.id for c in cmds], "channels": list(rule.channels)},
-            topic=f"video-rules/{rule.id}/hit")
+            "commands": [c.id for c in cmds], "channels": list(rule.channels),
+            "episodes": episodes}, topic=f"video-rules/{rule.id}/hit")
+
+    def _episodes(self, rule: VideoRule, device_id: int, ts: float) -> list[int]:
+        """One episode per recorded stream of the matched channels."""
+        if self.dvr is None:
+            return []
+        out = []
+        for stream in self.dvr.recording_streams(device_id):
+            if stream.channel not in rule.channels:
+                continue
+            try:
+                ep = self.dvr.open_episode(stream.name, int((ts - rule.before) * 1000),
+                                           int((ts + rule.after) * 1000), "rule",
+                                           rule_id=rule.id, rule=rule.name)
+            except Exception:
+                log.exception("rule %s: episode on %s not opened", rule.id, stream.name)
+                continue
+            out.append(ep.episode_id)
+        return out

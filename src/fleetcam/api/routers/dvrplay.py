@@ -17,6 +17,7 @@ import hashlib
 import hmac
 import json
 import logging
+import re
 import threading
 from typing import Any
 from urllib.parse import quote
@@ -37,6 +38,7 @@ log = logging.getLogger(__name__)
 router = APIRouter(tags=["dvr (end-user files)"])
 admin_router = APIRouter(prefix="/streamer/api/v3/streams", tags=["dvr"])
 MAX_SESSION_BODY = 64 * 1024
+_TS_PART = re.compile(r"(\d{13}-[0-9a-f]{8})-(\d{1,12})-(\d{1,9})\.ts")
 MAX_GAPS_HEADER = 2000
 
 
@@ -204,6 +206,11 @@ def stored_object(c: ContainerDep, request: Request, name: str, file: str) -> Re
     """A stored segment (``{segment_id}.m4s``, byte ranges) or its init (``{segment_id}.mp4``)
     as a playlist names them."""
     svc, _, _ = _stream_for_user(request, c, name)
+    ts = _TS_PART.fullmatch(file)
+    if ts:
+        body = b"".join(svc.ts_fragment(name, ts[1], int(ts[2]), int(ts[3])))
+        return Response(body, media_type="video/mp2t", headers={"Cache-Control":
+                                                                "max-age=3600"})
     seg_id, _, ext = file.rpartition(".")
     if ext not in ("m4s", "mp4"):
         raise NotFound(f"no DVR object {file[:60]!r}")

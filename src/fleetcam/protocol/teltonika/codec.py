@@ -25,25 +25,36 @@ more)."""
 MAX_IMEI_LEN: Final = 17
 
 
-def crc16_arc(data: bytes) -> int:
-    """CRC-16/ARC (IBM): the AVL packet checksum."""
+def _table(poly: int) -> tuple[int, ...]:
+    out = []
+    for byte in range(256):
+        crc = byte
+        for _ in range(8):
+            crc = (crc >> 1) ^ poly if crc & 1 else crc >> 1
+        out.append(crc)
+    return tuple(out)
+
+
+_ARC = _table(0xA001)
+_KERMIT = _table(0x8408)
+
+
+def _crc(table: tuple[int, ...], data: bytes) -> int:
     crc = 0
     for byte in data:
-        crc ^= byte
-        for _ in range(8):
-            crc = (crc >> 1) ^ 0xA001 if crc & 1 else crc >> 1
+        crc = (crc >> 8) ^ table[(crc ^ byte) & 0xFF]
     return crc
+
+
+def crc16_arc(data: bytes) -> int:
+    """CRC-16/ARC (IBM; poly 0xA001 reflected, init 0): the AVL packet checksum."""
+    return _crc(_ARC, data)
 
 
 def crc16_kermit(data: bytes) -> int:
     """CRC-16/KERMIT (poly 0x8408 reflected, init 0): the camera's data-chunk checksum, as
     the DualCam wiki states and Traccar's real capture (DualcamProtocolDecoderTest) confirms."""
-    crc = 0
-    for byte in data:
-        crc ^= byte
-        for _ in range(8):
-            crc = (crc >> 1) ^ 0x8408 if crc & 1 else crc >> 1
-    return crc
+    return _crc(_KERMIT, data)
 
 
 @dataclass(frozen=True)
