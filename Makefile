@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 RUN_STAMP := $(VENV)/.installed-run
 
-.PHONY: run test install bench lint clean browser-deps
+.PHONY: run test install bench lint clean browser-deps console-vendor
 
 # `make run` needs only the server's own dependencies; `make test` adds the test tools and the
 # AWS extra (boto3, moto, cfn-lint, playwright, schemathesis...).
@@ -57,3 +57,10 @@ bench: $(STAMP)
 
 clean:
 	rm -rf $(VENV) .pytest_cache
+
+# the console's browser libraries, vendored from npm (src/fleetcam/console/vendor/README.md)
+console-vendor:
+	npm install --prefix .cache/npm --no-audit --no-fund --silent hls.js@1.7.4 mqtt@5.16.0 \
+	  qrcode-generator@1.5.2
+	cp .cache/npm/node_modules/hls.js/dist/hls.min.js .cache/npm/node_modules/mqtt/dist/mqtt.min.js \
+	  .cache/npm/node_modules/qrcode-generator/qrcode.js src/fleetcam/console/vendor/

@@ -387,3 +387,17 @@ def test_packager_turns_an_alarm_attachment_into_an_mp4(aws: Aws, load_handler: 
     assert f is not None and f.mime == "video/mp4" and f.created == 1_700_000_000
     assert f.preview.meta["codec"] == "h264"
     assert f.attributes["alarm.id"] == "T123456-1700000000-1"
+
+
+def test_api_serves_the_console_offline(load_handler: Loader, context: LambdaContext) -> None:
+    """The console's page and vendored scripts come from the API function itself (no CDN)."""
+    api = load_handler("api")
+    r = api.handler(load_event("api-get-console.json"), context)
+    assert r["statusCode"] == 200, r
+    assert "/console/app.js" in r["body"]
+    assert "frame-ancestors *" in r["headers"]["content-security-policy"]
+    asset = copy.deepcopy(load_event("api-get-console.json"))
+    asset["rawPath"] = asset["requestContext"]["http"]["path"] = "/console/vendor/hls.min.js"
+    asset["rawQueryString"] = ""
+    r = api.handler(asset, context)
+    assert r["statusCode"] == 200 and r["headers"]["content-type"].startswith("text/javascript")

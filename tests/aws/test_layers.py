@@ -92,3 +92,18 @@ def test_pyav_and_shared_layers_fit_in_250_mb(tmp_path: Path) -> None:
           f"{av_size / MB:.1f} MB unzipped; shared layer ~{shared / MB:.1f} MB; "
           f"total ~{total / MB:.1f} MB of {LIMIT / MB:.0f} MB")
     assert total < LIMIT
+
+
+def test_the_shared_layer_carries_the_console(tmp_path: Path) -> None:
+    """The layer installs fleetcam as a package (not editable): its console assets must be
+    package data, or the Lambda API would answer /console with 500."""
+    r = subprocess.run([sys.executable, "-m", "pip", "install", "--quiet", "--no-deps",
+                        "--no-compile", str(ROOT), "-t", str(tmp_path / "python")],
+                       capture_output=True, text=True, timeout=600)
+    if r.returncode != 0 and "No matching distribution" in r.stderr:
+        pytest.skip(f"PyPI unreachable for the build backend: {r.stderr.strip()[-300:]}")
+    assert r.returncode == 0, r.stderr
+    console = tmp_path / "python" / "fleetcam" / "console"
+    for name in ("index.html", "app.js", "texts.js", "style.css", "vendor/hls.min.js",
+                 "vendor/mqtt.min.js", "vendor/qrcode.js"):
+        assert (console / name).is_file(), name

@@ -306,3 +306,16 @@ def test_an_interrupted_download_plays_up_to_where_it_stopped(anon: TestClient,
         except av.error.InvalidDataError:
             pass
     assert 200 <= frames <= 300  # about half of the 500 frames
+
+
+def test_missing_object_is_a_named_gap(anon: TestClient, recorded: Archive) -> None:
+    import os
+
+    seg = recorded.segments[1]
+    os.unlink(os.path.join(recorded.c.dvr_storage.resolve("dvr"), seg.key))
+    r = anon.get(f"/7-1/archive-{S0}-70.mp4", params=Q)
+    assert r.status_code == 200
+    gaps = json.loads(r.headers["x-dvr-gaps"])
+    assert {"from": S0 + 10, "duration": 10.0, "reason": "stored object missing"} in gaps
+    frames, _, meta = _decode(r.content)
+    assert frames == 16 * 25 and json.loads(meta["comment"])["gaps"] == gaps

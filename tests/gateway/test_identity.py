@@ -13,8 +13,17 @@ from fleetcam.domain.identity import Identity
 from fleetcam.protocol.jt808 import messages as m
 from fleetcam.protocol.jt808.ids import MsgId
 from tests.e2e_local import collect, http, mqtt_client, run
-from tests.gateway import (RawDevice, api_ok, collect_any, device_of, gateway_server, simulate,
-                           wait_for)
+from tests.gateway import (RawDevice, api_ok, collect_any, device_of, gateway_server, poll,
+                           simulate, wait_for)
+
+
+async def apoll(probe: Any, timeout: float = 5.0) -> Any:
+    """Await ``probe()`` until it returns something truthy (None after ``timeout``)."""
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + timeout
+    while (value := await probe()) is None and loop.time() < deadline:
+        await asyncio.sleep(0.05)
+    return value
 
 PHONE = "013912340001"
 REG = dict(province=31, city=100, manufacturer="RAW", model="RAW-1", terminal_id="RAW0001",
@@ -112,7 +121,11 @@ def test_replaying_a_code_from_another_connection(tmp_path: Path) -> None:
             replay = await RawDevice(gw.port_808, PHONE).connect()
             assert await authenticate(replay, code) == 0
             assert await device.closed_by_peer(5)
-            [new] = api_ok(await api.get(f"/gw/devices/{dev['id']}/connections"))
+
+            async def one_left() -> Any:
+                conns = api_ok(await api.get(f"/gw/devices/{dev['id']}/connections"))
+                return conns if len(conns) == 1 and conns[0]["id"] != old["id"] else None
+            [new] = await apoll(one_left)
             assert new["id"] != old["id"] and new["source"] != old["source"]
             got = await collect_any(sub, (f"fleetcam/log/gw/devices/{dev['id']}/connections/#",),
                                     3, timeout=5.0)
@@ -153,6 +166,8 @@ def test_reregistration_at_boot_follows_its_conditions(tmp_path: Path) -> None:
             # not allowed by default, even offline
             await raw.close()
             await wait_for(lambda: not gw.sessions_by_device)
+            registry = server.container.connections.registry
+            assert await poll(lambda: not registry.list((dev["id"],)), 5)
             raw = await RawDevice(gw.port_808, PHONE).connect()
             assert (await register(raw)).result == 3
             [put] = api_ok(await api.put(f"/gw/devices/{dev['id']}",

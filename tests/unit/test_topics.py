@@ -77,3 +77,15 @@ def test_nobody_publishes_under_the_prefix() -> None:
     assert not t.may_publish(MASTER, P, "$SYS/x")
     assert t.may_publish(MASTER, P, "chat/room")
     assert not t.may_publish(MEDIA_7_8, P, "chat/room")
+
+
+@pytest.mark.parametrize("f", ["a/+/c", "a/#", "#", "+", "+/+", "a/b", "a/b/c", "+/b/#", "$SYS/#",
+                               "a/+", "+/#", "a/b/c/#"])
+def test_filters_find_the_same_stored_topics_as_matching(f: str) -> None:
+    stored = ["a", "a/b", "a/b/c", "a/x/c", "b/b/d", "$SYS/load", "a/b/c/d"]
+    tree = t.TopicTree()
+    for topic in stored:
+        tree.add(topic, topic)
+    found: list[object] = []
+    tree.match_filter(f, found.append)
+    assert sorted(found) == sorted(x for x in stored if t.matches(f, x))  # type: ignore

@@ -9,8 +9,8 @@ from fleetcam.api import errors
 from fleetcam.api.access import AccessLog
 from fleetcam.api.deps import require_token
 from fleetcam.api.openapi import install_docs
-from fleetcam.api.routers import (devices, dvr_config, dvrplay, files, gateway, logs, media,
-                                  protocols, regions, rules, share, tokens)
+from fleetcam.api.routers import (console, devices, dvr_config, dvrplay, files, gateway, logs,
+                                  media, protocols, regions, rules, share, tokens)
 from fleetcam.runtime.container import Container
 
 
@@ -41,6 +41,7 @@ def create_app(container: Container) -> FastAPI:
     app.include_router(protocols.router, dependencies=guarded)
     app.include_router(files.router)
     app.include_router(regions.router)
+    app.include_router(console.router)  # before dvrplay's /{name}/{file}
     install_docs(app)
     app.include_router(dvr_config.router)  # checks DVR write access itself (Flussonic auth)
     app.include_router(dvrplay.admin_router)

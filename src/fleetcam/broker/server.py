@@ -274,6 +274,7 @@ class Broker:
         self.tree = topics.TopicTree()
         self.sessions: dict[tuple[str, str], Session] = {}
         self.retained: dict[str, tuple[bytes, int]] = {}
+        self.retained_tree = topics.TopicTree()  # the retained topics, to match filters on
         self.retained_bytes = 0
         self.queued_bytes = 0  # all sessions' queues
         self.connecting = 0
@@ -319,6 +320,7 @@ class Broker:
         old = self.retained.pop(topic, None)
         if old is not None:
             self.retained_bytes -= len(old[0]) + len(topic)
+            self.retained_tree.remove(topic, topic)
         if not payload:
             return
         size = len(payload) + len(topic)
@@ -327,18 +329,13 @@ class Broker:
             THROTTLED.warn("retained", "mqtt: retained store full; %s not retained", topic)
             return
         self.retained[topic] = (payload, qos)
+        self.retained_tree.add(topic, topic)
         self.retained_bytes += size
 
     def _retained_for(self, patterns: list[str]) -> list[str]:
         found: dict[str, None] = {}
         for p in patterns:
-            if "+" not in p and "#" not in p:
-                if p in self.retained:
-                    found[p] = None
-                continue
-            for t in self.retained:
-                if topics.matches(p, t):
-                    found[t] = None
+            self.retained_tree.match_filter(p, lambda t: found.setdefault(t, None))  # type: ignore
         return list(found)
 
     def _forget(self, session: Session) -> None:

@@ -268,3 +268,35 @@ class TopicTree:
                 walk(plus, i + 1)
 
         walk(self, 0)
+
+    def match_filter(self, topic_filter: str, visit: Callable[[object], None]) -> None:
+        """The reverse of ``match``: values stored at topic names that ``topic_filter``
+        matches (the retained messages a new subscription receives)."""
+        levels = topic_filter.split("/")
+
+        def everything(node: TopicTree) -> None:
+            for v in node.values:
+                visit(v)
+            for child in node.children.values():
+                everything(child)
+
+        def walk(node: TopicTree, i: int) -> None:
+            if i == len(levels):
+                for v in node.values:
+                    visit(v)
+                return
+            level = levels[i]
+            if level == "#":
+                for v in node.values:  # "a/#" matches "a" too
+                    visit(v)
+                for name, child in node.children.items():
+                    if not (i == 0 and name.startswith("$")):
+                        everything(child)
+            elif level == "+":
+                for name, child in node.children.items():
+                    if not (i == 0 and name.startswith("$")):
+                        walk(child, i + 1)
+            elif (child := node.children.get(level)) is not None:
+                walk(child, i + 1)
+
+        walk(self, 0)

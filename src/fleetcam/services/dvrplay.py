@@ -183,6 +183,14 @@ class DvrPlayback:
     def _source(seg: dvr.SegmentEntry) -> Source:
         return Source(seg.root if seg.key else seg.stream, seg.key, seg.segment_id)
 
+    def _exists(self, seg: dvr.SegmentEntry) -> bool:
+        """Whether a segment's object is there (checked before a download is laid out, so a
+        lost object is a gap the response header and the file's metadata name)."""
+        try:
+            return self.storage.exists(seg.root, seg.key)
+        except Exception:  # noqa: BLE001 - unknown: let the read decide (a free box if gone)
+            return True
+
     def init_bytes(self, seg: dvr.SegmentEntry) -> bytes:
         try:
             return b"".join(self.storage.read(seg.root, seg.init_key))
@@ -253,6 +261,10 @@ class DvrPlayback:
                                         "codec parameters changed: download the rest apart"))
                 break
             src = self._source(seg)
+            if seg.key and not self._exists(seg):
+                gaps.append(archive.Gap(max(seg.start_ms, start_ms), min(seg.end_ms, end_ms),
+                                        "stored object missing"))
+                continue
             inside = seg.start_ms >= start_ms and seg.end_ms <= end_ms
             pieces += [(src, f) for f in (seg.fragments if inside
                                           else seg.fragments_in(start_ms, end_ms))]

@@ -1,0 +1,233 @@
+"""What recording one channel for the cloud DVR costs: CPU against the live segmenter, and the
+object-store requests per recorded hour (hence per channel-month).
+
+Usage: ``.venv/bin/python bench/dvr_record.py [--seconds 60] [--runs 3] [--no-hevc]
+[--request-minutes 30] [--object-seconds 600]``
+
+CPU: a pre-encoded 1 Mbit/s 640x360 25 fps test-pattern stream goes through the gateway's own
+recording code (``DvrRecorder._run``: fragmenter, segment assembly, object writes to a local
+folder, SQLite index rows; store calls run inline) as fast as it goes; process CPU time (all
+threads, median of ``--runs``) divided by the stream's length is "% of a core per recorded
+channel". The reference, measured on the same frames in the same run, is the live path's
+``HlsSegmenter``.
+
+Requests: the same code against S3 and DynamoDB on a moto server, ``--request-minutes`` of
+stream (the clip looped with its times moved on), every AWS call counted by operation with a
+botocore hook, then scaled to a 30-day month and priced at S3's $0.005 per 1,000 PUTs and
+$0.0004 per 1,000 GETs.
+"""
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import statistics
+import sys
+import tempfile
+import time
+from collections import Counter
+from pathlib import Path
+from typing import Any
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from fleetcam.adapters.local.clock import ManualClock  # noqa: E402
+from fleetcam.config import Settings  # noqa: E402
+from fleetcam.domain.dvr import DvrConfig, DvrStream  # noqa: E402
+from fleetcam.gateway.dvr import DvrRecorder, Recording  # noqa: E402
+from fleetcam.media.hls import HlsSegmenter  # noqa: E402
+from fleetcam.media.testpattern import EncodedFrame, encode_pattern  # noqa: E402
+from fleetcam.protocol.jt1078.packet import DataType, PayloadType  # noqa: E402
+from fleetcam.protocol.jt1078.reassembly import MediaFrame  # noqa: E402
+
+START_MS = 1_778_300_000_000
+FPS = 25
+MONTH_S = 30 * 86400
+PUT_PRICE = 0.005 / 1000
+GET_PRICE = 0.0004 / 1000
+
+
+class _Gateway:
+    """The parts of ``Gateway`` the recording write path uses; store calls run inline."""
+
+    def __init__(self, container: Any, settings: Settings) -> None:
+        self.c = container
+        self.settings = settings
+        self.clock = container.clock
+
+    async def call(self, fn: Any, *args: Any, **kwargs: Any) -> Any:
+        return fn(*args, **kwargs)
+
+    def loop_time(self) -> float:
+        return time.monotonic()
+
+
+def _frames(encoded: list[EncodedFrame], codec: str, loops: int = 1) -> list[MediaFrame]:
+    pt = PayloadType.H264 if codec == "h264" else PayloadType.H265
+    length = encoded[-1].pts_ms + 1000 // FPS
+    out = []
+    for n in range(loops):
+        for f in encoded:
+            out.append(MediaFrame("013912345678", 1, DataType.I_FRAME if f.keyframe
+                                  else DataType.P_FRAME, pt, START_MS + n * length + f.pts_ms,
+                                  f.data))
+    return out
+
+
+def _record(container: Any, settings: Settings, frames: list[MediaFrame]) -> Any:
+    """Run the gateway's recording loop over ``frames``; returns the Recording."""
+    rec_mgr = DvrRecorder(_Gateway(container, settings))  # type: ignore[arg-type]
+    stream = DvrStream("1-1", 1, 1, DvrConfig("dvr"), 0.0, 0.0)
+    rec = Recording(stream=stream, root="dvr", object_ms=settings.dvr_object_seconds * 1000)
+    for f in frames:
+        rec.queue.put_nowait(f)
+    rec.queue.put_nowait(None)
+    asyncio.run(rec_mgr._run(rec))
+    rec_mgr.transcoder.shutdown(wait=True)
+    return rec
+
+
+def _local(tmp: str, object_seconds: int) -> tuple[Any, Settings]:
+    from fleetcam.runtime.local import build_local
+
+    settings = Settings(data_dir=Path(tmp), admin_token="B" * 64,
+                        dvr_object_seconds=object_seconds)
+    return build_local(settings, clock=ManualClock(START_MS / 1000)), settings
+
+
+def _cpu(fn: Any, runs: int) -> float:
+    times = []
+    for _ in range(runs):
+        t = time.process_time()
+        fn()
+        times.append(time.process_time() - t)
+    return statistics.median(times)
+
+
+def _row(name: str, cpu: float, seconds: float, ref: float | None = None) -> None:
+    per = cpu / seconds
+    ratio = f"{cpu / ref:6.2f}x" if ref else ""
+    print(f"  {name:<52} {cpu:7.3f} s  {per * 100:7.3f} %  {1 / per:8.0f}  {ratio}")
+
+
+def cpu_bench(args: argparse.Namespace) -> bool:
+    ok = True
+    for codec in ("h264",) if args.no_hevc else ("h264", "hevc"):
+        encoded = list(encode_pattern(codec, 640, 360, FPS, start_time=START_MS / 1000,
+                                      seconds=args.seconds, bitrate=1_000_000, gop=FPS))
+        mbit = sum(len(f.data) for f in encoded) * 8 / args.seconds / 1e6
+        print(f"\n{codec}: {len(encoded)} frames, {args.seconds:.0f} s 640x360 {FPS} fps, "
+              f"{mbit:.2f} Mbit/s; median of {args.runs} runs")
+        print(f"  {'':<52} {'CPU':>9}  {'% core':>9}  {'streams':>8}")
+
+        def live() -> None:
+            seg = HlsSegmenter(codec)
+            for f in encoded:
+                seg.push(f.data, START_MS + f.pts_ms, f.keyframe)
+            seg.flush()
+
+        ref = _cpu(live, args.runs)
+        _row("reference: live HlsSegmenter (same frames)", ref, args.seconds)
+        frames = _frames(encoded, codec)
+        recs: list[Any] = []
+
+        times = []
+        for run in range(args.runs + 1):  # the first run warms up (imports, caches)
+            with tempfile.TemporaryDirectory() as tmp:
+                container, settings = _local(tmp, args.object_seconds_cpu)  # not timed
+                t = time.process_time()
+                recs.append(_record(container, settings, frames))
+                if run:
+                    times.append(time.process_time() - t)
+                segs = container.dvr_index.segments("1-1")
+                recs.append(sum(sum(f.frames for f in s.fragments) for s in segs))
+                container.extras["db"].close()
+        cpu = statistics.median(times)
+        _row(f"DVR recording (objects of {args.object_seconds_cpu} s, local)", cpu,
+             args.seconds, ref)
+        stored = recs[-1]
+        transcoded = codec == "hevc"
+        expect = len(frames) if not transcoded else len(frames) - 2  # x264 flush keeps all
+        if stored < expect:
+            print(f"  FAIL: {stored} of {len(frames)} frames stored")
+            ok = False
+        else:
+            print(f"  frames stored: {stored} of {len(frames)}")
+    return ok
+
+
+def request_bench(args: argparse.Namespace) -> bool:
+    from tests.aws.motoserver import DUMMY_ENV, MotoServer, provision
+
+    os.environ.update(DUMMY_ENV)
+    server = MotoServer().start()
+    try:
+        from fleetcam.runtime.aws import build_aws
+
+        env = provision(server.url)
+        settings = Settings.from_env({**DUMMY_ENV, **env, "FLEETCAM_ADMIN_TOKEN": "B" * 64,
+                                      "FLEETCAM_DVR_OBJECT_SECONDS": str(args.object_seconds),
+                                      "FLEETCAM_DATA_DIR": tempfile.gettempdir()})
+        c = build_aws(settings, clock=ManualClock(START_MS / 1000))
+        counts: Counter[str] = Counter()
+        c.dvr_storage.s3.meta.events.register(
+            "before-call.s3.*", lambda model, **_: counts.update([f"s3:{model.name}"]))
+        from fleetcam.adapters.aws.models import DvrSegmentsModel
+
+        ddb = DvrSegmentsModel._get_connection().connection.client
+        ddb.meta.events.register("before-call.dynamodb.*",
+                                 lambda model, **_: counts.update([f"dynamodb:{model.name}"]))
+        encoded = list(encode_pattern("h264", 640, 360, FPS, start_time=START_MS / 1000,
+                                      seconds=60, bitrate=1_000_000, gop=FPS))
+        frames = _frames(encoded, "h264", loops=args.request_minutes)
+        t = time.perf_counter()
+        rec = _record(c, settings, frames)
+        time.sleep(2)  # thumbnails of the last segment (made off the recording's loop)
+        took = time.perf_counter() - t
+        recorded = args.request_minutes * 60
+        print(f"\nrequests: {args.request_minutes} min of 1 Mbit/s recorded to S3 + DynamoDB "
+              f"(moto), objects of {args.object_seconds} s, in {took:.1f} s; "
+              f"{rec.stored} segments stored")
+        for op, n in sorted(counts.items()):
+            print(f"  {op:<34} {n:6d}")
+        inits = len(rec.inits)  # init segments: once per codec configuration
+        thumbs = counts["s3:PutObject"] - rec.stored - inits
+        gets = counts["s3:GetObject"] + counts["s3:HeadObject"]
+        steady = rec.stored - 1  # the last one is the end-of-run flush, a shorter object
+        full = recorded - recorded % args.object_seconds or recorded
+        seg_month = steady * MONTH_S / full
+        thumb_month = thumbs * MONTH_S / recorded
+        get_month = gets * MONTH_S / recorded
+        rec_cost = seg_month * PUT_PRICE
+        total = (seg_month + thumb_month) * PUT_PRICE + get_month * GET_PRICE
+        print(f"  PutObject: {rec.stored} segments ({steady} full + the end-of-run flush), "
+              f"{inits} init, {thumbs} thumbnails (the read side's, written per segment)")
+        print(f"  per channel-month: {seg_month:.0f} segment PUTs, {thumb_month:.0f} thumbnail "
+              f"PUTs, {get_month:.0f} GETs")
+        print(f"  S3 request cost per recorded channel-month: recording ${rec_cost:.4f}, "
+              f"with thumbnails ${total:.4f}; target < $0.05: recording "
+              f"{'met' if rec_cost < 0.05 else 'NOT met'}, with thumbnails "
+              f"{'met' if total < 0.05 else 'NOT met'}")
+        return rec.stored > 0
+    finally:
+        server.stop()
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--seconds", type=float, default=60.0)
+    ap.add_argument("--runs", type=int, default=3)
+    ap.add_argument("--no-hevc", action="store_true")
+    ap.add_argument("--object-seconds-cpu", type=int, default=10,
+                    help="object length in the CPU run (short: more object writes)")
+    ap.add_argument("--request-minutes", type=int, default=30)
+    ap.add_argument("--object-seconds", type=int, default=600)
+    args = ap.parse_args()
+    ok = cpu_bench(args)
+    if args.request_minutes > 0:
+        ok = request_bench(args) and ok
+    return 0 if ok else 1
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
