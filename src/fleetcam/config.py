@@ -27,6 +27,7 @@ ENV_MEDIA_HOST = "FLEETCAM_MEDIA_HOST"
 ENV_AUTO_REGISTER = "FLEETCAM_AUTO_REGISTER"
 ENV_IDLE_TIMEOUT = "FLEETCAM_IDLE_TIMEOUT"
 ENV_MEDIA_PORT = "FLEETCAM_MEDIA_PORT"
+ENV_GATEWAY_LEASE = "FLEETCAM_GATEWAY_LEASE"
 ENV_ATTACHMENT_PORT = "FLEETCAM_ATTACHMENT_PORT"
 ENV_TELTONIKA_PORT = "FLEETCAM_TELTONIKA_PORT"
 ENV_TELTONIKA_CAMERA_PORT = "FLEETCAM_TELTONIKA_CAMERA_PORT"
@@ -109,6 +110,7 @@ DEFAULTS: dict[str, str] = {
     ENV_AUTO_REGISTER: "0",
     ENV_IDLE_TIMEOUT: "180",
     ENV_MEDIA_PORT: "0",
+    ENV_GATEWAY_LEASE: "45",
     ENV_ATTACHMENT_PORT: "7208",
     ENV_TELTONIKA_PORT: "5027",
     ENV_TELTONIKA_CAMERA_PORT: "5028",
@@ -211,6 +213,8 @@ class Settings:
     """The address devices are told to send media to (0x9101/0x9201); default: this host."""
     media_port: int = 0
     """The media port devices are told (the load balancer's); 0: this copy's JT/T 1078 port."""
+    gateway_lease: float = 45.0
+    """Seconds a gateway copy's connections stay live without its renewal (every third of it)."""
     attachment_port: int = 7208
     """Port of the alarm-attachment server (T/JSATL12 0x9208 names it to devices)."""
     teltonika_port: int = 5027
@@ -316,6 +320,7 @@ class Settings:
             auto_register=get(ENV_AUTO_REGISTER).lower() in ("1", "true", "yes", "on"),
             idle_timeout=float(get(ENV_IDLE_TIMEOUT)),
             media_port=int(get(ENV_MEDIA_PORT)),
+            gateway_lease=float(get(ENV_GATEWAY_LEASE)),
             attachment_port=int(get(ENV_ATTACHMENT_PORT)),
             teltonika_port=int(get(ENV_TELTONIKA_PORT)),
             teltonika_camera_port=int(get(ENV_TELTONIKA_CAMERA_PORT)),

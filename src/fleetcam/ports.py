@@ -225,7 +225,18 @@ class ConnectionRegistry(Protocol):
         ...
 
     def drop_gateway(self, gateway_id: str) -> list[Connection]:
-        """Forget every connection of a gateway copy that went away (on its restart)."""
+        """Forget every connection of a gateway copy and its lease (on SIGTERM, on restart, or
+        once its lease expired)."""
+        ...
+
+    def heartbeat(self, gateway_id: str, until: float) -> None:
+        """Renew the lease of a gateway copy: its connections are live until ``until``. A
+        copy's connections whose lease passed are ignored by every read (a copy that died
+        leaves nothing that looks alive once its lease passed)."""
+        ...
+
+    def expired_gateways(self, now: float) -> list[str]:
+        """Gateway copies whose lease passed (their connections are for ``drop_gateway``)."""
         ...
 
 
@@ -386,6 +397,27 @@ class DvrIndex(Protocol):
         ...
 
     def deletion_done(self, items: Iterable[tuple[str, str]]) -> None: ...
+
+    def intend(self, root: str, key: str, at: float) -> None:
+        """Record that an object is about to be stored; ``add`` of its row clears the intent
+        in the same write, so an object whose writer died before indexing it is found."""
+        ...
+
+    def abandoned(self, before: float, limit: int = 1000) -> list[tuple[str, str]]:
+        """(root, key) of intents older than ``before``: objects stored (maybe) but never
+        indexed, to delete."""
+        ...
+
+    def drop_intents(self, items: Iterable[tuple[str, str]]) -> None: ...
+
+    def watch(self, stream: str, until: float) -> None:
+        """Someone reads the stream's newest minutes where the gateway's tail cannot be
+        reached (AWS): until then, the recorder stores short objects."""
+        ...
+
+    def watched(self, now: float) -> list[str]:
+        """Streams watched at ``now``."""
+        ...
 
 
 class EpisodeStore(Protocol):

@@ -53,12 +53,12 @@ def _local(tmp_path: Path, clock: Clock) -> Backend:
     return Backend(name="local", store=LocalObjectStore(tmp_path / "objects", db, queue),
                    index=SqliteMediaIndex(db), devices=SqliteDeviceRepo(db),
                    logs=SqliteLogStore(db), messages=SqliteMessageStore(db),
-                   registry=SqliteConnectionRegistry(db), commands=SqliteCommandStore(db),
+                   registry=SqliteConnectionRegistry(db, clock.now), commands=SqliteCommandStore(db),
                    close=db.close, extras={"db": db, "queue": queue},
                    media_requests=SqliteMediaRequestStore(db))
 
 
-def _aws(url: str) -> Backend:
+def _aws(url: str, clock: Clock) -> Backend:
     from fleetcam.adapters.aws.dynamodb import (DynamoDeviceRepo, DynamoLogStore,
                                                 DynamoMediaIndex)
     from fleetcam.adapters.aws.gateway_dynamodb import (DynamoCommandStore,
@@ -72,7 +72,7 @@ def _aws(url: str) -> Backend:
     s3 = s3_client(url)
     return Backend(name="aws", store=S3ObjectStore(BUCKET, s3), index=DynamoMediaIndex(),
                    devices=DynamoDeviceRepo(), logs=DynamoLogStore(),
-                   messages=DynamoMessageStore(), registry=DynamoConnectionRegistry(),
+                   messages=DynamoMessageStore(), registry=DynamoConnectionRegistry(clock.now),
                    commands=DynamoCommandStore(), extras={"url": url, "tables": tables, "s3": s3},
                    media_requests=DynamoMediaRequestStore())
 
@@ -84,7 +84,7 @@ def make_backend(name: str, tmp_path: Path, clock: Clock, *,
     if name == "local":
         return _local(tmp_path, clock)
     if name == "aws" and moto_url:
-        return _aws(moto_url)
+        return _aws(moto_url, clock)
     raise ValueError(f"unknown contract backend {name!r} (aws needs moto_url)")
 
 

@@ -208,3 +208,32 @@ def test_commands_results(backend: Backend) -> None:
     assert [x.id for x in s.results((1, 2), time_from=T0 + 41)] == [cmds[0].id]
     assert [x.id for x in s.results((1, 2), count=2)] == [cmds[1].id, cmds[4].id]
     assert s.results((3,)) == [] and s.results(()) == []
+
+
+def test_registry_leases_renewed_and_expired(backend: Backend, clock: Any) -> None:
+    """A copy's connections are live while its lease is; an expired lease hides them from
+    every read, until a live copy drops them; a copy that never leased (yet) is trusted."""
+    r = backend.registry
+    now = clock.now()
+    r.heartbeat("gw-a", now + 45)
+    r.heartbeat("gw-b", now + 45)
+    for c in (_conn(11, 1), _conn(12, 1, "gw-b"), _conn(21, 2, "gw-b"), _conn(31, 3, "gw-c")):
+        r.open(c)
+    assert _ids(r.list()) == [11, 12, 21, 31]
+    clock.advance(30)
+    r.heartbeat("gw-a", clock.now() + 45)  # gw-a renews, gw-b died
+    assert r.expired_gateways(clock.now()) == []
+    clock.advance(20)
+    if backend.name == "aws":
+        import time as _time
+        _time.sleep(2.1)  # past the adapter's lease cache
+    assert r.expired_gateways(clock.now()) == ["gw-b"]
+    assert _ids(r.list()) == [11, 31] and _ids(r.list((1,))) == [11]
+    assert r.get(12) is None and r.get(11) is not None
+    assert r.of_gateway("gw-b") == [] and _ids(r.of_gateway("gw-a")) == [11]
+    assert _ids(r.drop_gateway("gw-b")) == [12, 21]
+    assert r.expired_gateways(clock.now()) == []
+    assert _ids(r.list()) == [11, 31]
+    clock.advance(3600)  # a healthy copy that keeps renewing is never dropped
+    r.heartbeat("gw-a", clock.now() + 45)
+    assert r.get(11) is not None

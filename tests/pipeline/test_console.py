@@ -195,3 +195,58 @@ def test_console_assets_are_local_and_vendored_from_npm() -> None:
                 "version"] in (VENDOR / "README.md").read_text():
             assert hashlib.sha256(ours.read_bytes()).digest() == \
                 hashlib.sha256(npm.read_bytes()).digest()
+
+
+def test_console_plays_marks_and_downloads_dvr_ranges(tmp_path: Path) -> None:
+    """A recorded channel's ranges show on the day's timeline; a click plays the archive from
+    that time, offers its download, and marks an episode."""
+    from fleetcam.domain import dvr
+    from fleetcam.media import fmp4
+    from tests import dvrgen
+
+    async def scenario() -> None:
+        async with pipeline_server(tmp_path / "data") as server, simulate(server), \
+                http(server) as api:
+            c = server.container
+            start = int(time.time()) - 600
+            now = time.time()
+            c.dvr_streams.put(dvr.DvrStream("1-1", 1, 1, dvr.DvrConfig("dvr", 86400), now, now))
+            init, gops = dvrgen.encoded(gops=60, start_time=start)
+            ikey = dvr.init_key("1-1", fmp4.init_digest(init))
+            c.dvr_storage.put("dvr", ikey, init, content_type="video/mp4")
+            for part in range(0, 60, 20):
+                seg, data = dvrgen.segment("1-1", (start + part) * 1000, 20, gops=gops,
+                                           init_key=ikey, first_gop=part)
+                c.dvr_storage.put("dvr", seg.key, data, content_type="video/iso.segment")
+                c.dvr_index.add(seg)
+            base = server.settings.base_url
+            errors: list[str] = []
+            async with async_playwright() as pw:
+                browser = await pw.chromium.launch(executable_path=str(CHROMIUM), args=ARGS)
+                try:
+                    page = await new_page(browser, errors)
+                    await page.goto(f"{base}/console?device=1&token={TOKEN}")
+                    span = page.locator(".timeline .dvr").first
+                    await span.wait_for(timeout=20000)
+                    box = await span.bounding_box()
+                    assert box is not None
+                    await page.mouse.click(box["x"] + 1, box["y"] + box["height"] / 2)
+                    await video_plays(page, "#player video", 2.0)
+                    href = await page.get_attribute("#dvr-download", "href")
+                    assert href and href.startswith("/1-1/archive-") and href.endswith(
+                        f".mp4?token={TOKEN}")
+                    r = await api.get(href.split("?")[0],
+                                      headers={"Authorization": f"FlespiToken {TOKEN}"})
+                    assert r.status_code == 200 and r.content[4:8] == b"ftyp"
+                    await page.click("#mark-episode")
+                    await page.wait_for_function(
+                        "() => document.querySelector('#player .inline').textContent"
+                        ".includes('✓')", timeout=10000)
+                    eps = (await api.get("/streamer/api/v3/episodes")).json()
+                    items = eps.get("episodes", eps.get("result", eps))
+                    assert any(e.get("media") == "1-1" for e in items), eps
+                finally:
+                    await browser.close()
+            assert errors == [], errors
+
+    asyncio.run(scenario())

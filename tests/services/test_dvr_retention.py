@@ -105,3 +105,15 @@ def test_failed_object_deletes_are_retried(container, svc, clock, monkeypatch):
     svc.sweep()
     assert container.dvr_index.pending_deletions() == []
     assert not container.dvr_storage.exists("archive", seg.key)
+
+
+def test_an_object_stored_but_never_indexed_is_deleted_after_an_hour(container, svc, clock):
+    key = "1-1/2026/01/01/00/0000000000000-deadbeef.m4s"
+    container.dvr_index.intend("archive", key, clock.now())
+    container.dvr_storage.put("archive", key, b"x", content_type="video/iso.segment")
+    svc.sweep()
+    assert container.dvr_storage.exists("archive", key)  # maybe still being indexed
+    clock.advance(3601)
+    svc.sweep()
+    assert not container.dvr_storage.exists("archive", key)
+    assert container.dvr_index.abandoned(clock.now()) == []

@@ -279,12 +279,14 @@ async function renderTimeline() {
       const span = el("span", { class: "dvr", style: { left: at(rg.opened_at), width }, title: `${t("dvr")} ${name}` });
       span.addEventListener("click", (ev) => {
         const rect = bar.getBoundingClientRect();
-        const from = Math.floor(start + ((ev.clientX - rect.left) / rect.width) * 86400);
+        // a pixel of the day is minutes: keep the clicked time inside the range
+        const clicked = Math.floor(start + ((ev.clientX - rect.left) / rect.width) * 86400);
+        const from = Math.max(Math.ceil(rg.opened_at), Math.min(clicked, Math.floor(rg.closed_at) - 1));
         const tok = state.token ? `?token=${encodeURIComponent(state.token)}` : "";
         const dur = Math.max(1, Math.min(600, Math.floor(rg.closed_at - from)));
         const status = el("span", { class: "muted", "aria-live": "polite" });
         const mark = el("button", { type: "button", id: "mark-episode", text: t("episode"), onclick: async () => {
-          const id = `${name}-${from}`;
+          const id = Date.now() * 1000 + Math.floor(Math.random() * 1000);  // Flussonic: an integer
           try {
             await api(`/streamer/api/v3/episodes/${encodeURIComponent(id)}`, { method: "PUT",
               body: { media: name, opened_at: from * 1000, closed_at: (from + dur) * 1000, episode_type: "console" } });

@@ -64,6 +64,11 @@ class Command:
     gateway_id: str = ""
     not_before: float = 0.0
     """Not delivered before this time (a clip of an event waits until the event's end)."""
+    conn_id: int | None = None
+    """The device connection it was last sent on: sent but unanswered when that connection
+    is gone, it is sent again on the device's next one while its ttl lasts."""
+    attempts: int = 0
+    """How often it was sent."""
 
     def with_changes(self, **kw: Any) -> Command:
         return replace(self, **kw)

@@ -411,10 +411,11 @@ class Jt808Session(asyncio.Protocol):
         """Send this device's queued commands (on connect, and when the queue grows)."""
         if self.device is None:
             return
-        for cmd in await self.gw.call(self.gw.commands.claim, self.device.id, self.gw.gateway_id):
+        for cmd in await self.gw.call(self.gw.commands.claim, self.device.id, self.gw.gateway_id,
+                                      self.conn_id):
             if cmd.name == "start_videostream" and self.gw.live.existing(
                     self.device.id, int(cmd.properties["channel"]), "live") is not None:
-                sent = await self.gw.call(self.gw.commands.mark_sent, cmd, None)
+                sent = await self.gw.call(self.gw.commands.mark_sent, cmd, None, self.conn_id)
                 if sent is not None:  # a second operator: share the running stream
                     await self.gw.live.open(sent, self.device, "live", self.source)
                 continue
@@ -427,9 +428,12 @@ class Jt808Session(asyncio.Protocol):
                 continue  # recorded in the cloud: cut from the archive, not asked again
             body = translate.command_message(cmd, self.gw.media_host, self.gw.media_port)
             msg_id = body.msg_id if isinstance(body, m.UnknownMessage) else None
-            sent = await self.gw.call(self.gw.commands.mark_sent, cmd, None)
+            sent = await self.gw.call(self.gw.commands.mark_sent, cmd, None, self.conn_id)
             if sent is None:
                 continue  # canceled meanwhile, or another copy took it
+            if sent.attempts > 1:
+                log.info("jt808 conn %s (%s): command %s (%s) sent again (attempt %d)",
+                         self.conn_id, self.phone, sent.id, sent.name, sent.attempts)
             # the media may arrive before the device's answer is processed: be ready first
             if sent.name == "request_video":
                 await self.gw.recorder.expect(sent, (), self.source)

@@ -108,9 +108,19 @@ class Recorder:
         if old is not None:
             self._discard(old, "replaced by a newer request")
         self.jobs[(job.device_id, job.channel)] = job
-        await self.gw.call(self.gw.media_admission.request, kind="clip", device_id=job.device_id,
-                           channel=job.channel, ref=job.ref, holder=self.gw.gateway_id,
-                           source=source, expires=cmd.expires, command_id=cmd.id)
+        await self.gw.call(self._open_request, job, source)
+
+    def _open_request(self, job: Job, source: str) -> None:
+        """Store call: the clip's outstanding request. A command sent again (its connection
+        was lost) keeps the clip's uuid, so a clip is never stored twice under two names."""
+        store = self.gw.c.media_requests
+        old = store.get(job.device_id, job.channel)
+        if old is not None and old.ref == job.ref:
+            job.uuid = str(old.progress.get("uuid", job.uuid))
+        self.gw.media_admission.request(
+            kind="clip", device_id=job.device_id, channel=job.channel, ref=job.ref,
+            holder=self.gw.gateway_id, source=source, expires=job.cmd.expires,
+            command_id=job.cmd.id, progress={"uuid": job.uuid})
 
     def limit(self, cmd: Command, items: tuple[Any, ...]) -> None:
         """The device listed what it has: the clip ends where its recordings end."""

@@ -96,6 +96,8 @@ class Gateway:
         self._executor = ThreadPoolExecutor(max_workers=4, thread_name_prefix="gw-store")
         self._servers: list[asyncio.base_events.Server] = []
         self._tasks: set[asyncio.Task[Any]] = set()
+        self._lease_task: asyncio.Task[None] | None = None
+        self._lease_renewed = float("-inf")
         self._wake = asyncio.Event()
         self.loop: asyncio.AbstractEventLoop | None = None
         self.commands.wake.append(self._wake_threadsafe)
@@ -201,9 +203,7 @@ class Gateway:
     # -- lifecycle --------------------------------------------------------------------
     async def start(self) -> None:
         self.loop = asyncio.get_running_loop()
-        stale = await self.call(self.connections.registry.drop_gateway, self.gateway_id)
-        for conn in stale:
-            self.connections.journal.state(conn.device_id, f"connections/{conn.id}", None)
+        await self._renew_lease()
         host = self.settings.gateway_host
         self._servers.append(await self.loop.create_server(
             lambda: Jt808Session(self), host, self.settings.jt808_port, reuse_address=True))
@@ -219,6 +219,7 @@ class Gateway:
             lambda: CameraSession(self), host, self.settings.teltonika_camera_port,
             reuse_address=True))
         self.spawn(self._housekeeping())
+        self._lease_task = self.loop.create_task(self._leases())
         log.info("gateway %s: JT/T 808 on %s:%d, JT/T 1078 on %s:%d", self.gateway_id, host,
                  self.port_808, host, self.port_1078)
 
@@ -243,12 +244,28 @@ class Gateway:
         return int(self._servers[4].sockets[0].getsockname()[1])
 
     async def stop(self) -> None:
-        await self.dvr.close()
-        await self.live.close()
+        """SIGTERM (a deploy, a scale-in, stopping ``fleetcam serve``): stop accepting, remove
+        this copy's leases, close the device connections so the devices reconnect to another
+        copy (which sends their queued and unanswered commands)."""
         for srv in self._servers:
             srv.close()
+        if self._lease_task is not None:
+            self._lease_task.cancel()
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await self._lease_task
+        await self.dvr.close()
+        await self.live.close()
+        try:
+            await self.call(self.connections.drop_gateway, self.gateway_id, "gateway stopping")
+            for media in list(self.sessions_1078):
+                if media.request is not None:
+                    await self.call(self.media_admission.release, media.request, media.conn_id)
+                    media.request = None
+        except Exception:
+            log.exception("gateway %s: removing its leases failed", self.gateway_id)
         for s in [*self.sessions_808, *self.sessions_1078, *self.sessions_attachment,
                   *self.sessions_teltonika, *self.sessions_camera]:
+            s.connection = None  # already dropped and published
             s.close("gateway stopping")
         for srv in self._servers:
             with contextlib.suppress(Exception):
@@ -261,6 +278,33 @@ class Gateway:
                 await t
         self._executor.shutdown(wait=True)
 
+    async def _leases(self) -> None:
+        """Renew this copy's lease on time even while housekeeping is slow."""
+        while True:
+            await asyncio.sleep(min(1.0, self.settings.gateway_lease / 3))
+            await self._renew_lease()
+
+    async def _renew_lease(self) -> None:
+        """Renew this copy's lease when a third of it passed (by the container's clock); drop
+        the connections of copies whose lease passed (any live copy does it; dropping twice
+        is harmless)."""
+        now = self.clock.now()
+        if now < self._lease_renewed + self.settings.gateway_lease / 3:
+            return
+        self._lease_renewed = now
+        try:
+            await self.call(self.connections.registry.heartbeat, self.gateway_id,
+                            now + self.settings.gateway_lease)
+            for dead in await self.call(self.connections.registry.expired_gateways, now):
+                if dead != self.gateway_id:
+                    gone = await self.call(self.connections.drop_gateway, dead,
+                                           "gateway lease expired")
+                    log.warning("gateway %s: lease expired; dropped its %d connections",
+                                dead, len(gone))
+        except Exception:
+            self._lease_renewed = float("-inf")
+            log.exception("gateway %s: lease renewal failed", self.gateway_id)
+
     async def _housekeeping(self) -> None:
         """Deliver commands routed here, close idle or dropped connections, ask for missing
         sub-packages."""
@@ -270,6 +314,7 @@ class Gateway:
                 await asyncio.wait_for(self._wake.wait(), HOUSEKEEPING_EVERY)
             self._wake.clear()
             try:
+                await self._renew_lease()
                 await self._deliver_assigned()
                 await self._reconcile()
                 self._expire_idle()

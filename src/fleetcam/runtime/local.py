@@ -95,7 +95,7 @@ def build_local(settings: Settings, *, clock: Clock | None = None,
     token, digest, generated = admin_token(settings, db)
     container = wire(settings, clock=clock, store=store, index=SqliteMediaIndex(db),
                 device_repo=SqliteDeviceRepo(db), logs=SqliteLogStore(db), bus=bus or NullBus(),
-                message_store=SqliteMessageStore(db), registry=SqliteConnectionRegistry(db),
+                message_store=SqliteMessageStore(db), registry=SqliteConnectionRegistry(db, clock.now),
                 command_store=SqliteCommandStore(db), rule_store=SqliteRuleStore(db),
                 media_requests=SqliteMediaRequestStore(db),
                 token_store=SqliteTokenStore(db), share_store=SqliteShareStore(db),

@@ -16,6 +16,9 @@ PAGE = 500
 WARN_EVERY = 300.0
 """Seconds between two warnings about the same stream's clean-up waiting."""
 MAX_LIMIT = 1000
+ABANDONED_AFTER = 3600.0
+"""Seconds after which an intent whose row never came is an orphan (a write retries for
+seconds, never an hour)."""
 
 
 def _int(raw: dict[str, Any], name: str, lo: int, hi: int, default: int,
@@ -338,10 +341,23 @@ class DvrService:
             self.index.deletion_done(done)
 
     def finish_deletions(self) -> int:
-        """Delete objects whose rows went (a crash, or a failed delete, left them)."""
+        """Delete objects whose rows went (a crash, or a failed delete, left them), and
+        objects stored but never indexed (their writer died in between)."""
         pending = self.index.pending_deletions()
         self._delete_objects(pending)
-        return len(pending)
+        orphans = self.index.abandoned(self.clock.now() - ABANDONED_AFTER)
+        gone = []
+        for root, key in orphans:
+            try:
+                self.storage.delete(root, key)
+                gone.append((root, key))
+            except Exception:
+                log.warning("DVR: could not delete unindexed %s under %s", key, root,
+                            exc_info=True)
+        if gone:
+            log.warning("DVR: %d object(s) stored but never indexed were deleted", len(gone))
+            self.index.drop_intents(gone)
+        return len(pending) + len(gone)
 
     def _warn(self, stream: str, text: str) -> None:
         now = self.clock.now()
@@ -409,6 +425,7 @@ class DvrClips:
                 seg.append(f)
             entry = seg.entry(created_at=self.dvr.clock.now())
             entry = SegmentEntry(**{**entry.__dict__, "source": dvr.SOURCE_DEVICE})
+            self.dvr.index.intend(entry.root, entry.key, self.dvr.clock.now())
             self.dvr.storage.put(stream.dvr.root, entry.key, seg.read(),
                                  content_type="video/iso.segment")
             self.dvr.index.add(entry)
@@ -443,3 +460,35 @@ class DvrClips:
                                                       f.offset + f.size - 1))
                 parts.append((data, f.start_ms))
         mp4_of(init, parts, dst_path)
+
+
+WATCH_FOR = 120.0
+"""Seconds a reader's interest in a stream's newest minutes lasts (renewed while it reads)."""
+MARK_EVERY = 30.0
+
+
+class WatchedTail:
+    """The DvrTail of a process that cannot reach the gateway's memory (the AWS API Lambda):
+    a read of the newest minutes marks the stream watched (one write per stream every
+    ``MARK_EVERY`` s at most), and while it is, the recorder stores objects of
+    ``WATCHED_OBJECT_SECONDS`` instead of ``object_seconds``: the newest minutes reach the
+    index within seconds, and the PUTs that costs are paid only while someone watches."""
+
+    def __init__(self, index: DvrIndex, clock: Clock) -> None:
+        self.index = index
+        self.clock = clock
+        self._marked: dict[str, float] = {}
+
+    def open_segment(self, stream: str) -> SegmentEntry | None:
+        now = self.clock.now()
+        if now - self._marked.get(stream, float("-inf")) >= MARK_EVERY:
+            try:
+                self.index.watch(stream, now + WATCH_FOR)
+                self._marked[stream] = now
+            except Exception:
+                log.warning("DVR: could not mark %s watched", stream, exc_info=True)
+        return None
+
+    def read_open(self, stream: str, segment_id: str, start: int = 0,
+                  end: int | None = None) -> bytes:
+        raise NotFound(f"segment {segment_id} of {stream} is not readable here")

@@ -21,6 +21,12 @@ class NotConnected(FleetcamError):
     code = 2
 
 
+RESENDABLE = ("request_video", "take_photo", "start_videostream", "playback_video",
+              "video_timeline", "custom")
+"""Commands sent again on the device's next connection when the one they went out on is gone
+unanswered (README, "Commands": what a repeat does for each)."""
+
+
 class MessageService:
     """Every location and event becomes a stored, published device message."""
 
@@ -60,6 +66,17 @@ class ConnectionService:
                                 topic="connections/disconnected")
         return conn
 
+    def drop_gateway(self, gateway_id: str, reason: str) -> list[Connection]:
+        """Forget a gateway copy's connections and lease (it stops, or its lease passed) and
+        publish each as disconnected."""
+        gone = self.registry.drop_gateway(gateway_id)
+        for conn in gone:
+            self.journal.state(conn.device_id, f"connections/{conn.id}", None)
+            self.journal.record(conn.device_id, "device_disconnected",
+                                {**conn.as_json(), "reason": reason},
+                                topic="connections/disconnected")
+        return gone
+
     def drop(self, device_ids: Iterable[int], conn_id: int) -> Connection:
         """A user's DELETE: forget it in the shared store (the holding gateway notices) and
         tell local gateways at once."""
@@ -72,8 +89,9 @@ class ConnectionService:
         return conn
 
     def online(self, device_id: int) -> Connection | None:
+        """The device's most recently authenticated live signalling connection."""
         primary = [c for c in self.registry.list((device_id,)) if not c.secondary]
-        return primary[-1] if primary else None
+        return max(primary, key=lambda c: (c.established, c.id)) if primary else None
 
 
 class CommandService:
@@ -150,12 +168,17 @@ class CommandService:
         return n
 
     # -- the gateway's side -----------------------------------------------------------
-    def claim(self, device_id: int, gateway_id: str) -> list[Command]:
-        """On connect: take over the device's queued commands (another copy may have held it)."""
+    def claim(self, device_id: int, gateway_id: str,
+              conn_id: int | None = None) -> list[Command]:
+        """Take over the device's commands for its connection ``conn_id`` (on connect, and
+        when the queue grows): the queued ones (another copy may have held the device), and
+        the ones sent on an earlier connection of the device and never answered (that
+        connection is gone: a gateway copy died or was stopped, the device reconnected), to be
+        sent again while their ttl lasts."""
         out = []
         now = self.clock.now()
         for cmd in self.store.pending(device_id):
-            if cmd.not_before > now:
+            if cmd.not_before > now or cmd.expires <= now:
                 continue
             if cmd.status == QUEUED and cmd.gateway_id != gateway_id:
                 moved = cmd.with_changes(gateway_id=gateway_id)
@@ -163,10 +186,17 @@ class CommandService:
                     cmd = moved
             if cmd.status == QUEUED:
                 out.append(cmd)
+            elif (cmd.status == SENT and conn_id is not None and cmd.conn_id != conn_id
+                  and cmd.name in RESENDABLE):
+                again = cmd.with_changes(status=QUEUED, gateway_id=gateway_id, serial=None)
+                if self.store.update(again, expect_status=SENT):
+                    out.append(again)
         return out
 
-    def mark_sent(self, cmd: Command, serial: int | None) -> Command | None:
-        sent = cmd.with_changes(status=SENT, serial=serial, sent=self.clock.now())
+    def mark_sent(self, cmd: Command, serial: int | None,
+                  conn_id: int | None = None) -> Command | None:
+        sent = cmd.with_changes(status=SENT, serial=serial, sent=self.clock.now(),
+                                conn_id=conn_id, attempts=cmd.attempts + 1)
         if not self.store.update(sent, expect_status=QUEUED):
             return None  # canceled or taken meanwhile
         self._publish(sent, SENT)

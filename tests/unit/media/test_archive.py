@@ -93,3 +93,21 @@ def test_track_filter() -> None:
         archive.select_tracks(parsed, "a1")
     with pytest.raises(archive.ArchiveError):
         archive.select_tracks(parsed, "x9")
+
+
+def test_first_bytes_leave_before_the_last_object_is_read() -> None:
+    layout, objects = _build([(T0, 2), (T0 + 2000, 2), (T0 + 4000, 2)])
+    reads: list[str] = []
+    base = _reader(objects)
+
+    def read(source: object, start: int, end: int):
+        reads.append(str(source))
+        return base(source, start, end)
+
+    out = archive.render(layout, read)
+    first = next(out)
+    assert first == layout.header and reads == []  # ftyp+moov+sidx: from the index alone
+    next(out)
+    assert reads == [list(objects)[0]]
+    rest = b"".join(out)
+    assert len(first) + len(rest) + layout.pieces[0].size == layout.total

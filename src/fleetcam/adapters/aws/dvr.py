@@ -28,6 +28,7 @@ from fleetcam.domain.dvr import (MAX_SEGMENT_MS, DvrStream, Episode, EpisodeQuer
 from fleetcam.errors import Invalid, NotFound
 
 USAGE = "#usage"
+WATCH = "#watch"
 """Sorts before every segment id (``#`` < ``0``)."""
 FIRST = "0"
 
@@ -89,6 +90,10 @@ def _gc_item(root: str, key: str) -> str:
     return f"{root}\x00{key}"
 
 
+INTENT = "?"
+"""Prefix of intent items in the DvrGc table (an object about to be stored)."""
+
+
 class DynamoDvrIndex:
     def add(self, segment: SegmentEntry) -> bool:
         try:
@@ -98,6 +103,7 @@ class DynamoDvrIndex:
                 tx.update(DvrSegmentsModel(stream=segment.stream, segment_id=USAGE),
                           actions=[DvrSegmentsModel.bytes.add(segment.size),
                                    DvrSegmentsModel.segments.add(1)])
+                tx.delete(DvrGcModel(item=INTENT + _gc_item(segment.root, segment.key)))
         except TransactWriteError as e:
             codes = [getattr(r, "code", None) if r else None
                      for r in (e.cancellation_reasons or [])]
@@ -174,15 +180,43 @@ class DynamoDvrIndex:
 
     def pending_deletions(self, limit: int = 1000) -> list[tuple[str, str]]:
         out = []
-        for m in DvrGcModel.scan(limit=limit):
+        for m in DvrGcModel.scan(~DvrGcModel.item.startswith(INTENT)):
             root, _, key = m.item.partition("\x00")
             out.append((root, key))
+            if len(out) >= limit:
+                break
         return out
+
+    def intend(self, root: str, key: str, at: float) -> None:
+        DvrGcModel(item=INTENT + _gc_item(root, key), queued=at).save()
+
+    def abandoned(self, before: float, limit: int = 1000) -> list[tuple[str, str]]:
+        out = []
+        for m in DvrGcModel.scan(DvrGcModel.item.startswith(INTENT)
+                                 & (DvrGcModel.queued < before)):
+            root, _, key = m.item[len(INTENT):].partition("\x00")
+            out.append((root, key))
+            if len(out) >= limit:
+                break
+        return out
+
+    def drop_intents(self, items: Iterable[tuple[str, str]]) -> None:
+        with DvrGcModel.batch_write() as batch:
+            for root, key in items:
+                batch.delete(DvrGcModel(item=INTENT + _gc_item(root, key)))
 
     def deletion_done(self, items: Iterable[tuple[str, str]]) -> None:
         with DvrGcModel.batch_write() as batch:
             for root, key in items:
                 batch.delete(DvrGcModel(item=_gc_item(root, key)))
+
+
+    def watch(self, stream: str, until: float) -> None:
+        DvrSegmentsModel(stream=stream, segment_id=WATCH, watched_until=until).save()
+
+    def watched(self, now: float) -> list[str]:
+        return sorted(m.stream for m in DvrSegmentsModel.scan(
+            (DvrSegmentsModel.segment_id == WATCH) & (DvrSegmentsModel.watched_until > now)))
 
 
 class DynamoEpisodeStore:

@@ -1,10 +1,12 @@
 """MessageStore, ConnectionRegistry and CommandStore over DynamoDB (models.py, issue 5)."""
 from __future__ import annotations
 
+import hashlib
 import heapq
 import itertools
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import asdict
 from datetime import datetime, timezone
 from typing import Any
@@ -18,8 +20,6 @@ from fleetcam.domain.gateway import QUEUED, SENT, Command, Connection
 from fleetcam.domain.rules import VideoRule
 
 RESULT_RETENTION = 30 * 86400
-CONNECTION_LEASE = 3600
-"""A connection entry lives this long unless its gateway refreshes it (crash clean-up)."""
 
 
 def _at(ts: float) -> datetime:
@@ -84,11 +84,54 @@ def _conn(m: ConnectionsModel) -> Connection:
     return Connection(**m.data)
 
 
+def lease_id(gateway_id: str) -> int:
+    """The item of a gateway copy's lease in the connections table: a negative id (connection
+    ids are positive), stable for the copy's id."""
+    return -int.from_bytes(hashlib.sha256(gateway_id.encode()).digest()[:6], "big") - 1
+
+
+LEASE_CACHE = 2.0
+"""Seconds a read trusts the gateway leases it fetched (one GetItem per copy, not per row)."""
+
+
 class DynamoConnectionRegistry:
+    """Connection items have no TTL: a healthy device's entry never expires by itself. A
+    connection is live while its gateway copy's lease item (renewed by ``heartbeat``) is;
+    any copy drops the entries of copies whose lease passed."""
+
+    def __init__(self, clock: Callable[[], float] = time.time) -> None:
+        self.clock = clock
+        self._leases: dict[str, tuple[float, float | None]] = {}
+
+    def _lease(self, gateway_id: str) -> float | None:
+        now = time.monotonic()
+        hit = self._leases.get(gateway_id)
+        if hit is not None and now - hit[0] < LEASE_CACHE:
+            return hit[1]
+        try:
+            m = ConnectionsModel.get(lease_id(gateway_id), consistent_read=True)
+            until: float | None = float(m.data.get("lease_until", 0))
+        except DoesNotExist:
+            until = None
+        if len(self._leases) > 1000:
+            self._leases.clear()
+        self._leases[gateway_id] = (now, until)
+        return until
+
+    def _live(self, conns: Any) -> list[Connection]:
+        now = self.clock()
+        out = []
+        for m in conns:
+            if int(m.id) < 0:
+                continue  # a lease item
+            until = self._lease(m.gateway_id)
+            if until is None or until > now:
+                out.append(_conn(m))
+        return out
+
     def open(self, conn: Connection) -> None:
         ConnectionsModel(id=conn.id, device_id=conn.device_id, gateway_id=conn.gateway_id,
-                         data=asdict(conn),
-                         expires_at=_at(time.time() + CONNECTION_LEASE)).save()
+                         data=asdict(conn)).save()
 
     def close(self, conn_id: int) -> Connection | None:
         try:
@@ -100,9 +143,10 @@ class DynamoConnectionRegistry:
 
     def get(self, conn_id: int) -> Connection | None:
         try:
-            return _conn(ConnectionsModel.get(conn_id, consistent_read=True))
+            found = self._live([ConnectionsModel.get(conn_id, consistent_read=True)])
         except DoesNotExist:
             return None
+        return found[0] if found else None
 
     def list(self, device_ids: tuple[int, ...] | None = None) -> list[Connection]:
         if device_ids is None:
@@ -110,10 +154,10 @@ class DynamoConnectionRegistry:
         else:
             rows = itertools.chain.from_iterable(ConnectionsModel.by_device.query(d)
                                                  for d in device_ids)
-        return sorted((_conn(m) for m in rows), key=lambda c: c.id)
+        return sorted(self._live(rows), key=lambda c: c.id)
 
     def of_gateway(self, gateway_id: str) -> list[Connection]:
-        return [_conn(m) for m in ConnectionsModel.by_gateway.query(gateway_id)]
+        return self._live(ConnectionsModel.by_gateway.query(gateway_id))
 
     def touch(self, conn_id: int, when: float) -> bool:
         try:
@@ -136,9 +180,27 @@ class DynamoConnectionRegistry:
     def drop_gateway(self, gateway_id: str) -> list[Connection]:
         gone = []
         for m in ConnectionsModel.by_gateway.query(gateway_id):
+            if int(m.id) < 0:
+                continue
             m.delete()
             gone.append(_conn(m))
+        # the lease last: until it is gone, its connections stay hidden
+        ConnectionsModel(id=lease_id(gateway_id)).delete()
+        self._leases.pop(gateway_id, None)
         return gone
+
+    def heartbeat(self, gateway_id: str, until: float) -> None:
+        ConnectionsModel(id=lease_id(gateway_id), device_id=0, gateway_id=LEASES,
+                         data={"gateway_id": gateway_id, "lease_until": until}).save()
+        self._leases[gateway_id] = (time.monotonic(), until)
+
+    def expired_gateways(self, now: float) -> list[str]:
+        return [m.data["gateway_id"] for m in ConnectionsModel.by_gateway.query(LEASES)
+                if float(m.data.get("lease_until", 0)) <= now]
+
+
+LEASES = "#leases"
+"""The by-gateway key of the lease items (so expired leases are one Query away)."""
 
 
 def _cmd(m: CommandsModel) -> Command:

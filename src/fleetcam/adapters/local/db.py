@@ -104,6 +104,11 @@ CREATE TABLE IF NOT EXISTS connections (
     data TEXT NOT NULL
 );
 CREATE INDEX IF NOT EXISTS connections_by_device ON connections (device_id);
+CREATE INDEX IF NOT EXISTS connections_by_gateway ON connections (gateway_id);
+CREATE TABLE IF NOT EXISTS gateway_leases (
+    gateway_id TEXT PRIMARY KEY,
+    until REAL NOT NULL
+);
 CREATE TABLE IF NOT EXISTS commands (
     id INTEGER PRIMARY KEY AUTOINCREMENT,
     device_id INTEGER NOT NULL,

@@ -55,6 +55,13 @@ CREATE TABLE IF NOT EXISTS dvr_gc (
     queued REAL NOT NULL,
     PRIMARY KEY (root, key)
 ) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS dvr_intents (
+    root TEXT NOT NULL,
+    key TEXT NOT NULL,
+    at REAL NOT NULL,
+    PRIMARY KEY (root, key)
+) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS dvr_watch (stream TEXT PRIMARY KEY, until REAL NOT NULL);
 CREATE TABLE IF NOT EXISTS dvr_episodes (
     episode_id INTEGER PRIMARY KEY,
     media TEXT NOT NULL,
@@ -153,6 +160,8 @@ class SqliteDvrIndex:
         with self.db.tx() as c:
             cur = c.execute(f"INSERT OR IGNORE INTO dvr_segments ({_SEG_COLS})"
                             " VALUES (?,?,?,?,?,?,?,?,?)", _segment_row(segment))
+            c.execute("DELETE FROM dvr_intents WHERE root=? AND key=?",
+                      (segment.root, segment.key))
             return cur.rowcount == 1
 
     def _where(self, stream: str, start_ms: int | None, end_ms: int | None,
@@ -221,6 +230,32 @@ class SqliteDvrIndex:
     def deletion_done(self, items: Iterable[tuple[str, str]]) -> None:
         with self.db.tx() as c:
             c.executemany("DELETE FROM dvr_gc WHERE root=? AND key=?", list(items))
+
+
+    def intend(self, root: str, key: str, at: float) -> None:
+        with self.db.tx() as c:
+            c.execute("INSERT OR REPLACE INTO dvr_intents (root, key, at) VALUES (?,?,?)",
+                      (root, key, at))
+
+    def abandoned(self, before: float, limit: int = 1000) -> list[tuple[str, str]]:
+        rows = self.db.conn().execute(
+            "SELECT root, key FROM dvr_intents WHERE at < ? ORDER BY at LIMIT ?",
+            (before, limit))
+        return [(r[0], r[1]) for r in rows]
+
+    def drop_intents(self, items: Iterable[tuple[str, str]]) -> None:
+        with self.db.tx() as c:
+            c.executemany("DELETE FROM dvr_intents WHERE root=? AND key=?", list(items))
+
+
+    def watch(self, stream: str, until: float) -> None:
+        with self.db.tx() as c:
+            c.execute("INSERT OR REPLACE INTO dvr_watch (stream, until) VALUES (?,?)",
+                      (stream, until))
+
+    def watched(self, now: float) -> list[str]:
+        return [r[0] for r in self.db.conn().execute(
+            "SELECT stream FROM dvr_watch WHERE until > ? ORDER BY stream", (now,))]
 
 
 # -- episodes ---------------------------------------------------------------------------------

@@ -3,6 +3,8 @@ MediaRequestStore."""
 from __future__ import annotations
 
 import json
+import time
+from collections.abc import Callable
 from dataclasses import asdict
 from typing import Any
 
@@ -48,9 +50,15 @@ def _conn(row: Any) -> Connection:
     return Connection(**json.loads(row["data"]))
 
 
+_LIVE = ("NOT EXISTS (SELECT 1 FROM gateway_leases g WHERE g.gateway_id = connections.gateway_id"
+         " AND g.until <= ?)")
+"""A connection is live unless its gateway copy's lease passed."""
+
+
 class SqliteConnectionRegistry:
-    def __init__(self, db: Database) -> None:
+    def __init__(self, db: Database, clock: Callable[[], float] = time.time) -> None:
         self.db = db
+        self.clock = clock
 
     def open(self, conn: Connection) -> None:
         with self.db.tx() as c:
@@ -65,24 +73,27 @@ class SqliteConnectionRegistry:
         return _conn(row) if row else None
 
     def get(self, conn_id: int) -> Connection | None:
-        row = self.db.conn().execute("SELECT data FROM connections WHERE id=?",
-                                     (conn_id,)).fetchone()
+        row = self.db.conn().execute(f"SELECT data FROM connections WHERE id=? AND {_LIVE}",
+                                     (conn_id, self.clock())).fetchone()
         return _conn(row) if row else None
 
     def list(self, device_ids: tuple[int, ...] | None = None) -> list[Connection]:
+        now = self.clock()
         if device_ids is None:
-            rows = self.db.conn().execute("SELECT data FROM connections ORDER BY id")
+            rows = self.db.conn().execute(
+                f"SELECT data FROM connections WHERE {_LIVE} ORDER BY id", (now,))
         elif not device_ids:
             return []
         else:
             rows = self.db.conn().execute(
                 f"SELECT data FROM connections WHERE device_id IN ({placeholders(device_ids)})"
-                " ORDER BY id", device_ids)
+                f" AND {_LIVE} ORDER BY id", (*device_ids, now))
         return [_conn(r) for r in rows]
 
     def of_gateway(self, gateway_id: str) -> list[Connection]:
-        rows = self.db.conn().execute("SELECT data FROM connections WHERE gateway_id=?",
-                                      (gateway_id,))
+        rows = self.db.conn().execute(
+            f"SELECT data FROM connections WHERE gateway_id=? AND {_LIVE}",
+            (gateway_id, self.clock()))
         return [_conn(r) for r in rows]
 
     def touch(self, conn_id: int, when: float) -> bool:
@@ -97,7 +108,18 @@ class SqliteConnectionRegistry:
             rows = c.execute("SELECT data FROM connections WHERE gateway_id=?",
                              (gateway_id,)).fetchall()
             c.execute("DELETE FROM connections WHERE gateway_id=?", (gateway_id,))
+            c.execute("DELETE FROM gateway_leases WHERE gateway_id=?", (gateway_id,))
         return [_conn(r) for r in rows]
+
+    def heartbeat(self, gateway_id: str, until: float) -> None:
+        with self.db.tx() as c:
+            c.execute("INSERT OR REPLACE INTO gateway_leases (gateway_id, until) VALUES (?,?)",
+                      (gateway_id, until))
+
+    def expired_gateways(self, now: float) -> list[str]:
+        rows = self.db.conn().execute("SELECT gateway_id FROM gateway_leases WHERE until <= ?",
+                                      (now,))
+        return [r[0] for r in rows]
 
 
 def _cmd(row: Any) -> Command:
