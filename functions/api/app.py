@@ -1,10 +1,11 @@
-"""API Gateway (HTTP API, payload v2) → Mangum → the FastAPI app over the AWS container."""
+"""API Gateway (REST, proxy integration) → Mangum → the FastAPI app over the AWS container.
+
+Mangum also takes HTTP API (payload v2) events, so either front works."""
 from __future__ import annotations
 
 from typing import Any
 
 from aws_lambda_powertools import Logger, Metrics, Tracer
-from aws_lambda_powertools.logging import correlation_paths
 from aws_lambda_powertools.utilities.typing import LambdaContext
 from mangum import Mangum
 
@@ -17,10 +18,16 @@ CONTAINER = build_aws(Settings.from_env())  # cold start, once
 ASGI = Mangum(create_app(CONTAINER), lifespan="off")
 
 
-@logger.inject_lambda_context(correlation_id_path=correlation_paths.API_GATEWAY_HTTP)
+def own_url(ctx: dict[str, Any]) -> str:
+    """The API's default URL as the caller reached it: a REST API's includes its stage."""
+    stage = ctx.get("stage", "$default")
+    return f"https://{ctx['domainName']}" + ("" if stage == "$default" else f"/{stage}")
+
+
+@logger.inject_lambda_context(correlation_id_path="requestContext.requestId")
 @tracer.capture_lambda_handler
 @metrics.log_metrics
 def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     if not CONTAINER.settings.public_url:  # no custom domain: links name the API's own host
-        CONTAINER.media.base_url = f"https://{event['requestContext']['domainName']}"
+        CONTAINER.media.base_url = own_url(event["requestContext"])
     return ASGI(event, context)  # type: ignore[no-any-return]

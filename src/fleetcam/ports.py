@@ -410,6 +410,15 @@ class DvrIndex(Protocol):
 
     def drop_intents(self, items: Iterable[tuple[str, str]]) -> None: ...
 
+    def watch(self, stream: str, until: float) -> None:
+        """Someone reads the stream's newest minutes where the gateway's tail cannot be
+        reached (AWS): until then, the recorder stores short objects."""
+        ...
+
+    def watched(self, now: float) -> list[str]:
+        """Streams watched at ``now``."""
+        ...
+
 
 class EpisodeStore(Protocol):
     """Episodes (``/streamer/api/v3/episodes``)."""

@@ -67,8 +67,8 @@ def test_api_lists_media_with_token_and_refuses_without(
     (item,) = json.loads(r["body"])["result"]
     assert item["device_id"] == device_id and item["mime"] == "image/jpeg"
     # no PublicUrl: the link names the host the request came through
-    host = event["requestContext"]["domainName"]
-    assert item["url"] == f"https://{host}/media/{item['uuid']}"
+    ctx = event["requestContext"]  # a REST API's default URL includes its stage
+    assert item["url"] == f"https://{ctx['domainName']}/{ctx['stage']}/media/{item['uuid']}"
 
     bad = copy.deepcopy(event)
     bad["headers"]["authorization"] = "FlespiToken wrong"

@@ -115,7 +115,9 @@ def test_the_lambda_response_is_the_redirect(
     api = load_handler("api")
     f = _stored(api.CONTAINER, BIG)
     event = copy.deepcopy(load_event("api-get-media.json"))
-    event["rawPath"] = event["requestContext"]["http"]["path"] = f"/media/{f.uuid}"
+    event["path"] = f"/media/{f.uuid}"  # a REST API (proxy integration) event
+    event["resource"] = "/media/{proxy+}"
+    event["pathParameters"] = {"proxy": f.uuid}
     r = api.handler(event, context)
     assert r["statusCode"] == 307
     assert len(r.get("body") or "") < 1000  # far below Lambda's 6 MB response limit

@@ -410,3 +410,33 @@ def test_alarms_cover_dead_letters_functions_gateway_and_iot(
     topic = {"Fn::If": ["HasAlarmTopic", [{"Ref": "AlarmTopicArn"}], {"Ref": "AWS::NoValue"}]}
     assert all(a["AlarmActions"] == topic for a in alarms)
 
+
+
+# -- API Gateway REST (issue 14) --------------------------------------------------------
+def test_the_api_is_api_gateway_rest_with_throttling_access_logs_and_usage_plan(
+        template: dict[str, Any], transformed: dict[str, Any]) -> None:
+    assert not _resources(template, "AWS::Serverless::HttpApi")
+    (name, api), = _resources(template, "AWS::Serverless::Api").items()
+    events = [ev for fn in _resources(template, "AWS::Serverless::Function").values()
+              for ev in fn["Properties"].get("Events", {}).values()
+              if ev["Type"] in ("Api", "HttpApi")]
+    assert events and all(ev["Type"] == "Api" and ev["Properties"]["RestApiId"] == {"Ref": name}
+                          for ev in events)
+    out = transformed["Resources"]
+    (stage,) = [r["Properties"] for r in out.values() if r["Type"] == "AWS::ApiGateway::Stage"]
+    (settings,) = stage["MethodSettings"]
+    params = template["Parameters"]  # the transform resolves parameters to their defaults
+    assert settings["ThrottlingRateLimit"] in ({"Ref": "ApiRateLimit"},
+                                               params["ApiRateLimit"]["Default"])
+    assert settings["ThrottlingBurstLimit"] in ({"Ref": "ApiBurstLimit"},
+                                                params["ApiBurstLimit"]["Default"])
+    assert stage["AccessLogSetting"]["DestinationArn"] == {"Fn::GetAtt": ["ApiAccessLogs", "Arn"]}
+    assert '"status":"$context.status"' in stage["AccessLogSetting"]["Format"]
+    (plan,) = [r["Properties"] for r in out.values() if r["Type"] == "AWS::ApiGateway::UsagePlan"]
+    assert plan["Throttle"]["RateLimit"] in ({"Ref": "ApiRateLimit"},
+                                             params["ApiRateLimit"]["Default"])
+    (waf,) = _resources(template, "AWS::WAFv2::WebACLAssociation").values()
+    assert waf["Condition"] == "HasWebAcl"
+    assert template["Parameters"]["WebAclArn"]["Default"] == ""
+    # the function answers before the integration's 29 s limit
+    assert template["Resources"]["ApiFunction"]["Properties"]["Timeout"] <= 29

@@ -87,6 +87,17 @@ def test_intents_find_objects_stored_but_never_indexed(stores: Dvr):
     assert idx.abandoned(before=200.0) == []
 
 
+def test_watch_marks_expire(stores: Dvr):
+    idx = stores.index
+    idx.add(seg("a", 1_700_000_000_000))
+    idx.watch("a", 200.0)
+    idx.watch("b", 100.0)
+    assert idx.watched(50.0) == ["a", "b"] and idx.watched(150.0) == ["a"]
+    assert idx.segments("a") == [seg("a", 1_700_000_000_000)]  # the mark is not a segment
+    assert idx.spans("a") == [(1_700_000_000_000, 1_700_000_600_000)]
+    assert idx.usage("a") == (1000, 1) and idx.streams() == ["a"]
+
+
 def test_streams_and_tombstones(stores: Dvr):
     store = stores.streams
     s = dvr.DvrStream("7-1", 7, 1, dvr.DvrConfig("dvr", 3600), 1.0, 1.0)

@@ -125,3 +125,17 @@ def selector(request: Request, principal: PrincipalDep,
 
 
 SelectorDep = Annotated[Selector, Depends(selector)]
+
+
+def item_selector(request: Request, principal: PrincipalDep,
+                  sel: Annotated[str, Path(description="all or 1,2,3")]) -> str:
+    """A non-device resource's ``{sel}`` (rules...), ``all`` narrowed to the ids the token
+    reaches (explicit ids outside them were refused by ``authorize``)."""
+    uri, _, sub = scope_of(request)
+    within = principal.device_ids(uri, method_of(request), sub)
+    if within is None or sel.strip() != "all":
+        return sel
+    return ",".join(str(i) for i in sorted(within)) or "0"
+
+
+ItemSelDep = Annotated[str, Depends(item_selector)]

@@ -52,6 +52,7 @@ from fleetcam.protocol.jt808.subiao import (
     FileAssembly,
     FileChunk,
 )
+from fleetcam.gateway.upload import UploadSession
 from fleetcam.services.media import META_KEY, new_uuid, storage_full, upload_options
 
 if TYPE_CHECKING:
@@ -230,47 +231,34 @@ class _Upload:
     missing: dict[str, list[tuple[int, int]]] = field(default_factory=dict)
 
 
-class AttachmentSession(asyncio.Protocol):
+class AttachmentSession(UploadSession):
     """One attachment connection (T/JSATL12-2017 §5.6): JT/T 808 frames and raw file data."""
 
+    sessions = "sessions_attachment"
+    what = "attachment connection"
+    first = "alarm attachment info (0x1210)"
+
     def __init__(self, gw: Gateway) -> None:
-        self.gw = gw
-        s = gw.settings
+        super().__init__(gw)
         self.stream = AttachmentStream(max_chunk=MAX_CHUNK)
         self.codec = Jt808Connection(reassemble=False)
-        self.transport: asyncio.Transport | None = None
-        self.conn_id = secrets.randbits(52)
-        self.source = ""
-        self.ip = ""
-        self.admitted = False
-        self.last_rx = 0.0
         self.upload: _Upload | None = None
         self.current: FileAssembly | None = None
         self.held = 0
         self.queue: asyncio.Queue[tuple[str, Any] | None] = asyncio.Queue()
-        self.task: asyncio.Task[None] | None = None
         self.phone = ""
         self.version2019 = False
         self.protocol_version = 1
-        self.max_file = s.attachment_max_file
-        self.closing_reason = "device closed"
-        self._timers: list[asyncio.TimerHandle] = []
+        self.max_file = gw.settings.attachment_max_file
         self._paused = False
 
-    # -- asyncio.Protocol ---------------------------------------------------------------------
-    def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        self.transport = transport  # type: ignore[assignment]
-        peer = transport.get_extra_info("peername") or ("?", 0)
-        self.source, self.ip = f"{peer[0]}:{peer[1]}", str(peer[0])
-        if not self.gw.admit(self):
-            return
-        self.last_rx = self.gw.loop_time()
-        self.gw.sessions_attachment.add(self)
-        loop = asyncio.get_running_loop()
-        s = self.gw.settings
-        self._timers = [loop.call_later(s.preauth_timeout, self._first_expired),
-                        loop.call_later(s.attachment_timeout, self._stalled)]
-        self.task = loop.create_task(self._run())
+    @property
+    def identified(self) -> bool:
+        return self.upload is not None
+
+    @property
+    def device_name(self) -> str:
+        return self.upload.device.ident if self.upload else self.phone
 
     def data_received(self, data: bytes) -> None:
         if not self.admitted or self.transport is None or self.transport.is_closing():
@@ -290,35 +278,8 @@ class AttachmentSession(asyncio.Protocol):
             self._paused = True
             self.transport.pause_reading()
 
-    def connection_lost(self, exc: Exception | None) -> None:
-        for t in self._timers:
-            t.cancel()
-        if not self.admitted:
-            return
-        self.gw.release(self)
-        self.gw.sessions_attachment.discard(self)
+    def _lost(self) -> None:
         self.queue.put_nowait(None)
-
-    # -- lifecycle ----------------------------------------------------------------------------
-    def refuse(self, reason: str) -> None:
-        """Close the connection (one rate-limited log line); nothing is stored or published."""
-        self.gw.attachments.stats["refused"] += 1
-        device = self.upload.device.ident if self.upload else self.phone
-        self.gw.refusals.refuse("attachment connection", device, self.source, reason)
-        self.close(reason)
-
-    def close(self, reason: str) -> None:
-        if self.transport is not None and not self.transport.is_closing():
-            self.closing_reason = reason
-            self.transport.close()
-
-    def _first_expired(self) -> None:
-        if self.upload is None:
-            self.refuse(f"no alarm attachment info (0x1210) within "
-                        f"{self.gw.settings.preauth_timeout:g} s")
-
-    def _stalled(self) -> None:
-        self.close(f"transfer not finished within {self.gw.settings.attachment_timeout:g} s")
 
     async def _run(self) -> None:
         try:

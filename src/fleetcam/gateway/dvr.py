@@ -37,6 +37,9 @@ STORE_TRIES = 5
 UTC_PLAUSIBLE_MS = 86_400_000
 """A device timestamp within a day of the server's clock is taken as UTC milliseconds."""
 REANCHOR_MS = 30_000
+WATCHED_OBJECT_MS = 10_000
+"""Object length while a reader that cannot reach this gateway watches the newest minutes
+(services/dvr.py WatchedTail)."""
 KIND = "dvr"
 REQUEST_LIFE = 86400.0
 """Seconds the outstanding media request stays open; it is registered again at every ask."""
@@ -105,6 +108,14 @@ class DvrRecorder:
         for key, s in wanted.items():
             if key not in self.recordings:
                 self._start(s)
+        try:
+            watched = set(await self.gw.call(self.svc.index.watched, self.gw.clock.now()))
+        except Exception:
+            log.warning("DVR: watched streams unreadable", exc_info=True)
+            watched = set()
+        for rec in self.recordings.values():
+            rec.object_ms = min(self.object_ms, WATCHED_OBJECT_MS) \
+                if rec.stream.name in watched else self.object_ms
 
     def _start(self, s: DvrStream) -> None:
         assert s.dvr is not None

@@ -31,6 +31,7 @@ from fleetcam.domain.models import Device, new_uuid
 from fleetcam.domain.retention import check_upload
 from fleetcam.errors import TooLarge
 from fleetcam.protocol.errors import BadChecksum, ProtocolError
+from fleetcam.gateway.upload import UploadSession
 from fleetcam.protocol.teltonika import camera as cam
 from fleetcam.protocol.teltonika.codec import (Command12, Imei, Packet, TeltonikaStream,
                                                encode_command, record_message)
@@ -281,21 +282,18 @@ class TeltonikaSession(asyncio.Protocol):
             await gw.call(gw.commands.store.update, sent, expect_status=SENT)
 
 
-class CameraSession(asyncio.Protocol):
+class CameraSession(UploadSession):
     """One DualCam/DashCam camera connection."""
 
+    sessions = "sessions_camera"
+    what = "camera connection"
+    first = "camera INIT"
+
     def __init__(self, gw: Gateway) -> None:
-        self.gw = gw
+        super().__init__(gw)
         self.stream = cam.CameraStream()
-        self.transport: asyncio.Transport | None = None
-        self.conn_id = secrets.randbits(52)
-        self.source = ""
-        self.ip = ""
-        self.admitted = False
-        self.last_rx = 0.0
         self.device: Device | None = None
         self.queue: asyncio.Queue[cam.Event | None] = asyncio.Queue(256)
-        self.task: asyncio.Task[None] | None = None
         self.todo: list[tuple[str, int, MediaRequest | None]] = []
         self.current: tuple[str, int, MediaRequest | None] | None = None
         self.packets = 0
@@ -306,21 +304,14 @@ class CameraSession(asyncio.Protocol):
         self.stored = 0
         self.reserved = 0
         """Bytes of the attachment budget held for the file being received."""
-        self._timers: list[asyncio.TimerHandle] = []
 
-    def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        self.transport = transport  # type: ignore[assignment]
-        peer = transport.get_extra_info("peername") or ("?", 0)
-        self.source, self.ip = f"{peer[0]}:{peer[1]}", str(peer[0])
-        if not self.gw.admit(self):
-            return
-        self.last_rx = self.gw.loop_time()
-        self.gw.sessions_camera.add(self)
-        loop = asyncio.get_running_loop()
-        s = self.gw.settings
-        self._timers = [loop.call_later(s.preauth_timeout, self._first_expired),
-                        loop.call_later(s.attachment_timeout, self._stalled)]
-        self.task = loop.create_task(self._run())
+    @property
+    def identified(self) -> bool:
+        return self.device is not None
+
+    @property
+    def device_name(self) -> str:
+        return self.device.ident if self.device else ""
 
     def data_received(self, data: bytes) -> None:
         if not self.admitted or self.transport is None or self.transport.is_closing():
@@ -337,13 +328,7 @@ class CameraSession(asyncio.Protocol):
                 return
             self.queue.put_nowait(ev)
 
-    def connection_lost(self, exc: Exception | None) -> None:
-        for t in self._timers:
-            t.cancel()
-        if not self.admitted:
-            return
-        self.gw.release(self)
-        self.gw.sessions_camera.discard(self)
+    def _lost(self) -> None:
         self.gw.attachments.budget.give(self.reserved)
         self.reserved = 0
         self.buffer = bytearray()
@@ -351,28 +336,6 @@ class CameraSession(asyncio.Protocol):
             self.queue.put_nowait(None)
         elif self.task is not None:
             self.task.cancel()
-
-    def refuse(self, reason: str) -> None:
-        self.gw.attachments.stats["refused"] += 1
-        self.gw.refusals.refuse("camera connection", self.device.ident if self.device else "",
-                                self.source, reason)
-        self.close(reason)
-
-    def close(self, reason: str) -> None:
-        if self.transport is not None and not self.transport.is_closing():
-            self.closing_reason = reason
-            self.transport.close()
-
-    def _first_expired(self) -> None:
-        if self.device is None:
-            self.refuse(f"no camera INIT within {self.gw.settings.preauth_timeout:g} s")
-
-    def _stalled(self) -> None:
-        self.close(f"transfer not finished within {self.gw.settings.attachment_timeout:g} s")
-
-    def write(self, data: bytes) -> None:
-        if self.transport is not None and not self.transport.is_closing():
-            self.transport.write(data)
 
     async def _run(self) -> None:
         try:

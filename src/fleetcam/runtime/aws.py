@@ -21,6 +21,7 @@ from fleetcam.config import Settings
 from fleetcam.domain.access import token_hash
 from fleetcam.ports import Clock, EventBus
 from fleetcam.runtime.container import Container, attach_dvr, wire
+from fleetcam.services.dvr import WatchedTail
 
 
 def client(settings: Settings, service: str, endpoint_url: str | None = None) -> Any:
@@ -63,7 +64,11 @@ def build_aws(settings: Settings, *, clock: Clock | None = None,
         token_store=DynamoTokenStore(), share_store=DynamoShareStore(),
         admin_hash=token_hash(token) if (token := admin_token(settings)) else None,
         sqs=lambda: client(settings, "sqs"))
-    return attach_dvr(container, streams=DynamoDvrStreamStore(), index=DynamoDvrIndex(),
-                      episodes=DynamoEpisodeStore(),
-                      storage=S3DvrStorage(settings.media_bucket, client(settings, "s3"),
-                                           settings.dvr_buckets))
+    attach_dvr(container, streams=DynamoDvrStreamStore(), index=DynamoDvrIndex(),
+               episodes=DynamoEpisodeStore(),
+               storage=S3DvrStorage(settings.media_bucket, client(settings, "s3"),
+                                    settings.dvr_buckets))
+    # the API cannot reach the gateway's memory: readers of the newest minutes make the
+    # recorder store short objects while they watch (the gateway replaces this with itself)
+    container.dvr_tail = WatchedTail(container.dvr_index, container.clock)
+    return container

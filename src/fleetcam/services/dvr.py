@@ -460,3 +460,35 @@ class DvrClips:
                                                       f.offset + f.size - 1))
                 parts.append((data, f.start_ms))
         mp4_of(init, parts, dst_path)
+
+
+WATCH_FOR = 120.0
+"""Seconds a reader's interest in a stream's newest minutes lasts (renewed while it reads)."""
+MARK_EVERY = 30.0
+
+
+class WatchedTail:
+    """The DvrTail of a process that cannot reach the gateway's memory (the AWS API Lambda):
+    a read of the newest minutes marks the stream watched (one write per stream every
+    ``MARK_EVERY`` s at most), and while it is, the recorder stores objects of
+    ``WATCHED_OBJECT_SECONDS`` instead of ``object_seconds``: the newest minutes reach the
+    index within seconds, and the PUTs that costs are paid only while someone watches."""
+
+    def __init__(self, index: DvrIndex, clock: Clock) -> None:
+        self.index = index
+        self.clock = clock
+        self._marked: dict[str, float] = {}
+
+    def open_segment(self, stream: str) -> SegmentEntry | None:
+        now = self.clock.now()
+        if now - self._marked.get(stream, float("-inf")) >= MARK_EVERY:
+            try:
+                self.index.watch(stream, now + WATCH_FOR)
+                self._marked[stream] = now
+            except Exception:
+                log.warning("DVR: could not mark %s watched", stream, exc_info=True)
+        return None
+
+    def read_open(self, stream: str, segment_id: str, start: int = 0,
+                  end: int | None = None) -> bytes:
+        raise NotFound(f"segment {segment_id} of {stream} is not readable here")

@@ -28,6 +28,7 @@ from fleetcam.domain.dvr import (MAX_SEGMENT_MS, DvrStream, Episode, EpisodeQuer
 from fleetcam.errors import Invalid, NotFound
 
 USAGE = "#usage"
+WATCH = "#watch"
 """Sorts before every segment id (``#`` < ``0``)."""
 FIRST = "0"
 
@@ -208,6 +209,14 @@ class DynamoDvrIndex:
         with DvrGcModel.batch_write() as batch:
             for root, key in items:
                 batch.delete(DvrGcModel(item=_gc_item(root, key)))
+
+
+    def watch(self, stream: str, until: float) -> None:
+        DvrSegmentsModel(stream=stream, segment_id=WATCH, watched_until=until).save()
+
+    def watched(self, now: float) -> list[str]:
+        return sorted(m.stream for m in DvrSegmentsModel.scan(
+            (DvrSegmentsModel.segment_id == WATCH) & (DvrSegmentsModel.watched_until > now)))
 
 
 class DynamoEpisodeStore:

@@ -447,6 +447,8 @@ class DvrSegmentsModel(_Base):
     fragments = BinaryAttribute(null=True, legacy_encoding=False)
     bytes = NumberAttribute(null=True)
     segments = NumberAttribute(null=True)
+    watched_until = NumberAttribute(null=True)
+    """On the ``#watch`` item: until when readers want the newest minutes stored."""
 
 
 class DvrEpisodesByMedia(GlobalSecondaryIndex["DvrEpisodesModel"]):

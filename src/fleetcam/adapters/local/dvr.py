@@ -61,6 +61,7 @@ CREATE TABLE IF NOT EXISTS dvr_intents (
     at REAL NOT NULL,
     PRIMARY KEY (root, key)
 ) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS dvr_watch (stream TEXT PRIMARY KEY, until REAL NOT NULL);
 CREATE TABLE IF NOT EXISTS dvr_episodes (
     episode_id INTEGER PRIMARY KEY,
     media TEXT NOT NULL,
@@ -245,6 +246,16 @@ class SqliteDvrIndex:
     def drop_intents(self, items: Iterable[tuple[str, str]]) -> None:
         with self.db.tx() as c:
             c.executemany("DELETE FROM dvr_intents WHERE root=? AND key=?", list(items))
+
+
+    def watch(self, stream: str, until: float) -> None:
+        with self.db.tx() as c:
+            c.execute("INSERT OR REPLACE INTO dvr_watch (stream, until) VALUES (?,?)",
+                      (stream, until))
+
+    def watched(self, now: float) -> list[str]:
+        return [r[0] for r in self.db.conn().execute(
+            "SELECT stream FROM dvr_watch WHERE until > ? ORDER BY stream", (now,))]
 
 
 # -- episodes ---------------------------------------------------------------------------------
