@@ -2,13 +2,29 @@
 from __future__ import annotations
 
 import argparse
+import logging
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
 from fleetcam.cli import _parser, main
 from fleetcam.config import ENV_ADMIN_TOKEN, ENV_DATA_DIR, Settings, find_data_dir
+from fleetcam.logs import CHATTY
 from fleetcam.runtime.local import build_local
+
+
+@pytest.fixture(autouse=True)
+def logging_restored() -> Iterator[None]:
+    """main() configures logging for a whole process; give the next tests theirs back."""
+    root = logging.getLogger()
+    saved = (list(root.handlers), root.level,
+             {n: logging.getLogger(n).level for n in CHATTY})
+    yield
+    root.handlers[:] = saved[0]
+    root.setLevel(saved[1])
+    for name, level in saved[2].items():
+        logging.getLogger(name).setLevel(level)
 
 
 @pytest.fixture()
