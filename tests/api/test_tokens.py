@@ -111,3 +111,17 @@ def test_bad_requests(client: TestClient) -> None:
           400)
     error(client.post("/platform/customer/tokens", json=[{"ttl": 5, "secret": 1}]), 400)
     error(client.get("/platform/customer/tokens/99"), 404)
+
+
+def test_rules_listing_is_narrowed_to_the_tokens_ids(client: TestClient,
+                                                     container: Container) -> None:
+    rule = {"name": "r", "condition": "alarm.collision", "devices": "all", "channels": [1],
+            "before": 5, "after": 5}
+    ids = [client.post("/gw/video-rules", json=rule).json()["result"][0]["id"] for _ in range(3)]
+    key = make(client, access={"type": 2, "acl": [
+        {"uri": "gw/video-rules", "ids": [ids[1]], "methods": ["GET", "DELETE"]}]})["key"]
+    scoped = TestClient(create_app(container), headers={"Authorization": key})
+    assert [r["id"] for r in scoped.get("/gw/video-rules/all").json()["result"]] == [ids[1]]
+    error(scoped.get(f"/gw/video-rules/{ids[0]}"), 403)
+    assert scoped.delete("/gw/video-rules/all").json()["result"] == [{"id": ids[1]}]
+    assert len(client.get("/gw/video-rules/all").json()["result"]) == 2

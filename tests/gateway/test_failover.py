@@ -99,3 +99,51 @@ def test_a_killed_gateway_loses_no_command_and_no_clip(tmp_path: Path) -> None:
 
 def test_a_stopped_gateway_hands_its_devices_and_commands_over(tmp_path: Path) -> None:
     run(_failover(tmp_path, "term"), 150)
+
+
+def test_media_sent_to_the_copy_that_does_not_hold_the_device(tmp_path: Path) -> None:
+    """Devices are told the load balancer's media address, so the media may reach any copy:
+    the one that receives it finds the outstanding request in the shared store and records
+    the clip; the copy holding the device learns through the store that it is done."""
+    async def scenario() -> None:
+        data_dir = tmp_path / "data"
+        ports: dict[str, list[int]] = {"808": [], "1078": []}
+        async with balancer(lambda: ports["808"]) as lb808, \
+                balancer(lambda: ports["1078"]) as lb1078, \
+                pipeline_server(data_dir, media_host="127.0.0.1", media_port=lb1078.port) \
+                as server:
+            b = server.gateway
+            assert b is not None
+            a = await CopyProcess(data_dir, TOKEN, media_host="127.0.0.1",
+                                  media_port=lb1078.port).start()
+            try:
+                ports["808"][:] = [a.port_808]  # the device's signalling lands on A...
+                ports["1078"][:] = [b.port_1078]  # ...its media on B
+                sim = await simulate(server, 1, port=lb808.port, report_interval=2.0,
+                                     playback_speed=4.0, width=176, height=144,
+                                     bitrate=100_000)
+                try:
+                    await sim.wait_authenticated(10)
+                    api = http(server)
+                    registry = server.container.connections.registry
+                    [conn] = [c for c in registry.list((1,)) if not c.secondary]
+                    assert conn.gateway_id == a.gateway_id
+                    t = int(time.time()) - 600
+                    r = await api.post("/gw/devices/1/commands-queue", json=[rv(t, 6)])
+                    [clip_id] = [c["id"] for c in api_ok(r)]
+                    results = await wait_results(api, 1, [clip_id], 60)
+                    assert results[clip_id]["executed"] is True, results[clip_id]
+                    [f] = await media_files(api, 1)
+                    assert f["meta"]["duration"] == pytest.approx(6, abs=0.1)
+                    assert f["created"] == t
+                    assert lb1078.routed and set(lb1078.routed) == {b.port_1078}
+                    # the request is closed; nothing is left bound
+                    assert await asyncio.to_thread(
+                        server.container.media_requests.get, 1, 1) is None
+                    await api.aclose()
+                finally:
+                    await sim.stop_all()
+            finally:
+                await a.close()
+
+    run(scenario(), 120)

@@ -75,8 +75,7 @@ def test_a_live_stream_plays_is_shared_listed_and_stopped_by_the_user(tmp_path: 
             uuid = resp["uuid"]
             base = server.settings.base_url
             assert resp["hls"] == resp["url"] == f"{base}/media/live/{uuid}/index.m3u8"
-            assert resp["mediastream"] == {"uuid": uuid, "channel": 1, "stream_type": "main",
-                                           "has_audio": False}
+            assert resp["mediastream"] == "hls"  # the format, as flespi's clients read it
             assert resp["stream_type"] == "main"
             # answered once a first segment exists: the playlist lists it, and it is there
             plain = httpx.AsyncClient(timeout=10)  # stream files need no token
@@ -119,9 +118,24 @@ def test_a_live_stream_plays_is_shared_listed_and_stopped_by_the_user(tmp_path: 
             [hls_conn] = [c for c in conns if c["transport"] == "hls"]
             meta = hls_conn["meta"]
             assert meta["hls"] == resp["hls"] and meta["channel"] == 1
-            assert meta["mediastream"] == resp["mediastream"]
+            assert meta["mediastream"] == {"uuid": uuid, "channel": 1, "mediastream": "hls",
+                                           "stream_type": "main", "has_audio": False}
             assert abs(meta["started"] - time.time()) < 30 and meta["bytes"] > 10_000
             assert meta["last_access"] >= meta["started"]
+
+            # the stream's uuid is a media link too: its playlist, a recent still, a share link
+            link = await plain.get(f"{base}/media/{uuid}")
+            assert link.status_code == 307 and link.headers["location"].endswith(
+                f"/media/live/{uuid}/index.m3u8")
+            still = await plain.get(f"{base}/media/{uuid}", params={"preview": "jpeg"})
+            assert still.status_code == 200 and still.content[:2] == b"\xff\xd8"
+            described = (await plain.get(f"{base}/media/{uuid}", params={"preview": "json"}))
+            assert described.json()["mediastream"]["uuid"] == uuid
+            assert described.json()["meta"]["type"] == "mediastream"
+            assert described.json()["mime"] == "application/x-mpegURL"
+            [shared] = api_ok(await api.post("/gw/devices/1/media/share",
+                                             json={"uuid": uuid, "expire": int(time.time()) + 60}))
+            assert (await plain.get(shared["url"])).status_code == 307
             assert hls_conn["id"] == resp["connection_id"]
             await bus.wait(CONN_STATE, lambda p: bool(p) and p.get("transport") == "hls")
 

@@ -13,7 +13,7 @@ from typing import Annotated
 
 from fastapi import Depends, Path, Request
 
-from fleetcam.domain.access import Principal
+from fleetcam.domain.access import Principal, parse_presented
 from fleetcam.domain.selectors import Selector, parse_selector
 from fleetcam.errors import Forbidden, Unauthorized
 from fleetcam.runtime.container import Container
@@ -52,6 +52,9 @@ def optional_principal(request: Request, container: ContainerDep) -> Principal |
         return None
     p = container.access.authenticate(raw)
     if p is None:
+        if parse_presented(raw) is None:  # say what form was expected
+            raise Unauthorized("malformed token: send `Authorization: FlespiToken <token>` or "
+                               "`Bearer <token>` (the token as `fleetcam token` prints it)")
         raise Unauthorized("invalid, expired or revoked token")
     request.state.principal = p
     return p
@@ -125,3 +128,17 @@ def selector(request: Request, principal: PrincipalDep,
 
 
 SelectorDep = Annotated[Selector, Depends(selector)]
+
+
+def item_selector(request: Request, principal: PrincipalDep,
+                  sel: Annotated[str, Path(description="all or 1,2,3")]) -> str:
+    """A non-device resource's ``{sel}`` (rules...), ``all`` narrowed to the ids the token
+    reaches (explicit ids outside them were refused by ``authorize``)."""
+    uri, _, sub = scope_of(request)
+    within = principal.device_ids(uri, method_of(request), sub)
+    if within is None or sel.strip() != "all":
+        return sel
+    return ",".join(str(i) for i in sorted(within)) or "0"
+
+
+ItemSelDep = Annotated[str, Depends(item_selector)]

@@ -85,13 +85,15 @@ class LiveManager:
     def urls(self, s: LiveStream) -> dict[str, Any]:
         base = self.gw.settings.base_url
         playlist = f"{base}/media/{hls.stream_key(s.uuid, 'index.m3u8')}"
-        return {"uuid": s.uuid, "url": playlist, "hls": playlist,
-                "mediastream": {"uuid": s.uuid, "channel": s.channel,
-                                "stream_type": s.stream_type, "has_audio": False},
+        # flespi's clients (MediaBox) read the answer's ``mediastream`` as the stream's format
+        # and the connection's ``meta.mediastream`` as an object describing it
+        return {"uuid": s.uuid, "url": playlist, "hls": playlist, "mediastream": "hls",
                 "stream_type": s.stream_type, "kind": s.kind, "connection_id": s.conn_id}
 
     def _connection(self, s: LiveStream) -> Connection:
-        meta = {"mediastream": self.urls(s)["mediastream"], "hls": self.urls(s)["hls"],
+        described = {"uuid": s.uuid, "channel": s.channel, "mediastream": "hls",
+                     "stream_type": s.stream_type, "has_audio": False}
+        meta = {"mediastream": described, "hls": self.urls(s)["hls"],
                 "kind": s.kind, "channel": s.channel, "started": s.started, "bytes": s.bytes,
                 "segments": len(s.segments), "last_access": s.last_access or s.started}
         return Connection(id=s.conn_id, device_id=s.device_id, ident=s.ident,

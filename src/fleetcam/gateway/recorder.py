@@ -5,7 +5,7 @@ import json
 import logging
 import os
 import tempfile
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from typing import TYPE_CHECKING, Any, BinaryIO
 
 from fleetcam.domain import keys, rawclip
@@ -75,6 +75,8 @@ class Job:
     jump: MediaFrame | None = None
     """A frame past MAX_JUMP_MS, waiting for the next one to confirm it."""
     strays: int = 0
+    remote: bool = False
+    """The device's signalling connection is held by another copy (only the media is here)."""
 
     @property
     def ref(self) -> str:
@@ -96,6 +98,10 @@ class Recorder:
         """Get ready for the clip's media and open its request (before asking the device, so
         frames that beat the device's answer are not lost); ``source`` is the address of the
         device's signalling connection."""
+        job = self._new_job(cmd, items)
+        await self.gw.call(self._open_request, job, source)
+
+    def _new_job(self, cmd: Command, items: tuple[Any, ...]) -> Job:
         start = int(cmd.properties["from"])
         end = start + int(cmd.properties["duration"])
         have = max((it.end for it in items), default=end)
@@ -108,7 +114,7 @@ class Recorder:
         if old is not None:
             self._discard(old, "replaced by a newer request")
         self.jobs[(job.device_id, job.channel)] = job
-        await self.gw.call(self._open_request, job, source)
+        return job
 
     def _open_request(self, job: Job, source: str) -> None:
         """Store call: the clip's outstanding request. A command sent again (its connection
@@ -120,7 +126,9 @@ class Recorder:
         self.gw.media_admission.request(
             kind="clip", device_id=job.device_id, channel=job.channel, ref=job.ref,
             holder=self.gw.gateway_id, source=source, expires=job.cmd.expires,
-            command_id=job.cmd.id, progress={"uuid": job.uuid})
+            command_id=job.cmd.id,
+            progress={"uuid": job.uuid, "command": asdict(job.cmd), "end": job.end,
+                      "begin": job.begin})
 
     def limit(self, cmd: Command, items: tuple[Any, ...]) -> None:
         """The device listed what it has: the clip ends where its recordings end."""
@@ -128,6 +136,12 @@ class Recorder:
         if job is not None and job.cmd.id == cmd.id and items:
             job.end = min(job.end, max(it.end for it in items))
             job.begin = max(job.start, min(int(it.start) for it in items))
+            # a copy that receives the media elsewhere learns it through the store
+            end, begin = job.end, job.begin
+            self.gw.spawn(self.gw.call(self.gw.media_admission.update, job.device_id,
+                                       job.channel, job.ref, lambda r: r.with_changes(
+                                           progress={**r.progress, "end": end,
+                                                     "begin": begin})))
 
     def cancel(self, cmd: Command, reason: str) -> None:
         """The device cannot deliver: drop the job and fail the command."""
@@ -140,6 +154,18 @@ class Recorder:
     # -- MediaSink ----------------------------------------------------------------------
     def attach(self, request: MediaRequest, device: Device, connection_id: int) -> bool:
         job = self.jobs.get((device.id, request.channel))
+        if (job is None or job.done or job.ref != request.ref) and \
+                request.holder != self.gw.gateway_id and "command" in request.progress:
+            # the media reached this copy, another holds the device: record it here, from
+            # what the shared request says (the holder learns the outcome through the store)
+            cmd = Command(**request.progress["command"])
+            job = self._new_job(cmd, ())
+            job.uuid = str(request.progress.get("uuid", job.uuid))
+            job.end = float(request.progress.get("end", job.end))
+            job.begin = int(request.progress.get("begin", job.begin))
+            job.remote = True
+            log.info("recording of command %s: media arrived here, device held by %s",
+                     cmd.id, request.holder)
         if job is None or job.done or job.ref != request.ref:
             return False
         job.conn_id = connection_id
@@ -226,6 +252,13 @@ class Recorder:
         if job.last_ts is not None and job.last_ts >= job.end * 1000 - END_TOLERANCE_MS:
             self._complete(job, "device ended the stream")
             return
+        if job.remote:  # the holder of the device asks it again (it sees the request free)
+            job.done = True
+            self.jobs.pop((job.device_id, job.channel), None)
+            log.info("recording of command %s: %s; left to the device's gateway copy",
+                     job.cmd.id, why)
+            self._close_file(job)
+            return
         if self.gw.clock.now() >= job.cmd.expires or job.retries >= MAX_RETRIES:
             self._fail(job, f"recording incomplete ({why}; got "
                        f"{(job.last_ts or job.start * 1000) / 1000 - job.start:.1f} s of "
@@ -246,6 +279,28 @@ class Recorder:
                                        media_type=p.get("media_type", 0), stream_type=0,
                                        storage_type=0, mode=0, speed=0, start=resume,
                                        end=int(job.end)))
+
+    async def watch_remote(self) -> None:
+        """Jobs whose media did not come here: is another copy recording it (keep waiting),
+        or did it finish (stop the device's playback, forget the job)?"""
+        now = self.gw.clock.now()
+        for job in list(self.jobs.values()):
+            if job.done or job.remote or job.conn_id is not None:
+                continue
+            req = await self.gw.call(self.gw.c.media_requests.get, job.device_id, job.channel)
+            if req is None or req.ref != job.ref:
+                if self.jobs.get((job.device_id, job.channel)) is job:
+                    job.done = True
+                    self.jobs.pop((job.device_id, job.channel), None)
+                    self._close_file(job)
+                    session = self.gw.sessions_by_device.get(job.device_id)
+                    if session is not None:
+                        session.send(m.PlaybackControl(channel=job.channel, control=2,
+                                                       speed=0, position=0))
+                    log.info("recording of command %s finished on another copy", job.cmd.id)
+            elif req.bound_gateway and req.bound_gateway != self.gw.gateway_id \
+                    and req.bound_until > now:
+                job.last_progress = self.gw.loop_time()  # recording on another copy
 
     def tick(self) -> None:
         """Called by the gateway's housekeeping: retry stalled jobs, fail expired ones."""

@@ -319,6 +319,7 @@ class Gateway:
                 await self._reconcile()
                 self._expire_idle()
                 self.admission.measure()
+                await self.recorder.watch_remote()
                 self.recorder.tick()
                 await self.live.tick()
                 await self.dvr.tick()

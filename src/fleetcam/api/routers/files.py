@@ -140,9 +140,14 @@ STILL_CACHE_SECONDS = 2
 def _stream_link(c: ContainerDep, conn: Any, uuid: str, preview: str | None) -> Response:
     """A live or playback stream's uuid as a media link: its playlist, a still, its JSON."""
     playlist = f"/media/{hls.stream_key(uuid, 'index.m3u8')}"
-    if preview == "json":
-        return JSONResponse({"uuid": uuid, "device_id": conn.device_id,
-                             "url": f"{c.settings.base_url}{playlist}", **conn.meta})
+    if preview == "json":  # as flespi describes a stream: MediaBox's share page plays it
+        m = conn.meta
+        return JSONResponse({
+            "uuid": uuid, "device_id": conn.device_id, "url": f"{c.settings.base_url}{playlist}",
+            "mime": "application/x-mpegURL", "name": f"live-ch{m.get('channel')}",
+            "created": m.get("started", conn.established), "channel_id": m.get("channel"),
+            "meta": {"type": "mediastream", "channel": m.get("channel"), "kind": m.get("kind")},
+            "mediastream": m.get("mediastream"), "hls": m.get("hls")})
     if preview != "jpeg":
         return RedirectResponse(playlist, status_code=307, headers={"Cache-Control": "no-store"})
     try:

@@ -5,7 +5,7 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends
 
-from fleetcam.api.deps import ContainerDep
+from fleetcam.api.deps import ContainerDep, ItemSelDep
 from fleetcam.api.params import as_list, json_body
 from fleetcam.errors import Invalid
 
@@ -22,17 +22,17 @@ def create_rules(c: ContainerDep, body: Body) -> dict[str, Any]:
 
 
 @router.get("/{sel}")
-def get_rules(c: ContainerDep, sel: str) -> dict[str, Any]:
+def get_rules(c: ContainerDep, sel: ItemSelDep) -> dict[str, Any]:
     """Rules by id (``all`` or ``1,2``)."""
     return {"result": [r.as_json() for r in c.rules.select(sel)]}
 
 
 @router.put("/{sel}")
-def update_rules(c: ContainerDep, sel: str, body: Body) -> dict[str, Any]:
+def update_rules(c: ContainerDep, sel: ItemSelDep, body: Body) -> dict[str, Any]:
     """Change fields of the selected rules."""
     return {"result": [r.as_json() for r in c.rules.update(sel, body)]}
 
 
 @router.delete("/{sel}")
-def delete_rules(c: ContainerDep, sel: str) -> dict[str, Any]:
+def delete_rules(c: ContainerDep, sel: ItemSelDep) -> dict[str, Any]:
     return {"result": [{"id": r.id} for r in c.rules.delete(sel)]}
