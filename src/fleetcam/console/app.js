@@ -101,7 +101,7 @@ async function fileMode(uuid) {
   const r = await fetch(`/media/${uuid}?preview=json`);
   if (r.ok) {
     const f = await r.json();
-    if (!f.mime && f.url && f.url.endsWith(".m3u8")) {  // a live or playback stream's uuid
+    if (f.meta?.type === "mediastream" || (f.url && f.url.endsWith(".m3u8"))) {  // a stream's uuid
       show(el("h1", { text: t("stream") }), livePlayer(f.url));
       return;
     }
