@@ -164,6 +164,8 @@ EXTRA_ERRORS: dict[tuple[str, str], dict[str, str]] = {
         "409": "the device changed meanwhile; try again",
         "413": "the file does not fit the device's storage (media_rotate, protected files)"},
     ("post", "/gw/devices/{sel}/commands"): {
+        "202": "(AWS) no answer within what API Gateway lets a request wait: the command "
+               "stays queued, its result comes in commands-result (the envelope names its id)",
         "504": "the device did not answer within the timeout (code 3; the command is "
                "canceled)"},
 }
