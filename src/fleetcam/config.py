@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import os
+import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -162,7 +163,12 @@ def user_data_dir(env: dict[str, str], home: Path | None = None) -> Path:
     xdg = env.get("XDG_DATA_HOME", "")
     if xdg and Path(xdg).is_absolute():
         return Path(xdg) / "fleetcam"
-    return (home or Path.home()) / ".local" / "share" / "fleetcam"
+    if home is None:
+        try:
+            home = Path.home()
+        except (RuntimeError, KeyError):  # a container user with no home (Lambda, ECS)
+            return Path(tempfile.gettempdir()) / "fleetcam"
+    return home / ".local" / "share" / "fleetcam"
 
 
 def find_data_dir(env: dict[str, str], *, cwd: Path | None = None,
