@@ -32,6 +32,9 @@ SWEEP_TIMEOUT = 300.0  # template.yaml: SweeperFunction Timeout
 TOKEN = "C" * 64
 
 
+EXPIRED_EVERY = 100
+
+
 def seed(devices: int, files: int, now: float) -> int:
     """Devices and their files written in batches (no per-device reads); 1% of the files
     uploaded long enough ago to have expired. Returns the number expired."""
@@ -50,7 +53,7 @@ def seed(devices: int, files: int, now: float) -> int:
         for d in range(1, devices + 1):
             for n in range(files):
                 i = (d - 1) * files + n
-                old = i % 100 == 0
+                old = i % EXPIRED_EVERY == 0
                 expired += old
                 uploaded = now - (2 * ttl if old else 3600) + n
                 uuid = f"{d:08x}{n:024x}"
@@ -109,7 +112,7 @@ def run(server: MotoServer, devices: int, files: int, reference: bool) -> list[d
         _, row["ref_calls"], row["ref_wall"] = measure(listing)
         c.index.fleet_min = 16  # type: ignore[attr-defined]
     rows.append(row)
-    print(f"  {devices} devices: listing measured", file=sys.stderr)
+    print(f"  {devices} devices: listing {fmt(calls)} in {wall:.2f} s", file=sys.stderr)
 
     if reference:  # first, on a copy of the state: the per-device sweep of before
         def old_sweep() -> int:
@@ -124,6 +127,7 @@ def run(server: MotoServer, devices: int, files: int, reference: bool) -> list[d
         seed(devices, files, now)
     n, calls, wall = measure(c.retention.sweep)
     assert n == expired, (n, expired)
+    print(f"  {devices} devices: sweep {fmt(calls)} in {wall:.2f} s", file=sys.stderr)
     row = {"what": f"sweep ({expired} expired)", "devices": devices, "calls": calls,
            "wall": wall}
     if reference:
@@ -136,9 +140,13 @@ def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--devices", default="100,1000,10000")
     ap.add_argument("--files", type=int, default=2, help="files per device")
+    ap.add_argument("--expired-every", type=int, default=100,
+                    help="one file in this many has expired when the sweep runs")
     ap.add_argument("--reference-max", type=int, default=1000,
                     help="measure the per-device reference up to this many devices")
     args = ap.parse_args()
+    global EXPIRED_EVERY
+    EXPIRED_EVERY = args.expired_every
     os.environ.update(DUMMY_ENV)
     sizes = [int(x) for x in args.devices.split(",")]
     server = MotoServer().start()

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import os
+import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -10,6 +11,9 @@ ENV_HTTP_HOST = "FLEETCAM_HTTP_HOST"
 ENV_HTTP_PORT = "FLEETCAM_HTTP_PORT"
 ENV_ADMIN_TOKEN = "FLEETCAM_ADMIN_TOKEN"
 ENV_ADMIN_TOKEN_SECRET = "FLEETCAM_ADMIN_TOKEN_SECRET"
+ENV_REALTIME_WAIT_MAX = "FLEETCAM_REALTIME_WAIT_MAX"
+"""Seconds a real-time command may hold its HTTP request at most (0: its own timeout); on
+AWS below API Gateway's 29 s: past it the command stays queued and the caller is told."""
 """AWS: the ARN of the Secrets Manager secret holding the admin token, read at cold start
 (the token itself is never in a function's or task's environment)."""
 ENV_MQTT_URL = "FLEETCAM_MQTT_URL"
@@ -95,6 +99,7 @@ DEFAULTS: dict[str, str] = {
     ENV_HTTP_PORT: "9080",
     ENV_ADMIN_TOKEN: "",
     ENV_ADMIN_TOKEN_SECRET: "",
+    ENV_REALTIME_WAIT_MAX: "0",
     ENV_MQTT_URL: "",
     ENV_MQTT_PORT: "1883",
     ENV_MQTT_MAX_SESSIONS: "1000",
@@ -158,7 +163,12 @@ def user_data_dir(env: dict[str, str], home: Path | None = None) -> Path:
     xdg = env.get("XDG_DATA_HOME", "")
     if xdg and Path(xdg).is_absolute():
         return Path(xdg) / "fleetcam"
-    return (home or Path.home()) / ".local" / "share" / "fleetcam"
+    if home is None:
+        try:
+            home = Path.home()
+        except (RuntimeError, KeyError):  # a container user with no home (Lambda, ECS)
+            return Path(tempfile.gettempdir()) / "fleetcam"
+    return home / ".local" / "share" / "fleetcam"
 
 
 def find_data_dir(env: dict[str, str], *, cwd: Path | None = None,
@@ -198,6 +208,7 @@ class Settings:
     http_port: int = 9080
     admin_token: str = ""
     admin_token_secret: str = ""
+    realtime_wait_max: float = 0.0
     mqtt_url: str = ""
     mqtt_port: int = 1883
     mqtt_max_sessions: int = 1000
@@ -305,6 +316,7 @@ class Settings:
             http_port=int(get(ENV_HTTP_PORT)),
             admin_token=get(ENV_ADMIN_TOKEN),
             admin_token_secret=get(ENV_ADMIN_TOKEN_SECRET),
+            realtime_wait_max=float(get(ENV_REALTIME_WAIT_MAX)),
             mqtt_url=get(ENV_MQTT_URL),
             mqtt_port=int(get(ENV_MQTT_PORT)),
             mqtt_max_sessions=int(get(ENV_MQTT_MAX_SESSIONS)),

@@ -92,3 +92,17 @@ def test_a_bulk_delete_never_removes_protected_files_without_force(
     r = client.delete("/gw/devices/all/media", params={"force": "true"})
     assert (r.json()["removed"], r.json()["kept"]) == (1, 0)
     assert list_media(client, "all").json() == {"result": []}
+
+
+def test_a_wrong_token_answer_says_which_form_was_expected(container: Any) -> None:
+    from fleetcam.api.app import create_app
+
+    anon = TestClient(create_app(container))
+    for header in ("Token abc", "FlespiToken", "FlespiToken short", "Basic dXNlcjpwYXNz"):
+        err = error(anon.get("/gw/devices/all", headers={"Authorization": header}), 401)
+        assert "FlespiToken <token>" in err["reason"] and "Bearer <token>" in err["reason"]
+    err = error(anon.get("/gw/devices/all", headers={"Authorization": "FlespiToken " + "x" * 64}),
+                401)
+    assert err["reason"] == "invalid, expired or revoked token"
+    err = error(anon.get("/gw/devices/all"), 401)
+    assert "FlespiToken <token>" in err["reason"]

@@ -440,3 +440,15 @@ def test_the_api_is_api_gateway_rest_with_throttling_access_logs_and_usage_plan(
     assert template["Parameters"]["WebAclArn"]["Default"] == ""
     # the function answers before the integration's 29 s limit
     assert template["Resources"]["ApiFunction"]["Properties"]["Timeout"] <= 29
+
+
+# -- cost (issue 14) -------------------------------------------------------------------
+def test_cost_switches_default_to_the_cheap_side(template: dict[str, Any]) -> None:
+    params = template["Parameters"]
+    nlb = template["Resources"]["GatewayLoadBalancer"]["Properties"]
+    attrs = {a["Key"]: a["Value"] for a in nlb["LoadBalancerAttributes"]}
+    assert attrs["load_balancing.cross_zone.enabled"] == {"Ref": "GatewayCrossZone"}
+    assert params["GatewayCrossZone"]["Default"] == "false"
+    (rule,) = _resources(template, "AWS::XRay::SamplingRule").values()
+    assert rule["Properties"]["SamplingRule"]["FixedRate"] == {"Ref": "TraceSampleRate"}
+    assert params["TraceSampleRate"]["Default"] <= 0.05

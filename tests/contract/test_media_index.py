@@ -236,3 +236,18 @@ def test_every_read_returns_whole_records(backend: Backend) -> None:
     assert backend.index.uploaded_before(1, 1004.0, 10) == [f for f in unprotected
                                                             if f.uploaded < 1004]
     assert all(backend.index.get(f.uuid) == f for f in files)
+
+
+def test_the_filters_of_bulk_delete_and_the_unknown_field_probe(
+        backend: Backend, spread: list[MediaFile]) -> None:
+    """What MediaService.delete_all (protected==false / ==true) and the media route's
+    unknown-field check (name!=null: does any file have this attribute) ask of an index."""
+    for node, expected in (
+            (expr.Cmp("protected", "==", False), [f for f in spread if not f.protected]),
+            (expr.Cmp("protected", "==", True), [f for f in spread if f.protected]),
+            (expr.Cmp("plate", "!=", None), spread),
+            (expr.Cmp("colour", "!=", None), [])):
+        assert _all(backend, 1, 2, filter=node) == _sorted(expected), node
+    one = backend.index.query(MediaQuery(device_ids=(1, 2), count=1,
+                                         filter=expr.Cmp("plate", "!=", None)))
+    assert len(one) == 1

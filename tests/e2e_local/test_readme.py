@@ -48,25 +48,33 @@ def test_the_first_hour_runs_as_written(tmp_path: Path) -> None:
     fleetcam = Path(sys.executable).with_name("fleetcam")
     assert fleetcam.exists(), f"{fleetcam} missing: install the package (make install)"
     (work / ".venv" / "bin" / "fleetcam").symlink_to(fleetcam)
-    http_port, mqtt_port = free_port(), free_port()
-    env = {k: v for k, v in os.environ.items() if not k.startswith("FLEETCAM_")}
-    env.update({"FLEETCAM_DATA_DIR": str(tmp_path / "data"),
-                "FLEETCAM_HTTP_PORT": str(http_port), "FLEETCAM_MQTT_PORT": str(mqtt_port),
-                "FLEETCAM_JT808_PORT": str(free_port()),
-                "FLEETCAM_JT1078_PORT": str(free_port()),
-                "FLEETCAM_GATEWAY_HOST": "127.0.0.1",
-                "FLEETCAM_URL": f"http://127.0.0.1:{http_port}"})
-    api = env["FLEETCAM_URL"]
-    log = (tmp_path / "server.log").open("wb")
-    server = subprocess.Popen([str(fleetcam), "serve", "--simulate", "2"], cwd=work, env=env,
-                              stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+    # free ports are free when chosen, not reserved: another run may take one before the
+    # server binds it, so a start-up that fails is tried again on new ports
+    for attempt in range(3):
+        env = _environment(tmp_path)
+        api = env["FLEETCAM_URL"]
+        log = (tmp_path / f"server{attempt}.log").open("wb")
+        server = subprocess.Popen([str(fleetcam), "serve", "--simulate", "2"], cwd=work,
+                                  env=env, stdout=log, stderr=subprocess.STDOUT,
+                                  start_new_session=True)
+        try:
+            token = _wait_ready(api, work, env, server)
+            break
+        except ServerExited:
+            _stop(server)
+            log.close()
+            if attempt == 2:
+                raise AssertionError(_tail(tmp_path / f"server{attempt}.log")) from None
+        except BaseException:
+            _stop(server)
+            log.close()
+            raise
     try:
-        token = _wait_ready(api, work, env, server)
         script = "set -euo pipefail\n" + "\n".join(blocks)
         run = subprocess.run([bash, "-c", script], cwd=work, env=env, capture_output=True,
                              text=True, timeout=300)
         out = run.stdout
-        assert run.returncode == 0, f"{out}\n{run.stderr}\n{_tail(tmp_path / 'server.log')}"
+        assert run.returncode == 0, f"{out}\n{run.stderr}\n{_tail(Path(log.name))}"
         assert (work / "photo.jpg").read_bytes()[:2] == b"\xff\xd8"
         assert (work / "clip.mp4").read_bytes()[4:8] == b"ftyp"
         assert "/request_video/progress" in out and "/request_video/processed" in out
@@ -75,13 +83,38 @@ def test_the_first_hour_runs_as_written(tmp_path: Path) -> None:
         assert status == 200 and "truck-7" in body.decode()
         assert len(json.loads(_get(f"{api}/gw/devices/1/media", token)[1])["result"]) == 3
     finally:
-        os.killpg(server.pid, signal.SIGTERM)
-        try:
-            server.wait(30)
-        except subprocess.TimeoutExpired:
-            os.killpg(server.pid, signal.SIGKILL)
-            server.wait(10)
+        _stop(server)
         log.close()
+
+
+def _stop(server: subprocess.Popen[bytes]) -> None:
+    """SIGTERM the server's process group (its children too), SIGKILL if it lingers."""
+    for sig, wait in ((signal.SIGTERM, 30), (signal.SIGKILL, 10)):
+        try:
+            os.killpg(server.pid, sig)
+        except ProcessLookupError:
+            return
+        try:
+            server.wait(wait)
+            return
+        except subprocess.TimeoutExpired:
+            continue
+
+
+class ServerExited(Exception):
+    """fleetcam serve stopped during start-up (a port taken meanwhile, say)."""
+
+
+def _environment(tmp_path: Path) -> dict[str, str]:
+    http_port = free_port()
+    env = {k: v for k, v in os.environ.items() if not k.startswith("FLEETCAM_")}
+    env.update({"FLEETCAM_DATA_DIR": str(tmp_path / "data"),
+                "FLEETCAM_HTTP_PORT": str(http_port), "FLEETCAM_MQTT_PORT": str(free_port()),
+                "FLEETCAM_JT808_PORT": str(free_port()),
+                "FLEETCAM_JT1078_PORT": str(free_port()),
+                "FLEETCAM_GATEWAY_HOST": "127.0.0.1",
+                "FLEETCAM_URL": f"http://127.0.0.1:{http_port}"})
+    return env
 
 
 def _wait_ready(api: str, work: Path, env: dict[str, str], server: subprocess.Popen[bytes],
@@ -91,7 +124,7 @@ def _wait_ready(api: str, work: Path, env: dict[str, str], server: subprocess.Po
     token = ""
     while time.monotonic() < deadline:
         if server.poll() is not None:
-            pytest.fail(f"fleetcam serve exited with {server.returncode}")
+            raise ServerExited(f"fleetcam serve exited with {server.returncode}")
         if _get(f"{api}/health")[0] == 200:
             if not token:
                 token = subprocess.run([str(work / ".venv/bin/fleetcam"), "token"], cwd=work,

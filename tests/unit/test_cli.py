@@ -2,13 +2,29 @@
 from __future__ import annotations
 
 import argparse
+import logging
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
 from fleetcam.cli import _parser, main
 from fleetcam.config import ENV_ADMIN_TOKEN, ENV_DATA_DIR, Settings, find_data_dir
+from fleetcam.logs import CHATTY
 from fleetcam.runtime.local import build_local
+
+
+@pytest.fixture(autouse=True)
+def logging_restored() -> Iterator[None]:
+    """main() configures logging for a whole process; give the next tests theirs back."""
+    root = logging.getLogger()
+    saved = (list(root.handlers), root.level,
+             {n: logging.getLogger(n).level for n in CHATTY})
+    yield
+    root.handlers[:] = saved[0]
+    root.setLevel(saved[1])
+    for name, level in saved[2].items():
+        logging.getLogger(name).setLevel(level)
 
 
 @pytest.fixture()
@@ -120,3 +136,16 @@ def test_sample_photo_is_a_jpeg(tmp_path: Path) -> None:
     assert main(["sample-photo", str(path)]) == 0
     data = path.read_bytes()
     assert data[:2] == b"\xff\xd8" and data[-2:] == b"\xff\xd9" and 1000 < len(data) < 200_000
+
+
+def test_a_user_without_a_home_still_gets_settings(monkeypatch: pytest.MonkeyPatch,
+                                                   tmp_path: Path) -> None:
+    """Lambda and ECS users may have no home directory: settings must still load."""
+    def no_home() -> Path:
+        raise RuntimeError("Could not determine home directory.")
+
+    monkeypatch.setattr(Path, "home", staticmethod(no_home))
+    monkeypatch.chdir(tmp_path)
+    found, why = find_data_dir({})
+    assert why == "the per-user default" and found.name == "fleetcam"
+    assert not found.exists()

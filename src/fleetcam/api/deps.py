@@ -13,7 +13,7 @@ from typing import Annotated
 
 from fastapi import Depends, Path, Request
 
-from fleetcam.domain.access import Principal
+from fleetcam.domain.access import Principal, parse_presented
 from fleetcam.domain.selectors import Selector, parse_selector
 from fleetcam.errors import Forbidden, Unauthorized
 from fleetcam.runtime.container import Container
@@ -52,6 +52,9 @@ def optional_principal(request: Request, container: ContainerDep) -> Principal |
         return None
     p = container.access.authenticate(raw)
     if p is None:
+        if parse_presented(raw) is None:  # say what form was expected
+            raise Unauthorized("malformed token: send `Authorization: FlespiToken <token>` or "
+                               "`Bearer <token>` (the token as `fleetcam token` prints it)")
         raise Unauthorized("invalid, expired or revoked token")
     request.state.principal = p
     return p

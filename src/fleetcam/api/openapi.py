@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any
 
 import fastapi.routing
-from fastapi import FastAPI
+from fastapi import FastAPI, Request
 from fastapi.dependencies.models import Dependant
 from fastapi.openapi.docs import get_redoc_html, get_swagger_ui_html
 from fastapi.openapi.utils import get_openapi
@@ -73,20 +73,23 @@ def install_docs(app: FastAPI) -> None:
             "Cache-Control": "public, max-age=31536000, immutable"})
 
     @app.get("/docs", include_in_schema=False)
-    def swagger_ui() -> HTMLResponse:
+    def swagger_ui(request: Request) -> HTMLResponse:
+        root = request.scope.get("root_path", "")  # an API Gateway stage, say
         return _with_csp(get_swagger_ui_html(
-            openapi_url="/openapi.json", title=f"{app.title} API",
-            swagger_js_url=urls["swagger-ui-bundle.js"], swagger_css_url=urls["swagger-ui.css"],
-            swagger_favicon_url=urls["favicon.png"],
+            openapi_url=f"{root}/openapi.json", title=f"{app.title} API",
+            swagger_js_url=root + urls["swagger-ui-bundle.js"],
+            swagger_css_url=root + urls["swagger-ui.css"],
+            swagger_favicon_url=root + urls["favicon.png"],
             swagger_ui_parameters={"persistAuthorization": True, "tryItOutEnabled": True,
                                    "displayRequestDuration": True}))
 
     @app.get("/redoc", include_in_schema=False)
-    def redoc() -> HTMLResponse:
+    def redoc(request: Request) -> HTMLResponse:
+        root = request.scope.get("root_path", "")
         return _with_csp(get_redoc_html(
-            openapi_url="/openapi.json", title=f"{app.title} API",
-            redoc_js_url=urls["redoc.standalone.js"], redoc_favicon_url=urls["favicon.png"],
-            with_google_fonts=False))
+            openapi_url=f"{root}/openapi.json", title=f"{app.title} API",
+            redoc_js_url=root + urls["redoc.standalone.js"],
+            redoc_favicon_url=root + urls["favicon.png"], with_google_fonts=False))
 
     app.openapi = lambda: _openapi(app)  # type: ignore[method-assign]
 

@@ -137,19 +137,29 @@ async def realtime_commands(c: ContainerDep, sel: SelectorDep, body: Body) -> di
         # the ttl outlives the wait, so an unanswered command ends canceled by _wait, not
         # expired by a housekeeping pass that happens to run first
         cmds = await run_in_threadpool(c.commands.enqueue, ids, [item], timeout + EXPIRY_MARGIN)
-        results += await asyncio.gather(*(_wait(c, cmd.id, timeout) for cmd in cmds))
+        cap = c.settings.realtime_wait_max
+        results += await asyncio.gather(*(_wait(c, cmd.id, timeout, cap) for cmd in cmds))
     return {"result": results}
 
 
-async def _wait(c: ContainerDep, command_id: int, timeout: float) -> dict[str, Any]:
+async def _wait(c: ContainerDep, command_id: int, timeout: float,
+                cap: float = 0.0) -> dict[str, Any]:
+    """The command's result within ``timeout`` (canceled past it: CommandTimeout); with a
+    ``cap`` below the timeout (AWS), past the cap the command stays queued: CommandPending."""
     loop = asyncio.get_running_loop()
-    deadline = loop.time() + timeout
+    capped = 0 < cap < timeout
+    deadline = loop.time() + (cap if capped else timeout)
     while loop.time() < deadline:
         cmd = await run_in_threadpool(c.commands.store.get, command_id)
         if cmd is not None and cmd.final:
             return cmd.result_json()
         await asyncio.sleep(POLL)
     cmd = await run_in_threadpool(c.commands.store.get, command_id)
+    if capped and cmd is not None and not cmd.final:
+        raise CommandPending(
+            f"command {command_id} got no answer within {cap:g} s, the longest this API can "
+            f"wait; it stays queued until its timeout of {timeout:g} s: read "
+            f"/gw/devices/{cmd.device_id}/commands-result/{command_id}", ids=[command_id])
     if cmd is not None and not cmd.final:
         await run_in_threadpool(c.commands.cancel, [cmd.device_id], [cmd.id])
     raise CommandTimeout(f"command {command_id} got no answer within {timeout:g} s")
@@ -160,3 +170,12 @@ class CommandTimeout(FleetcamError):
 
     code = 3
     http_status = 504
+
+
+class CommandPending(FleetcamError):
+    """A real-time command got no answer within the longest wait the API's front allows
+    (API Gateway: 29 s); unlike CommandTimeout it is not canceled: it stays queued until its
+    own timeout, and its result appears in commands-result. Answered 202 with its id."""
+
+    code = 3
+    http_status = 202
