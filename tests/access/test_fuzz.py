@@ -2,6 +2,7 @@
 no answer is a 5xx, and the scoped token never gets a 2xx outside its scope."""
 from __future__ import annotations
 
+import os
 from typing import Any
 
 import pytest
@@ -15,7 +16,7 @@ from tests.access.test_scope_matrix import MEDIA_WRITER, OWN, expected_allowed
 from tests.api import uploaded
 from tests.conftest import TOKEN
 
-EXAMPLES = 12
+EXAMPLES = int(os.environ.get("FLEETCAM_FUZZ_EXAMPLES", "12"))
 
 
 def _world(client: TestClient) -> str:
