@@ -24,11 +24,24 @@ def record_handler(record: SQSRecord) -> None:
     """Poison objects (FleetcamError) are logged and done; anything else fails the item."""
     for event in object_created_events(record.body):
         try:
-            CONTAINER.ingest.handle(event)
+            f = CONTAINER.ingest.handle(event)
             metrics.add_metric(name="ObjectsIngested", unit=MetricUnit.Count, value=1)
+            count_file(f, event)
         except FleetcamError as e:
             logger.warning("rejected %s: %s", event.key, e.reason)
             metrics.add_metric(name="ObjectsRejected", unit=MetricUnit.Count, value=1)
+
+
+def count_file(f: Any, event: Any) -> None:
+    """Photos stored, clips packaged (a raw clip handled: its MP4 arrives as a new object),
+    clips stored and bytes ingested, as CloudWatch metrics."""
+    if f is None:
+        if event.key.startswith("raw/"):
+            metrics.add_metric(name="ClipsPackaged", unit=MetricUnit.Count, value=1)
+        return
+    kind = "PhotosStored" if f.mime.startswith("image/") else "ClipsStored"
+    metrics.add_metric(name=kind, unit=MetricUnit.Count, value=1)
+    metrics.add_metric(name="BytesIngested", unit=MetricUnit.Bytes, value=f.size)
 
 
 @logger.inject_lambda_context

@@ -104,3 +104,28 @@ def test_the_api_reads_the_admin_token_from_secrets_manager_at_cold_start(
     assert json.loads(r["body"])["result"] == []
     event["headers"]["authorization"] = "FlespiToken " + "x" * 64
     assert api.handler(event, LambdaContext())["statusCode"] == 401
+
+
+def test_ingest_emits_photo_and_byte_metrics(aws: Aws, load_handler: Loader,
+                                             capsys: pytest.CaptureFixture[str]) -> None:
+    """powertools Metrics: the EMF document on stdout names PhotosStored and BytesIngested."""
+    import json
+
+    from tests.aws.conftest import LambdaContext, load_event
+    from tests.aws.test_handlers import _device, _event_key, _put_media
+    from tests.mediagen import make_image
+
+    ingest = load_handler("ingest")
+    event = load_event("sqs-s3-object-created.json")
+    key, device_id, uuid = _event_key(event)
+    assert _device(ingest) == device_id
+    image = make_image(64, 48)
+    _put_media(aws, key, image, name="front.jpg", channel=2)
+    capsys.readouterr()
+    assert ingest.handler(event, LambdaContext()) == {"batchItemFailures": []}
+    docs = [json.loads(line) for line in capsys.readouterr().out.splitlines()
+            if line.startswith("{") and '"_aws"' in line]
+    values = {k: v for d in docs for k, v in d.items() if not k.startswith("_")}
+    assert values["PhotosStored"] in (1.0, [1.0])
+    assert values["BytesIngested"] in (float(len(image)), [float(len(image))])
+    assert "ClipsPackaged" not in values

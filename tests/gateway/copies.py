@@ -42,19 +42,25 @@ class CopyProcess:
         self.env = {**os.environ, "FLEETCAM_DATA_DIR": str(data_dir),
                     "FLEETCAM_ADMIN_TOKEN": token, "FLEETCAM_GATEWAY_HOST": "127.0.0.1",
                     "FLEETCAM_JT808_PORT": "0", "FLEETCAM_JT1078_PORT": "0",
+                    "FLEETCAM_ATTACHMENT_PORT": "0", "FLEETCAM_TELTONIKA_PORT": "0",
+                    "FLEETCAM_TELTONIKA_CAMERA_PORT": "0",
                     "PYTHONPATH": f"{ROOT / 'src'}{os.pathsep}{ROOT}",
                     **{f"FLEETCAM_{k.upper()}": str(v) for k, v in env.items()}}
         self.proc: asyncio.subprocess.Process | None = None
+        self.log = open(data_dir.parent / f"copy-{id(self)}.log", "wb")  # noqa: SIM115
         self.port_808 = self.port_1078 = 0
         self.gateway_id = ""
 
     async def start(self) -> CopyProcess:
         self.proc = await asyncio.create_subprocess_exec(
             sys.executable, "-m", "tests.gateway.copies", cwd=str(ROOT), env=self.env,
-            stdout=asyncio.subprocess.PIPE, stderr=subprocess.DEVNULL)
+            stdout=asyncio.subprocess.PIPE, stderr=self.log)
         assert self.proc.stdout is not None
         line = (await asyncio.wait_for(self.proc.stdout.readline(), 30)).decode().split()
-        assert line and line[0] == "ready", line
+        if not line or line[0] != "ready":
+            self.log.flush()
+            raise AssertionError(f"gateway copy failed to start: "
+                                 f"{Path(self.log.name).read_text()[-3000:]}")
         self.port_808, self.port_1078, self.gateway_id = int(line[1]), int(line[2]), line[3]
         return self
 
@@ -74,6 +80,7 @@ class CopyProcess:
         if self.proc is not None and self.proc.returncode is None:
             self.proc.kill()
             await self.proc.wait()
+        self.log.close()
 
 
 class Balancer:

@@ -147,3 +147,71 @@ def test_media_sent_to_the_copy_that_does_not_hold_the_device(tmp_path: Path) ->
                 await a.close()
 
     run(scenario(), 120)
+
+
+def test_a_live_stream_whose_media_reaches_the_other_copy(tmp_path: Path) -> None:
+    """The operator's start_videostream goes to the copy holding the device; the media goes to
+    the other, which segments it under the stream's uuid; the holder answers once the first
+    segment exists; a user's DELETE on the holder's entry stops it on both."""
+    async def scenario() -> None:
+        import av
+
+        from fleetcam.media.testpattern import read_burnt_time
+
+        data_dir = tmp_path / "data"
+        ports: dict[str, list[int]] = {"808": [], "1078": []}
+        async with balancer(lambda: ports["808"]) as lb808, \
+                balancer(lambda: ports["1078"]) as lb1078, \
+                pipeline_server(data_dir, media_host="127.0.0.1", media_port=lb1078.port) \
+                as server:
+            b = server.gateway
+            assert b is not None
+            a = await CopyProcess(data_dir, TOKEN, media_host="127.0.0.1",
+                                  media_port=lb1078.port,
+                                  public_url=server.settings.base_url).start()
+            try:
+                ports["808"][:] = [a.port_808]
+                ports["1078"][:] = [b.port_1078]
+                sim = await simulate(server, 1, port=lb808.port, report_interval=2.0,
+                                     width=176, height=144, fps=10, bitrate=100_000)
+                try:
+                    await sim.wait_authenticated(10)
+                    api = http(server)
+                    r = await api.post("/gw/devices/1/commands", json=[{
+                        "name": "start_videostream", "properties": {"channel": 1},
+                        "timeout": 30}])
+                    [result] = api_ok(r)
+                    assert result["executed"] is True, result
+                    url = result["response"]["hls"]
+                    playlist = (await api.get(url)).text
+                    name = [ln for ln in playlist.splitlines()
+                            if ln and not ln.startswith("#")][0]
+                    seg = (await api.get(url.replace("index.m3u8", name))).content
+
+                    def first_time() -> float | None:
+                        import io
+                        with av.open(io.BytesIO(seg)) as c:
+                            for frame in c.decode(video=0):
+                                return read_burnt_time(frame)
+                        return None
+
+                    burnt = await asyncio.to_thread(first_time)
+                    assert burnt is not None and abs(burnt - time.time()) < 30
+                    assert set(lb1078.routed) == {b.port_1078}
+                    conn_id = result["response"]["connection_id"]
+                    api_ok(await api.delete(f"/gw/devices/1/connections/{conn_id}"))
+
+                    async def ended() -> bool:
+                        return "#EXT-X-ENDLIST" in (await api.get(url)).text
+
+                    deadline = time.monotonic() + 15
+                    while not await ended():
+                        assert time.monotonic() < deadline, "the stream did not end"
+                        await asyncio.sleep(0.3)
+                    await api.aclose()
+                finally:
+                    await sim.stop_all()
+            finally:
+                await a.close()
+
+    run(scenario(), 120)

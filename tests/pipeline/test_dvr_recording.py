@@ -142,3 +142,37 @@ def test_clips_and_the_archive(tmp_path: Path) -> None:
             assert burnt is not None and abs(burnt - old) < 0.05
 
     asyncio.run(scenario())
+
+
+def test_a_live_viewer_shares_the_recorded_stream(tmp_path: Path) -> None:
+    """start_videostream on a recorded channel does not ask the device again (one stream per
+    channel): the viewer gets the recording's frames, and recording goes on after it."""
+    import httpx
+
+    from tests.pipeline import api_ok
+
+    async def scenario() -> None:
+        async with pipeline_server(tmp_path / "data", dvr_object_seconds=2) as server, \
+                simulate(server, width=320, height=240) as sim, http(server) as api:
+            seen = record_platform_messages(sim.devices[0])
+            await api.put(f"{API}/streams/1-1", json={"dvr": {"root": "dvr"}})
+
+            async def flowing() -> bool:
+                return server.gateway.dvr.streaming(1, 1)
+
+            await until(flowing, 30, 0.1, "recording flows")
+            r = await api.post("/gw/devices/1/commands", json=[{
+                "name": "start_videostream", "properties": {"channel": 1}, "timeout": 30}])
+            [result] = api_ok(r)
+            assert result["executed"] is True, result
+            playlist = await httpx.AsyncClient(timeout=10).get(result["response"]["hls"])
+            assert playlist.status_code == 200 and ".ts" in playlist.text
+            assert [type(b) for b in seen].count(m.RealtimeRequest) == 1  # only the DVR's
+            before = len(stored(server, "1-1"))
+
+            async def more() -> bool:
+                return len(await asyncio.to_thread(stored, server, "1-1")) >= before + 2
+
+            await until(more, 30, 0.2, "recording goes on beside the viewer")
+
+    asyncio.run(scenario())

@@ -134,6 +134,15 @@ BODIES: dict[tuple[str, str], dict[str, Any]] = {
                                                        _COMMAND_EXAMPLE),
     ("post", "/gw/video-rules"): _json_body(_one_or_list("VideoRule"), _RULE_EXAMPLE),
     ("put", "/gw/video-rules/{sel}"): _json_body(_ref("VideoRule"), {"after": 30}),
+    ("post", "/gw/devices/{sel}/media-upload"): _json_body(
+        {"type": "object", "required": ["mime", "size"], "properties": {
+            "name": {"type": "string"},
+            "mime": {"type": "string", "enum": ["image/jpeg", "image/png", "video/mp4"]},
+            "size": {"type": "integer", "minimum": 1, "description": "bytes"},
+            "data": {"type": "object",
+                     "description": "the upload options, as for POST .../media"}}},
+        {"name": "front.mp4", "mime": "video/mp4", "size": 52428800,
+         "data": {"type": "video", "meta": {"channel": 1, "created": 1700000000}}}),
     ("post", "/gw/devices/{sel}/media/share"): _json_body(
         {"oneOf": [_ref("ShareRequest"), {"type": "array", "items": _ref("ShareRequest")}]},
         {"uuid": UUID_EXAMPLE, "expire": 1900000000}),
@@ -164,6 +173,8 @@ EXTRA_ERRORS: dict[tuple[str, str], dict[str, str]] = {
         "409": "the device changed meanwhile; try again",
         "413": "the file does not fit the device's storage (media_rotate, protected files)"},
     ("post", "/gw/devices/{sel}/commands"): {
+        "202": "(AWS) no answer within what API Gateway lets a request wait: the command "
+               "stays queued, its result comes in commands-result (the envelope names its id)",
         "504": "the device did not answer within the timeout (code 3; the command is "
                "canceled)"},
 }

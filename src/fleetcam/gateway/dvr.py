@@ -154,6 +154,13 @@ class DvrRecorder:
         """Whether a recording needs this channel streaming (live must not stop it)."""
         return (device_id, channel) in self.recordings
 
+    def streaming(self, device_id: int, channel: int) -> bool:
+        """Whether a recorded channel's stream is flowing here now (a live viewer can share
+        it instead of asking the device, which serves one stream per channel)."""
+        rec = self.recordings.get((device_id, channel))
+        return (rec is not None and rec.media_conn is not None
+                and self.gw.loop_time() - rec.last_frame < 5.0)
+
     def owns(self, connection_id: int) -> bool:
         """Whether a media connection carries a recorded channel's stream."""
         return any(r.media_conn == connection_id for r in self.recordings.values())
@@ -206,6 +213,11 @@ class DvrRecorder:
             return
         if rec.media_conn != connection_id:
             return  # only the connection bound to the recording's request feeds it
+        live = self.gw.live.streams.get(rec.key)
+        if live is not None and not live.ended and live.kind == "live":
+            if live.media_conn is None:
+                live.media_conn = connection_id  # a viewer shares the recorded stream
+            self.gw.live.on_frame(device, connection_id, frame)
         rec.last_frame = self.gw.loop_time()
         if rec.queue.qsize() >= MAX_QUEUE:
             rec.dropped += 1

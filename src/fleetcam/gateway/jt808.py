@@ -424,6 +424,12 @@ class Jt808Session(asyncio.Protocol):
                     "reason": "JT/T 808 devices take custom commands as properties.msg_id "
                               "and properties.body (hex)"})
                 continue
+            if cmd.name == "start_videostream" and self.gw.dvr.streaming(
+                    self.device.id, int(cmd.properties["channel"])):
+                sent = await self.gw.call(self.gw.commands.mark_sent, cmd, None)
+                if sent is not None:  # recorded: the viewer shares the DVR's device stream
+                    await self.gw.live.open(sent, self.device, "live", self.source)
+                continue
             if cmd.name == "request_video" and await self.gw.dvr.from_archive(cmd):
                 continue  # recorded in the cloud: cut from the archive, not asked again
             body = translate.command_message(cmd, self.gw.media_host, self.gw.media_port)

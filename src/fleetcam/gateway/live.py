@@ -63,6 +63,10 @@ class LiveStream:
     waiting: list[Command] = field(default_factory=list)
     dropped: int = 0
     """Frames dropped because the segmenter fell QUEUE_MAX behind."""
+    remote: bool = False
+    """Its media reached this copy; another copy holds the device and the stream's entry."""
+    served_elsewhere: bool = False
+    """This copy holds the device; another copy receives the media and writes the stream."""
     skipping: bool = False
     registered: bool = False
     """True once the stream's connection is in the shared registry: until then, housekeeping
@@ -137,7 +141,7 @@ class LiveManager:
             await asyncio.wait_for(s.ready.wait(), START_TIMEOUT)
         except asyncio.TimeoutError:
             s.error = s.error or "the device sent no playable video in time"
-        if s.error is not None or not s.segments:
+        if s.error is not None or not (s.segments or s.served_elsewhere):
             await self.gw.call(self.gw.commands.finish, cmd, False,
                                {"reason": s.error or "stream ended before its first segment"})
             if not s.segments:
@@ -158,6 +162,9 @@ class LiveManager:
     # -- frames -------------------------------------------------------------------------
     def attach(self, request: MediaRequest, device: Device, connection_id: int) -> bool:
         s = self.streams.get((device.id, request.channel))
+        if (s is None or s.ended or s.uuid != request.ref) and \
+                request.holder != self.gw.gateway_id:
+            s = self._remote(request, device)
         if s is None or s.ended or s.uuid != request.ref:
             return False
         if s.media_conn is not None and s.media_conn != connection_id:
@@ -165,6 +172,22 @@ class LiveManager:
             s.skipping = True
         s.media_conn = connection_id
         return True
+
+    def _remote(self, request: MediaRequest, device: Device) -> LiveStream:
+        """The stream's media reached this copy while another holds the device: segment it
+        here, under the request's stream uuid (the holder answers the operators)."""
+        old = self.streams.get((device.id, request.channel))
+        if old is not None and not old.ended:
+            self.gw.spawn(self.stop(old, "replaced", tell_device=False))
+        s = LiveStream(uuid=request.ref, device_id=device.id, ident=device.ident,
+                       channel=request.channel, kind=request.kind, started=request.opened,
+                       last_access=self.gw.clock.now(), stream_type="main", remote=True,
+                       registered=True)
+        self.streams[(device.id, request.channel)] = s
+        s.task = asyncio.get_running_loop().create_task(self._run(s))
+        log.info("stream %s of device %s: media arrived here, device held by %s", s.uuid,
+                 device.id, request.holder)
+        return s
 
     def on_frame(self, device: Device, connection_id: int, frame: MediaFrame) -> None:
         s = self.streams.get((device.id, frame.channel))
@@ -240,6 +263,10 @@ class LiveManager:
             seg.sequence)), seg.data, content_type="video/mp2t")
         s.segments.append(ref)
         await self._write_playlist(s)
+        if s.remote and len(s.segments) == 1:  # the holder answers the operators now
+            await self.gw.call(self.gw.media_admission.update, s.device_id, s.channel, s.uuid,
+                               lambda r: r.with_changes(progress={**r.progress,
+                                                                  "segments": 1}))
         drop = len(s.segments) - hls.LIVE_WINDOW - KEEP_EXTRA
         if s.kind == "live" and drop > 0:
             old, s.segments = s.segments[:drop], s.segments[drop:]
@@ -283,9 +310,11 @@ class LiveManager:
         for sess in list(self.gw.sessions_1078):
             if s.media_conn is not None and sess.conn_id == s.media_conn and not recorded:
                 sess.close(f"stream stopped ({reason})")
-        await self._write_playlist(s)  # with EXT-X-ENDLIST
-        await self.gw.call(self.gw.connections.closed, s.conn_id, reason)
-        self._log(s, "stop", reason)
+        if not s.served_elsewhere:
+            await self._write_playlist(s)  # with EXT-X-ENDLIST
+        if not s.remote:  # the holder's entry and log, not the media copy's
+            await self.gw.call(self.gw.connections.closed, s.conn_id, reason)
+            self._log(s, "stop", reason)
         s.last_access = max(s.last_access, self.gw.clock.now())
         self.finished.append(s)
 
@@ -301,6 +330,9 @@ class LiveManager:
         for s in list(self.streams.values()):
             if not s.registered:
                 continue
+            if s.remote or s.served_elsewhere or s.media_conn is None:
+                if await self._watch_elsewhere(s):
+                    continue
             conn = await self.gw.call(self.gw.connections.registry.get, s.conn_id)
             if conn is None and not s.ended:  # dropped through the API (maybe another copy)
                 await self.stop(s, "user")
@@ -309,7 +341,7 @@ class LiveManager:
             s.last_access = last
             if now - last > IDLE_STOP:
                 await self.stop(s, "idle")
-            elif conn is not None:
+            elif conn is not None and not s.remote:
                 await self.gw.call(self.gw.connections.registry.open, self._connection(s))
         for s in list(self.finished):
             if now - s.last_access > SEGMENT_GRACE:
@@ -318,6 +350,23 @@ class LiveManager:
                     await self.gw.call(self.gw.c.store.delete,
                                        hls.stream_key(s.uuid, hls.segment_name(r.sequence)))
                 await self.gw.call(self.gw.c.store.delete, hls.stream_key(s.uuid, "index.m3u8"))
+
+    async def _watch_elsewhere(self, s: LiveStream) -> bool:
+        """Streams split over two copies learn of each other through the shared request; True
+        when ``s`` was stopped."""
+        req = await self.gw.call(self.gw.c.media_requests.get, s.device_id, s.channel)
+        mine = req is not None and req.ref == s.uuid
+        if s.remote and not mine:  # the holder stopped it (idle, user, device gone)
+            await self.stop(s, "stopped by the device's gateway copy", tell_device=False)
+            return True
+        if not s.remote and not s.served_elsewhere and mine and req is not None \
+                and req.progress.get("segments"):
+            s.served_elsewhere = True  # another copy writes it: answer the operators
+            s.ready.set()
+        elif s.served_elsewhere and not mine:  # the media copy ended it (device gone...)
+            await self.stop(s, "device ended stream", tell_device=False)
+            return True
+        return False
 
     async def close(self) -> None:
         for s in list(self.streams.values()):

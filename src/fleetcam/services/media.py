@@ -151,6 +151,40 @@ class MediaService:
             raise NotFound(f"device {device_id} not found")
         return f
 
+    def upload_ticket(self, device_id: int, raw: Any, *, expires: int) -> dict[str, Any]:
+        """How to upload a file larger than the API takes in one request: with S3, a
+        pre-signed POST of the object (ingested on arrival like any object under media/);
+        where the store has no such links (locally), the API's own upload, which streams.
+
+        Args:
+            raw: ``{"name", "mime", "size", "data": {upload options}}``.
+
+        Raises:
+            Invalid, TooLarge, NotFound.
+        """
+        if not isinstance(raw, dict):
+            raise Invalid("body must be a JSON object", field="body")
+        mime, size = raw.get("mime"), raw.get("size")
+        ext = {"image/jpeg": "jpg", "image/png": "png", "video/mp4": "mp4"}.get(str(mime))
+        if ext is None:
+            raise Invalid("mime must be image/jpeg, image/png or video/mp4", field="mime")
+        if isinstance(size, bool) or not isinstance(size, int) or size <= 0:
+            raise Invalid("size must be the file's size in bytes", field="size")
+        device = self.devices.get(device_id)
+        options = upload_options(raw.get("data"), raw.get("name"))
+        total, protected, _ = self.index.usage(device.id)
+        check_upload(device, size, total, protected)
+        post = getattr(self.store, "presigned_post", None)
+        if post is None:
+            return {"uuid": None, "method": "POST", "expires": None,
+                    "url": f"{self.base_url}/gw/devices/{device.id}/media",
+                    "fields": {"data": json.dumps(options, ensure_ascii=True)}}
+        uuid = new_uuid()
+        form = post(keys.media_key(device.id, uuid, ext), content_type=str(mime),
+                    metadata={META_KEY: json.dumps(options, ensure_ascii=True)},
+                    max_size=size, expires=expires)
+        return {"uuid": uuid, "method": "POST", "expires": expires, **form}
+
     # -- the object-created handler ---------------------------------------------------
     def ingest(self, event: ObjectCreated) -> MediaFile | None:
         """Turn a stored object into a media file; idempotent per key.

@@ -100,3 +100,16 @@ class S3ObjectStore:
             params["ResponseContentDisposition"] = disposition
         return str(self.s3.generate_presigned_url("get_object", Params=params,
                                                   ExpiresIn=expires))
+
+    def presigned_post(self, key: str, *, content_type: str, metadata: dict[str, str],
+                       max_size: int, expires: int = 3600) -> dict[str, Any]:
+        """A time-limited browser-style POST straight to S3 (uploads larger than the API's
+        payload limit): ``{"url", "fields"}``; the form's ``file`` part goes last. S3 refuses
+        another key, type, metadata, or more than ``max_size`` bytes."""
+        fields = {"Content-Type": content_type,
+                  **{f"x-amz-meta-{k}": v for k, v in metadata.items()}}
+        conditions: list[Any] = [{k: v} for k, v in fields.items()]
+        conditions.append(["content-length-range", 1, max_size])
+        post = self.s3.generate_presigned_post(self.bucket, key, Fields=fields,
+                                               Conditions=conditions, ExpiresIn=expires)
+        return {"url": post["url"], "fields": post["fields"]}

@@ -84,6 +84,20 @@ def list_media(c: ContainerDep, sel: SelectorDep,
     return out
 
 
+@router.post("/{sel}/media-upload")
+def upload_ticket(c: ContainerDep, sel: SelectorDep, body: Body) -> dict[str, Any]:
+    """How to upload a file too large for one API request (``{"name", "mime", "size",
+    "data"}``): on AWS a pre-signed S3 POST (send ``fields`` then the ``file`` part to
+    ``url``; the file appears as ``uuid`` once ingested); locally the API's own upload."""
+    devices = c.devices.select(sel)
+    if len(devices) != 1:
+        raise (NotFound("device not found", field="selector") if not devices else
+               Invalid("upload needs a selector naming exactly one existing device",
+                       field="selector"))
+    return {"result": [c.media.upload_ticket(devices[0].id, body,
+                                             expires=c.settings.share_link_expiry)]}
+
+
 @router.post("/{sel}/media", openapi_extra={"requestBody": {"content": {"multipart/form-data": {
     "schema": {"type": "object", "required": ["file"], "properties": {
         "file": {"type": "string", "format": "binary"},
