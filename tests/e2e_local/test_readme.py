@@ -112,6 +112,9 @@ def _environment(tmp_path: Path) -> dict[str, str]:
                 "FLEETCAM_HTTP_PORT": str(http_port), "FLEETCAM_MQTT_PORT": str(free_port()),
                 "FLEETCAM_JT808_PORT": str(free_port()),
                 "FLEETCAM_JT1078_PORT": str(free_port()),
+                "FLEETCAM_ATTACHMENT_PORT": str(free_port()),
+                "FLEETCAM_TELTONIKA_PORT": str(free_port()),
+                "FLEETCAM_TELTONIKA_CAMERA_PORT": str(free_port()),
                 "FLEETCAM_GATEWAY_HOST": "127.0.0.1",
                 "FLEETCAM_URL": f"http://127.0.0.1:{http_port}"})
     return env
