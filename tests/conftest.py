@@ -53,8 +53,12 @@ def bus() -> RecordingBus:
 
 
 @pytest.fixture
-def container(settings: Settings, clock: ManualClock, bus: RecordingBus) -> Container:
-    return build_local(settings, clock=clock, bus=bus)
+def container(settings: Settings, clock: ManualClock, bus: RecordingBus) -> Iterator[Container]:
+    c = build_local(settings, clock=clock, bus=bus)
+    yield c
+    # each request thread of a TestClient opened its own SQLite connection: close them all,
+    # or a long run piles up descriptors past 1024, where select()-based clients (paho) fail
+    c.extras["db"].close_all()
 
 
 @pytest.fixture

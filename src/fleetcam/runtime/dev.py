@@ -106,6 +106,9 @@ class LocalServer:
         await self.bus.stop()
         if self.broker is not None:
             await self.broker.stop()
+        db = self.container.extras.get("db")
+        if db is not None:  # every thread's SQLite connection (3 descriptors each)
+            db.close_all()
 
 
 async def until_signal() -> None:

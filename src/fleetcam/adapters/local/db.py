@@ -174,6 +174,10 @@ class Database:
     def __init__(self, path: Path | str) -> None:
         self.path = str(path)
         self._local = threading.local()
+        self._opened: set[sqlite3.Connection] = set()
+        """Every thread's connection, so that ``close_all`` can release them (three file
+        descriptors each: the database, its WAL and its shared memory)."""
+        self._opened_lock = threading.Lock()
         self.conn().executescript(SCHEMA)  # executescript manages its own transaction
 
     def conn(self) -> sqlite3.Connection:
@@ -186,6 +190,8 @@ class Database:
             c.execute("PRAGMA synchronous=NORMAL")
             c.execute("PRAGMA foreign_keys=ON")
             self._local.conn = c
+            with self._opened_lock:
+                self._opened.add(c)
         return c
 
     @contextmanager
@@ -208,3 +214,13 @@ class Database:
         if c is not None:
             c.close()
             self._local.conn = None
+            with self._opened_lock:
+                self._opened.discard(c)
+
+    def close_all(self) -> None:
+        """Close every thread's connection (at shutdown; a thread that uses the database
+        afterwards gets a closed connection's error)."""
+        with self._opened_lock:
+            opened, self._opened = self._opened, set()
+        for c in opened:
+            c.close()
