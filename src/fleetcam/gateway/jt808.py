@@ -448,6 +448,6 @@ class Jt808Session(asyncio.Protocol):
                                         "start_videostream" else "playback", self.source)
             serial = self.send(body, msg_id=msg_id)
             self.awaiting[serial] = sent.with_changes(serial=serial)
-            # conditional: a fast answer may already have finished it (never undo that)
-            await self.gw.call(functools.partial(self.gw.commands.store.update,
-                                                 self.awaiting[serial], expect_status=SENT))
+            # conditional: a fast answer may already have finished it or reported progress
+            # (media ids, a clip's report): only the serial is written, never undoing those
+            await self.gw.call(self.gw.commands.record_serial, sent, serial)

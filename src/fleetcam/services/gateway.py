@@ -222,6 +222,15 @@ class CommandService:
                                  {"command_id": cmd.id, **updated.queue_json()})
         return updated
 
+    def record_serial(self, cmd: Command, serial: int) -> Command | None:
+        """Note the serial a sent command went out with, keeping whatever its answer already
+        stored (progress, media ids); nothing once it is final."""
+        current = self.store.get(cmd.id)
+        if current is None or current.status != SENT:
+            return None
+        updated = current.with_changes(serial=serial)
+        return updated if self.store.update(updated, expect_status=SENT) else None
+
     def running_details(self, cmd: Command) -> dict[str, Any]:
         """What ``progress`` stored beside the progress counters (a clip report, expected
         media ids), to go into the final response."""
