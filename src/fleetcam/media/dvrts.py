@@ -10,6 +10,7 @@ import av
 import av.error
 
 from fleetcam.errors import CorruptMedia
+from fleetcam.media.hls import ByteSink
 
 
 class _Reader(io.RawIOBase):
@@ -33,27 +34,13 @@ class _Reader(io.RawIOBase):
         return n
 
 
-class _Sink:
-    def __init__(self) -> None:
-        self.buf = bytearray()
-
-    def write(self, data: bytes) -> int:
-        self.buf += data
-        return len(data)
-
-    def take(self) -> bytes:
-        out = bytes(self.buf)
-        self.buf.clear()
-        return out
-
-
 def to_mpegts(mp4_chunks: Iterator[bytes]) -> Iterator[bytes]:
     """MPEG-TS bytes of the fragmented MP4 ``mp4_chunks``, yielded as packets are muxed.
 
     Raises:
         CorruptMedia: the stream cannot be read at all (before the first byte).
     """
-    sink = _Sink()
+    sink = ByteSink()
     try:
         src = av.open(_Reader(mp4_chunks), format="mp4", options={"seekable": "0"})
     except av.error.FFmpegError as e:

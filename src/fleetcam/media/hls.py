@@ -58,8 +58,9 @@ class Segment:
     frames: int
 
 
-class _Sink:
-    """The muxer's output file: collects the bytes of the segment being written."""
+class ByteSink:
+    """A muxer's output file: collects the bytes written until ``take`` hands them on (the
+    HLS segmenter's segments, the DVR's MPEG-TS downloads)."""
 
     def __init__(self) -> None:
         self.buf = bytearray()
@@ -127,7 +128,7 @@ class HlsSegmenter:
         self._seg_frames = 0
         self._seg_last = 0
         # output
-        self._sink = _Sink()
+        self._sink = ByteSink()
         self._out: av.container.OutputContainer | None = None
         self._stream: av.VideoStream | None = None
         # H.264 copy
