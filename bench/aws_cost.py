@@ -684,20 +684,21 @@ class Stack:
         env = provision(self.server.url)
         kw = client_kwargs(self.server.url)
         sqs, s3 = boto3.client("sqs", **kw), boto3.client("s3", **kw)
-        clip = sqs.create_queue(QueueName="fleetcam-clips")["QueueUrl"]
-        arn = {u: sqs.get_queue_attributes(QueueUrl=u, AttributeNames=["QueueArn"])[
-            "Attributes"]["QueueArn"] for u in (env["FLEETCAM_INGEST_QUEUE_URL"], clip)}
-        queues = {"IngestQueue": env["FLEETCAM_INGEST_QUEUE_URL"], "ClipQueue": clip}
+        queues = {"IngestQueue": env["FLEETCAM_INGEST_QUEUE_URL"]}
         configs = []
         bucket = self.tpl["Resources"]["MediaBucket"]["Properties"]
         for q in bucket["NotificationConfiguration"]["QueueConfigurations"]:
             logical = q["Queue"]["Fn::GetAtt"][0]
-            prefix = q["Filter"]["S3Key"]["Rules"][0]["Value"]
-            configs.append({"QueueArn": arn[queues[logical]], "Events": [q["Event"]],
-                            "Filter": {"Key": {"FilterRules": [{"Name": "prefix",
-                                                                "Value": prefix}]}}})
+            if logical not in queues:
+                queues[logical] = sqs.create_queue(QueueName=f"fleetcam-{logical}")["QueueUrl"]
+            arn = sqs.get_queue_attributes(QueueUrl=queues[logical], AttributeNames=[
+                "QueueArn"])["Attributes"]["QueueArn"]
+            configs.append({"QueueArn": arn, "Events": [q["Event"]], "Filter": {"Key": {
+                "FilterRules": [{"Name": r["Name"], "Value": r["Value"]}
+                                for r in q["Filter"]["S3Key"]["Rules"]]}}})
         s3.put_bucket_notification_configuration(
             Bucket=BUCKET, NotificationConfiguration={"QueueConfigurations": configs})
+        clip = queues["ClipQueue"]
         for q in queues.values():  # S3's s3:TestEvent of the new configuration: not a day's work
             sqs.purge_queue(QueueUrl=q)
         self.sqs = sqs
@@ -1171,7 +1172,11 @@ class Model:
         notifications = sum(v for (s, mt, det), v in self.month.items()
                             if s == "s3" and mt == "put_class" and det in (
                                 "PutObject", "CompleteMultipartUpload"))
-        pollers = 2 * 5 * 3 * 60 * H  # 2 queues, 5 long polls of 20 s each, while empty
+        sqs_sources = sum(1 for v in tpl["Resources"].values()
+                          if v["Type"] == "AWS::Serverless::Function"
+                          for e in v["Properties"].get("Events", {}).values()
+                          if e["Type"] == "SQS")
+        pollers = sqs_sources * 5 * 3 * 60 * H  # 5 long polls of 20 s each per queue
         init = sum(self.r.inits[f] * self.r.memory[f] / 1024 for f in self.r.inits)
 
         def hk(n: int) -> tuple[float, float, float]:
@@ -1212,7 +1217,8 @@ class Model:
             Line("API Gateway REST", "measured",
                  lambda n: n * api_requests * P["api_gateway_rest"]["requests_per_million"]
                  / 1e6),
-            Line("SQS", "measured + computed notifications and empty polls",
+            Line("SQS", f"measured + computed notifications and empty polls ({sqs_sources} "
+                 "queues)",
                  lambda n: (n * (self.m("sqs", "requests") + notifications) + pollers)
                  * P["sqs"]["requests_per_million"] / 1e6),
             Line("IoT Core", "measured publishes, 1 subscriber",
