@@ -32,6 +32,7 @@ import json
 import logging
 import math
 import os
+import re
 import sys
 import threading
 import time
@@ -340,6 +341,7 @@ class Meter:
                                       "UploadId": params.get("UploadId")}
         elif service == "iot-data":
             context["aws_cost_payload"] = len(params.get("payload") or b"")
+            context["aws_cost_topic"] = str(params.get("topic", ""))
         if service != "dynamodb":
             return
         context["aws_cost_params"] = params
@@ -376,8 +378,10 @@ class Meter:
                 self.add("sqs", "requests", 1, op)
             elif service == "iot-data":
                 payload = context.get("aws_cost_payload", 0)
-                self.add("iot", "requests", 1, op)
-                self.add("iot", "units", max(1, math.ceil(payload / 5120)), op)
+                topic = re.sub(r"/\d+(?=/|$)", "/+", context.get("aws_cost_topic", ""))
+                topic = topic.split("/", 1)[-1]  # without the prefix
+                self.add("iot", "requests", 1, topic)
+                self.add("iot", "units", max(1, math.ceil(payload / 5120)), topic)
             else:
                 self.add(service, "requests", 1, op)
         except Exception as e:  # metering must never break the code it measures
@@ -947,7 +951,13 @@ class Day:
             else:
                 self.sweep_runs_expire = 0
             gateway_seconds = time.monotonic() - gw_started
+            # -- the devices go offline (a session's other end)
+            self.phase("disconnect")
+            await sim.stop_all()
+            await self.settle()
+            self.activities.append(Activity("disconnect", p.connects_per_day, 1))
         finally:
+            self.phase("teardown")
             await sim.stop_all()
             await gw.stop()
         return Replay(p, a.devices, self.activities, meter, gateway_seconds,
@@ -1262,8 +1272,6 @@ class Model:
 def metric_names() -> int:
     """Custom metrics the stack emits: powertools metrics of the functions (dimension
     ``service``) and the gateway's EMF connection counts."""
-    import re
-
     names = set()
     for f in (ROOT / "functions").glob("*/app.py"):
         names |= set(re.findall(r'add_metric\(name="(\w+)"', f.read_text()))
@@ -1347,6 +1355,12 @@ def report(models: dict[str, Model], flespi: dict[str, Any], prices: dict[str, A
         w("       WRU by activity: " + ", ".join(f"{k} {v:,.0f}" for k, v in by_act.items()))
         w(f"     SQS {model.m('sqs', 'requests'):,.0f} requests; IoT {model.m('iot', 'requests'):,.0f}"
           f" publishes = {model.m('iot', 'units'):,.0f} units of 5 KB (x2 with the delivery)")
+        topics: Counter[str] = Counter()
+        for (s, mt, det), v in c.items():
+            if s == "iot" and mt == "units":
+                topics[det] += v
+        w("       IoT units by topic: " + ", ".join(f"{t} {v:,.0f}"
+                                                   for t, v in topics.most_common(8)))
         for fn in ("ingest", "packager", "api"):
             inv, gbs = model.m("lambda", "invocations", fn), model.m("lambda", "gb_s", fn)
             if inv:
