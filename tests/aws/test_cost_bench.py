@@ -75,7 +75,7 @@ def test_replay_counts_and_json_shape(tmp_path: Path) -> None:
     heavy = {k: v["counts"] for k, v in counts["heavy"]["activities"].items()}
     assert heavy["view-photos"].get("apigw.requests") == 1
     assert heavy["view-clips"].get("s3.requests.GET", 0) >= 1  # 307 to a pre-signed link
-    assert heavy["lists"].get("dynamodb.rru", 0) >= 10  # a page of 100 files
+    assert heavy["lists"].get("dynamodb.rru", 0) >= 2  # a page of 100 files (20 KB or more)
     assert heavy["expire"].get("dynamodb.wru", 0) >= 10  # the sweeper removed the files
     assert heavy["expire"].get("s3.requests.DELETE", 0) >= 1
     light = {k: v["counts"] for k, v in counts["light"]["activities"].items()}
