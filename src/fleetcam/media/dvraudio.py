@@ -169,9 +169,8 @@ class AudioTranscoder:
                 if rate is not None:
                     ctx.sample_rate = rate
                     ctx.layout = "mono"
-                if name == "adpcm_g726":
-                    ctx.bits_per_coded_sample = self._g726_bits
-                    ctx.bit_rate = self._g726_bits * 8000
+                if name == "adpcm_g726":  # PyAV has no attribute for it: an AVOption
+                    ctx.options = {"bits_per_coded_sample": str(self._g726_bits)}
                 self._decoder, self._decoder_key = ctx, key
             frames = list(self._decoder.decode(av.Packet(data)))
         except (av.error.FFmpegError, ValueError) as e:
