@@ -9,7 +9,8 @@ recording code (``DvrRecorder._run``: fragmenter, segment assembly, object write
 folder, SQLite index rows; store calls run inline) as fast as it goes; process CPU time (all
 threads, median of ``--runs``) divided by the stream's length is "% of a core per recorded
 channel". The reference, measured on the same frames in the same run, is the live path's
-``HlsSegmenter``.
+``HlsSegmenter``. Thumbnails are not the gateway's work (the object-created handler makes
+them: a Lambda on AWS, the ingest worker locally); their CPU is printed on its own row.
 
 Audio: the same H.264 frames with a G.711 A-law frame of 40 ms after each video frame (as MDVRs
 interleave them; the simulator's tone), recorded with its AAC-LC track; and the audio
@@ -18,7 +19,8 @@ the same live reference.
 
 Requests: the same code against S3 and DynamoDB on a moto server, ``--request-minutes`` of
 stream (the clip looped with its times moved on), every AWS call counted by operation with a
-botocore hook, then scaled to a 30-day month and priced at S3's $0.005 per 1,000 PUTs and
+botocore hook (the recording, then the thumbnail handler run on each stored segment's
+object-created event as the DVR thumbnail function does), then scaled to a 30-day month and priced at S3's $0.005 per 1,000 PUTs and
 $0.0004 per 1,000 GETs.
 """
 from __future__ import annotations
@@ -142,14 +144,18 @@ def cpu_bench(args: argparse.Namespace) -> bool:
         for audio in (False, True) if codec == "h264" and not args.no_audio else (False,):
             frames = _frames(encoded, codec, audio=audio)
             video = sum(1 for f in frames if f.data_type != DataType.AUDIO)
-            stored, tracks, cpu = _recorded(frames, args)
+            stored, tracks, cpu, thumbs, thumbs_ok = _recorded(frames, args)
             what = " + G.711A audio to AAC" if audio else ""
-            _row(f"DVR recording{what} ({args.object_seconds_cpu} s objects)", cpu,
+            _row(f"DVR recording{what} ({args.object_seconds_cpu} s objects, local)", cpu,
                  args.seconds, ref)
+            if not audio:
+                _row("  thumbnails, object-created handler (not the gateway)", thumbs,
+                     args.seconds)
             transcoded = codec == "hevc"
             expect = video if not transcoded else video - 2  # x264 flush keeps all
-            if stored < expect or (audio and tracks != (1, 2)):
-                print(f"  FAIL: {stored} of {video} frames stored, tracks {tracks}")
+            if stored < expect or (audio and tracks != (1, 2)) or not thumbs_ok:
+                print(f"  FAIL: {stored} of {video} frames stored, tracks {tracks}, "
+                      f"thumbnails {'ok' if thumbs_ok else 'missing'}")
                 ok = False
             else:
                 print(f"  frames stored: {stored} of {video}, tracks {tracks}")
@@ -160,9 +166,13 @@ def cpu_bench(args: argparse.Namespace) -> bool:
     return ok
 
 
-def _recorded(frames: list[MediaFrame], args: argparse.Namespace) -> tuple[int, Any, float]:
-    """(video frames stored, tracks of the last segment, median CPU s) of recording."""
-    times, stored, tracks = [], 0, None
+def _recorded(frames: list[MediaFrame],
+              args: argparse.Namespace) -> tuple[int, Any, float, float, bool]:
+    """(video frames stored, tracks of the last segment, median CPU s of recording, median CPU
+    s of the thumbnail handler, every segment has its thumbnails)."""
+    from fleetcam.runtime.worker import drain
+
+    times, thumbs, stored, tracks, ok = [], [], 0, None, True
     for run in range(args.runs + 1):  # the first run warms up (imports, caches)
         with tempfile.TemporaryDirectory() as tmp:
             container, settings = _local(tmp, args.object_seconds_cpu)  # not timed
@@ -170,11 +180,18 @@ def _recorded(frames: list[MediaFrame], args: argparse.Namespace) -> tuple[int, 
             _record(container, settings, frames)
             if run:
                 times.append(time.process_time() - t)
+            t = time.process_time()  # the object-created handler (not the gateway)
+            done = drain(container.extras["queue"], container.ingest)
+            if run:
+                thumbs.append(time.process_time() - t)
             segs = container.dvr_index.segments("1-1")
             stored = sum(sum(f.frames for f in s.fragments) for s in segs)
             tracks = segs[-1].tracks if segs else None
+            if done.get("done", 0) != len(segs) or any(s.thumbs is None for s in segs):
+                print(f"  thumbnails of {len(segs)} segments: {done}")
+                ok = False
             container.extras["db"].close()
-    return stored, tracks, statistics.median(times)
+    return stored, tracks, statistics.median(times), statistics.median(thumbs), ok
 
 
 def _transcode_audio(seconds: float) -> None:
@@ -214,28 +231,44 @@ def request_bench(args: argparse.Namespace) -> bool:
         frames = _frames(encoded, "h264", loops=args.request_minutes)
         t = time.perf_counter()
         rec = _record(c, settings, frames)
-        time.sleep(2)  # thumbnails of the last segment (made off the recording's loop)
         took = time.perf_counter() - t
         recorded = args.request_minutes * 60
+        rec_counts = Counter(counts)
+        counts.clear()
+        from fleetcam.ports import ObjectCreated
+
+        t = time.perf_counter()
+        made = 0
+        root = c.dvr_storage.resolve("dvr").removeprefix(f"s3://{settings.media_bucket}/")
+        for seg in c.dvr_index.segments("1-1"):  # each segment's S3 event, as the function
+            made += c.dvr_thumbs.handle(ObjectCreated(settings.media_bucket,
+                                                      f"{root}/{seg.key}", seg.size)) or 0
+        thumb_took = time.perf_counter() - t
+        thumb_counts = Counter(counts)
         print(f"\nrequests: {args.request_minutes} min of 1 Mbit/s recorded to S3 + DynamoDB "
               f"(moto), objects of {args.object_seconds} s, in {took:.1f} s; "
-              f"{rec.stored} segments stored")
-        for op, n in sorted(counts.items()):
-            print(f"  {op:<34} {n:6d}")
+              f"{rec.stored} segments stored; {made} thumbnails in {thumb_took:.1f} s")
+        print(f"  {'':<34} {'recording':>9} {'thumbnails':>10}")
+        for op in sorted(set(rec_counts) | set(thumb_counts)):
+            print(f"  {op:<34} {rec_counts[op]:9d} {thumb_counts[op]:10d}")
         inits = len(rec.inits)  # init segments: once per codec configuration
-        thumbs = counts["s3:PutObject"] - rec.stored - inits
-        gets = counts["s3:GetObject"] + counts["s3:HeadObject"]
         steady = rec.stored - 1  # the last one is the end-of-run flush, a shorter object
         full = recorded - recorded % args.object_seconds or recorded
         seg_month = steady * MONTH_S / full
-        thumb_month = thumbs * MONTH_S / recorded
-        get_month = gets * MONTH_S / recorded
+        # the thumbnail handler: per segment (one event each); the flush is one more segment
+        per_seg_puts = thumb_counts["s3:PutObject"] / rec.stored
+        per_seg_gets = (thumb_counts["s3:GetObject"] + thumb_counts["s3:HeadObject"]
+                        - inits) / rec.stored  # the init is read once per function instance
+        rec_gets = rec_counts["s3:GetObject"] + rec_counts["s3:HeadObject"]
+        thumb_put_month = per_seg_puts * seg_month
+        get_month = per_seg_gets * seg_month + rec_gets * MONTH_S / recorded
         rec_cost = seg_month * PUT_PRICE
-        total = (seg_month + thumb_month) * PUT_PRICE + get_month * GET_PRICE
+        total = (seg_month + thumb_put_month) * PUT_PRICE + get_month * GET_PRICE
         print(f"  PutObject: {rec.stored} segments ({steady} full + the end-of-run flush), "
-              f"{inits} init, {thumbs} thumbnails (the read side's, written per segment)")
-        print(f"  per channel-month: {seg_month:.0f} segment PUTs, {thumb_month:.0f} thumbnail "
-              f"PUTs, {get_month:.0f} GETs")
+              f"{inits} init; thumbnail handler: {per_seg_puts:.2f} PUT and "
+              f"{per_seg_gets:.2f} GET per segment (+{inits} init GET per function instance)")
+        print(f"  per channel-month: {seg_month:.0f} segment PUTs, {thumb_put_month:.0f} "
+              f"thumbnail PUTs, {get_month:.0f} GETs")
         print(f"  S3 request cost per recorded channel-month: recording ${rec_cost:.4f}, "
               f"with thumbnails ${total:.4f}; target < $0.05: recording "
               f"{'met' if rec_cost < 0.05 else 'NOT met'}, with thumbnails "
