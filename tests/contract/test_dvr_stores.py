@@ -100,7 +100,7 @@ def test_watch_marks_expire(stores: Dvr):
 
 def test_streams_and_tombstones(stores: Dvr):
     store = stores.streams
-    s = dvr.DvrStream("7-1", 7, 1, dvr.DvrConfig("dvr", 3600), 1.0, 1.0)
+    s = dvr.DvrStream("7-1", 7, 1, dvr.DvrConfig("dvr", 3600), 1.0, 1.0, read_salt="ab" * 16)
     store.put(s)
     store.put(dvr.DvrStream("cam", 7, 2, None, 1.0, 1.0))
     assert store.get("7-1") == s

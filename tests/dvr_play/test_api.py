@@ -50,6 +50,34 @@ def test_read_token_is_per_stream(client: TestClient, anon: TestClient,
                     headers={"Authorization": f"Bearer {tok}"}).status_code == 401
 
 
+def test_read_token_is_revoked_alone(client: TestClient, anon: TestClient,
+                                     recorded: Archive) -> None:
+    url = "/streamer/api/v3/streams/7-1/dvr/token"
+    old = client.get(url).json()["token"]
+    assert anon.delete(url).status_code == 401  # a stranger cannot revoke it
+    assert anon.delete(url, headers={"Authorization": f"Bearer {old}"}).status_code == 401
+    new = client.delete(url).json()["token"]
+    assert new != old and client.get(url).json()["token"] == new
+    assert anon.get("/7-1/ranges.json", params={"token": old}).status_code == 401
+    assert anon.get("/7-1/ranges.json", params={"token": new}).status_code == 200
+    assert anon.get("/7-1/ranges.json", params={"token": TOKEN}).status_code == 200  # admin
+
+
+def test_a_stream_configured_again_never_gets_its_old_token(client: TestClient,
+                                                            anon: TestClient) -> None:
+    dev = client.post("/gw/devices", json=[{"ident": "013912345678"}]).json()["result"][0]["id"]
+    url = f"/streamer/api/v3/streams/{dev}-2"
+    for _ in range(2):  # deleted with nothing recorded: the stream is purged, then re-created
+        assert client.put(url, json={"dvr": {"root": "dvr"}}).status_code == 200
+        old = client.get(f"{url}/dvr/token").json()["token"]
+        assert anon.get(f"/{dev}-2/ranges.json", params={"token": old}).status_code == 200
+        assert client.delete(url).status_code == 204
+        assert client.put(url, json={"dvr": {"root": "dvr"}}).status_code == 200
+        assert anon.get(f"/{dev}-2/ranges.json", params={"token": old}).status_code == 401
+        assert client.get(f"{url}/dvr/token").json()["token"] != old
+        assert client.delete(url).status_code == 204
+
+
 def test_preflight(anon: TestClient, recorded: Archive) -> None:
     r = anon.options(f"/7-1/archive-{S0}-10.mp4", headers={
         "Origin": "http://player.example", "Access-Control-Request-Method": "GET",

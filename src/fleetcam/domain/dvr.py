@@ -99,6 +99,8 @@ class DvrStream:
         deleted_at: seconds; set once DELETE removed the stream. The row stays (a tombstone)
             while episodes still protect its footage, so retention can finish the clean-up.
         title: free text (Flussonic's ``title``).
+        read_salt: random, part of the stream's read token; replaced to revoke that token, and
+            new whenever the stream is (re)created.
     """
 
     name: str
@@ -109,6 +111,7 @@ class DvrStream:
     updated_at: float
     deleted_at: float | None = None
     title: str = ""
+    read_salt: str = ""
 
     @property
     def recording(self) -> bool:

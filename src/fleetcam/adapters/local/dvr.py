@@ -88,7 +88,8 @@ def _pad(ms: int) -> str:
 def stream_to_json(s: DvrStream) -> dict[str, Any]:
     return {"name": s.name, "device_id": s.device_id, "channel": s.channel,
             "dvr": s.dvr.as_json() if s.dvr else None, "created_at": s.created_at,
-            "updated_at": s.updated_at, "deleted_at": s.deleted_at, "title": s.title}
+            "updated_at": s.updated_at, "deleted_at": s.deleted_at, "title": s.title,
+            "read_salt": s.read_salt}
 
 
 def stream_from_json(d: dict[str, Any]) -> DvrStream:
@@ -96,7 +97,8 @@ def stream_from_json(d: dict[str, Any]) -> DvrStream:
     return DvrStream(name=d["name"], device_id=int(d["device_id"]), channel=int(d["channel"]),
                      dvr=DvrConfig(**dvr) if dvr else None, created_at=float(d["created_at"]),
                      updated_at=float(d["updated_at"]), deleted_at=d.get("deleted_at"),
-                     title=d.get("title", ""))
+                     title=d.get("title", ""),
+                     read_salt=str(d.get("read_salt", "")))
 
 
 class SqliteDvrStreamStore:
