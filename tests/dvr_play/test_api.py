@@ -230,7 +230,7 @@ def test_delete_range_waits_when_episodes_are_unreadable(client: TestClient,
 
 
 def test_thumbnails_on_demand_and_stored(anon: TestClient, recorded: Archive) -> None:
-    from fleetcam.runtime.dvrplay import thumbnails
+    from fleetcam.runtime.worker import drain
 
     r = anon.get(f"/7-1/{S0 + 3}-preview.jpg", params=Q)
     assert r.status_code == 200 and r.content[:2] == b"\xff\xd8"
@@ -241,9 +241,14 @@ def test_thumbnails_on_demand_and_stored(anon: TestClient, recorded: Archive) ->
         assert sum(1 for _ in c.decode(video=0)) == 1
     assert anon.get(f"/7-1/{S0 + 3}-preview.jpg").status_code == 401
     assert anon.get(f"/7-1/{S0 - 3600}-preview.jpg", params=Q).status_code == 404
-    # stored ones: as the gateway does once a segment is indexed
-    th = thumbnails(recorded.c)
-    assert sum(th.store_for(s) for s in recorded.segments) >= 2
+    # stored ones: made by the local object-created path (the ingest worker's queue holds
+    # an event per indexed segment), one object per segment with offsets in its row
+    assert anon.get(f"/7-1/{S0 + 7}.jpg", params=Q).status_code == 404  # not made yet
+    assert drain(recorded.c.extras["queue"], recorded.c.ingest) == {"done": 3}
+    rows = recorded.c.dvr_index.segments("7-1")
+    assert [len(s.thumbs.items) for s in rows] == [1, 1, 1]  # first keyframe of each minute
+    assert all(s.thumbs.key.endswith(".mjpeg") for s in rows)
+    assert drain(recorded.c.extras["queue"], recorded.c.ingest) == {}
     r = anon.get(f"/7-1/{S0 + 7}.jpg", params=Q, follow_redirects=False)
     assert r.status_code == 302, r.text
     target = r.headers["location"]

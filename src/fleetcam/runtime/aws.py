@@ -24,6 +24,11 @@ from fleetcam.runtime.container import Container, attach_dvr, wire
 from fleetcam.services.dvr import WatchedTail
 
 
+THUMB_READS = 1
+"""GETs of a segment object to make its thumbnails (docs/dvr.md): one ranged read from the
+first keyframe it shows to the last (S3 bills requests, not bytes read in the region)."""
+
+
 def client(settings: Settings, service: str, endpoint_url: str | None = None) -> Any:
     """A boto3 client; ``settings.aws_endpoint_url`` (moto's server in tests) wins."""
     from botocore.config import Config
@@ -67,7 +72,8 @@ def build_aws(settings: Settings, *, clock: Clock | None = None,
     attach_dvr(container, streams=DynamoDvrStreamStore(), index=DynamoDvrIndex(),
                episodes=DynamoEpisodeStore(),
                storage=S3DvrStorage(settings.media_bucket, client(settings, "s3"),
-                                    settings.dvr_buckets))
+                                    settings.dvr_buckets),
+               thumb_reads=THUMB_READS, root_of=lambda bucket, prefix: f"s3://{bucket}/{prefix}")
     # the API cannot reach the gateway's memory: readers of the newest minutes make the
     # recorder store short objects while they watch (the gateway replaces this with itself)
     container.dvr_tail = WatchedTail(container.dvr_index, container.clock)

@@ -308,9 +308,9 @@ def _stored_thumbnail(c: Container, request: Request, name: str, start: int) -> 
     near = th.stored_near(name, start * 1000)
     if near is None:
         raise NotFound(f"no stored thumbnail of {name} near {start}")
-    at, seg = near
+    at, seg, thumb = near
     if at // 1000 == start:
-        return Response(th.stored_bytes(seg, at), media_type="image/jpeg", headers={
+        return Response(th.stored_bytes(seg, thumb), media_type="image/jpeg", headers={
             "X-Thumbnail-Utc": f"{at / 1000:.3f}", "Cache-Control": "private, max-age=86400"})
     query = f"?{request.url.query}" if request.url.query else ""
     return Response(status_code=302, headers={"Location": f"{at // 1000}.jpg{query}",
