@@ -77,4 +77,7 @@ def build_aws(settings: Settings, *, clock: Clock | None = None,
     # the API cannot reach the gateway's memory: readers of the newest minutes make the
     # recorder store short objects while they watch (the gateway replaces this with itself)
     container.dvr_tail = WatchedTail(container.dvr_index, container.clock)
+    from fleetcam.adapters.aws.dvrjobs import DynamoExportJobStore
+
+    container.extras["dvr_export_store"] = DynamoExportJobStore()
     return container

@@ -454,6 +454,10 @@ class DvrSegmentsModel(_Base):
     thumbs = UnicodeAttribute(null=True)
     """The segment's stored thumbnails (``Thumbs.pack()``), set once by the DVR thumbnail
     function (services/dvrthumbs.py)."""
+    job_status = UnicodeAttribute(null=True)
+    job_beat = NumberAttribute(null=True)
+    """On ``#export:{id}`` items (adapters/aws/dvrjobs.py): a job's status and heartbeat, the
+    condition of a takeover."""
 
 
 class DvrEpisodesByMedia(GlobalSecondaryIndex["DvrEpisodesModel"]):

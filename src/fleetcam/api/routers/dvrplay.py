@@ -32,7 +32,8 @@ from fleetcam.domain import dvr, dvrplay
 from fleetcam.domain.access import Principal
 from fleetcam.errors import Forbidden, Invalid, NotFound, Unauthorized
 from fleetcam.runtime.container import Container
-from fleetcam.runtime.dvrplay import exporter, playback, staged_download, thumbnails
+from fleetcam.runtime.dvrplay import (export_jobs, exporter, playback, staged_download,
+                                      thumbnails)
 from fleetcam.services.dvrplay import DvrPlayback
 
 log = logging.getLogger(__name__)
@@ -109,8 +110,9 @@ def require_reader(request: Request, c: Container, stream: dvr.DvrStream) -> str
     return token
 
 
-def _json(body: Any, status: int = 200) -> JSONResponse:
-    return JSONResponse(body, status_code=status, headers={"Cache-Control": "no-cache"})
+def _json(body: Any, status: int = 200, headers: dict[str, str] | None = None) -> JSONResponse:
+    return JSONResponse(body, status_code=status,
+                        headers={"Cache-Control": "no-cache", **(headers or {})})
 
 
 # -- json -----------------------------------------------------------------------------------------
@@ -172,9 +174,14 @@ def info_json(c: ContainerDep, request: Request, name: str) -> JSONResponse:
     found = svc.ranges(name)
     latest = next(iter(svc.index.segments(name, found[-1].end_ms - 1, found[-1].end_ms,
                                           limit=1)), None) if found else None
-    tracks = [{"content": "video", "track_id": "v1", "codec": "h264",
-               **({"width": latest.width, "height": latest.height} if latest else {})}]
     tail = svc._open(name)
+    latest = latest or tail  # the newest minutes may not be stored yet
+    tracks: list[dict[str, Any]] = [{"content": "video", "track_id": "v1", "codec": "h264",
+                                     **({"width": latest.width, "height": latest.height}
+                                        if latest else {})}]
+    audio = svc.audio_track(latest) if latest is not None else None
+    if audio is not None:
+        tracks.append(audio)
     cfg = stream.dvr.as_json() if stream.dvr else None
     body = {
         "name": name, "title": stream.title,
@@ -210,9 +217,10 @@ def stored_object(c: ContainerDep, request: Request, name: str, file: str) -> Re
     """A stored segment (``{segment_id}.m4s``, byte ranges) or its init (``{segment_id}.mp4``)
     as a playlist names them."""
     svc, _, _ = _stream_for_user(request, c, name)
+    tracks = request.query_params.get("filter.tracks") or None
     ts = _TS_PART.fullmatch(file)
     if ts:
-        body = b"".join(svc.ts_fragment(name, ts[1], int(ts[2]), int(ts[3])))
+        body = b"".join(svc.ts_fragment(name, ts[1], int(ts[2]), int(ts[3]), tracks))
         return Response(body, media_type="video/mp2t", headers={"Cache-Control":
                                                                 "max-age=3600"})
     seg_id, _, ext = file.rpartition(".")
@@ -220,11 +228,14 @@ def stored_object(c: ContainerDep, request: Request, name: str, file: str) -> Re
         raise NotFound(f"no DVR object {file[:60]!r}")
     seg = svc.segment(name, seg_id)
     if ext == "mp4":
-        data = svc.init_bytes(seg)
+        data = svc.init_for(seg, tracks)
         return Response(data, media_type="video/mp4",
                         headers={"Cache-Control": "max-age=86400"})
+    if tracks:  # a malformed filter is a 400 before any byte goes out
+        svc.init_for(seg, tracks)
     return _ranged(request, seg.size, "video/iso.segment",
-                   lambda a, b: svc.read(svc._source(seg), a, b), {"Cache-Control": "max-age=3600"})
+                   lambda a, b: svc.read_filtered(seg, a, b, tracks),
+                   {"Cache-Control": "max-age=3600"})
 
 
 def _ranged(request: Request, size: int, mime: str, read: Any,
@@ -261,7 +272,8 @@ def archive_file(c: ContainerDep, request: Request, name: str, file: str) -> Res
         return _ts(request, svc, name, req, request.query_params.get("filter.tracks"))
     if req.kind in ("vod", "event", "live"):
         body = svc.playlist(name, req, token=token if request.query_params.get("token")
-                            else None).encode()
+                            else None,
+                            tracks=request.query_params.get("filter.tracks") or None).encode()
         headers = {"Cache-Control": "no-cache" if req.kind != "vod" else "max-age=10",
                    "Vary": "Accept-Encoding"}
         if "gzip" in request.headers.get("accept-encoding", "") and len(body) > 1024:
@@ -436,12 +448,23 @@ async def admin_export(c: ContainerDep, request: Request, name: str) -> Response
     start, duration = _int(q.get("from"), "from"), _int(q.get("duration"), "duration")
     if start is None or duration is None:
         raise Invalid("from and duration are required (UTC seconds, seconds)")
+    meta = q.get("meta", "").lower() in ("1", "true", "yes")
+    streaming = q.get("progress", "").lower() in ("1", "true", "yes") or \
+        "application/x-ndjson" in request.headers.get("accept", "")
+    background = q.get("async", "").lower() in ("1", "true", "yes") or \
+        "respond-async" in request.headers.get("prefer", "")
+    if background or (streaming and _buffered(c)):
+        # a job: its progress is read with GET .../dvr/export/{id} while it runs (the only
+        # way where responses are buffered, as through API Gateway and Lambda)
+        jobs = export_jobs(c)
+        job = await run_in_threadpool(jobs.start, name, start, duration, q.get("path", ""),
+                                      meta=meta, tracks=q.get("filter.tracks"))
+        return _json({"job": job.as_json()}, status=202, headers={
+            "Location": f"/streamer/api/v3/streams/{name}/dvr/export/{job.job_id}"})
     ex = exporter(c)
     layout, target, sink, dl = await run_in_threadpool(
         ex.prepare, name, start, duration, q.get("path", ""),
-        meta=q.get("meta", "").lower() in ("1", "true", "yes"), tracks=q.get("filter.tracks"))
-    streaming = q.get("progress", "").lower() in ("1", "true", "yes") or \
-        "application/x-ndjson" in request.headers.get("accept", "")
+        meta=meta, tracks=q.get("filter.tracks"))
     if not streaming:
         try:
             result = await run_in_threadpool(ex.run, name, layout, target, sink, dl)
@@ -452,6 +475,31 @@ async def admin_export(c: ContainerDep, request: Request, name: str) -> Response
     return StreamingResponse(_progress_lines(ex, name, layout, target, sink, dl),
                              media_type="application/x-ndjson",
                              headers={"Cache-Control": "no-cache"})
+
+
+def _buffered(c: Container) -> bool:
+    """Whether this runtime's responses reach the client only whole (AWS: exports are
+    queued to the export function there)."""
+    return bool(c.settings.dvr_export_queue_url)
+
+
+@admin_router.get("/{name}/dvr/export")
+def admin_export_jobs(c: ContainerDep, request: Request, name: str) -> Response:
+    """The stream's background exports, newest first (finished ones for 7 days)."""
+    stream = playback(c).stream(name)
+    require_admin(request, c, stream)
+    jobs = export_jobs(c)
+    return _json({"jobs": [jobs.get(name, j.job_id).as_json()
+                           for j in jobs.store.list(name, limit=50)]})
+
+
+@admin_router.get("/{name}/dvr/export/{job_id}")
+def admin_export_job(c: ContainerDep, request: Request, name: str, job_id: str) -> Response:
+    """One background export: status, bytes written of the total, seconds of the range
+    covered; its result once done, its reason once failed."""
+    stream = playback(c).stream(name)
+    require_admin(request, c, stream)
+    return _json({"job": export_jobs(c).get(name, job_id).as_json()})
 
 
 def _progress_lines(ex: Any, name: str, layout: Any, target: Any, sink: Any,
