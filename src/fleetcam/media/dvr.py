@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import statistics
 from collections import deque
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass
 from fractions import Fraction
 from typing import Any
@@ -174,27 +174,29 @@ class DvrFragmenter:
         self._last = utc_ms
         return self._release(utc_ms)
 
-    def push_audio(self, packets: Iterable[Any]) -> list[Fragment]:
+    def push_audio(self, packets: list[Any]) -> list[Fragment]:
         """Add AAC packets (``media.dvraudio.AacPacket``, in order); returns the fragments
         whose audio they completed."""
+        if not packets:
+            return []
+        queue = self._audio
         for p in packets:
-            if p.config != self._audio_config:
-                if self._audio:
-                    self.audio_dropped += len(self._audio)
-                    self._audio.clear()
+            if p.config is not self._audio_config and p.config != self._audio_config:
+                if queue:
+                    self.audio_dropped += len(queue)
+                    queue.clear()
                 self._audio_config, self._audio_cursor = p.config, None
-            if self._audio and p.pts < self._audio[-1].pts + AAC_FRAME:
+            if queue and p.pts < queue[-1].pts + AAC_FRAME:
                 self.audio_dropped += 1  # overlaps the previous packet
                 continue
-            self._audio.append(p)
+            queue.append(p)
         cfg = self._audio_config
-        if cfg is not None:  # bounded: audio without video is not kept
-            oldest = (self._audio[-1].pts if self._audio else 0) - \
-                MAX_PENDING_AUDIO_MS * cfg.rate // 1000
-            while self._audio and self._audio[0].pts < oldest:
-                self._audio.popleft()
+        if cfg is not None and queue:  # bounded: audio without video is not kept
+            oldest = queue[-1].pts - MAX_PENDING_AUDIO_MS * cfg.rate // 1000
+            while queue[0].pts < oldest:
+                queue.popleft()
                 self.audio_dropped += 1
-        return self._release(self._last)
+        return self._release(self._last) if self._held else []
 
     def flush(self) -> list[Fragment]:
         """End of stream: the last fragment, if any (with the audio there is)."""
