@@ -712,6 +712,13 @@ class Stack:
                     "POWERTOOLS_LOG_LEVEL": "INFO", "FLEETCAM_DATA_DIR": self._tmp()})
         for k in ("FLEETCAM_PUBLIC_URL", "FLEETCAM_IOT_ENDPOINT", "AWS_PROFILE"):
             os.environ.pop(k, None)
+        # the settings the template gives every function from its parameters' defaults
+        # (retention of messages and logs, default media TTL...), as a deployed stack has them
+        params = self.tpl["Parameters"]
+        for k, v in self.tpl["Globals"]["Function"]["Environment"]["Variables"].items():
+            ref = v.get("Ref") if isinstance(v, dict) else None
+            if k not in env and ref in params and str(params[ref].get("Default", "")) != "":
+                env[k] = str(params[ref]["Default"])
         os.environ.update(env)
         self.env, self.clip_queue = env, clip
         return env
