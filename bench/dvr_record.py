@@ -9,11 +9,13 @@ recording code (``DvrRecorder._run``: fragmenter, segment assembly, object write
 folder, SQLite index rows; store calls run inline) as fast as it goes; process CPU time (all
 threads, median of ``--runs``) divided by the stream's length is "% of a core per recorded
 channel". The reference, measured on the same frames in the same run, is the live path's
-``HlsSegmenter``.
+``HlsSegmenter``. Thumbnails are not the gateway's work (the object-created handler makes
+them: a Lambda on AWS, the ingest worker locally); their CPU is printed on its own row.
 
 Requests: the same code against S3 and DynamoDB on a moto server, ``--request-minutes`` of
 stream (the clip looped with its times moved on), every AWS call counted by operation with a
-botocore hook, then scaled to a 30-day month and priced at S3's $0.005 per 1,000 PUTs and
+botocore hook (the recording, then the thumbnail handler run on each stored segment's
+object-created event as the DVR thumbnail function does), then scaled to a 30-day month and priced at S3's $0.005 per 1,000 PUTs and
 $0.0004 per 1,000 GETs.
 """
 from __future__ import annotations
@@ -131,7 +133,7 @@ def cpu_bench(args: argparse.Namespace) -> bool:
         frames = _frames(encoded, codec)
         recs: list[Any] = []
 
-        times = []
+        times, thumbs = [], []
         for run in range(args.runs + 1):  # the first run warms up (imports, caches)
             with tempfile.TemporaryDirectory() as tmp:
                 container, settings = _local(tmp, args.object_seconds_cpu)  # not timed
@@ -139,12 +141,23 @@ def cpu_bench(args: argparse.Namespace) -> bool:
                 recs.append(_record(container, settings, frames))
                 if run:
                     times.append(time.process_time() - t)
+                from fleetcam.runtime.worker import drain
+
+                t = time.process_time()  # the object-created handler (not the gateway)
+                done = drain(container.extras["queue"], container.ingest)
+                if run:
+                    thumbs.append(time.process_time() - t)
                 segs = container.dvr_index.segments("1-1")
                 recs.append(sum(sum(f.frames for f in s.fragments) for s in segs))
+                if done.get("done", 0) != len(segs) or any(s.thumbs is None for s in segs):
+                    print(f"  FAIL: thumbnails of {len(segs)} segments: {done}")
+                    ok = False
                 container.extras["db"].close()
         cpu = statistics.median(times)
         _row(f"DVR recording (objects of {args.object_seconds_cpu} s, local)", cpu,
              args.seconds, ref)
+        _row("  thumbnails, object-created handler (not the gateway)",
+             statistics.median(thumbs), args.seconds)
         stored = recs[-1]
         transcoded = codec == "hevc"
         expect = len(frames) if not transcoded else len(frames) - 2  # x264 flush keeps all
@@ -182,28 +195,44 @@ def request_bench(args: argparse.Namespace) -> bool:
         frames = _frames(encoded, "h264", loops=args.request_minutes)
         t = time.perf_counter()
         rec = _record(c, settings, frames)
-        time.sleep(2)  # thumbnails of the last segment (made off the recording's loop)
         took = time.perf_counter() - t
         recorded = args.request_minutes * 60
+        rec_counts = Counter(counts)
+        counts.clear()
+        from fleetcam.ports import ObjectCreated
+
+        t = time.perf_counter()
+        made = 0
+        root = c.dvr_storage.resolve("dvr").removeprefix(f"s3://{settings.media_bucket}/")
+        for seg in c.dvr_index.segments("1-1"):  # each segment's S3 event, as the function
+            made += c.dvr_thumbs.handle(ObjectCreated(settings.media_bucket,
+                                                      f"{root}/{seg.key}", seg.size)) or 0
+        thumb_took = time.perf_counter() - t
+        thumb_counts = Counter(counts)
         print(f"\nrequests: {args.request_minutes} min of 1 Mbit/s recorded to S3 + DynamoDB "
               f"(moto), objects of {args.object_seconds} s, in {took:.1f} s; "
-              f"{rec.stored} segments stored")
-        for op, n in sorted(counts.items()):
-            print(f"  {op:<34} {n:6d}")
+              f"{rec.stored} segments stored; {made} thumbnails in {thumb_took:.1f} s")
+        print(f"  {'':<34} {'recording':>9} {'thumbnails':>10}")
+        for op in sorted(set(rec_counts) | set(thumb_counts)):
+            print(f"  {op:<34} {rec_counts[op]:9d} {thumb_counts[op]:10d}")
         inits = len(rec.inits)  # init segments: once per codec configuration
-        thumbs = counts["s3:PutObject"] - rec.stored - inits
-        gets = counts["s3:GetObject"] + counts["s3:HeadObject"]
         steady = rec.stored - 1  # the last one is the end-of-run flush, a shorter object
         full = recorded - recorded % args.object_seconds or recorded
         seg_month = steady * MONTH_S / full
-        thumb_month = thumbs * MONTH_S / recorded
-        get_month = gets * MONTH_S / recorded
+        # the thumbnail handler: per segment (one event each); the flush is one more segment
+        per_seg_puts = thumb_counts["s3:PutObject"] / rec.stored
+        per_seg_gets = (thumb_counts["s3:GetObject"] + thumb_counts["s3:HeadObject"]
+                        - inits) / rec.stored  # the init is read once per function instance
+        rec_gets = rec_counts["s3:GetObject"] + rec_counts["s3:HeadObject"]
+        thumb_put_month = per_seg_puts * seg_month
+        get_month = per_seg_gets * seg_month + rec_gets * MONTH_S / recorded
         rec_cost = seg_month * PUT_PRICE
-        total = (seg_month + thumb_month) * PUT_PRICE + get_month * GET_PRICE
+        total = (seg_month + thumb_put_month) * PUT_PRICE + get_month * GET_PRICE
         print(f"  PutObject: {rec.stored} segments ({steady} full + the end-of-run flush), "
-              f"{inits} init, {thumbs} thumbnails (the read side's, written per segment)")
-        print(f"  per channel-month: {seg_month:.0f} segment PUTs, {thumb_month:.0f} thumbnail "
-              f"PUTs, {get_month:.0f} GETs")
+              f"{inits} init; thumbnail handler: {per_seg_puts:.2f} PUT and "
+              f"{per_seg_gets:.2f} GET per segment (+{inits} init GET per function instance)")
+        print(f"  per channel-month: {seg_month:.0f} segment PUTs, {thumb_put_month:.0f} "
+              f"thumbnail PUTs, {get_month:.0f} GETs")
         print(f"  S3 request cost per recorded channel-month: recording ${rec_cost:.4f}, "
               f"with thumbnails ${total:.4f}; target < $0.05: recording "
               f"{'met' if rec_cost < 0.05 else 'NOT met'}, with thumbnails "

@@ -8,7 +8,7 @@ from typing import Any, BinaryIO, Protocol
 from fleetcam.domain import expr
 from fleetcam.domain.access import TokenRecord
 from fleetcam.domain.shares import ShareLink
-from fleetcam.domain.dvr import DvrStream, Episode, EpisodeQuery, SegmentEntry
+from fleetcam.domain.dvr import DvrStream, Episode, EpisodeQuery, SegmentEntry, Thumbs
 from fleetcam.domain.admission import MediaRequest
 from fleetcam.domain.gateway import Command, Connection
 from fleetcam.domain.identity import Identity
@@ -409,6 +409,15 @@ class DvrIndex(Protocol):
         ...
 
     def drop_intents(self, items: Iterable[tuple[str, str]]) -> None: ...
+
+    def set_thumbs(self, stream: str, segment_id: str, root: str,
+                   thumbs: Thumbs) -> Thumbs | None:
+        """Record a segment's stored thumbnails unless some are recorded already, clearing
+        the intent of ``(root, thumbs.key)`` in the same write. Returns the thumbnails the row now
+        names (these, or an earlier writer's: S3 delivers events at least once), or None
+        when the row is gone (the caller deletes its object). ``remove`` schedules the
+        recorded thumbnails object for deletion with its segment."""
+        ...
 
     def watch(self, stream: str, until: float) -> None:
         """Someone reads the stream's newest minutes where the gateway's tail cannot be

@@ -1,6 +1,7 @@
 """The DVR's stores and object storage behave the same on SQLite/folders and DynamoDB/S3."""
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -87,6 +88,32 @@ def test_intents_find_objects_stored_but_never_indexed(stores: Dvr):
     assert idx.abandoned(before=200.0) == []
 
 
+def test_thumbs_are_recorded_once_and_deleted_with_their_segment(stores: Dvr):
+    idx = stores.index
+    s = seg("a", 1_700_000_000_000)
+    mine = dvr.Thumbs(dvr.thumbs_key(s.key, "aaaa"), (dvr.Thumb(s.start_ms, 0, 10),
+                                                      dvr.Thumb(s.start_ms + 60_000, 10, 12)))
+    other = dvr.Thumbs(dvr.thumbs_key(s.key, "bbbb"), (dvr.Thumb(s.start_ms, 0, 11),))
+    assert idx.set_thumbs("a", s.segment_id, "dvr", mine) is None  # no row: caller cleans up
+    idx.add(s)
+    assert idx.segments("a")[0].thumbs is None
+    idx.intend("dvr", mine.key, 100.0)
+    idx.intend("dvr", other.key, 100.0)
+    assert idx.set_thumbs("a", s.segment_id, "dvr", mine) == mine
+    # a second writer (S3 delivers at least once) learns whose are recorded; nothing changes
+    assert idx.set_thumbs("a", s.segment_id, "dvr", other) == mine
+    assert idx.abandoned(before=200.0) == [("dvr", other.key)]  # the recorded intent cleared
+    (row,) = idx.segments("a")
+    assert row.thumbs == mine and row == dataclasses.replace(s, thumbs=mine)
+    assert idx.usage("a") == (1000, 1)
+    idx.remove("a", [s.segment_id])
+    assert sorted(idx.pending_deletions()) == sorted([("dvr", s.key), ("dvr", mine.key)])
+    none = seg("a", 1_700_000_600_000)
+    idx.add(none)
+    assert idx.set_thumbs("a", none.segment_id, "dvr", dvr.Thumbs("")) == dvr.Thumbs("")
+    assert idx.segments("a")[0].thumbs == dvr.Thumbs("")
+
+
 def test_watch_marks_expire(stores: Dvr):
     idx = stores.index
     idx.add(seg("a", 1_700_000_000_000))
@@ -100,7 +127,7 @@ def test_watch_marks_expire(stores: Dvr):
 
 def test_streams_and_tombstones(stores: Dvr):
     store = stores.streams
-    s = dvr.DvrStream("7-1", 7, 1, dvr.DvrConfig("dvr", 3600), 1.0, 1.0)
+    s = dvr.DvrStream("7-1", 7, 1, dvr.DvrConfig("dvr", 3600), 1.0, 1.0, read_salt="ab" * 16)
     store.put(s)
     store.put(dvr.DvrStream("cam", 7, 2, None, 1.0, 1.0))
     assert store.get("7-1") == s

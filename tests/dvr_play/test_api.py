@@ -50,6 +50,34 @@ def test_read_token_is_per_stream(client: TestClient, anon: TestClient,
                     headers={"Authorization": f"Bearer {tok}"}).status_code == 401
 
 
+def test_read_token_is_revoked_alone(client: TestClient, anon: TestClient,
+                                     recorded: Archive) -> None:
+    url = "/streamer/api/v3/streams/7-1/dvr/token"
+    old = client.get(url).json()["token"]
+    assert anon.delete(url).status_code == 401  # a stranger cannot revoke it
+    assert anon.delete(url, headers={"Authorization": f"Bearer {old}"}).status_code == 401
+    new = client.delete(url).json()["token"]
+    assert new != old and client.get(url).json()["token"] == new
+    assert anon.get("/7-1/ranges.json", params={"token": old}).status_code == 401
+    assert anon.get("/7-1/ranges.json", params={"token": new}).status_code == 200
+    assert anon.get("/7-1/ranges.json", params={"token": TOKEN}).status_code == 200  # admin
+
+
+def test_a_stream_configured_again_never_gets_its_old_token(client: TestClient,
+                                                            anon: TestClient) -> None:
+    dev = client.post("/gw/devices", json=[{"ident": "013912345678"}]).json()["result"][0]["id"]
+    url = f"/streamer/api/v3/streams/{dev}-2"
+    for _ in range(2):  # deleted with nothing recorded: the stream is purged, then re-created
+        assert client.put(url, json={"dvr": {"root": "dvr"}}).status_code == 200
+        old = client.get(f"{url}/dvr/token").json()["token"]
+        assert anon.get(f"/{dev}-2/ranges.json", params={"token": old}).status_code == 200
+        assert client.delete(url).status_code == 204
+        assert client.put(url, json={"dvr": {"root": "dvr"}}).status_code == 200
+        assert anon.get(f"/{dev}-2/ranges.json", params={"token": old}).status_code == 401
+        assert client.get(f"{url}/dvr/token").json()["token"] != old
+        assert client.delete(url).status_code == 204
+
+
 def test_preflight(anon: TestClient, recorded: Archive) -> None:
     r = anon.options(f"/7-1/archive-{S0}-10.mp4", headers={
         "Origin": "http://player.example", "Access-Control-Request-Method": "GET",
@@ -202,7 +230,7 @@ def test_delete_range_waits_when_episodes_are_unreadable(client: TestClient,
 
 
 def test_thumbnails_on_demand_and_stored(anon: TestClient, recorded: Archive) -> None:
-    from fleetcam.runtime.dvrplay import thumbnails
+    from fleetcam.runtime.worker import drain
 
     r = anon.get(f"/7-1/{S0 + 3}-preview.jpg", params=Q)
     assert r.status_code == 200 and r.content[:2] == b"\xff\xd8"
@@ -213,9 +241,14 @@ def test_thumbnails_on_demand_and_stored(anon: TestClient, recorded: Archive) ->
         assert sum(1 for _ in c.decode(video=0)) == 1
     assert anon.get(f"/7-1/{S0 + 3}-preview.jpg").status_code == 401
     assert anon.get(f"/7-1/{S0 - 3600}-preview.jpg", params=Q).status_code == 404
-    # stored ones: as the gateway does once a segment is indexed
-    th = thumbnails(recorded.c)
-    assert sum(th.store_for(s) for s in recorded.segments) >= 2
+    # stored ones: made by the local object-created path (the ingest worker's queue holds
+    # an event per indexed segment), one object per segment with offsets in its row
+    assert anon.get(f"/7-1/{S0 + 7}.jpg", params=Q).status_code == 404  # not made yet
+    assert drain(recorded.c.extras["queue"], recorded.c.ingest) == {"done": 3}
+    rows = recorded.c.dvr_index.segments("7-1")
+    assert [len(s.thumbs.items) for s in rows] == [1, 1, 1]  # first keyframe of each minute
+    assert all(s.thumbs.key.endswith(".mjpeg") for s in rows)
+    assert drain(recorded.c.extras["queue"], recorded.c.ingest) == {}
     r = anon.get(f"/7-1/{S0 + 7}.jpg", params=Q, follow_redirects=False)
     assert r.status_code == 302, r.text
     target = r.headers["location"]

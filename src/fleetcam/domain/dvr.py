@@ -6,6 +6,7 @@ these types index; keep both stable (extend, don't rename): the read side builds
 """
 from __future__ import annotations
 
+import json
 import re
 import struct
 import zlib
@@ -95,6 +96,8 @@ class DvrStream:
         deleted_at: seconds; set once DELETE removed the stream. The row stays (a tombstone)
             while episodes still protect its footage, so retention can finish the clean-up.
         title: free text (Flussonic's ``title``).
+        read_salt: random, part of the stream's read token; replaced to revoke that token, and
+            new whenever the stream is (re)created.
     """
 
     name: str
@@ -105,6 +108,7 @@ class DvrStream:
     updated_at: float
     deleted_at: float | None = None
     title: str = ""
+    read_salt: str = ""
 
     @property
     def recording(self) -> bool:
@@ -156,6 +160,42 @@ class FragmentEntry:
 
 
 @dataclass(frozen=True)
+class Thumb:
+    """One stored thumbnail: a JPEG inside its segment's thumbnails object.
+
+    Attributes:
+        utc_ms: UTC ms of the keyframe it shows (a fragment's ``start_ms``).
+        offset, size: where its bytes are in the thumbnails object.
+    """
+
+    utc_ms: int
+    offset: int
+    size: int
+
+
+@dataclass(frozen=True)
+class Thumbs:
+    """A segment's stored thumbnails: one object of concatenated JPEGs (``key``, relative to
+    the segment's root; empty when none could be made) and where each one is in it."""
+
+    key: str
+    items: tuple[Thumb, ...] = ()
+
+    def pack(self) -> str:
+        """The index row's ``thumbs`` field: compact JSON (about 25 bytes a thumbnail)."""
+        return json.dumps({"key": self.key, "at": [[t.utc_ms, t.offset, t.size]
+                                                   for t in self.items]},
+                          separators=(",", ":"))
+
+    @staticmethod
+    def unpack(raw: str | None) -> Thumbs | None:
+        if not raw:
+            return None
+        d = json.loads(raw)
+        return Thumbs(str(d["key"]), tuple(Thumb(int(a), int(b), int(c)) for a, b, c in d["at"]))
+
+
+@dataclass(frozen=True)
 class SegmentEntry:
     """One stored segment object: fragments of one stream, back to back, no gaps inside.
 
@@ -176,6 +216,8 @@ class SegmentEntry:
         source: ``"cloud"`` (continuous recording) or ``"device"`` (a request_video clip).
         created_at: seconds (server time) when the object was stored.
         tracks: track ids present (1 = video, 2 = audio).
+        thumbs: its stored thumbnails, once the object-created handler made them (None
+            before; ``DvrIndex.set_thumbs``).
     """
 
     stream: str
@@ -193,6 +235,7 @@ class SegmentEntry:
     source: str = SOURCE_CLOUD
     created_at: float = 0.0
     tracks: tuple[int, ...] = (VIDEO_TRACK,)
+    thumbs: Thumbs | None = None
 
     @property
     def duration_ms(self) -> int:
@@ -217,6 +260,64 @@ def segment_key(stream: str, start_ms: int, token: str) -> str:
 def init_key(stream: str, digest: str) -> str:
     """``{stream}/init/{digest}.mp4``: content-addressed, written once, never overwritten."""
     return f"{stream}/init/{digest}.mp4"
+
+
+SEGMENT_SUFFIX = ".m4s"
+THUMBS_SUFFIX = ".mjpeg"
+_SEGMENT_TAIL = re.compile(r"^(?:(?P<prefix>.*)/)?(?P<stream>[A-Za-z0-9][A-Za-z0-9_.-]{0,127})/"
+                           r"\d{4}/\d{2}/\d{2}/\d{2}/(?P<sid>\d{13}-[0-9a-zA-Z_-]{1,40})\.m4s$")
+
+
+def parse_segment_key(key: str) -> tuple[str, str, str] | None:
+    """(prefix before the stream, stream, segment_id) of a segment object's full key (an
+    object-created event's), or None when ``key`` is not a segment's."""
+    m = _SEGMENT_TAIL.match(key) if len(key) <= 2048 else None
+    if m is None:
+        return None
+    return m["prefix"] or "", m["stream"], m["sid"]
+
+
+def thumbs_key(segment_key: str, digest: str) -> str:
+    """``{segment key without .m4s}.{digest}.mjpeg``: the segment's thumbnails object, beside
+    it. ``digest`` (of the bytes) makes two writers of one segment write two objects, so the
+    index row never names an object that another writer replaced."""
+    return f"{segment_key.removesuffix(SEGMENT_SUFFIX)}.{digest}{THUMBS_SUFFIX}"
+
+
+THUMB_EVERY_MS = 60_000
+"""Stored thumbnails: the first keyframe at or after each minute of recording."""
+
+
+def thumb_times(seg: SegmentEntry) -> list[FragmentEntry]:
+    """The fragments of ``seg`` whose keyframes are stored as thumbnails."""
+    out, boundary = [], None
+    for f in seg.fragments:
+        b = f.start_ms - f.start_ms % THUMB_EVERY_MS
+        if b != boundary and f.keyframe:
+            out.append(f)
+            boundary = b
+    return out
+
+
+def plan_reads(spans: Sequence[tuple[int, int]],
+               max_reads: int | None) -> list[tuple[int, int]]:
+    """Byte ranges ``[start, end)`` to read so that every span (sorted, disjoint) is covered
+    in at most ``max_reads`` reads (None: one per span): the smallest gaps are read through.
+    Each read is a request (S3 bills GETs); reading through a gap costs only transfer."""
+    if not spans:
+        return []
+    runs = [list(sp) for sp in spans]
+    if max_reads is None or len(runs) <= max_reads:
+        return [(a, b) for a, b in runs]
+    gaps = sorted(range(len(runs) - 1), key=lambda i: runs[i + 1][0] - runs[i][1])
+    joined = set(gaps[:len(runs) - max(1, max_reads)])
+    out: list[list[int]] = [runs[0]]
+    for i in range(1, len(runs)):
+        if i - 1 in joined:
+            out[-1][1] = runs[i][1]
+        else:
+            out.append(runs[i])
+    return [(a, b) for a, b in out]
 
 
 def _utc_parts(ms: int) -> tuple[int, int, int, int]:

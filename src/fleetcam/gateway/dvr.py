@@ -312,23 +312,11 @@ class DvrRecorder:
         await self._retry(rec, "intent", self.svc.index.intend, entry.root, entry.key,
                           self.gw.clock.now())
         if await self._store(rec, seg.key, data, "video/iso.segment"):
-            added = await self._retry(rec, "index", self.svc.index.add, entry)
-            if added is not None:
+            # its thumbnails are the object-created handler's (services/dvrthumbs.py: the
+            # S3 event's Lambda on AWS, the ingest worker locally), not the gateway's
+            if await self._retry(rec, "index", self.svc.index.add, entry) is not None:
                 rec.stored += 1
-            if added:
-                self._thumbnails(entry)
         rec.open = None
-
-    def _thumbnails(self, entry: SegmentEntry) -> None:
-        """Store the new segment's thumbnails (one a minute) off the event loop; a failure
-        is logged by the thumbnailer and never touches the recording."""
-        from fleetcam.runtime.dvrplay import thumbnails
-
-        try:
-            th = thumbnails(self.gw.c)
-        except Exception:  # noqa: BLE001 - no DVR read side in this runtime
-            return
-        asyncio.get_running_loop().run_in_executor(self.transcoder, th.store_for, entry)
 
     async def _store(self, rec: Recording, key: str, data: bytes, content_type: str) -> bool:
         root = rec.stream.dvr.root if rec.stream.dvr else rec.root

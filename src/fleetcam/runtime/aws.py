@@ -30,6 +30,11 @@ SWEEP_WORKERS = 8
 and a publish, so a few round trips of some 10-30 ms on AWS)."""
 
 
+THUMB_READS = 1
+"""GETs of a segment object to make its thumbnails (docs/dvr.md): one ranged read from the
+first keyframe it shows to the last (S3 bills requests, not bytes read in the region)."""
+
+
 def client(settings: Settings, service: str, endpoint_url: str | None = None) -> Any:
     """A boto3 client; ``settings.aws_endpoint_url`` (moto's server in tests) wins."""
     from botocore.config import Config
@@ -73,7 +78,8 @@ def build_aws(settings: Settings, *, clock: Clock | None = None,
     attach_dvr(container, streams=DynamoDvrStreamStore(), index=DynamoDvrIndex(),
                episodes=DynamoEpisodeStore(),
                storage=S3DvrStorage(settings.media_bucket, client(settings, "s3"),
-                                    settings.dvr_buckets))
+                                    settings.dvr_buckets),
+               thumb_reads=THUMB_READS, root_of=lambda bucket, prefix: f"s3://{bucket}/{prefix}")
     # the API cannot reach the gateway's memory: readers of the newest minutes make the
     # recorder store short objects while they watch (the gateway replaces this with itself)
     container.dvr_tail = WatchedTail(container.dvr_index, container.clock)

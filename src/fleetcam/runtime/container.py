@@ -13,6 +13,7 @@ from fleetcam.services.access import AccessService
 from fleetcam.services.sharing import ShareService
 from fleetcam.services.devices import DeviceService
 from fleetcam.services.dvr import DvrClips, DvrService
+from fleetcam.services.dvrthumbs import ThumbnailWriter
 from fleetcam.services.gateway import CommandService, ConnectionService, MessageService
 from fleetcam.services.ingest import IngestService
 from fleetcam.services.journal import Journal
@@ -52,6 +53,8 @@ class Container:
     dvr: DvrService | None = None
     dvr_clips: DvrClips | None = None
     """The cloud DVR's ports (docs/dvr.md); the recording gateway sets ``dvr_tail``."""
+    dvr_thumbs: ThumbnailWriter | None = None
+    """The object-created handler of DVR segments (stored thumbnails)."""
 
 
 def wire(settings: Settings, *, clock: Clock, store: ObjectStore, index: MediaIndex,
@@ -104,9 +107,20 @@ def wire(settings: Settings, *, clock: Clock, store: ObjectStore, index: MediaIn
 
 
 def attach_dvr(c: Container, *, streams: DvrStreamStore, index: DvrIndex,
-               episodes: EpisodeStore, storage: DvrStorage) -> Container:
-    """Add the cloud DVR's stores and service to a built container."""
+               episodes: EpisodeStore, storage: DvrStorage, thumb_reads: int | None = None,
+               root_of: Any = None) -> Container:
+    """Add the cloud DVR's stores and service to a built container (``thumb_reads`` and
+    ``root_of``: see ``ThumbnailWriter``)."""
     c.dvr_streams, c.dvr_index, c.episodes, c.dvr_storage = streams, index, episodes, storage
+
+    def jpeg(init: bytes, fragment: bytes) -> bytes:
+        from fleetcam.media.dvrthumb import keyframe_jpeg
+
+        return keyframe_jpeg(init, fragment)
+
+    c.dvr_thumbs = ThumbnailWriter(index, storage, c.clock, jpeg, max_reads=thumb_reads,
+                                   root_of=root_of)
+    c.ingest.dvr_objects = c.dvr_thumbs.handle
     c.dvr = DvrService(streams, index, episodes, storage, c.device_repo, c.clock)
     c.rules.dvr = c.dvr
     c.dvr_clips = DvrClips(c.dvr)

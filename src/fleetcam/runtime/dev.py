@@ -39,6 +39,8 @@ class LocalServer:
         queue = self.container.extras["queue"]
         self.worker = IngestWorker(queue, self.container.ingest)
         self.container.store.on_created = self.worker.notify  # type: ignore[attr-defined]
+        # DVR segments indexed: their thumbnails are made by the same worker
+        self.container.dvr_index.on_indexed = self.worker.notify  # type: ignore[union-attr]
         self.gateway = Gateway(self.container) if gateway else None
         self.app = create_app(self.container)
         if self.broker is not None:  # MQTT over WebSocket on the API's origin

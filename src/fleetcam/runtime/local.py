@@ -102,5 +102,5 @@ def build_local(settings: Settings, *, clock: Clock | None = None,
                 admin_hash=digest,
                 db=db, queue=queue, admin_token=token, token_generated=generated)
     return attach_dvr(container, streams=SqliteDvrStreamStore(db),
-                      index=SqliteDvrIndex(db, clock), episodes=SqliteEpisodeStore(db),
+                      index=SqliteDvrIndex(db, clock, queue), episodes=SqliteEpisodeStore(db),
                       storage=LocalDvrStorage(data_dir, settings.dvr_roots))

@@ -76,9 +76,11 @@ class DvrService:
         if not isinstance(title, str) or len(title) > 256:
             raise Invalid("title must be a string of at most 256 characters", field="title")
         now = self.clock.now()
+        # a stream deleted (or purged) and configured again never gets its old read token
+        salt = old_live.read_salt if old_live and old_live.read_salt else secrets.token_hex(16)
         stream = DvrStream(name=name, device_id=device_id, channel=channel, dvr=config,
                            created_at=old.created_at if old else now, updated_at=now,
-                           title=title)
+                           title=title, read_salt=salt)
         self.streams.put(stream)
         self._notify(stream)
         return stream
@@ -132,6 +134,14 @@ class DvrService:
         s = self.streams.get(dvr.check_stream_name(name))
         if s is None:
             raise NotFound(f"no stream {name!r}")
+        return s
+
+    def revoke_read_token(self, name: str) -> DvrStream:
+        """Invalidate the stream's read token; the stream gets a new one (other streams' and
+        scoped tokens are untouched)."""
+        s = self.get_stream(name)
+        s = s.with_changes(read_salt=secrets.token_hex(16), updated_at=self.clock.now())
+        self.streams.put(s)
         return s
 
     def list_streams(self) -> list[DvrStream]:

@@ -415,28 +415,10 @@ def _span(s: dvr.SegmentEntry | dvr.Range, reason: str | None = None,
 
 
 # -- thumbnails ---------------------------------------------------------------------------------
-THUMB_EVERY_MS = 60_000
-"""Stored thumbnails: the first keyframe at or after each minute of recording."""
+THUMB_EVERY_MS = dvr.THUMB_EVERY_MS
 THUMB_SEARCH_MS = 10 * 60_000
 """How far from the asked time a thumbnail (stored or made) may be."""
-
-
-def thumb_key(stream: str, utc_ms: int) -> str:
-    """``{stream}/thumbs/{YYYY}/{MM}/{DD}/{HH}/{utc_ms}.jpg``, beside the segments."""
-    t = time.gmtime(utc_ms // 1000)
-    return f"{stream}/thumbs/{t.tm_year:04d}/{t.tm_mon:02d}/{t.tm_mday:02d}/{t.tm_hour:02d}/" \
-           f"{utc_ms:013d}.jpg"
-
-
-def thumb_times(seg: dvr.SegmentEntry) -> list[dvr.FragmentEntry]:
-    """The fragments of ``seg`` whose keyframes are stored as thumbnails."""
-    out, boundary = [], None
-    for f in seg.fragments:
-        b = f.start_ms - f.start_ms % THUMB_EVERY_MS
-        if b != boundary and f.keyframe:
-            out.append(f)
-            boundary = b
-    return out
+thumb_times = dvr.thumb_times
 
 
 class Thumbnails:
@@ -480,31 +462,22 @@ class Thumbnails:
         seg, f = self.nearest(name, utc_ms)
         return f.start_ms, self.mp4(*self._bytes(seg, f))
 
-    def store_for(self, seg: dvr.SegmentEntry) -> int:
-        """Make and store the thumbnails of a segment just indexed; returns how many. A
-        fragment that does not decode is skipped (logged): the segment stays playable."""
-        made = 0
-        for f in thumb_times(seg):
-            try:
-                jpeg = self.jpeg(*self._bytes(seg, f))
-                self.p.storage.put(seg.root, thumb_key(seg.stream, f.start_ms), jpeg,
-                                   content_type="image/jpeg")
-                made += 1
-            except Exception:  # noqa: BLE001 - a thumbnail never fails the recording
-                _warn(f"thumb:{seg.stream}", "dvr %s: no thumbnail at %d", seg.stream,
-                      f.start_ms, exc_info=True)
-        return made
-
-    def stored_near(self, name: str, utc_ms: int) -> tuple[int, dvr.SegmentEntry] | None:
-        """The stored thumbnail nearest ``utc_ms``: (its UTC ms, its segment), or None."""
-        cands = []
+    def stored_near(self, name: str, utc_ms: int
+                    ) -> tuple[int, dvr.SegmentEntry, dvr.Thumb] | None:
+        """The stored thumbnail nearest ``utc_ms`` (from the index rows alone: no request
+        to the object store): (its UTC ms, its segment, where it is), or None."""
+        best: tuple[int, dvr.SegmentEntry, dvr.Thumb] | None = None
         for seg in self.p.segments(name, utc_ms - THUMB_SEARCH_MS, utc_ms + THUMB_SEARCH_MS):
-            if seg.key:
-                cands += [(abs(f.start_ms - utc_ms), f.start_ms, seg) for f in thumb_times(seg)]
-        for _, at, seg in sorted(cands, key=lambda c: c[0])[:3]:
-            if self.p.storage.exists(seg.root, thumb_key(name, at)):
-                return at, seg
-        return None
+            if not seg.key or seg.thumbs is None:
+                continue
+            for t in seg.thumbs.items:
+                d = abs(t.utc_ms - utc_ms)
+                if best is None or d < best[0]:
+                    best = (d, seg, t)
+        return None if best is None else (best[2].utc_ms, best[1], best[2])
 
-    def stored_bytes(self, seg: dvr.SegmentEntry, at: int) -> bytes:
-        return b"".join(self.p.storage.read(seg.root, thumb_key(seg.stream, at)))
+    def stored_bytes(self, seg: dvr.SegmentEntry, thumb: dvr.Thumb) -> bytes:
+        """One stored JPEG: one ranged read of the segment's thumbnails object."""
+        assert seg.thumbs is not None
+        return b"".join(self.p.storage.read(seg.root, seg.thumbs.key, thumb.offset,
+                                            thumb.offset + thumb.size - 1))

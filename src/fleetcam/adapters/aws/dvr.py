@@ -21,10 +21,11 @@ from pynamodb.transactions import TransactWrite
 
 from fleetcam.adapters.aws.models import (DvrEpisodesModel, DvrGcModel, DvrSegmentsModel,
                                           DvrStreamsModel)
-from fleetcam.adapters.local.dvr import (episode_from_json, stream_from_json,
+from fleetcam.adapters.local.dvr import (episode_from_json, gc_items, stream_from_json,
                                          stream_to_json)
 from fleetcam.domain.dvr import (MAX_SEGMENT_MS, DvrStream, Episode, EpisodeQuery,
-                                 SegmentEntry, pack_fragments, unpack_fragments)
+                                 SegmentEntry, Thumbs, pack_fragments,
+                                 unpack_fragments)
 from fleetcam.errors import Invalid, NotFound
 
 USAGE = "#usage"
@@ -75,13 +76,14 @@ def _segment(m: DvrSegmentsModel) -> SegmentEntry:
                         width=d["width"], height=d["height"],
                         fragments=unpack_fragments(bytes(m.fragments or b"")),
                         source=d["source"], created_at=d["created_at"],
-                        tracks=tuple(d["tracks"]))
+                        tracks=tuple(d["tracks"]), thumbs=Thumbs.unpack(m.thumbs))
 
 
 def _segment_model(s: SegmentEntry) -> DvrSegmentsModel:
     return DvrSegmentsModel(
         stream=s.stream, segment_id=s.segment_id, start_ms=s.start_ms, end_ms=s.end_ms,
         size=s.size, root=s.root, key=s.key, fragments=pack_fragments(s.fragments),
+        thumbs=s.thumbs.pack() if s.thumbs is not None else None,
         data={"init_key": s.init_key, "codec": s.codec, "width": s.width, "height": s.height,
               "source": s.source, "created_at": s.created_at, "tracks": list(s.tracks)})
 
@@ -165,7 +167,8 @@ class DynamoDvrIndex:
                 with TransactWrite(connection=_tx_connection()) as tx:
                     tx.delete(DvrSegmentsModel(stream=stream, segment_id=sid),
                               condition=DvrSegmentsModel.segment_id.exists())
-                    tx.save(DvrGcModel(item=_gc_item(seg.root, seg.key), queued=seg.created_at))
+                    for root, key in gc_items(seg):
+                        tx.save(DvrGcModel(item=_gc_item(root, key), queued=seg.created_at))
                     tx.update(DvrSegmentsModel(stream=stream, segment_id=USAGE),
                               actions=[DvrSegmentsModel.bytes.add(-seg.size),
                                        DvrSegmentsModel.segments.add(-1)])
@@ -210,6 +213,28 @@ class DynamoDvrIndex:
             for root, key in items:
                 batch.delete(DvrGcModel(item=_gc_item(root, key)))
 
+
+    def set_thumbs(self, stream: str, segment_id: str, root: str,
+                   thumbs: Thumbs) -> Thumbs | None:
+        row = DvrSegmentsModel(stream=stream, segment_id=segment_id)
+        try:
+            with TransactWrite(connection=_tx_connection()) as tx:
+                tx.update(row, actions=[DvrSegmentsModel.thumbs.set(thumbs.pack())],
+                          condition=DvrSegmentsModel.segment_id.exists()
+                          & DvrSegmentsModel.thumbs.does_not_exist())
+                if thumbs.key:
+                    tx.delete(DvrGcModel(item=INTENT + _gc_item(root, thumbs.key)))
+        except TransactWriteError as e:
+            codes = [getattr(r, "code", None) if r else None
+                     for r in (e.cancellation_reasons or [])]
+            if "ConditionalCheckFailed" not in codes:
+                raise
+            try:
+                m = DvrSegmentsModel.get(stream, segment_id, consistent_read=True)
+            except DoesNotExist:
+                return None
+            return Thumbs.unpack(m.thumbs)
+        return thumbs
 
     def watch(self, stream: str, until: float) -> None:
         DvrSegmentsModel(stream=stream, segment_id=WATCH, watched_until=until).save()

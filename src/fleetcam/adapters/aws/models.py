@@ -449,6 +449,9 @@ class DvrSegmentsModel(_Base):
     segments = NumberAttribute(null=True)
     watched_until = NumberAttribute(null=True)
     """On the ``#watch`` item: until when readers want the newest minutes stored."""
+    thumbs = UnicodeAttribute(null=True)
+    """The segment's stored thumbnails (``Thumbs.pack()``), set once by the DVR thumbnail
+    function (services/dvrthumbs.py)."""
 
 
 class DvrEpisodesByMedia(GlobalSecondaryIndex["DvrEpisodesModel"]):

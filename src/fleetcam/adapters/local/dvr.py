@@ -11,7 +11,8 @@ from typing import Any
 
 from fleetcam.adapters.local.db import Database, placeholders
 from fleetcam.domain.dvr import (MAX_SEGMENT_MS, DvrConfig, DvrStream, Episode, EpisodeQuery,
-                                 SegmentEntry, pack_fragments, unpack_fragments)
+                                 SegmentEntry, Thumbs, pack_fragments,
+                                 unpack_fragments)
 from fleetcam.errors import Invalid, NotFound
 
 DVR_SCHEMA = """
@@ -74,6 +75,11 @@ CREATE INDEX IF NOT EXISTS dvr_episodes_by_media ON dvr_episodes (media, opened_
 """
 
 
+LOCAL_DVR_BUCKET = "dvr"
+"""The bucket name of the local object-created events of DVR segments (their key is the
+segment's key relative to its root; the index row says which root)."""
+
+
 def _pad(ms: int) -> str:
     return f"{max(0, ms):013d}"
 
@@ -82,7 +88,8 @@ def _pad(ms: int) -> str:
 def stream_to_json(s: DvrStream) -> dict[str, Any]:
     return {"name": s.name, "device_id": s.device_id, "channel": s.channel,
             "dvr": s.dvr.as_json() if s.dvr else None, "created_at": s.created_at,
-            "updated_at": s.updated_at, "deleted_at": s.deleted_at, "title": s.title}
+            "updated_at": s.updated_at, "deleted_at": s.deleted_at, "title": s.title,
+            "read_salt": s.read_salt}
 
 
 def stream_from_json(d: dict[str, Any]) -> DvrStream:
@@ -90,7 +97,8 @@ def stream_from_json(d: dict[str, Any]) -> DvrStream:
     return DvrStream(name=d["name"], device_id=int(d["device_id"]), channel=int(d["channel"]),
                      dvr=DvrConfig(**dvr) if dvr else None, created_at=float(d["created_at"]),
                      updated_at=float(d["updated_at"]), deleted_at=d.get("deleted_at"),
-                     title=d.get("title", ""))
+                     title=d.get("title", ""),
+                     read_salt=str(d.get("read_salt", "")))
 
 
 class SqliteDvrStreamStore:
@@ -136,6 +144,8 @@ _SEG_COLS = "stream, segment_id, start_ms, end_ms, size, root, key, data, fragme
 def _segment_row(s: SegmentEntry) -> tuple[Any, ...]:
     data = {"init_key": s.init_key, "codec": s.codec, "width": s.width, "height": s.height,
             "source": s.source, "created_at": s.created_at, "tracks": list(s.tracks)}
+    if s.thumbs is not None:
+        data["thumbs"] = s.thumbs.pack()
     return (s.stream, s.segment_id, s.start_ms, s.end_ms, s.size, s.root, s.key,
             json.dumps(data), pack_fragments(s.fragments))
 
@@ -147,22 +157,65 @@ def _segment(row: Any) -> SegmentEntry:
                         end_ms=row["end_ms"], size=row["size"], codec=d["codec"],
                         width=d["width"], height=d["height"],
                         fragments=unpack_fragments(row["fragments"]), source=d["source"],
-                        created_at=d["created_at"], tracks=tuple(d["tracks"]))
+                        created_at=d["created_at"], tracks=tuple(d["tracks"]),
+                        thumbs=Thumbs.unpack(d.get("thumbs")))
+
+
+def gc_items(s: SegmentEntry) -> list[tuple[str, str]]:
+    """The objects a segment row owns: its segment and its thumbnails object."""
+    out = [(s.root, s.key)]
+    if s.thumbs is not None and s.thumbs.key:
+        out.append((s.root, s.thumbs.key))
+    return out
 
 
 class SqliteDvrIndex:
-    def __init__(self, db: Database, clock: Any = None) -> None:
+    def __init__(self, db: Database, clock: Any = None, queue: Any = None) -> None:
+        """``queue``: the local object-created queue (adapters/local/queue.py); a new row
+        stages its segment's event in the same transaction, the local stand-in for S3's
+        notification (the ingest worker then makes its thumbnails, services/dvrthumbs.py)."""
         self.db = db
         self.clock = clock
+        self.queue = queue
+        self.on_indexed: Any = None
+        """Called (no arguments, any thread) after a row was added: wakes the worker."""
         db.conn().executescript(DVR_SCHEMA)
 
     def add(self, segment: SegmentEntry) -> bool:
+        from fleetcam.ports import ObjectCreated
+
+        event_id = None
         with self.db.tx() as c:
             cur = c.execute(f"INSERT OR IGNORE INTO dvr_segments ({_SEG_COLS})"
                             " VALUES (?,?,?,?,?,?,?,?,?)", _segment_row(segment))
             c.execute("DELETE FROM dvr_intents WHERE root=? AND key=?",
                       (segment.root, segment.key))
-            return cur.rowcount == 1
+            added = cur.rowcount == 1
+            if added and self.queue is not None and segment.key:
+                event_id = self.queue.stage(c, ObjectCreated(LOCAL_DVR_BUCKET, segment.key,
+                                                             segment.size))
+        if event_id is not None:
+            self.queue.release(event_id)
+            if self.on_indexed is not None:
+                self.on_indexed()
+        return added
+
+    def set_thumbs(self, stream: str, segment_id: str, root: str,
+                   thumbs: Thumbs) -> Thumbs | None:
+        with self.db.tx() as c:
+            row = c.execute("SELECT data FROM dvr_segments WHERE stream=? AND "
+                            "segment_id=?", (stream, segment_id)).fetchone()
+            if row is None:
+                return None
+            d = json.loads(row[0])
+            if d.get("thumbs"):
+                return Thumbs.unpack(d["thumbs"])
+            d["thumbs"] = thumbs.pack()
+            c.execute("UPDATE dvr_segments SET data=? WHERE stream=? AND segment_id=?",
+                      (json.dumps(d), stream, segment_id))
+            if thumbs.key:
+                c.execute("DELETE FROM dvr_intents WHERE root=? AND key=?", (root, thumbs.key))
+        return thumbs
 
     def _where(self, stream: str, start_ms: int | None, end_ms: int | None,
                after: str | None) -> tuple[str, list[Any]]:
@@ -218,7 +271,7 @@ class SqliteDvrIndex:
                 c.execute(f"DELETE FROM dvr_segments WHERE stream=? AND segment_id IN "
                           f"({placeholders(chunk)})", [stream, *chunk])
                 c.executemany("INSERT OR IGNORE INTO dvr_gc (root, key, queued) VALUES (?,?,?)",
-                              [(s.root, s.key, now) for s in found])
+                              [(r, k, now) for s in found for r, k in gc_items(s)])
                 gone += found
         return gone
 

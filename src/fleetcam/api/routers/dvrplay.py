@@ -27,6 +27,7 @@ from fastapi.responses import JSONResponse, Response, StreamingResponse
 from starlette.concurrency import run_in_threadpool
 
 from fleetcam.api.deps import ContainerDep
+from fleetcam.api.routers.dvr_config import service
 from fleetcam.domain import dvr, dvrplay
 from fleetcam.domain.access import Principal
 from fleetcam.errors import Forbidden, Invalid, NotFound, Unauthorized
@@ -60,13 +61,16 @@ def _presented(request: Request, *, query: bool) -> str | None:
     return None
 
 
-def read_token(c: Container, name: str) -> str:
-    """The stream's read token, derived from the admin token's hash: rotating the admin
-    token revokes every one of them."""
+def read_token(c: Container, stream: dvr.DvrStream) -> str:
+    """The stream's read token, derived from the admin token's hash and the stream's random
+    ``read_salt``: ``DELETE .../dvr/token`` revokes one stream's token, rotating the admin
+    token revokes every one of them, and a stream deleted and configured again never gets its
+    old token back."""
     key = str(getattr(c.access, "admin_hash", None) or "").encode()
     if not key:
         raise NotFound("no admin token is configured, so there are no stream read tokens")
-    return hmac.new(key, f"fleetcam-dvr-read:{name}".encode(), hashlib.sha256).hexdigest()[:40]
+    msg = f"fleetcam-dvr-read:{stream.name}:{stream.read_salt}"
+    return hmac.new(key, msg.encode(), hashlib.sha256).hexdigest()[:40]
 
 
 def _principal(c: Container, token: str) -> Principal | None:
@@ -94,7 +98,7 @@ def require_reader(request: Request, c: Container, stream: dvr.DvrStream) -> str
     if token is None:
         raise Unauthorized("token required: Authorization header or ?token=")
     key = getattr(c.access, "admin_hash", None)
-    if key and hmac.compare_digest(token, read_token(c, stream.name)):
+    if key and hmac.compare_digest(token, read_token(c, stream)):
         return token
     p = _principal(c, token)
     if p is None:
@@ -304,9 +308,9 @@ def _stored_thumbnail(c: Container, request: Request, name: str, start: int) -> 
     near = th.stored_near(name, start * 1000)
     if near is None:
         raise NotFound(f"no stored thumbnail of {name} near {start}")
-    at, seg = near
+    at, seg, thumb = near
     if at // 1000 == start:
-        return Response(th.stored_bytes(seg, at), media_type="image/jpeg", headers={
+        return Response(th.stored_bytes(seg, thumb), media_type="image/jpeg", headers={
             "X-Thumbnail-Utc": f"{at / 1000:.3f}", "Cache-Control": "private, max-age=86400"})
     query = f"?{request.url.query}" if request.url.query else ""
     return Response(status_code=302, headers={"Location": f"{at // 1000}.jpg{query}",
@@ -377,7 +381,17 @@ def admin_read_token(c: ContainerDep, request: Request, name: str) -> dict[str, 
     svc = playback(c)
     stream = svc.stream(name)
     require_admin(request, c, stream)
-    return {"name": name, "token": read_token(c, name)}
+    return {"name": name, "token": read_token(c, stream)}
+
+
+@admin_router.delete("/{name}/dvr/token")
+def admin_revoke_read_token(c: ContainerDep, request: Request, name: str) -> dict[str, Any]:
+    """Revoke the stream's read token at once (links carrying it get 401) and return the
+    new one."""
+    svc = playback(c)
+    stream = svc.stream(name)
+    require_admin(request, c, stream)
+    return {"name": name, "token": read_token(c, service(c).revoke_read_token(name))}
 
 
 @admin_router.delete("/{name}/dvr/ranges")

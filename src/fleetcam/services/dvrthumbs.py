@@ -1,0 +1,179 @@
+"""The DVR's object-created handler: a segment object was stored, so its thumbnails are made
+(the first keyframe of each minute) and stored as ONE object of concatenated JPEGs beside it,
+recorded in the segment's index row (docs/dvr.md, "Thumbnails").
+
+Runs in the DVR thumbnail Lambda on AWS (S3 event through SQS) and in the ingest worker
+locally (the event is staged with the index row): never on the gateway's recording path.
+S3 delivers events at least once and a run can die anywhere, so: the object's key carries a
+digest of its bytes, an intent is recorded before it is stored, and the row names it in a
+conditional write that also clears the intent. A duplicate finds the row done; a loser (or a
+run whose segment was deleted meanwhile) deletes its own object; a crash leaves an intent,
+whose object the sweeper deletes after an hour.
+"""
+from __future__ import annotations
+
+import hashlib
+import logging
+import time
+from collections.abc import Callable, Iterable, Iterator
+
+from fleetcam.domain import dvr
+from fleetcam.errors import CorruptMedia
+from fleetcam.ports import Clock, DvrIndex, DvrStorage, ObjectCreated
+
+log = logging.getLogger(__name__)
+ROW_WAIT = 5.0
+"""Seconds an event waits for its segment's row (the writer stores the object first, then
+indexes it, milliseconds later); after that the event is retried by its queue."""
+INIT_CACHE = 64
+THUMBS_CONTENT_TYPE = "video/x-motion-jpeg"
+"""Concatenated JPEGs (what ffmpeg's ``mjpeg`` demuxer reads)."""
+
+
+class SegmentNotIndexed(Exception):
+    """The segment object exists but has no row yet: retry later (transient, not poison)."""
+
+
+class ThumbnailWriter:
+    """Makes and stores a segment's thumbnails.
+
+    Args:
+        index, storage, clock: the DVR's ports.
+        jpeg: ``(init, fragment bytes) -> JPEG`` of the fragment's first picture (PyAV).
+        max_reads: ranged reads of the segment object per event at most (None: one per
+            thumbnail). S3 bills each GET: on AWS one read spans the keyframes (docs/dvr.md).
+        root_of: ``(bucket, prefix) -> root`` of an event's object, to tell "not indexed yet"
+            from "deleted" when its row is missing; None where events are staged with their
+            row (locally), so a missing row means the segment is gone.
+        sleep: waits between row lookups (tests pass a no-op).
+    """
+
+    def __init__(self, index: DvrIndex, storage: DvrStorage, clock: Clock,
+                 jpeg: Callable[[bytes, bytes], bytes], *, max_reads: int | None = None,
+                 root_of: Callable[[str, str], str] | None = None,
+                 sleep: Callable[[float], None] = time.sleep) -> None:
+        self.index, self.storage, self.clock, self.jpeg = index, storage, clock, jpeg
+        self.max_reads, self.root_of, self.sleep = max_reads, root_of, sleep
+        self._inits: dict[tuple[str, str], bytes] = {}
+
+    def handle(self, event: ObjectCreated) -> int | None:
+        """Thumbnails of the segment ``event`` names: how many were stored now (0: done
+        already, or none decodable), None when the event is not a live segment's.
+
+        Raises:
+            SegmentNotIndexed: the object is there but not indexed yet (retry).
+            Exception: storage failures (retry); nothing half-recorded is left.
+        """
+        parsed = dvr.parse_segment_key(event.key)
+        if parsed is None:
+            return None
+        prefix, stream, segment_id = parsed
+        seg = self._row(event, prefix, stream, segment_id)
+        if seg is None:
+            return None
+        if seg.thumbs is not None:
+            return 0  # a repeated event: done already
+        return self._make(seg)
+
+    def _find(self, stream: str, segment_id: str) -> dvr.SegmentEntry | None:
+        start = int(segment_id.split("-", 1)[0])
+        for s in self.index.segments(stream, start, start + 1, limit=50):
+            if s.segment_id == segment_id:
+                return s
+        return None
+
+    def _row(self, event: ObjectCreated, prefix: str, stream: str,
+             segment_id: str) -> dvr.SegmentEntry | None:
+        deadline = time.monotonic() + ROW_WAIT
+        while True:
+            seg = self._find(stream, segment_id)
+            if seg is not None:
+                if not (event.key == seg.key or event.key.endswith("/" + seg.key)):
+                    log.warning("dvr thumbnails: %s is not the object of %s/%s (%s); skipped",
+                                event.key, stream, segment_id, seg.key)
+                    return None
+                return seg
+            if self.root_of is None:
+                return None  # staged with its row: the row is gone, so is the segment
+            rel = event.key[len(prefix) + 1:] if prefix else event.key
+            if not self.storage.exists(self.root_of(event.bucket, prefix), rel):
+                return None  # deleted (retention, or never indexed and swept)
+            if time.monotonic() >= deadline:
+                raise SegmentNotIndexed(f"{event.key} is stored but not indexed yet")
+            self.sleep(0.5)
+
+    def _init(self, seg: dvr.SegmentEntry) -> bytes:
+        k = (seg.root, seg.init_key)
+        data = self._inits.get(k)
+        if data is None:  # content-addressed: never changes, so kept across events
+            data = b"".join(self.storage.read(seg.root, seg.init_key))
+            if len(self._inits) >= INIT_CACHE:
+                self._inits.pop(next(iter(self._inits)))
+            self._inits[k] = data
+        return data
+
+    def _make(self, seg: dvr.SegmentEntry) -> int:
+        frags = dvr.thumb_times(seg)
+        jpegs: list[tuple[int, bytes]] = []
+        if frags:
+            init = self._init(seg)
+            for f, data in self._fragments(seg, frags):
+                try:
+                    jpegs.append((f.start_ms, self.jpeg(init, data)))
+                except CorruptMedia as e:  # that minute has no thumbnail; the rest do
+                    log.warning("dvr %s: no thumbnail at %d: %s", seg.stream, f.start_ms,
+                                e.reason)
+        if not jpegs:
+            self.index.set_thumbs(seg.stream, seg.segment_id, seg.root, dvr.Thumbs(""))
+            return 0
+        blob = b"".join(j for _, j in jpegs)
+        items, offset = [], 0
+        for at, j in jpegs:
+            items.append(dvr.Thumb(at, offset, len(j)))
+            offset += len(j)
+        key = dvr.thumbs_key(seg.key, hashlib.sha1(blob).hexdigest()[:12])
+        self.index.intend(seg.root, key, self.clock.now())
+        self.storage.put(seg.root, key, blob, content_type=THUMBS_CONTENT_TYPE)
+        got = self.index.set_thumbs(seg.stream, seg.segment_id, seg.root,
+                                    dvr.Thumbs(key, tuple(items)))
+        if got is None or got.key != key:  # segment deleted meanwhile, or another run won
+            self.storage.delete(seg.root, key)
+            self.index.drop_intents([(seg.root, key)])
+            return 0
+        return len(items)
+
+    def _fragments(self, seg: dvr.SegmentEntry, frags: list[dvr.FragmentEntry]
+                   ) -> Iterator[tuple[dvr.FragmentEntry, bytes]]:
+        """Each fragment's bytes, in at most ``max_reads`` ranged reads of the object."""
+        spans = [(f.offset, f.offset + f.size) for f in frags]
+        for start, end in dvr.plan_reads(spans, self.max_reads):
+            inside = [f for f in frags if start <= f.offset < end]
+            chunks = self.storage.read(seg.root, seg.key, start, end - 1)
+            yield from zip(inside, _slices(chunks, start,
+                                           [(f.offset, f.offset + f.size) for f in inside]))
+
+
+def _slices(chunks: Iterable[bytes], base: int,
+            wanted: list[tuple[int, int]]) -> Iterator[bytes]:
+    """The ``wanted`` byte ranges (sorted, absolute) of a stream that starts at ``base``,
+    keeping only those bytes in memory (the gaps between them are read and dropped)."""
+    pos, i, buf = base, 0, bytearray()
+    for chunk in chunks:
+        end = pos + len(chunk)
+        while i < len(wanted):
+            a, b = wanted[i]
+            lo, hi = max(a, pos), min(b, end)
+            if hi > lo:
+                buf += chunk[lo - pos:hi - pos]
+            if b <= end:
+                yield bytes(buf)
+                buf.clear()
+                i += 1
+                continue
+            break
+        pos = end
+        if i >= len(wanted):
+            return
+    if i < len(wanted):
+        raise CorruptMedia(f"segment object ends at {pos}, before byte {wanted[i][1]}")
+
