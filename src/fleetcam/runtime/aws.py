@@ -28,8 +28,6 @@ from fleetcam.services.dvr import WatchedTail
 SWEEP_WORKERS = 8
 """Threads of a sweep's removals (each removal: a transaction, a DeleteObject, a log put
 and a publish, so a few round trips of some 10-30 ms on AWS)."""
-
-
 THUMB_READS = 1
 """GETs of a segment object to make its thumbnails (docs/dvr.md): one ranged read from the
 first keyframe it shows to the last (S3 bills requests, not bytes read in the region)."""
