@@ -79,6 +79,8 @@ ENV_DVR_EPISODES_TABLE = "FLEETCAM_DVR_EPISODES_TABLE"
 ENV_DVR_GC_TABLE = "FLEETCAM_DVR_GC_TABLE"
 ENV_INGEST_QUEUE_URL = "FLEETCAM_INGEST_QUEUE_URL"
 ENV_INGEST_DLQ_URL = "FLEETCAM_INGEST_DLQ_URL"
+ENV_DVR_EXPORT_QUEUE_URL = "FLEETCAM_DVR_EXPORT_QUEUE_URL"
+"""AWS: background DVR exports are queued here for the export function (empty: a thread)."""
 ENV_IOT_ENDPOINT = "FLEETCAM_IOT_ENDPOINT"
 ENV_AWS_ENDPOINT_URL = "FLEETCAM_AWS_ENDPOINT_URL"
 ENV_AWS_REGION = "AWS_REGION"
@@ -146,6 +148,7 @@ DEFAULTS: dict[str, str] = {
     ENV_MEDIA_BUCKET: "",
     ENV_INGEST_QUEUE_URL: "",
     ENV_INGEST_DLQ_URL: "",
+    ENV_DVR_EXPORT_QUEUE_URL: "",
     ENV_IOT_ENDPOINT: "",
     ENV_AWS_ENDPOINT_URL: "",
     ENV_AWS_REGION: "us-east-1",
@@ -290,6 +293,7 @@ class Settings:
     """AWS table names keyed by PynamoDB model name (see AWS_TABLE_ENVS)."""
     ingest_queue_url: str = ""
     ingest_dlq_url: str = ""
+    dvr_export_queue_url: str = ""
     iot_endpoint: str = ""
     aws_endpoint_url: str = ""
     """Only for tests and local emulators (moto's server): one endpoint for every service."""
@@ -364,6 +368,7 @@ class Settings:
             tables={model: env[name] for model, name in AWS_TABLE_ENVS.items() if env.get(name)},
             ingest_queue_url=get(ENV_INGEST_QUEUE_URL),
             ingest_dlq_url=get(ENV_INGEST_DLQ_URL),
+            dvr_export_queue_url=get(ENV_DVR_EXPORT_QUEUE_URL),
             iot_endpoint=get(ENV_IOT_ENDPOINT),
             aws_endpoint_url=get(ENV_AWS_ENDPOINT_URL),
             aws_region=env.get(ENV_AWS_REGION) or env.get("AWS_DEFAULT_REGION") or "us-east-1",

@@ -8,6 +8,7 @@ from typing import Any, BinaryIO, Protocol
 from fleetcam.domain import expr
 from fleetcam.domain.access import TokenRecord
 from fleetcam.domain.shares import ShareLink
+from fleetcam.domain.dvrjobs import ExportJob
 from fleetcam.domain.dvr import DvrStream, Episode, EpisodeQuery, SegmentEntry, Thumbs
 from fleetcam.domain.admission import MediaRequest
 from fleetcam.domain.gateway import Command, Connection
@@ -474,6 +475,30 @@ class DvrStorage(Protocol):
 
     def delete(self, root: str, key: str) -> None:
         """Idempotent."""
+        ...
+
+
+class ExportJobStore(Protocol):
+    """DVR export jobs (domain/dvrjobs.py), by stream and id."""
+
+    def create(self, job: ExportJob) -> None: ...
+
+    def get(self, media: str, job_id: str) -> ExportJob | None: ...
+
+    def list(self, media: str, limit: int = 50) -> list[ExportJob]:
+        """Newest first."""
+        ...
+
+    def claim(self, media: str, job_id: str, now: float) -> ExportJob | None:
+        """Mark a claimable job running (atomically: one worker wins); None otherwise."""
+        ...
+
+    def save(self, job: ExportJob) -> None:
+        """Progress and the end, written by the job's worker."""
+        ...
+
+    def purge(self, media: str, before: float) -> int:
+        """Forget finished jobs last updated before ``before``."""
         ...
 
 

@@ -51,10 +51,10 @@ def test_log_entries(client: TestClient, device: dict[str, Any],
         assert e["device_id"] == e["origin_id"] == device["id"]
         assert e["event_origin"] == f"gw/devices/{device['id']}"
         assert e["uuid"] == f["uuid"] and e["name"] == f["name"] and e["size"] == f["size"]
-        # the log keeps the file's JSON without the preview image (MQTT carries it)
-        assert f["preview"]["jpeg"] and e["preview"] == {"meta": f["preview"]["meta"]}
-        assert {k: v for k, v in e.items() if k in f and k != "preview"} == {
-            k: v for k, v in f.items() if k != "preview"}
+        # the log keeps the file's JSON; its preview is a link, never the image
+        assert e["preview"] == f["preview"] == {"url": f["url"] + "?preview=jpeg",
+                                                "meta": f["preview"]["meta"]}
+        assert {k: v for k, v in e.items() if k in f} == f
     assert got[0]["protected"] is False
     assert got[1]["protected"] is True and got[1]["event"] == "alarm"
     assert len({e["id"] for e in got}) == 3
@@ -66,8 +66,8 @@ def test_bus_got_the_same_events(device: dict[str, Any], bus: RecordingBus,
     logged = [m for m in bus.messages if m[0].startswith("fleetcam/log/")]
     assert [t for t, _, _ in logged] == [prefix + e for e in history]
     for (topic, payload, retain), f in zip(logged, history.values()):
-        assert payload == f, topic  # the file's JSON, preview included
-        assert payload["preview"]["jpeg"], topic
+        assert payload == f, topic  # the file's JSON, preview link included
+        assert "jpeg" not in payload["preview"], topic
         assert retain is False
 
 

@@ -1,7 +1,6 @@
 """/gw/devices/{sel}/media: upload, search (filter, fields, cursor), edit, delete, rejections."""
 from __future__ import annotations
 
-import base64
 import io
 import json
 from typing import Any
@@ -53,7 +52,7 @@ def test_upload_shape(client: TestClient, device: dict[str, Any], clock: ManualC
     assert f["meta"] == {"type": "image", "width": 640, "height": 480, "channel": 2}
     assert f["event"] == "harsh_braking" and f["speed"] == 63
     assert f["preview"]["meta"] == {"type": "image", "width": 640, "height": 480}
-    thumb = base64.b64decode(f["preview"]["jpeg"])
+    thumb = client.get(f["preview"]["url"]).content
     assert thumb[:2] == b"\xff\xd8"
     frame = decode_jpeg(thumb)
     assert (frame.width, frame.height) == (320, 240)

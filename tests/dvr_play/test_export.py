@@ -69,3 +69,78 @@ def test_export_to_s3(client: TestClient, recorded: Archive, moto: object) -> No
     body = s3.get_object(Bucket="evidence", Key="case 1/a.mp4")["Body"].read()
     assert len(body) == r.json()["result"]["bytes"] and body[4:8] == b"ftyp"
     assert client.post(URL, params={"from": S0, "duration": 20, "path": path}).status_code == 409
+
+
+# -- background exports: a job whose progress is read while it runs ------------------------------
+def _wait_job(client: TestClient, location: str, timeout: float = 20.0) -> dict:
+    import time
+
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        job = client.get(location).json()["job"]
+        if job["status"] in ("done", "failed"):
+            return job  # type: ignore[no-any-return]
+        time.sleep(0.05)
+    raise AssertionError(f"export job still {job['status']}")
+
+
+def test_export_job_progress_is_readable_while_it_runs(
+        client: TestClient, recorded: Archive, monkeypatch: pytest.MonkeyPatch) -> None:
+    from fleetcam.runtime.dvrplay import export_jobs
+    from fleetcam.services import dvrexport
+
+    monkeypatch.setattr(dvrexport, "PROGRESS_EVERY", 0.0)
+    monkeypatch.setattr(dvrexport, "BEAT_EVERY", 0.0)
+    jobs = export_jobs(recorded.c)
+    seen: list[dict] = []
+    save = jobs.store.save
+
+    def save_and_read(job: object) -> None:  # what a GET returns at each beat, mid-run
+        save(job)  # type: ignore[arg-type]
+        seen.append(client.get(f"{URL}/{job.job_id}").json()["job"])  # type: ignore[attr-defined]
+
+    monkeypatch.setattr(jobs.store, "save", save_and_read)
+    r = client.post(URL, params={"from": S0, "duration": 70, "path": "jobs/a.mp4",
+                                 "async": "true"})
+    assert r.status_code == 202, r.text
+    job = r.json()["job"]
+    assert job["status"] == "queued" and job["total"] > 0 and job["bytes"] == 0
+    assert r.headers["location"] == f"{URL}/{job['id']}"
+    done = _wait_job(client, r.headers["location"])
+    assert done["status"] == "done" and done["bytes"] == done["total"] == job["total"]
+    assert done["result"]["duration"] == 26.0 and done["progress"] == 1.0
+    running = [s for s in seen if s["status"] == "running"]
+    assert len(running) >= 3, seen
+    assert [s["bytes"] for s in running] == sorted(s["bytes"] for s in running)
+    assert 0 < running[1]["bytes"] < done["total"] and 0 < running[1]["seconds"] <= 26.0
+    out = Path(done["result"]["path"])
+    assert out.is_file() and out.stat().st_size == done["total"]
+    listed = client.get(URL).json()["jobs"]
+    assert [j["id"] for j in listed] == [job["id"]]
+
+
+def test_export_job_failures_and_strangers(client: TestClient, anon: TestClient,
+                                           recorded: Archive) -> None:
+    r = client.post(URL, params={"from": S0, "duration": 20, "path": "jobs/b.mp4",
+                                 "async": "true"})
+    loc = r.headers["location"]
+    assert _wait_job(client, loc)["status"] == "done"
+    # checked before any job exists: the file is there now (409), a bad path (400)
+    again = client.post(URL, params={"from": S0, "duration": 20, "path": "jobs/b.mp4",
+                                     "async": "true"})
+    assert again.status_code == 409
+    assert client.post(URL, params={"from": S0, "duration": 20, "path": "/etc/x.mp4",
+                                    "async": "true"}).status_code == 400
+    assert client.post(URL, params={"from": S0 - 7200, "duration": 20, "path": "c.mp4",
+                                    "async": "true"}).status_code == 404
+    assert len(client.get(URL).json()["jobs"]) == 1
+    # strangers: no token, a wrong one, a stream's read token; unknown and malformed ids
+    assert anon.get(loc).status_code == 401
+    assert anon.get(loc, params={"token": "T" * 64}).status_code == 401
+    read_token = client.get("/streamer/api/v3/streams/7-1/dvr/token").json()["token"]
+    assert anon.get("/7-1/ranges.json", params={"token": read_token}).status_code == 200
+    assert anon.get(loc, params={"token": read_token}).status_code in (401, 403)
+    assert anon.get(URL, params={"token": read_token}).status_code in (401, 403)
+    assert client.get(f"{URL}/{'0' * 29}").status_code == 404
+    assert client.get(f"{URL}/..%2f..%2fx").status_code == 404
+    assert client.get("/streamer/api/v3/streams/nope/dvr/export/x").status_code == 404

@@ -257,7 +257,8 @@ def test_take_photo_makes_a_media_file(tmp_path: Path) -> None:
                     assert (f["device_id"], f["channel_id"], f["mime"]) == (dev.id, channel,
                                                                            "image/jpeg")
                     assert f["meta"]["type"] == "image" and f["meta"]["width"] == 640
-                    assert f["preview"]["jpeg"]
+                    thumb = await api.get(f["preview"]["url"])
+                    assert thumb.status_code == 200 and thumb.content[:2] == b"\xff\xd8"
                     [(topic, payload)] = await collect(
                         sub, "fleetcam/log/gw/devices/+/media_file_uploaded", 1)
                     assert topic == f"fleetcam/log/gw/devices/{dev.id}/media_file_uploaded"

@@ -95,7 +95,8 @@ def test_request_video_makes_a_playable_clip_at_the_recording_time(tmp_path: Pat
             assert meta["duration"] == pytest.approx(20, abs=0.1)
             assert meta["fps"] == pytest.approx(25, abs=0.5)
             assert resp["meta"] == meta
-            assert f["preview"]["jpeg"]
+            thumb = await api.get(f["preview"]["url"])
+            assert thumb.status_code == 200 and thumb.content[:2] == b"\xff\xd8"
 
             r = await api.get(resp["url"])
             assert r.status_code == 200 and r.headers["content-type"] == "video/mp4"

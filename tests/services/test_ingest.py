@@ -5,7 +5,7 @@ import io
 
 import pytest
 
-from fleetcam.domain.keys import media_key, parse_media_key
+from fleetcam.domain.keys import media_key, parse_media_key, preview_key
 from fleetcam.domain.models import Device, new_uuid
 from fleetcam.errors import CorruptMedia, NotFound
 from fleetcam.ports import MediaQuery, ObjectCreated
@@ -43,7 +43,9 @@ def test_handle_creates_one_file(container: Container, cam: Device, bus: Recordi
         "shot.jpg", "image/jpeg", 1234.0, 2, True)
     assert f.attributes == {"plate": "AB123"}
     assert f.preview.meta == {"type": "image", "width": 64, "height": 48}
-    assert f.preview.jpeg
+    assert f.preview.jpeg == ""  # not in the record: an object of its own, written first
+    thumb = b"".join(c.store.read(preview_key(cam.id, uuid)))
+    assert thumb[:2] == b"\xff\xd8" and c.media.preview(f) == thumb
     assert c.index.query(MediaQuery(device_ids=(cam.id,))) == [f]
     assert [p["uuid"] for p in _uploaded(bus)] == [uuid]
 

@@ -50,6 +50,22 @@ def parse_media_key(key: str) -> tuple[int, str] | None:
     return int(m["device_id"]), m["uuid"]
 
 
+PREVIEW_PREFIX = "previews/"
+
+
+def preview_key(device_id: int, uuid: str) -> str:
+    """Key of a media file's JPEG thumbnail: ``previews/{device_id}/{uuid}.jpg``. Written
+    before the file's record and deleted with its content; outside ``media/``, so storing it
+    triggers no ingest."""
+    return f"{PREVIEW_PREFIX}{device_id}/{uuid}.jpg"
+
+
+def preview_key_of(media_key: str) -> str | None:
+    """The thumbnail key that goes with a media content key (None for any other key)."""
+    parsed = parse_media_key(media_key)
+    return None if parsed is None else preview_key(*parsed)
+
+
 def file_link(base_url: str, uuid: str) -> str:
     """A media file's link, as flespi's ``https://media.flespi.io/{uuid}``: the content
     (GET/HEAD, byte ranges); ``?preview=jpeg`` gives its thumbnail, ``?preview=json`` its JSON."""

@@ -84,4 +84,7 @@ def build_aws(settings: Settings, *, clock: Clock | None = None,
     # a sweep removes expired files over a bounded pool (boto3 clients are thread-safe)
     container.retention.workers = ThreadPoolExecutor(SWEEP_WORKERS,
                                                      thread_name_prefix="sweep")
+    from fleetcam.adapters.aws.dvrjobs import DynamoExportJobStore
+
+    container.extras["dvr_export_store"] = DynamoExportJobStore()
     return container

@@ -1,15 +1,28 @@
 """Wiring of the DVR's read side (both runtimes): the playback service and export sinks."""
 from __future__ import annotations
 
+import json
+import logging
+import threading
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from fleetcam.config import Settings
-from fleetcam.errors import NotFound
-from fleetcam.services.dvrexport import Exporter, SinkFactory, Target
+from fleetcam.domain.dvrjobs import ExportJob
+from fleetcam.errors import FleetcamError, NotFound
+from fleetcam.services.dvrexport import Exporter, ExportJobs, SinkFactory, Target
 from fleetcam.services.dvrplay import DvrPlayback, Thumbnails
 
 if TYPE_CHECKING:
     from fleetcam.runtime.container import Container
+
+log = logging.getLogger(__name__)
+
+
+class Busy(FleetcamError):
+    """Too much background work queued here (503)."""
+
+    http_status = 503
 
 
 def playback(c: Container) -> DvrPlayback:
@@ -42,6 +55,57 @@ def exporter(c: Container) -> Exporter:
                       str(c.settings.data_dir / "exports"))
         c.extras["dvr_exporter"] = ex
     return ex  # type: ignore[no-any-return]
+
+
+LOCAL_EXPORTS = 2
+"""Background exports running at once in a local server (more wait, as queued)."""
+LOCAL_QUEUED = 16
+"""Background exports waiting at most in a local server (more: 503)."""
+
+
+def export_jobs(c: Container) -> ExportJobs:
+    """Background exports with readable progress: on AWS queued for the export function
+    (``FLEETCAM_DVR_EXPORT_QUEUE_URL``), locally a thread in this process."""
+    jobs = c.extras.get("dvr_export_jobs")
+    if jobs is None:
+        store = c.extras.get("dvr_export_store")
+        if store is None:
+            raise NotFound("DVR export jobs are not configured in this runtime")
+        url = c.settings.dvr_export_queue_url
+        if url:
+            sqs = c.extras["sqs"]()
+
+            def dispatch(job: ExportJob, path: str) -> None:
+                sqs.send_message(QueueUrl=url, MessageBody=json.dumps(
+                    {"media": job.media, "job_id": job.job_id, "path": path}))
+        else:
+            dispatch = _threads(c)
+        jobs = ExportJobs(exporter(c), store, c.clock, dispatch, inline_credentials=not url)
+        jobs.remote = bool(url)  # type: ignore[attr-defined]
+        c.extras["dvr_export_jobs"] = jobs
+    return jobs  # type: ignore[no-any-return]
+
+
+def _threads(c: Container) -> Callable[[ExportJob, str], None]:
+    running = threading.BoundedSemaphore(LOCAL_EXPORTS)
+    waiting = threading.BoundedSemaphore(LOCAL_QUEUED)
+
+    def work(job: ExportJob, path: str) -> None:
+        try:
+            with running:
+                export_jobs(c).run(job.media, job.job_id, path)
+        except Exception:  # noqa: BLE001 - the job store itself failing
+            log.exception("dvr %s: export job %s lost", job.media, job.job_id)
+        finally:
+            waiting.release()
+
+    def dispatch(job: ExportJob, path: str) -> None:
+        if not waiting.acquire(blocking=False):
+            raise Busy("too many exports are running or waiting; try again later")
+        threading.Thread(target=work, args=(job, path), name=f"dvr-export-{job.job_id}",
+                         daemon=True).start()
+
+    return dispatch
 
 
 def export_sinks(settings: Settings) -> dict[str, SinkFactory]:

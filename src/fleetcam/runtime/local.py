@@ -101,6 +101,9 @@ def build_local(settings: Settings, *, clock: Clock | None = None,
                 token_store=SqliteTokenStore(db), share_store=SqliteShareStore(db),
                 admin_hash=digest,
                 db=db, queue=queue, admin_token=token, token_generated=generated)
+    from fleetcam.adapters.local.dvrjobs import SqliteExportJobStore
+
+    container.extras["dvr_export_store"] = SqliteExportJobStore(db)
     return attach_dvr(container, streams=SqliteDvrStreamStore(db),
                       index=SqliteDvrIndex(db, clock, queue), episodes=SqliteEpisodeStore(db),
                       storage=LocalDvrStorage(data_dir, settings.dvr_roots))

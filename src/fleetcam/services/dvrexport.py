@@ -3,6 +3,7 @@ to a local path or to S3, in one pass from the stored fragments (no temporary co
 media), never overwriting, with progress while it runs."""
 from __future__ import annotations
 
+import logging
 import re
 import time
 from collections.abc import Callable
@@ -11,9 +12,15 @@ from pathlib import PurePosixPath
 from typing import Protocol
 from urllib.parse import unquote, urlsplit
 
-from fleetcam.errors import Conflict, Invalid
+from fleetcam.domain.dvrjobs import (BEAT_EVERY, DONE, FAILED, KEEP_JOBS, RUNNING, STALE_AFTER,
+                                     ExportJob, new_job_id)
+from fleetcam.errors import Conflict, FleetcamError, Invalid, NotFound
 from fleetcam.media import archive
+from fleetcam.ports import Clock, ExportJobStore
 from fleetcam.services.dvrplay import DvrPlayback
+
+log = logging.getLogger(__name__)
+JOB_ID = re.compile(r"^\d{13}[0-9a-f]{16}$")
 
 PROGRESS_EVERY = 0.5
 """Seconds between progress reports."""
@@ -171,4 +178,92 @@ class Exporter:
         return layout.pieces[i].out_ms / 1000
 
 
-__all__ = ["Conflict", "Exporter", "Progress", "Target", "parse_target"]
+class ExportJobs:
+    """Exports in the background, each with a job record whose progress (bytes written, time
+    covered) is readable while it runs: the way to watch an export where a response cannot
+    stream (API Gateway and Lambda buffer it), and in both runtimes with ``async=true``.
+
+    Args:
+        dispatch: ``(job, path) -> None`` starts ``run(job.media, job.job_id, path)``
+            elsewhere: a thread locally, a queued message for the export function on AWS.
+        inline_credentials: whether ``s3://KEY:SECRET@…`` paths may be used; False where the
+            path would travel through a queue (the secret would sit in it, and its DLQ).
+    """
+
+    def __init__(self, exporter: Exporter, store: ExportJobStore, clock: Clock,
+                 dispatch: Callable[[ExportJob, str], None], *,
+                 inline_credentials: bool = True) -> None:
+        self.exporter, self.store, self.clock, self.dispatch = exporter, store, clock, dispatch
+        self.inline_credentials = inline_credentials
+
+    def start(self, name: str, start: int, duration: int, path: str, *, meta: bool,
+              tracks: str | None = None) -> ExportJob:
+        """Check everything a 4xx can say now (range, path, existing file), record the job,
+        hand it over. Raises Invalid, NotFound, Conflict."""
+        target = parse_target(path, self.exporter.roots, self.exporter.default_root)
+        if target.access_key and not self.inline_credentials:
+            raise Invalid("a background export does not take credentials in its path here: "
+                          "use s3://bucket/key (the export function's role) or export without "
+                          "async", field="path")
+        layout, target, sink, _ = self.exporter.prepare(name, start, duration, path, meta=meta,
+                                                        tracks=tracks)
+        sink.abort()  # opened to check the destination; the worker opens its own
+        now = self.clock.now()
+        options: dict[str, object] = {"meta": meta}
+        if tracks:
+            options["filter.tracks"] = tracks
+        job = ExportJob(new_job_id(now), name, start, duration, target.public(),
+                        total=layout.total, created_at=now, updated_at=now, options=options)
+        self.store.purge(name, now - KEEP_JOBS)
+        self.store.create(job)
+        self.dispatch(job, path)
+        return job
+
+    def get(self, name: str, job_id: str) -> ExportJob:
+        """Raises NotFound. A running job whose worker went silent reads as ``stalled``."""
+        job = self.store.get(name, job_id) if JOB_ID.match(job_id) else None
+        if job is None:
+            raise NotFound(f"no export job {job_id[:40]!r} of {name[:80]!r}")
+        if job.status == RUNNING and self.clock.now() - job.updated_at > STALE_AFTER:
+            job = job.with_changes(status="stalled",
+                                   error="its worker stopped reporting; it is retried")
+        return job
+
+    def run(self, media: str, job_id: str, path: str) -> ExportJob | None:
+        """The worker's part: claim the job, export, record progress every ``BEAT_EVERY``
+        seconds and the end. None when the job is not (or no longer) this worker's. Failures
+        are recorded in the job (a new POST retries), not raised, except the store's own."""
+        job = self.store.claim(media, job_id, self.clock.now())
+        if job is None:
+            return None
+        last = self.clock.now()
+
+        def progress(p: Progress) -> None:
+            nonlocal job, last
+            now = self.clock.now()
+            if now - last >= BEAT_EVERY:
+                last = now
+                job = job.with_changes(bytes=p.bytes, total=p.total, seconds=p.seconds,
+                                       updated_at=now)
+                self.store.save(job)
+
+        try:
+            layout, target, sink, dl = self.exporter.prepare(
+                media, job.start, job.duration, path, meta=bool(job.options.get("meta")),
+                tracks=job.options.get("filter.tracks"))  # type: ignore[arg-type]
+            result = self.exporter.run(media, layout, target, sink, dl, progress=progress)
+        except FleetcamError as e:
+            job = job.with_changes(status=FAILED, error=e.reason, updated_at=self.clock.now())
+        except Exception as e:  # noqa: BLE001 - recorded in the job, logged here
+            log.exception("dvr %s: export job %s failed", media, job_id)
+            job = job.with_changes(status=FAILED, error=f"export failed: {type(e).__name__}",
+                                   updated_at=self.clock.now())
+        else:
+            job = job.with_changes(status=DONE, bytes=int(result["bytes"]),  # type: ignore[call-overload]
+                                   seconds=float(result["duration"]),  # type: ignore[arg-type]
+                                   result=result, updated_at=self.clock.now())
+        self.store.save(job)
+        return job
+
+
+__all__ = ["Conflict", "ExportJobs", "Exporter", "Progress", "Target", "parse_target"]

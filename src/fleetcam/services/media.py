@@ -116,11 +116,29 @@ class MediaService:
         return media_json(f, self.base_url, **kw)
 
     def _record(self, event: str, f: MediaFile) -> None:
-        """Publish the file's full JSON; log it without ``preview.jpeg`` (≈13 KB of base64
-        that the log would keep for a year in every entry; the file still serves it)."""
-        payload = self.render(f)
-        logged = {**payload, "preview": {"meta": payload["preview"]["meta"]}}
-        self.journal.record(f.device_id, event, payload, log_data=logged)
+        """Publish and log the file's JSON (its thumbnail is a link: ``preview.url``)."""
+        self.journal.record(f.device_id, event, self.render(f))
+
+    def preview(self, f: MediaFile) -> bytes:
+        """The file's JPEG thumbnail: its own object (``keys.preview_key``), or the base64
+        that records made before previews left the index still carry.
+
+        Raises:
+            NotFound: the file has no thumbnail.
+        """
+        try:
+            return b"".join(self.store.read(keys.preview_key(f.device_id, f.uuid)))
+        except NotFound:
+            if f.preview.jpeg:
+                return base64.b64decode(f.preview.jpeg)
+            raise NotFound(f"media file {f.uuid} has no preview") from None
+
+    def _delete_content(self, key: str) -> None:
+        """Delete a file's content and its thumbnail (both idempotent)."""
+        self.store.delete(key)
+        thumb = keys.preview_key_of(key)
+        if thumb is not None:
+            self.store.delete(thumb)
 
     # -- writing -----------------------------------------------------------------------
     def write_object(self, device: Device, data: BinaryIO, *, content_type: str,
@@ -216,14 +234,16 @@ class MediaService:
             self.store.delete(event.key)
             return None
         try:
-            f = self._build(device, uuid, event.key, info.size, info.content_type,
-                            info.metadata.get(META_KEY, "{}"))
+            f, jpeg = self._build(device, uuid, event.key, info.size, info.content_type,
+                                  info.metadata.get(META_KEY, "{}"))
         except (CorruptMedia, TooLarge, Invalid) as e:
             self.store.delete(event.key)
             payload = {"key": event.key, "uuid": uuid, "size": info.size, "reason": e.reason}
             self.journal.record(device_id, "media_file_rejected", payload)
             self._rejected(device_id, info.metadata.get(META_KEY, "{}"), e)
             raise
+        if jpeg:  # before the record: a crash in between leaves an object the retry rewrites
+            self.store.put(keys.preview_key(device_id, uuid), jpeg, content_type="image/jpeg")
         if not self.index.add(f):
             return self.index.get(uuid)
         self._record("media_file_uploaded", f)
@@ -248,7 +268,8 @@ class MediaService:
                 log.exception("media-rejected listener failed for command %s", cmd_id)
 
     def _build(self, device: Device, uuid: str, key: str, size: int, content_type: str,
-               raw_meta: str) -> MediaFile:
+               raw_meta: str) -> tuple[MediaFile, bytes]:
+        """The file's record and its JPEG thumbnail (stored apart from the record)."""
         try:
             options = json.loads(raw_meta)
         except ValueError as e:
@@ -259,7 +280,7 @@ class MediaService:
             mime, meta, jpeg = self._probe_video(key)
         elif content_type.startswith("image/") and size <= MAX_IMAGE_BYTES:
             probed = self.probe_image(b"".join(self.store.read(key)))
-            mime, meta, jpeg = probed.mime, probed.meta, probed.jpeg
+            mime, meta, jpeg = probed.mime, probed.meta, base64.b64decode(probed.jpeg or "")
         else:
             raise CorruptMedia(f"unsupported media type {content_type!r}; JPEG and PNG images "
                                "and MP4 video are accepted")
@@ -272,8 +293,8 @@ class MediaService:
             size=size, mime=mime, created=float(created if created is not None else now),
             uploaded=now, modified=now, protected=bool(options.get("protected")),
             shared=self._shared(device, options), channel_id=options.get("channel"),
-            preview=Preview(jpeg=jpeg, meta=meta), attributes=options.get("attributes") or {},
-        )
+            preview=Preview(meta=meta), attributes=options.get("attributes") or {},
+        ), jpeg
 
     def _shared(self, device: Any, options: dict[str, Any]) -> bool:
         if isinstance(options.get("shared"), bool):
@@ -281,7 +302,7 @@ class MediaService:
         per_device = (getattr(device, "metadata", None) or {}).get("media_shared")
         return per_device if isinstance(per_device, bool) else self.default_shared
 
-    def _probe_video(self, key: str) -> tuple[str, dict[str, Any], str]:
+    def _probe_video(self, key: str) -> tuple[str, dict[str, Any], bytes]:
         """Spool the object to a temporary file (streamed) and probe it there."""
         assert self.probe_video is not None
         with tempfile.NamedTemporaryFile(suffix=".mp4") as tmp:
@@ -292,7 +313,7 @@ class MediaService:
         meta = {"type": "video", "width": info.width, "height": info.height,
                 "duration": round(info.duration, 3), "codec": info.codec,
                 "fps": round(info.fps, 3), "has_audio": info.has_audio}
-        return "video/mp4", meta, base64.b64encode(jpeg).decode("ascii")
+        return "video/mp4", meta, jpeg
 
     # -- reading -----------------------------------------------------------------------
     def search(self, q: MediaQuery) -> list[MediaFile]:
@@ -398,7 +419,7 @@ class MediaService:
         """Delete records (first) and objects (then), logging ``event`` for each file."""
         removed = self.index.remove(files)
         for f in removed:
-            self.store.delete(f.key)
+            self._delete_content(f.key)
         self.index.deletion_done(f.key for f in removed)
         for f in removed:
             self._record(event, f)
@@ -418,7 +439,7 @@ class MediaService:
             return False
         count_off(f)
         self._record("media_file_expired", f)
-        self.store.delete(f.key)
+        self._delete_content(f.key)
         self.index.deletion_done([f.key])
         return True
 
@@ -427,7 +448,7 @@ class MediaService:
         done = 0
         while batch := self.index.pending_deletions():
             for key in batch:
-                self.store.delete(key)
+                self._delete_content(key)
             self.index.deletion_done(batch)
             done += len(batch)
         return done

@@ -13,7 +13,8 @@ def _num(value: float) -> float | int:
 
 
 def media_json(f: MediaFile, base_url: str, *, with_preview: bool = True) -> dict[str, Any]:
-    """A media file as flespi's media file object, plus fleetcam's ``preview``."""
+    """A media file as flespi's media file object, plus fleetcam's ``preview``: ``url`` (the
+    thumbnail, as MediaBox and the console load it: ``{url}?preview=jpeg``) and ``meta``."""
     meta = dict(f.preview.meta)
     if f.channel_id is not None:
         meta.setdefault("channel", f.channel_id)
@@ -32,8 +33,8 @@ def media_json(f: MediaFile, base_url: str, *, with_preview: bool = True) -> dic
         "device_id": f.device_id,
         "meta": meta,
     }
-    if with_preview:
-        out["preview"] = {"jpeg": f.preview.jpeg, "meta": dict(f.preview.meta)}
+    if with_preview:  # a link, not the image: lists and MQTT events stay small
+        out["preview"] = {"url": f"{out['url']}?preview=jpeg", "meta": dict(f.preview.meta)}
     for k, v in f.attributes.items():
         out.setdefault(k, v)
     return out

@@ -200,9 +200,9 @@ def _media_model(f: MediaFile, ttl: int = 0) -> MediaModel:
 
 
 def _whole(uuids: list[str]) -> list[MediaFile]:
-    """The table's full records (preview included, which the GSIs do not project) of index
-    rows, in their order, with BatchGetItem (PynamoDB pages by 100 and retries unprocessed
-    keys). A record deleted since the index was read is left out."""
+    """The table's current records of index rows, in their order, with BatchGetItem
+    (PynamoDB pages by 100 and retries unprocessed keys): retention reads check protection
+    on the record, not on an index that may lag. A record deleted since is left out."""
     if not uuids:
         return []
     found = {m.uuid: m for m in MediaModel.batch_get(uuids)}
@@ -388,7 +388,7 @@ class DynamoMediaIndex:
         for m in rows:
             if devices is not None and int(m.device_id) not in devices:
                 continue
-            f = _media(m)  # all but the preview image (see models.MEDIA_LISTED)
+            f = _media(m)  # the whole record (see models.MEDIA_LISTED)
             if q.cursor is not None and q.reverse and (f.created, f.uuid) >= q.cursor:
                 continue
             if expr.evaluate(q.filter, f.field_value):
@@ -402,7 +402,7 @@ class DynamoMediaIndex:
         else:
             streams = [self._device_stream(d, q) for d in q.device_ids]
         merged = heapq.merge(*streams, key=lambda f: (f.created, f.uuid), reverse=q.reverse)
-        return _whole([f.uuid for f in itertools.islice(merged, q.count)])
+        return list(itertools.islice(merged, q.count))
 
     def usage(self, device_id: int) -> tuple[int, int, int]:
         try:

@@ -9,10 +9,11 @@ Key design (template.yaml declares the same; tests/aws check the two agree):
 * Media    ``uuid`` (S); GSI ``by-device-created`` (``device_id`` N, ``sort_key`` S =
   zero-padded created + uuid, the stable cursor); GSI ``by-device-uploaded`` (``device_id``,
   ``uploaded`` N) for TTL sweeps; TTL attribute ``expires_at`` as a safety net behind the
-  sweeper (its removals reach the reaper through the table's stream). Neither GSI projects
-  ``preview_jpeg`` (≈13 KB of the ≈14 KB item): ``by-device-created`` INCLUDEs what filters
-  read, ``by-device-uploaded`` only ``protected``; a page of results is then read whole
-  from the table with BatchGetItem.
+  sweeper (its removals reach the reaper through the table's stream). The item is ≈0.5 KB:
+  previews are objects (``previews/{device_id}/{uuid}.jpg``); ``preview_jpeg`` is only read
+  from records written before that. ``by-device-created`` INCLUDEs every field but
+  ``preview_jpeg``, so a page of results is the index rows themselves;
+  ``by-device-uploaded`` projects only ``protected`` (retention reads check the records).
 * Logs     ``device_id`` (N) + ``sk`` (S = zero-padded id); TTL attribute ``expires_at``.
 * Gc       ``key`` (S): objects whose records are gone but whose deletion is unconfirmed.
 """
@@ -81,7 +82,8 @@ class IdentsModel(_Base):
 MEDIA_LISTED = ["key", "name", "size", "mime", "created", "uploaded", "modified", "protected",
                 "shared", "channel_id", "preview_meta", "attributes"]
 """What ``by-device-created`` projects besides the keys: every field a filter can read, so
-non-matching files are skipped without reading the table. Not ``preview_jpeg``."""
+non-matching files are skipped, and a page of results needs no read of the table. Not
+``preview_jpeg`` (inline thumbnails of records made before previews became objects)."""
 
 
 class ByDeviceCreated(GlobalSecondaryIndex["MediaModel"]):
@@ -452,6 +454,10 @@ class DvrSegmentsModel(_Base):
     thumbs = UnicodeAttribute(null=True)
     """The segment's stored thumbnails (``Thumbs.pack()``), set once by the DVR thumbnail
     function (services/dvrthumbs.py)."""
+    job_status = UnicodeAttribute(null=True)
+    job_beat = NumberAttribute(null=True)
+    """On ``#export:{id}`` items (adapters/aws/dvrjobs.py): a job's status and heartbeat, the
+    condition of a takeover."""
 
 
 class DvrEpisodesByMedia(GlobalSecondaryIndex["DvrEpisodesModel"]):

@@ -32,7 +32,8 @@ from fleetcam.domain import dvr, dvrplay
 from fleetcam.domain.access import Principal
 from fleetcam.errors import Forbidden, Invalid, NotFound, Unauthorized
 from fleetcam.runtime.container import Container
-from fleetcam.runtime.dvrplay import exporter, playback, staged_download, thumbnails
+from fleetcam.runtime.dvrplay import (export_jobs, exporter, playback, staged_download,
+                                      thumbnails)
 from fleetcam.services.dvrplay import DvrPlayback
 
 log = logging.getLogger(__name__)
@@ -109,8 +110,9 @@ def require_reader(request: Request, c: Container, stream: dvr.DvrStream) -> str
     return token
 
 
-def _json(body: Any, status: int = 200) -> JSONResponse:
-    return JSONResponse(body, status_code=status, headers={"Cache-Control": "no-cache"})
+def _json(body: Any, status: int = 200, headers: dict[str, str] | None = None) -> JSONResponse:
+    return JSONResponse(body, status_code=status,
+                        headers={"Cache-Control": "no-cache", **(headers or {})})
 
 
 # -- json -----------------------------------------------------------------------------------------
@@ -436,12 +438,23 @@ async def admin_export(c: ContainerDep, request: Request, name: str) -> Response
     start, duration = _int(q.get("from"), "from"), _int(q.get("duration"), "duration")
     if start is None or duration is None:
         raise Invalid("from and duration are required (UTC seconds, seconds)")
+    meta = q.get("meta", "").lower() in ("1", "true", "yes")
+    streaming = q.get("progress", "").lower() in ("1", "true", "yes") or \
+        "application/x-ndjson" in request.headers.get("accept", "")
+    background = q.get("async", "").lower() in ("1", "true", "yes") or \
+        "respond-async" in request.headers.get("prefer", "")
+    if background or (streaming and _buffered(c)):
+        # a job: its progress is read with GET .../dvr/export/{id} while it runs (the only
+        # way where responses are buffered, as through API Gateway and Lambda)
+        jobs = export_jobs(c)
+        job = await run_in_threadpool(jobs.start, name, start, duration, q.get("path", ""),
+                                      meta=meta, tracks=q.get("filter.tracks"))
+        return _json({"job": job.as_json()}, status=202, headers={
+            "Location": f"/streamer/api/v3/streams/{name}/dvr/export/{job.job_id}"})
     ex = exporter(c)
     layout, target, sink, dl = await run_in_threadpool(
         ex.prepare, name, start, duration, q.get("path", ""),
-        meta=q.get("meta", "").lower() in ("1", "true", "yes"), tracks=q.get("filter.tracks"))
-    streaming = q.get("progress", "").lower() in ("1", "true", "yes") or \
-        "application/x-ndjson" in request.headers.get("accept", "")
+        meta=meta, tracks=q.get("filter.tracks"))
     if not streaming:
         try:
             result = await run_in_threadpool(ex.run, name, layout, target, sink, dl)
@@ -452,6 +465,31 @@ async def admin_export(c: ContainerDep, request: Request, name: str) -> Response
     return StreamingResponse(_progress_lines(ex, name, layout, target, sink, dl),
                              media_type="application/x-ndjson",
                              headers={"Cache-Control": "no-cache"})
+
+
+def _buffered(c: Container) -> bool:
+    """Whether this runtime's responses reach the client only whole (AWS: exports are
+    queued to the export function there)."""
+    return bool(c.settings.dvr_export_queue_url)
+
+
+@admin_router.get("/{name}/dvr/export")
+def admin_export_jobs(c: ContainerDep, request: Request, name: str) -> Response:
+    """The stream's background exports, newest first (finished ones for 7 days)."""
+    stream = playback(c).stream(name)
+    require_admin(request, c, stream)
+    jobs = export_jobs(c)
+    return _json({"jobs": [jobs.get(name, j.job_id).as_json()
+                           for j in jobs.store.list(name, limit=50)]})
+
+
+@admin_router.get("/{name}/dvr/export/{job_id}")
+def admin_export_job(c: ContainerDep, request: Request, name: str, job_id: str) -> Response:
+    """One background export: status, bytes written of the total, seconds of the range
+    covered; its result once done, its reason once failed."""
+    stream = playback(c).stream(name)
+    require_admin(request, c, stream)
+    return _json({"job": export_jobs(c).get(name, job_id).as_json()})
 
 
 def _progress_lines(ex: Any, name: str, layout: Any, target: Any, sink: Any,

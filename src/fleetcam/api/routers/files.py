@@ -1,7 +1,6 @@
 """A media file's link: content with byte ranges, ``?preview=jpeg`` and ``?preview=json``."""
 from __future__ import annotations
 
-import base64
 import logging
 import re
 from typing import Any, Literal
@@ -99,9 +98,7 @@ def media_link(c: ContainerDep, request: Request, uuid: str,
     if preview == "json":
         return JSONResponse(c.media.render(f))  # the bare object, as flespi answers
     if preview == "jpeg":
-        if not f.preview.jpeg:
-            raise NotFound(f"media file {uuid} has no preview")
-        return Response(base64.b64decode(f.preview.jpeg), media_type="image/jpeg",
+        return Response(c.media.preview(f), media_type="image/jpeg",
                         headers={"Cache-Control": "private, max-age=3600"})
     if link is not None and request.method == "GET":
         presign = getattr(c.store, "presigned_url", None)

@@ -1,0 +1,147 @@
+"""What one file costs in DynamoDB, IoT Core and S3 on AWS (issue 14, "Cost"), measured
+against moto's server: the media record's size, the write units of a file's life (upload,
+then deletion) and the MQTT event's size.
+
+``python -m tests.aws.test_cost_cuts`` prints the same figures (docs/aws.md quotes them).
+"""
+from __future__ import annotations
+
+import io
+import json
+import random
+import sys
+from fractions import Fraction
+from typing import Any
+
+import av
+import pytest
+
+from fleetcam.adapters.payload import encode
+from fleetcam.config import Settings
+from fleetcam.domain.keys import preview_key
+from fleetcam.ports import MediaQuery
+from fleetcam.runtime.aws import build_aws
+from fleetcam.runtime.container import Container
+from tests.aws.conftest import Aws
+from tests.aws.metering import dynamodb_calls, item_size, write_units
+from tests.aws.motoserver import client_kwargs
+from tests.conftest import RecordingBus
+
+pytestmark = pytest.mark.filterwarnings("ignore:No application metrics:UserWarning")
+IOT_UNIT = 5 * 1024
+"""IoT Core bills a publish and each delivery per started 5 KB of payload."""
+
+
+def noisy_jpeg(width: int = 1280, height: int = 720, seed: int = 1) -> bytes:
+    """A gradient with noise: its thumbnail is about as large as a real 720p photo's
+    (≈13 KB of base64, the figure docs/aws.md assumes)."""
+    frame = av.VideoFrame(width, height, "rgb24")
+    plane = frame.planes[0]
+    rnd = random.Random(seed)
+    pad = bytes(plane.line_size - width * 3)
+    data = bytearray()
+    for y in range(height):
+        noise = rnd.randbytes(width * 3)
+        data += bytes((x // 3 + y // 4 + noise[x] % 100) % 256 for x in range(width * 3)) + pad
+    plane.update(bytes(data))
+    enc = av.CodecContext.create("mjpeg", "w")
+    enc.width, enc.height, enc.pix_fmt = width, height, "yuvj420p"
+    enc.time_base = Fraction(1, 25)
+    frame = frame.reformat(format="yuvj420p")
+    frame.pts = 0
+    return b"".join(bytes(p) for p in [*enc.encode(frame), *enc.encode(None)])
+
+
+def _container(bus: RecordingBus) -> Container:
+    return build_aws(Settings.from_env(), bus=bus)
+
+
+def _ddb(url: str) -> Any:
+    import boto3
+    return boto3.client("dynamodb", **client_kwargs(url))
+
+
+def file_life(url: str, c: Container, bus: RecordingBus) -> dict[str, Any]:
+    """Upload one 1280x720 photo through the API's path, list it, delete it; return what
+    each step cost."""
+    from fleetcam.adapters.aws.models import MediaModel
+
+    cam = c.devices.create([{"name": "cam", "ident": "cost-cam-01"}])[0]
+    ddb = _ddb(url)
+    with write_units(ddb) as add:
+        f = c.media.upload(cam.id, io.BytesIO(noisy_jpeg()), filename="shot.jpg",
+                           content_type="image/jpeg", raw_options={"channel": 1})
+    item = ddb.get_item(TableName=MediaModel.Meta.table_name,
+                        Key={"uuid": {"S": f.uuid}})["Item"]
+    events = [p for t, p, _ in bus.messages if t.endswith("/media_file_uploaded")]
+    with dynamodb_calls() as listing:
+        listed = c.media.search(MediaQuery(device_ids=(cam.id,)))
+    with write_units(ddb) as delete:
+        c.media.delete((cam.id,), [f.uuid])
+    return {"file": f, "listed": listed, "item_bytes": item_size(item),
+            "event_bytes": len(encode(events[0])), "event": events[0],
+            "add_wru": add.total, "delete_wru": delete.total,
+            "add_units": dict(add.units), "delete_units": dict(delete.units),
+            "listing_calls": dict(listing)}
+
+
+@pytest.fixture
+def life(aws: Aws) -> dict[str, Any]:
+    bus = RecordingBus()
+    c = _container(bus)
+    return {**file_life(aws.url, c, bus), "container": c}
+
+
+def test_the_media_record_is_under_1_kb_and_the_preview_an_object(life: dict[str, Any]) -> None:
+    c, f = life["container"], life["file"]
+    assert life["item_bytes"] < 1024, life["item_bytes"]
+    # listed from the index alone: no BatchGetItem of the records
+    assert life["listed"] == [f]
+    assert "BatchGetItem" not in life["listing_calls"], life["listing_calls"]
+    # the preview went with the file
+    from fleetcam.errors import NotFound
+    with pytest.raises(NotFound):
+        c.store.head(preview_key(f.device_id, f.uuid))
+
+
+def test_the_preview_is_stored_before_the_record_and_served(aws: Aws) -> None:
+    from fastapi.testclient import TestClient
+
+    from fleetcam.api.app import create_app
+    c = _container(RecordingBus())
+    cam = c.devices.create([{"name": "cam", "ident": "cost-cam-02"}])[0]
+    f = c.media.upload(cam.id, io.BytesIO(noisy_jpeg()), filename="a.jpg",
+                       content_type="image/jpeg", raw_options={})
+    thumb = b"".join(c.store.read(preview_key(cam.id, f.uuid)))
+    assert thumb[:2] == b"\xff\xd8" and len(thumb) > 5000  # a large preview, out of the item
+    r = TestClient(create_app(c)).get(f"/media/{f.uuid}", params={"preview": "jpeg"})
+    assert r.status_code == 200 and r.content == thumb
+
+
+def test_the_media_event_fits_one_iot_unit(life: dict[str, Any]) -> None:
+    """IoT Core bills per 5 KB: the event carries the file's JSON with a link to its preview
+    (what MediaBox loads: ``{url}?preview=jpeg``), not the image."""
+    event, f = life["event"], life["file"]
+    assert life["event_bytes"] < IOT_UNIT, life["event_bytes"]
+    assert event["uuid"] == f.uuid and event["url"].endswith(f"/media/{f.uuid}")
+    assert event["preview"] == {"url": event["url"] + "?preview=jpeg",
+                                "meta": {"type": "image", "width": 1280, "height": 720}}
+    assert event["meta"]["channel"] == 1 and event["mime"] == "image/jpeg"
+
+
+if __name__ == "__main__":  # python -m tests.aws.test_cost_cuts
+    from tests.aws.motoserver import MotoServer, provision, DUMMY_ENV
+    import os
+    os.environ.update(DUMMY_ENV)
+    moto = MotoServer().start()
+    try:
+        os.environ.update(provision(moto.url))
+        os.environ.update({"FLEETCAM_ADMIN_TOKEN": "x" * 64, "FLEETCAM_DEFAULT_MEDIA_TTL":
+                           str(30 * 86400), "POWERTOOLS_TRACE_DISABLED": "true"})
+        bus = RecordingBus()
+        got = file_life(moto.url, _container(bus), bus)
+    finally:
+        moto.stop()
+    json.dump({k: v for k, v in got.items() if k not in ("file", "listed", "event")},
+              sys.stdout, indent=1)
+    print()
