@@ -17,6 +17,7 @@ valid and keeps its announced length, and the player skips it.
 from __future__ import annotations
 
 import bisect
+import re
 import itertools
 import json
 import struct
@@ -387,6 +388,7 @@ def rewrite(data: bytearray, piece: Piece, sequence: int, layout: Layout) -> Non
     if b"moof" not in kinds or kinds[-1] != b"mdat":
         raise CorruptFragment(f"fragment boxes are {kinds[:4]}")
     keep = {t.track_id: t.timescale for t in layout.tracks}
+    sound = {t.track_id for t in layout.tracks if t.handler == "soun"}
     for kind, pos, size, header in boxes:
         if kind in (b"styp", b"sidx", b"prft"):
             data[pos + 4:pos + 8] = b"free"
@@ -396,11 +398,17 @@ def rewrite(data: bytearray, piece: Piece, sequence: int, layout: Layout) -> Non
             if k == b"mfhd":
                 struct.pack_into(">I", data, p + 12, sequence & 0xFFFFFFFF)
             elif k == b"traf":
-                _retime_traf(data, p, s, h, keep, piece.out_ms)
+                _retime_traf(data, p, s, h, keep, piece.out_ms,
+                             piece.start_ms if sound else None, sound)
 
 
 def _retime_traf(data: bytearray, pos: int, size: int, header: int, keep: dict[int, int],
-                 out_ms: int) -> None:
+                 out_ms: int, start_ms: int | None = None,
+                 sound: frozenset[int] | set[int] = frozenset()) -> None:
+    """Set a ``traf``'s decode time to the download's ``out_ms`` (in its track's timescale).
+    An audio track's ``traf`` starts a few samples after the fragment's (recorded UTC)
+    ``start_ms``: it is moved by ``out_ms - start_ms`` instead, keeping its offset from the
+    video."""
     tfhd = _child(data, pos + header, pos + size, b"tfhd")  # type: ignore[arg-type]
     if tfhd is None:
         raise CorruptFragment("traf without tfhd")
@@ -411,8 +419,13 @@ def _retime_traf(data: bytearray, pos: int, size: int, header: int, keep: dict[i
     tfdt = _child(data, pos + header, pos + size, b"tfdt")  # type: ignore[arg-type]
     if tfdt is None:
         raise CorruptFragment("traf without tfdt")
-    value = out_ms * keep[track_id] // 1000
-    if data[tfdt[0] + 8] == 1:
+    scale = keep[track_id]
+    wide = data[tfdt[0] + 8] == 1
+    old = struct.unpack_from(">Q" if wide else ">I", data, tfdt[0] + 12)[0]
+    value = out_ms * scale // 1000
+    if track_id in sound and start_ms is not None:
+        value = max(0, value + old - start_ms * scale // 1000)
+    if wide:
         struct.pack_into(">Q", data, tfdt[0] + 12, value)
     elif value < 2**32:
         struct.pack_into(">I", data, tfdt[0] + 12, value)
@@ -497,3 +510,58 @@ def _finish(buf: bytearray, piece: Piece, index: int, layout: Layout,
 def _filler(size: int) -> bytes:
     """A ``free`` box of exactly ``size`` bytes (>= 8): keeps every later offset valid."""
     return struct.pack(">I4s", size, b"free") + bytes(size - 8)
+
+
+# -- track filters on stored objects (playlists' byte ranges) ---------------------------------
+TRACKS_SPEC = re.compile(r"(?:[va][1-9]\d?){1,4}")
+"""What ``filter.tracks`` may say (``v1a1``, ``v1``, ``a1``)."""
+
+
+def check_tracks(spec: str | None) -> str | None:
+    """``spec`` if well formed (None/empty: no filter).
+
+    Raises:
+        ArchiveError: malformed.
+    """
+    if not spec:
+        return None
+    if not TRACKS_SPEC.fullmatch(spec):
+        raise ArchiveError(f"filter.tracks must look like v1a1, v1 or a1, not {spec[:20]!r}")
+    return spec
+
+
+def filtered_init(data: bytes, spec: str | None) -> bytes:
+    """A stored init segment with only the tracks ``spec`` selects (``ftyp`` + ``moov``).
+
+    Raises:
+        ArchiveError: unreadable, or ``spec`` selects none of its tracks.
+    """
+    init = parse_init(data)
+    tracks = select_tracks(init, spec)
+    if len(tracks) == len(init.tracks):
+        return data
+    mvex = box(b"mvex", *[t.trex or full_box(b"trex", 0, 0, struct.pack(
+        ">IIIII", t.track_id, 1, 0, 0, 0)) for t in tracks])
+    return init.ftyp + box(b"moov", init.mvhd, *[t.trak for t in tracks], *init.others, mvex)
+
+
+def drop_tracks(data: bytearray, keep: set[int]) -> None:
+    """Turn the ``traf`` of every track not in ``keep`` into a ``free`` box of the same size,
+    in each whole fragment of ``data`` (stored ``moof`` + ``mdat`` runs): sizes and offsets
+    stay as the index says, and players skip what is left out.
+
+    Raises:
+        CorruptFragment: not a run of whole fragments.
+    """
+    try:
+        for kind, pos, size, header in iter_boxes(data):
+            if kind != b"moof":
+                continue
+            for k, p, s, h in iter_boxes(data, pos + header, pos + size):
+                if k != b"traf":
+                    continue
+                tfhd = _child(data, p + h, p + s, b"tfhd")  # type: ignore[arg-type]
+                if tfhd is None or struct.unpack_from(">I", data, tfhd[0] + 12)[0] not in keep:
+                    data[p + 4:p + 8] = b"free"
+    except ArchiveError as e:
+        raise CorruptFragment(str(e)) from e
