@@ -307,7 +307,8 @@ class DvrPlayback:
         if hit is not None and now - hit[0] < LAYOUT_TTL:
             return hit[1]
         dl = self._download(stream, name, start, duration, tracks, meta)
-        if all(p.source.key for p in (dl.layout.pieces[0], dl.layout.pieces[-1])):  # type: ignore[attr-defined]
+        blocks = dl.layout.blocks
+        if blocks[0].source.key and blocks[-1].last_source.key:  # type: ignore[attr-defined]
             if len(self._layouts) >= LAYOUT_CACHE:
                 self._layouts.pop(next(iter(self._layouts)))
             self._layouts[key] = (now, dl)
@@ -316,7 +317,7 @@ class DvrPlayback:
     def _download(self, stream: dvr.DvrStream, name: str, start: int, duration: int,
                   tracks: str | None, meta: dict[str, object] | None) -> Download:
         start_ms, end_ms = start * 1000, (start + duration) * 1000
-        pieces: list[tuple[Source, dvr.FragmentEntry]] = []
+        pieces: list[archive.Span | tuple[Source, dvr.FragmentEntry]] = []
         gaps: list[archive.Gap] = []
         init_key = init = None
         for seg in self.segments(name, start_ms, end_ms):
@@ -331,9 +332,13 @@ class DvrPlayback:
                 gaps.append(archive.Gap(max(seg.start_ms, start_ms), min(seg.end_ms, end_ms),
                                         "stored object missing"))
                 continue
-            inside = seg.start_ms >= start_ms and seg.end_ms <= end_ms
-            pieces += [(src, f) for f in (seg.fragments if inside
-                                          else seg.fragments_in(start_ms, end_ms))]
+            table = seg.fragments
+            run = table.slice_in(start_ms, end_ms) if isinstance(table, dvr.FragmentTable) \
+                else None
+            if run is not None:  # a stored table: laid out whole, no entry built
+                pieces.append(archive.Span(src, table, *run))
+            else:  # the open segment (a tuple), or an irregular table
+                pieces += [(src, f) for f in seg.fragments_in(start_ms, end_ms)]
         if not pieces or init is None:
             raise NotFound(f"nothing recorded on {name} from {start} for {duration} s")
         try:

@@ -338,7 +338,7 @@ def _mp4(request: Request, svc: DvrPlayback, name: str, req: dvrplay.FileRequest
         gaps = json.dumps([g.as_json() for g in lay.gaps[:20]] + [
             {"more": len(lay.gaps) - 20}], separators=(",", ":"))
     fname = f"{name}-{req.start}-{req.duration}.mp4"
-    etag = hashlib.sha1(lay.header[:4096] + str((lay.total, len(lay.pieces))).encode()
+    etag = hashlib.sha1(lay.header[:4096] + str((lay.total, lay.fragments)).encode()
                         ).hexdigest()[:20]
     disposition = f"attachment; filename=\"{fname}\"; filename*=UTF-8''{quote(fname)}"
     if request.method == "GET":
