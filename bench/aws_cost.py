@@ -907,7 +907,7 @@ class Day:
             for d in sim.devices:
                 for k in range(n):
                     t = time.time() - 3600 + k
-                    jpeg = await asyncio.to_thread(snapshot_jpeg, 1280, 720, t)
+                    jpeg = await asyncio.to_thread(snapshot_jpeg, 1920, 1080, t)
                     d.media_serial += 1
                     d.send(m.MultimediaData(media_id=d.media_serial, media_type=0,
                                             media_format=0, event=0, channel=1,
