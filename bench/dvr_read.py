@@ -51,10 +51,11 @@ def record(c: Any, name: str, start_s: int, seconds: int, *, bitrate: int,
 
 
 def ttfb(client: httpx.Client, url: str, headers: dict[str, str] | None = None) -> tuple[float, int]:
-    """Seconds to the first body byte, and the status."""
+    """Seconds to the first body byte (the first chunk the socket gives: splitting it into
+    1-byte chunks, as ``iter_raw(1)`` does, costs the client ~0.1 ms per KB), and the status."""
     t = time.perf_counter()
     with client.stream("GET", url, headers=headers) as r:
-        for _ in r.iter_raw(1):
+        for _ in r.iter_raw():
             break
         return time.perf_counter() - t, r.status_code
 

@@ -2,7 +2,7 @@
 object-store requests per recorded hour (hence per channel-month).
 
 Usage: ``.venv/bin/python bench/dvr_record.py [--seconds 60] [--runs 3] [--no-hevc]
-[--request-minutes 30] [--object-seconds 600]``
+[--no-audio] [--request-minutes 30] [--object-seconds 600]``
 
 CPU: a pre-encoded 1 Mbit/s 640x360 25 fps test-pattern stream goes through the gateway's own
 recording code (``DvrRecorder._run``: fragmenter, segment assembly, object writes to a local
@@ -11,6 +11,11 @@ threads, median of ``--runs``) divided by the stream's length is "% of a core pe
 channel". The reference, measured on the same frames in the same run, is the live path's
 ``HlsSegmenter``. Thumbnails are not the gateway's work (the object-created handler makes
 them: a Lambda on AWS, the ingest worker locally); their CPU is printed on its own row.
+
+Audio: the same H.264 frames with a G.711 A-law frame of 40 ms after each video frame (as MDVRs
+interleave them; the simulator's tone), recorded with its AAC-LC track; and the audio
+transcode alone (``AudioTranscoder``: G.711 decode + AAC-LC encode, 8 kHz mono), both against
+the same live reference.
 
 Requests: the same code against S3 and DynamoDB on a moto server, ``--request-minutes`` of
 stream (the clip looped with its times moved on), every AWS call counted by operation with a
@@ -64,15 +69,21 @@ class _Gateway:
         return time.monotonic()
 
 
-def _frames(encoded: list[EncodedFrame], codec: str, loops: int = 1) -> list[MediaFrame]:
+def _frames(encoded: list[EncodedFrame], codec: str, loops: int = 1,
+            audio: bool = False) -> list[MediaFrame]:
+    from fleetcam.simulator.streamer import alaw_tone
+
     pt = PayloadType.H264 if codec == "h264" else PayloadType.H265
     length = encoded[-1].pts_ms + 1000 // FPS
     out = []
     for n in range(loops):
         for f in encoded:
+            at = START_MS + n * length + f.pts_ms
             out.append(MediaFrame("013912345678", 1, DataType.I_FRAME if f.keyframe
-                                  else DataType.P_FRAME, pt, START_MS + n * length + f.pts_ms,
-                                  f.data))
+                                  else DataType.P_FRAME, pt, at, f.data))
+            if audio:
+                out.append(MediaFrame("013912345678", 1, DataType.AUDIO, PayloadType.G711A,
+                                      at, alaw_tone(1000 // FPS, f.pts_ms)))
     return out
 
 
@@ -130,43 +141,68 @@ def cpu_bench(args: argparse.Namespace) -> bool:
 
         ref = _cpu(live, args.runs)
         _row("reference: live HlsSegmenter (same frames)", ref, args.seconds)
-        frames = _frames(encoded, codec)
-        recs: list[Any] = []
-
-        times, thumbs = [], []
-        for run in range(args.runs + 1):  # the first run warms up (imports, caches)
-            with tempfile.TemporaryDirectory() as tmp:
-                container, settings = _local(tmp, args.object_seconds_cpu)  # not timed
-                t = time.process_time()
-                recs.append(_record(container, settings, frames))
-                if run:
-                    times.append(time.process_time() - t)
-                from fleetcam.runtime.worker import drain
-
-                t = time.process_time()  # the object-created handler (not the gateway)
-                done = drain(container.extras["queue"], container.ingest)
-                if run:
-                    thumbs.append(time.process_time() - t)
-                segs = container.dvr_index.segments("1-1")
-                recs.append(sum(sum(f.frames for f in s.fragments) for s in segs))
-                if done.get("done", 0) != len(segs) or any(s.thumbs is None for s in segs):
-                    print(f"  FAIL: thumbnails of {len(segs)} segments: {done}")
-                    ok = False
-                container.extras["db"].close()
-        cpu = statistics.median(times)
-        _row(f"DVR recording (objects of {args.object_seconds_cpu} s, local)", cpu,
-             args.seconds, ref)
-        _row("  thumbnails, object-created handler (not the gateway)",
-             statistics.median(thumbs), args.seconds)
-        stored = recs[-1]
-        transcoded = codec == "hevc"
-        expect = len(frames) if not transcoded else len(frames) - 2  # x264 flush keeps all
-        if stored < expect:
-            print(f"  FAIL: {stored} of {len(frames)} frames stored")
-            ok = False
-        else:
-            print(f"  frames stored: {stored} of {len(frames)}")
+        for audio in (False, True) if codec == "h264" and not args.no_audio else (False,):
+            frames = _frames(encoded, codec, audio=audio)
+            video = sum(1 for f in frames if f.data_type != DataType.AUDIO)
+            stored, tracks, cpu, thumbs, thumbs_ok = _recorded(frames, args)
+            what = " + G.711A audio to AAC" if audio else ""
+            _row(f"DVR recording{what} ({args.object_seconds_cpu} s objects, local)", cpu,
+                 args.seconds, ref)
+            if not audio:
+                _row("  thumbnails, object-created handler (not the gateway)", thumbs,
+                     args.seconds)
+            transcoded = codec == "hevc"
+            expect = video if not transcoded else video - 2  # x264 flush keeps all
+            if stored < expect or (audio and tracks != (1, 2)) or not thumbs_ok:
+                print(f"  FAIL: {stored} of {video} frames stored, tracks {tracks}, "
+                      f"thumbnails {'ok' if thumbs_ok else 'missing'}")
+                ok = False
+            else:
+                print(f"  frames stored: {stored} of {video}, tracks {tracks}")
+        if codec == "h264" and not args.no_audio:
+            alone = _cpu(lambda: _transcode_audio(args.seconds), args.runs)
+            _row("audio alone: G.711A 8 kHz -> AAC-LC (AudioTranscoder)", alone, args.seconds,
+                 ref)
     return ok
+
+
+def _recorded(frames: list[MediaFrame],
+              args: argparse.Namespace) -> tuple[int, Any, float, float, bool]:
+    """(video frames stored, tracks of the last segment, median CPU s of recording, median CPU
+    s of the thumbnail handler, every segment has its thumbnails)."""
+    from fleetcam.runtime.worker import drain
+
+    times, thumbs, stored, tracks, ok = [], [], 0, None, True
+    for run in range(args.runs + 1):  # the first run warms up (imports, caches)
+        with tempfile.TemporaryDirectory() as tmp:
+            container, settings = _local(tmp, args.object_seconds_cpu)  # not timed
+            t = time.process_time()
+            _record(container, settings, frames)
+            if run:
+                times.append(time.process_time() - t)
+            t = time.process_time()  # the object-created handler (not the gateway)
+            done = drain(container.extras["queue"], container.ingest)
+            if run:
+                thumbs.append(time.process_time() - t)
+            segs = container.dvr_index.segments("1-1")
+            stored = sum(sum(f.frames for f in s.fragments) for s in segs)
+            tracks = segs[-1].tracks if segs else None
+            if done.get("done", 0) != len(segs) or any(s.thumbs is None for s in segs):
+                print(f"  thumbnails of {len(segs)} segments: {done}")
+                ok = False
+            container.extras["db"].close()
+    return stored, tracks, statistics.median(times), statistics.median(thumbs), ok
+
+
+def _transcode_audio(seconds: float) -> None:
+    from fleetcam.media.dvraudio import AudioTranscoder
+    from fleetcam.simulator.streamer import alaw_tone
+
+    t = AudioTranscoder()
+    step = 1000 // FPS
+    for i in range(int(seconds * 1000) // step):
+        t.push(PayloadType.G711A, alaw_tone(step, i * step), START_MS + i * step)
+    t.flush()
 
 
 def request_bench(args: argparse.Namespace) -> bool:
@@ -247,6 +283,7 @@ def main() -> int:
     ap.add_argument("--seconds", type=float, default=60.0)
     ap.add_argument("--runs", type=int, default=3)
     ap.add_argument("--no-hevc", action="store_true")
+    ap.add_argument("--no-audio", action="store_true")
     ap.add_argument("--object-seconds-cpu", type=int, default=10,
                     help="object length in the CPU run (short: more object writes)")
     ap.add_argument("--request-minutes", type=int, default=30)

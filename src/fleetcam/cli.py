@@ -41,6 +41,8 @@ def _parser() -> argparse.ArgumentParser:
     sim.add_argument("--edition", choices=["2013", "2019", "mixed"], default="2013")
     sim.add_argument("--interval", type=float, default=10.0, help="seconds between locations")
     sim.add_argument("--h265", action="store_true", help="stream H.265 instead of H.264")
+    sim.add_argument("--audio", action="store_true",
+                     help="interleave G.711 A-law audio (a 440 Hz tone) with the video")
     sim.add_argument("--channels", type=int, default=2)
     sim.add_argument("--alarm-interval", type=float, default=0.0, metavar="S",
                      help="seconds between ADAS/DSM alarms with a photo and a clip (0: none)")
@@ -99,7 +101,7 @@ async def _simulate(args: argparse.Namespace) -> None:
     sim = Simulation(args.devices, DeviceConfig(
         phone="", host=args.host, port=args.port, version2019=args.edition == "2019",
         report_interval=args.interval, codec="hevc" if args.h265 else "h264",
-        channels=args.channels, alarm_interval=args.alarm_interval),
+        channels=args.channels, alarm_interval=args.alarm_interval, audio=args.audio),
         mixed_editions=args.edition == "mixed")
     print("simulated terminals: " + ", ".join(sim.idents), flush=True)
     await sim.start()

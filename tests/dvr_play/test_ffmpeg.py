@@ -6,6 +6,8 @@ import subprocess
 import time
 from pathlib import Path
 
+import pytest
+
 from fleetcam.api.app import create_app
 from tests.dvr_play.test_player import TOKEN, _archive
 from tests.integration.httpserver import ServerThread
@@ -19,7 +21,16 @@ def _ffprobe_frames(url: str) -> int:
     return int(r.stdout.split()[0])
 
 
-def test_ffmpeg_reads_and_seeks_the_download(tmp_path: Path) -> None:
+@pytest.mark.parametrize("references", [None, 10], ids=["sidx-per-fragment",
+                                                        "sidx-6-fragments-a-reference"])
+def test_ffmpeg_reads_and_seeks_the_download(tmp_path: Path, references: int | None,
+                                             monkeypatch: pytest.MonkeyPatch) -> None:
+    """Also with several fragments a ``sidx`` reference, as downloads of over 65,535
+    fragments (18 h of 1 s GOPs) are laid out: here forced on 60 fragments."""
+    if references is not None:
+        from fleetcam.media import archive
+
+        monkeypatch.setattr(archive, "MAX_REFERENCES", references)
     start = int(time.time()) - 900
     c = _archive(tmp_path, start, 60)
     seen: list[tuple[str, str | None]] = []

@@ -49,27 +49,30 @@ window.onload = () => { window.P = FlussonicDvrPlayer.default.load(options,
 </script></body></html>"""
 
 
-def _archive(tmp: Path, start: int, seconds: int) -> Any:
+def _archive(tmp: Path, start: int, seconds: int, audio: bool = False) -> Any:
     settings = Settings(data_dir=tmp / "data", admin_token=TOKEN)
     c = build_local(settings)
     now = time.time()
     c.dvr_streams.put(dvr.DvrStream("7-1", 7, 1, dvr.DvrConfig("dvr", 86400), now, now))
     init, gops = dvrgen.encoded(gops=seconds, start_time=start)
+    if audio:  # G.711 A-law as the gateway records it: AAC-LC, 8 kHz, beside the video
+        init = dvrgen.with_audio(init, dvrgen.tone(start * 1000, 20)[0])
     ikey = dvr.init_key("7-1", fmp4.init_digest(init))
     c.dvr_storage.put("dvr", ikey, init, content_type="video/mp4")
     for part in range(0, seconds, 20):  # 20 s objects
         seg, data = dvrgen.segment("7-1", (start + part) * 1000, 20, gops=gops, init_key=ikey,
-                                   first_gop=part)
+                                   first_gop=part, audio=audio)
         c.dvr_storage.put("dvr", seg.key, data, content_type="video/iso.segment")
         c.dvr_index.add(seg)
     return c
 
 
-def test_flussonic_player_plays_and_exports_the_archive(tmp_path: Path) -> None:
+@pytest.mark.parametrize("audio", [False, True], ids=["video", "video+audio"])
+def test_flussonic_player_plays_and_exports_the_archive(tmp_path: Path, audio: bool) -> None:
     assert CHROMIUM.exists(), f"{CHROMIUM} is missing: run `make browser-deps`"
     assert (DIST / "FlussonicDvrPlayer.js").exists(), "run `make browser-deps`"
     start = int(time.time()) - 600
-    container = _archive(tmp_path, start, 60)
+    container = _archive(tmp_path, start, 60, audio)
     chosen = start + 25
     seen: list[tuple[str, str, int]] = []
     exported = tmp_path / "export.mp4"
@@ -105,12 +108,14 @@ def test_flussonic_player_plays_and_exports_the_archive(tmp_path: Path) -> None:
                 while time.monotonic() < deadline:  # playback from the chosen time
                     state = await page.evaluate(
                         "() => { const v = document.querySelector('video');"
-                        " return v ? {t: v.currentTime, w: v.videoWidth, d: v.duration} : {} }")
+                        " return v ? {t: v.currentTime, w: v.videoWidth, d: v.duration,"
+                        " a: v.webkitAudioDecodedByteCount} : {} }")
                     if state.get("t", 0) > 2 and state.get("w"):
                         break
                     await asyncio.sleep(0.3)
                 assert state.get("w") == 320 and state["t"] > 2, state
                 assert abs(state["d"] - (start + 60 - chosen)) < 1.5, state  # all of it
+                assert (state["a"] > 0) == audio, state  # the AAC track plays (muted)
                 shot = await page.evaluate(
                     "() => { const v = document.querySelector('video');"
                     " const c = document.createElement('canvas'); c.width = v.videoWidth;"
@@ -140,8 +145,13 @@ def test_flussonic_player_plays_and_exports_the_archive(tmp_path: Path) -> None:
     assert any(".fmp4.m3u8" in u and f"index-{chosen}-" in u for _, u, _ in seen), seen
     assert any(u.endswith(".m4s") or ".m4s?" in u for _, u, st in seen if st == 206), seen
     with av.open(str(exported)) as c:
+        assert len(c.streams.audio) == audio
+        sound = [p for p in c.demux(audio=0) if p.size] if audio else []
+    with av.open(str(exported)) as c:
         frames = list(c.decode(video=0))
         info = json.loads(c.metadata["comment"])
+    if audio:  # the export carries the audio of the whole range
+        assert abs(len(sound) * 0.128 - info["duration"]) < 0.5, (len(sound), info)
     assert len(frames) == round(info["duration"] * 25)
     assert read_burnt_time(frames[0]) == pytest.approx(info["from"], abs=0.05)
     assert start <= info["from"] and info["from"] + info["duration"] <= start + 60

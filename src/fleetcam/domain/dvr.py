@@ -6,9 +6,13 @@ these types index; keep both stable (extend, don't rename): the read side builds
 """
 from __future__ import annotations
 
+import array
+import bisect
+import itertools
 import json
 import re
 import struct
+import sys
 import zlib
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field, replace
@@ -231,7 +235,7 @@ class SegmentEntry:
     codec: str
     width: int
     height: int
-    fragments: tuple[FragmentEntry, ...]
+    fragments: Sequence[FragmentEntry]
     source: str = SOURCE_CLOUD
     created_at: float = 0.0
     tracks: tuple[int, ...] = (VIDEO_TRACK,)
@@ -327,24 +331,210 @@ def _utc_parts(ms: int) -> tuple[int, int, int, int]:
     return t.tm_year, t.tm_mon, t.tm_mday, t.tm_hour
 
 
-_FRAG = struct.Struct(">qIQIIIB")  # start, duration, offset, size, moof_size, frames, flags
+_FRAG = struct.Struct(">qIQIIIB")  # v1 record: start, duration, offset, size, moof, frames, flags
+_TABLE = struct.Struct(">BBIqqQQ")  # v2 header: magic, flags, count, start, end, offset, bytes
+TABLE_MAGIC = 0xF2
+"""First byte of a v2 packed table (a zlib stream, the v1 form, starts with 0x08-0x78)."""
+REGULAR = 0x01
+"""v2 flag: fragments contiguous in time and bytes, every size 8 bytes to MAX_FRAGMENT_BYTES."""
+MAX_FRAGMENT_BYTES = 64 * 1024 * 1024
+"""No stored fragment is larger (the gateway closes objects at 64 MB)."""
+SAP = 0x90000000
+"""``sidx`` reference flags of a fragment starting with a keyframe (starts_with_SAP, type 1)."""
 
 
 def pack_fragments(fragments: Sequence[FragmentEntry]) -> bytes:
-    """The fragment table as stored in index rows: zlib over fixed 37-byte records."""
-    raw = b"".join(_FRAG.pack(f.start_ms, f.duration_ms, f.offset, f.size, f.moof_size,
-                              f.frames, 1 if f.keyframe else 0) for f in fragments)
-    return zlib.compress(raw, 6)
+    """The fragment table as stored in index rows (docs/dvr.md, "Index rows").
+
+    Version 2: a 38-byte header (count, first start, last end, first offset, total bytes,
+    whether the table is regular), the ``sidx`` rows as they are (size, duration, SAP flags:
+    12 bytes a fragment, exactly as a download's ``sidx`` lists them), then zlib over the
+    other columns: ``moof`` sizes, frame counts, and only for an irregular table the start
+    times and offsets (a regular one derives them by summing durations and sizes). A
+    download's header is copied from these rows: no inflating, no object per fragment.
+    """
+    if isinstance(fragments, FragmentTable):
+        return fragments.blob
+    n = len(fragments)
+    regular = True
+    prev: FragmentEntry | None = None
+    for f in fragments:
+        if not 8 <= f.size <= MAX_FRAGMENT_BYTES or prev is not None and (
+                f.start_ms != prev.start_ms + prev.duration_ms
+                or f.offset != prev.offset + prev.size):
+            regular = False
+            break
+        prev = f
+    rows = struct.pack(f">{3 * n}I", *[v for f in fragments for v in (
+        f.size, f.duration_ms, SAP if f.keyframe else 0)])
+    cols = [struct.pack(f">{n}I", *[f.moof_size for f in fragments]),
+            struct.pack(f">{n}I", *[f.frames for f in fragments])]
+    if not regular:
+        cols += [struct.pack(f">{n}q", *[f.start_ms for f in fragments]),
+                 struct.pack(f">{n}Q", *[f.offset for f in fragments])]
+    first, last = (fragments[0], fragments[-1]) if n else (None, None)
+    head = _TABLE.pack(TABLE_MAGIC, REGULAR if regular else 0, n,
+                       first.start_ms if first else 0, last.end_ms if last else 0,
+                       first.offset if first else 0,
+                       last.offset + last.size - first.offset if first and last else 0)
+    return head + rows + zlib.compress(b"".join(cols), 6)
 
 
-def unpack_fragments(blob: bytes) -> tuple[FragmentEntry, ...]:
-    raw = zlib.decompress(blob)
+def unpack_fragments(blob: bytes) -> FragmentTable:
+    """The table of an index row (either stored version), read lazily.
+
+    Raises:
+        ValueError: a malformed blob.
+    """
+    return FragmentTable(bytes(blob))
+
+
+class FragmentTable(Sequence[FragmentEntry]):
+    """A segment's fragment table in its stored form, read lazily: counts, first start,
+    last end, total bytes and regularity come from the header, the ``sidx`` rows are a
+    slice of it; ``FragmentEntry`` objects are built only when asked for. Compares equal to the tuple
+    of its entries. Immutable (lazily computed parts are cached).
+    """
+
+    __slots__ = ("blob", "count", "start_ms", "end_ms", "offset", "size", "regular", "_body",
+                 "_items")
+
+    def __init__(self, blob: bytes) -> None:
+        self.blob = blob
+        self._body: bytes | None = None
+        self._items: tuple[FragmentEntry, ...] | None = None
+        if blob[:1] == bytes([TABLE_MAGIC]):
+            if len(blob) < _TABLE.size:
+                raise ValueError("fragment table header is truncated")
+            _, flags, self.count, self.start_ms, self.end_ms, self.offset, self.size = \
+                _TABLE.unpack_from(blob)
+            self.regular = bool(flags & REGULAR)
+            return
+        items = _unpack_v1(blob)  # version 1: zlib over 37-byte records
+        fresh = FragmentTable(pack_fragments(items))
+        for name in ("blob", "count", "start_ms", "end_ms", "offset", "size", "regular"):
+            setattr(self, name, getattr(fresh, name))
+        self._items = items
+
+    @classmethod
+    def of(cls, fragments: Sequence[FragmentEntry]) -> FragmentTable:
+        return fragments if isinstance(fragments, FragmentTable) else cls(
+            pack_fragments(fragments))
+
+    def _rows(self) -> array.array[int]:
+        """The rows as native integers (size, duration, flags, size, ...)."""
+        rows = array.array("I", self.sidx_rows())
+        if len(rows) != 3 * self.count:
+            raise ValueError("fragment table is truncated")
+        if sys.byteorder == "little":
+            rows.byteswap()
+        return rows
+
+    def body(self) -> bytes:
+        """The inflated columns after the rows (cached)."""
+        if self._body is None:
+            try:
+                body = zlib.decompress(self.blob[_TABLE.size + 12 * self.count:])
+            except zlib.error as e:
+                raise ValueError(f"fragment table is damaged: {e}") from None
+            if len(body) != self.count * (8 if self.regular else 24):
+                raise ValueError("fragment table is truncated")
+            self._body = body
+        return self._body
+
+    def sidx_rows(self, first: int = 0, stop: int | None = None) -> bytes:
+        """``sidx`` references of fragments ``[first, stop)``: size, duration, SAP flags."""
+        stop = self.count if stop is None else stop
+        return self.blob[_TABLE.size + 12 * first:_TABLE.size + 12 * stop]
+
+    def bounds(self, first: int, stop: int) -> tuple[int, int, int, int]:
+        """(start_ms, end_ms, offset, size) of fragments ``[first, stop)`` (non-empty) of a
+        regular table, from the header or by summing the rows (no entry is built)."""
+        if first == 0 and stop == self.count:
+            return self.start_ms, self.end_ms, self.offset, self.size
+        if not self.regular:
+            fs = self._entries()
+            return (fs[first].start_ms, fs[stop - 1].end_ms, fs[first].offset,
+                    fs[stop - 1].offset + fs[stop - 1].size - fs[first].offset)
+        rows = self._rows()[:3 * stop]
+        start = self.start_ms + sum(rows[1:3 * first:3])
+        offset = self.offset + sum(rows[0:3 * first:3])
+        return (start, start + sum(rows[3 * first + 1::3]), offset,
+                sum(rows[3 * first::3]))
+
+    def _entries(self) -> tuple[FragmentEntry, ...]:
+        if self._items is None:
+            body, n, rows = self.body(), self.count, self._rows()
+            moofs = struct.unpack_from(f">{n}I", body)
+            frames = struct.unpack_from(f">{n}I", body, 4 * n)
+            if self.regular:
+                starts, offsets, t, o = [], [], self.start_ms, self.offset
+                for i in range(n):
+                    starts.append(t)
+                    offsets.append(o)
+                    t += rows[3 * i + 1]
+                    o += rows[3 * i]
+            else:
+                starts = list(struct.unpack_from(f">{n}q", body, 8 * n))
+                offsets = list(struct.unpack_from(f">{n}Q", body, 16 * n))
+            # Fill each frozen instance's __dict__ at once instead of its generated __init__
+            # (one object.__setattr__ per field): about 5x faster; same objects.
+            new, out = object.__new__, []
+            for i in range(n):
+                f = new(FragmentEntry)
+                f.__dict__.update(start_ms=starts[i], duration_ms=rows[3 * i + 1],
+                                  offset=offsets[i], size=rows[3 * i], moof_size=moofs[i],
+                                  frames=frames[i], keyframe=bool(rows[3 * i + 2] & SAP))
+                out.append(f)
+            self._items = tuple(out)
+        return self._items
+
+    def slice_in(self, start_ms: int, end_ms: int) -> tuple[int, int] | None:
+        """``(first, stop)``: the fragments overlapping ``[start_ms, end_ms)`` of a regular
+        table (time-ordered and contiguous, so they are one run); None for an irregular one.
+        Found by bisecting the summed durations: no entry is built."""
+        if not self.regular:
+            return None
+        if start_ms <= self.start_ms and end_ms >= self.end_ms:
+            return 0, self.count
+        n = self.count
+        durations = self._rows()[1::3]
+        bounds = list(itertools.accumulate(durations, initial=self.start_ms))  # n + 1
+        first = bisect.bisect_right(bounds, start_ms, 1) - 1  # ends after start_ms
+        stop = bisect.bisect_left(bounds, end_ms, first, n)  # starts before end_ms
+        return first, max(first, stop)
+
+    def __len__(self) -> int:
+        return self.count
+
+    def __getitem__(self, i: Any) -> Any:
+        return self._entries()[i]
+
+    def __iter__(self) -> Iterator[FragmentEntry]:
+        return iter(self._entries())
+
+    def __eq__(self, other: object) -> bool:
+        if isinstance(other, FragmentTable):
+            return self.blob == other.blob or self._entries() == other._entries()
+        if isinstance(other, (tuple, list)):
+            return self._entries() == tuple(other)
+        return NotImplemented
+
+    def __hash__(self) -> int:
+        return hash(self._entries())
+
+    def __repr__(self) -> str:
+        return (f"FragmentTable(count={self.count}, start_ms={self.start_ms}, "
+                f"end_ms={self.end_ms}, size={self.size}, regular={self.regular})")
+
+
+def _unpack_v1(blob: bytes) -> tuple[FragmentEntry, ...]:
+    try:
+        raw = zlib.decompress(blob)
+    except zlib.error as e:
+        raise ValueError(f"fragment table is damaged: {e}") from None
     if len(raw) % _FRAG.size:
         raise ValueError("fragment table is truncated")
-    # Hours of archive are tens of thousands of entries, unpacked while a download's client
-    # waits for its first byte: fill each frozen instance's __dict__ at once instead of its
-    # generated __init__ (one object.__setattr__ per field), about 5x faster. Same objects:
-    # equality, hashing and repr come from the fields.
     new, names, out = object.__new__, _FRAG_FIELDS, []
     for row in _FRAG.iter_unpack(raw):
         f = new(FragmentEntry)

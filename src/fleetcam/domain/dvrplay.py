@@ -126,15 +126,18 @@ def iso(ms: int) -> str:
 
 
 def render_playlist(parts: Sequence[HlsPart], *, kind: str, media_sequence: int = 0,
-                    token: str | None = None) -> str:
+                    token: str | None = None, tracks: str | None = None) -> str:
     """An HLS media playlist over ``parts``: fMP4 (version 7, byte ranges of the stored
     objects) when they have an init, else MPEG-TS segments (version 3, remuxed on request).
 
     ``kind``: ``vod`` (ended), ``event`` (grows), ``live`` (a sliding window). A gap in time
     or a new init segment starts a discontinuity; every segment carries its
-    ``EXT-X-PROGRAM-DATE-TIME``.
+    ``EXT-X-PROGRAM-DATE-TIME``. ``tracks`` (``filter.tracks``) is passed on to every URI.
     """
-    q = f"?token={quote(token, safe='')}" if token else ""
+    query = [f"token={quote(token, safe='')}"] if token else []
+    if tracks:
+        query.append(f"filter.tracks={quote(tracks, safe='')}")
+    q = "?" + "&".join(query) if query else ""
     longest = max((p.duration_ms for p in parts), default=1000)
     fmp4 = any(p.init_uri for p in parts) or not parts
     lines = ["#EXTM3U", "#EXT-X-VERSION:7" if fmp4 else "#EXT-X-VERSION:3",

@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Any
 from fleetcam.domain.dvr import DvrStream, SegmentEntry, init_key
 from fleetcam.errors import FleetcamError, NotFound
 from fleetcam.media.dvr import DvrFragmenter, Fragment, HevcToH264, OpenSegment
+from fleetcam.media.dvraudio import AudioTranscoder, BadAudio
 from fleetcam.media.fmp4 import init_digest
 from fleetcam.protocol.jt1078.packet import CODEC_NAMES
 from fleetcam.protocol.jt1078.reassembly import MediaFrame
@@ -30,9 +31,15 @@ REFRESH_EVERY = 10.0
 ASK_AGAIN_AFTER = 15.0
 """Seconds without a frame (device online) after which the stream is asked for again."""
 MAX_OBJECT_BYTES = 64 << 20
-MAX_QUEUE = 3000
-"""Frames waiting to be fragmented per recording (about 2 minutes at 25 fps): beyond that
-the storage is too slow and frames are dropped (logged)."""
+MAX_QUEUE = 6000
+"""Frames waiting to be fragmented per recording (about 2 minutes of 25 fps video with its
+audio): beyond that the storage is too slow and frames are dropped (logged)."""
+AUDIO_LAG_MS = 1000
+"""Audio may trail the video by this much before silence stands in for it (docs/dvr.md)."""
+WARN_EVERY = 60.0
+"""Seconds between two warnings about dropped audio frames of one recording."""
+AUDIO = 3
+"""JT/T 1078 data type of audio frames."""
 STORE_TRIES = 5
 UTC_PLAUSIBLE_MS = 86_400_000
 """A device timestamp within a day of the server's clock is taken as UTC milliseconds."""
@@ -59,6 +66,10 @@ class Recording:
     codec: str | None = None
     fragmenter: DvrFragmenter = field(default_factory=DvrFragmenter)
     transcoder: HevcToH264 | None = None
+    audio: AudioTranscoder | None = None
+    audio_frames: int = 0
+    audio_dropped: int = 0
+    audio_warned: float = float("-inf")
     offset_ms: int | None = None
     open: OpenSegment | None = None
     inits: set[str] = field(default_factory=set)
@@ -209,12 +220,13 @@ class DvrRecorder:
 
     def on_frame(self, device: Device, connection_id: int, frame: MediaFrame) -> None:
         rec = self.recordings.get((device.id, frame.channel))
-        if rec is None or frame.data_type >= 3 or frame.timestamp is None:
+        if rec is None or frame.data_type > AUDIO or frame.timestamp is None:
             return
         if rec.media_conn != connection_id:
             return  # only the connection bound to the recording's request feeds it
         live = self.gw.live.streams.get(rec.key)
-        if live is not None and not live.ended and live.kind == "live":
+        if live is not None and not live.ended and live.kind == "live" \
+                and frame.data_type != AUDIO:
             if live.media_conn is None:
                 live.media_conn = connection_id  # a viewer shares the recorded stream
             self.gw.live.on_frame(device, connection_id, frame)
@@ -247,6 +259,9 @@ class DvrRecorder:
     async def _run(self, rec: Recording) -> None:
         loop = asyncio.get_running_loop()
         while (frame := await rec.queue.get()) is not None:
+            if frame.data_type == AUDIO:
+                await self._audio(rec, frame)
+                continue
             try:
                 assert frame.timestamp is not None
                 codec = CODEC_NAMES.get(frame.payload_type)
@@ -268,6 +283,9 @@ class DvrRecorder:
                 for data, ms, k in units:
                     for f in rec.fragmenter.push(data, ms, k):
                         await self._append(rec, f)
+                if rec.audio is not None:  # video goes on: silence where audio is missing
+                    for f in rec.fragmenter.push_audio(rec.audio.fill_until(utc - AUDIO_LAG_MS)):
+                        await self._append(rec, f)
                 rec.frames += 1
             except FleetcamError as e:
                 rec.error = e.reason
@@ -280,11 +298,42 @@ class DvrRecorder:
                                                               rec.transcoder.flush):
                     for f in rec.fragmenter.push(data, ms, k):
                         await self._append(rec, f)
+            if rec.audio is not None:
+                for f in rec.fragmenter.push_audio(rec.audio.flush()):
+                    await self._append(rec, f)
             for f in rec.fragmenter.flush():
                 await self._append(rec, f)
         except Exception:
             log.exception("DVR stream %s: last fragment lost", rec.stream.name)
         await self._close_segment(rec)
+
+    async def _audio(self, rec: Recording, frame: MediaFrame) -> None:
+        """One audio frame: to AAC beside the video (media.dvraudio). A frame that cannot be
+        used is dropped and counted (a warning a minute at most): the video never waits on
+        audio and never breaks for it."""
+        assert frame.timestamp is not None
+        try:
+            if rec.audio is None:
+                rec.audio = AudioTranscoder()
+            packets = rec.audio.push(frame.payload_type, frame.data,
+                                     self._utc(rec, frame.timestamp),
+                                     rec.fragmenter.open_start_ms)
+            for f in rec.fragmenter.push_audio(packets):
+                await self._append(rec, f)
+            rec.audio_frames += 1
+        except BadAudio as e:
+            self._audio_dropped(rec, str(e))
+        except Exception as e:  # noqa: BLE001 - audio never stops the recording
+            log.debug("DVR stream %s: audio frame failed", rec.stream.name, exc_info=True)
+            self._audio_dropped(rec, f"{type(e).__name__}: {e}")
+
+    def _audio_dropped(self, rec: Recording, reason: str) -> None:
+        rec.audio_dropped += 1
+        now = self.gw.loop_time()
+        if now - rec.audio_warned >= WARN_EVERY:
+            rec.audio_warned = now
+            log.warning("DVR stream %s: audio frame dropped (%d so far): %s", rec.stream.name,
+                        rec.audio_dropped, reason[:200])
 
     async def _append(self, rec: Recording, frag: Fragment) -> None:
         seg = rec.open

@@ -17,6 +17,7 @@ valid and keeps its announced length, and the player skips it.
 from __future__ import annotations
 
 import bisect
+import re
 import itertools
 import json
 import struct
@@ -195,8 +196,7 @@ def select_tracks(init: Init, spec: str | None) -> tuple[Track, ...]:
 
 # -- the plan ----------------------------------------------------------------------------------
 class Piece(NamedTuple):
-    """One stored fragment as it goes into the download (a tuple: hours of archive are tens
-    of thousands of them, laid out while the client waits for its first byte).
+    """One stored fragment as it goes into the download.
 
     Attributes:
         source: where its bytes are (opaque to this module: the caller's object reference).
@@ -228,24 +228,6 @@ class Gap:
                 "reason": self.reason}
 
 
-@dataclass
-class Layout:
-    """A download's bytes, described: ``header``, then piece ``i`` at ``offsets[i]``."""
-
-    header: bytes
-    pieces: list[Piece]
-    offsets: list[int]
-    tracks: tuple[Track, ...]
-    gaps: list[Gap]
-    start_ms: int
-    duration_ms: int
-    total: int
-
-    def piece_at(self, byte: int) -> int:
-        """Index of the piece holding download byte ``byte`` (header bytes: -1)."""
-        return bisect.bisect_right(self.offsets, byte) - 1
-
-
 class Fragment(Protocol):
     """A stored fragment as the index describes it (``domain.dvr.FragmentEntry``)."""
 
@@ -257,16 +239,121 @@ class Fragment(Protocol):
     keyframe: bool
 
 
-def plan(init: Init, fragments: Iterable[tuple[object, Fragment]], *,
+class Table(Protocol):
+    """A stored segment's fragment table as the index keeps it (``domain.dvr.FragmentTable``):
+    what a download's layout needs of a whole run of fragments, without one object each.
+
+    ``regular``: contiguous in time and bytes, every size 8 bytes to ``MAX_FRAGMENT``.
+    """
+
+    regular: bool
+
+    def __len__(self) -> int: ...
+
+    def __getitem__(self, i: slice) -> Sequence[Fragment]: ...
+
+    def sidx_rows(self, first: int = 0, stop: int | None = None) -> bytes:
+        """``sidx`` references (size, duration, SAP flags; 12 bytes each) of ``[first, stop)``."""
+        ...
+
+    def bounds(self, first: int, stop: int) -> tuple[int, int, int, int]:
+        """(start_ms, end_ms, offset, size) of fragments ``[first, stop)`` (non-empty)."""
+        ...
+
+
+class Span(NamedTuple):
+    """Fragments ``[first, stop)`` of one stored segment's table, in a download together."""
+
+    source: object
+    table: Table
+    first: int
+    stop: int
+
+
+@dataclass
+class Block:
+    """A run of a download's pieces, from ``offset`` (in the download) for ``size`` bytes:
+    a slice of a regular table (``span``: its pieces are built only when its bytes are), or
+    ``pieces`` given one by one."""
+
+    offset: int
+    size: int
+    sequence: int
+    """``mfhd`` sequence number of its first piece (pieces count from 1)."""
+    out_ms: int
+    """Decode time of its first piece."""
+    span: Span | None = None
+    pieces: list[Piece] | None = None
+
+    @property
+    def source(self) -> object:
+        return self.span.source if self.span is not None else self.pieces[0].source  # type: ignore[index]
+
+    @property
+    def last_source(self) -> object:
+        return self.span.source if self.span is not None else self.pieces[-1].source  # type: ignore[index]
+
+    def materialize(self) -> tuple[list[Piece], list[int]]:
+        """Its pieces and the download offset of each."""
+        if self.span is None:
+            pieces = self.pieces or []
+            offsets = list(itertools.accumulate((p.size for p in pieces), initial=self.offset))
+            offsets.pop()
+            return pieces, offsets
+        source, table, first, stop = self.span
+        frags = table[first:stop]
+        base, t0, at, out = frags[0].offset, frags[0].start_ms, self.offset, self.out_ms
+        return ([Piece(source, f.offset, f.size, f.moof_size, f.start_ms, f.duration_ms,
+                       f.keyframe, out + f.start_ms - t0) for f in frags],
+                [at + f.offset - base for f in frags])
+
+
+@dataclass
+class Layout:
+    """A download's bytes, described: ``header``, then the blocks of pieces."""
+
+    header: bytes
+    blocks: list[Block]
+    tracks: tuple[Track, ...]
+    gaps: list[Gap]
+    start_ms: int
+    duration_ms: int
+    total: int
+    fragments: int
+    """Pieces in the download."""
+
+    def __post_init__(self) -> None:
+        self._starts = [b.offset for b in self.blocks]
+
+    def block_at(self, byte: int) -> int:
+        """Index of the block holding download byte ``byte`` (header bytes: -1)."""
+        return bisect.bisect_right(self._starts, byte) - 1
+
+    def time_at(self, byte: int) -> int:
+        """Decode time (ms) of the piece holding download byte ``byte`` (header: 0)."""
+        k = self.block_at(byte)
+        if k < 0:
+            return 0
+        pieces, offsets = self.blocks[k].materialize()
+        return pieces[max(0, bisect.bisect_right(offsets, byte) - 1)].out_ms
+
+    def all_pieces(self) -> list[Piece]:
+        """Every piece, in order (builds them all: for tests and small downloads)."""
+        return [p for b in self.blocks for p in b.materialize()[0]]
+
+
+def plan(init: Init, items: Iterable[Span | tuple[object, Fragment]], *,
          tracks: Sequence[Track] | None = None,
          gaps: Iterable[Gap] = (), meta: dict[str, object] | None = None) -> Layout:
     """Lay a download out: the pieces in time order, gaps closed up, every offset known.
 
     Args:
         init: the stored init segment, parsed.
-        fragments: ``(source, fragment)`` in time order: where its bytes are (opaque here,
-            handed back to the reader) and the index's entry. A fragment starting before the
-            previous one ended (an overlap) is left out.
+        items: in time order, either ``Span``s (a run of a stored segment's table) or
+            ``(source, fragment)`` pairs: where its bytes are (opaque here, handed back to
+            the reader) and the index's entry. A fragment starting before the previous one
+            ended (an overlap) is left out. A span of a regular table is laid out as a whole
+            (its ``sidx`` rows copied), so the work is per segment, not per fragment.
         tracks: the tracks to keep (``select_tracks``); default all.
         gaps: holes already known to the caller (missing objects, a codec change), added to
             the ones found between fragments.
@@ -276,38 +363,109 @@ def plan(init: Init, fragments: Iterable[tuple[object, Fragment]], *,
         ArchiveError: no fragment.
     """
     tracks = tuple(tracks or init.tracks)
-    pieces: list[Piece] = []
-    found = sorted(gaps, key=lambda g: g.start_ms)
-    out_ms = 0
-    prev_end = prev_dur = None
-    for source, f in fragments:
-        size = f.size
-        if size < 8 or size > MAX_FRAGMENT:
-            found.append(Gap(f.start_ms, f.start_ms + f.duration_ms, "bad fragment size"))
-            continue
-        if prev_end is not None:
-            hole = f.start_ms - prev_end
-            if hole < -GAP_MS // 2:
-                continue  # overlaps what is already in: recorded twice
-            if hole > GAP_MS:
-                found.append(Gap(prev_end, f.start_ms, "not recorded"))
-                hole = 0
-            out_ms += prev_dur + (hole if hole > 0 else 0)  # type: ignore[operator]
-        pieces.append(Piece(source, f.offset, size, f.moof_size, f.start_ms, f.duration_ms,
-                            f.keyframe, out_ms))
-        prev_end, prev_dur = f.start_ms + f.duration_ms, f.duration_ms
-    if not pieces:
+    p = _Planner(sorted(gaps, key=lambda g: g.start_ms))
+    for item in items:
+        if isinstance(item, Span):
+            p.add_span(item)
+        else:
+            p.add(item[0], item[1])
+    if not p.count:
         raise ArchiveError("no recorded fragment in the range")
-    duration = out_ms + pieces[-1].duration_ms
-    start = pieces[0].start_ms
-    found = _merge_gaps(found)
+    duration = p.last_out + p.prev_dur
+    p.close_row(duration)
+    start = p.start_ms
+    found = _merge_gaps(p.gaps)
     info = {**(meta or {}), "from": start / 1000, "duration": duration / 1000,
             "gaps": [g.as_json() for g in found]}
     moov = _moov(init, tracks, start, duration, info)
-    header = init.ftyp + moov + _sidx(tracks, pieces, duration)
-    offsets = list(itertools.accumulate((p.size for p in pieces), initial=len(header)))
-    total = offsets.pop()
-    return Layout(header, pieces, offsets, tracks, found, start, duration, total)
+    header = init.ftyp + moov + _sidx(tracks, b"".join(p.rows), p.count)
+    for b in p.blocks:
+        b.offset += len(header)
+    return Layout(header, p.blocks, tracks, found, start, duration, len(header) + p.pos,
+                  p.count)
+
+
+class _Planner:
+    """The running state of ``plan``: where the next piece goes, in bytes and in time."""
+
+    def __init__(self, gaps: list[Gap]) -> None:
+        self.gaps = gaps
+        self.blocks: list[Block] = []
+        self.rows: list[bytes] = []
+        self.count = self.pos = 0
+        self.start_ms = self.last_out = self.prev_dur = 0
+        self.prev_end: int | None = None
+        self.pending: tuple[int, int] | None = None  # size, SAP flags of the last piece
+
+    def _next_out(self, start_ms: int) -> int | None:
+        """Decode time of a piece recorded at ``start_ms`` (None: it overlaps, leave it out);
+        a hole over GAP_MS is closed up and listed, a shorter one is kept in the timeline."""
+        if self.prev_end is None:
+            self.start_ms = start_ms
+            return 0
+        hole = start_ms - self.prev_end
+        if hole < -GAP_MS // 2:
+            return None  # overlaps what is already in: recorded twice
+        if hole > GAP_MS:
+            self.gaps.append(Gap(self.prev_end, start_ms, "not recorded"))
+            hole = 0
+        return self.last_out + self.prev_dur + (hole if hole > 0 else 0)
+
+    def close_row(self, next_out: int) -> None:
+        """The last piece's ``sidx`` row, now that its duration (to ``next_out``) is known."""
+        if self.pending is not None:
+            size, sap = self.pending
+            self.rows.append(struct.pack(">III", size, next_out - self.last_out, sap))
+            self.pending = None
+
+    def add(self, source: object, f: Fragment) -> None:
+        size = f.size
+        if size < 8 or size > MAX_FRAGMENT:
+            self.gaps.append(Gap(f.start_ms, f.start_ms + f.duration_ms, "bad fragment size"))
+            return
+        out = self._next_out(f.start_ms)
+        if out is None:
+            return
+        self.close_row(out)
+        piece = Piece(source, f.offset, size, f.moof_size, f.start_ms, f.duration_ms,
+                      f.keyframe, out)
+        last = self.blocks[-1] if self.blocks else None
+        if last is None or last.pieces is None:
+            last = Block(self.pos, 0, self.count + 1, out, pieces=[])
+            self.blocks.append(last)
+        last.pieces.append(piece)  # type: ignore[union-attr]
+        last.size += size
+        self.pending = (size, SAP if f.keyframe else 0)
+        self.last_out, self.prev_end, self.prev_dur = out, f.start_ms + f.duration_ms, \
+            f.duration_ms
+        self.count += 1
+        self.pos += size
+
+    def add_span(self, span: Span) -> None:
+        source, table, first, stop = span
+        if stop <= first:
+            return
+        if not getattr(table, "regular", False):
+            for f in table[first:stop]:
+                self.add(source, f)
+            return
+        start, end, _, size = table.bounds(first, stop)
+        out = self._next_out(start)
+        if out is None:  # overlaps the previous piece: fragment by fragment
+            for f in table[first:stop]:
+                self.add(source, f)
+            return
+        self.close_row(out)
+        rows = table.sidx_rows(first, stop)
+        n = stop - first
+        last_size, last_dur, last_sap = struct.unpack_from(">III", rows, 12 * (n - 1))
+        self.rows.append(rows[:-12])
+        self.blocks.append(Block(self.pos, size, self.count + 1, out, span=span))
+        self.pending = (last_size, last_sap)
+        self.last_out = out + (end - last_dur - start)
+        self.prev_end, self.prev_dur = end, last_dur
+        self.count += n
+        self.pos += size
 
 
 def _merge_gaps(gaps: list[Gap]) -> list[Gap]:
@@ -354,17 +512,30 @@ def udta(info: dict[str, object]) -> bytes:
     return box(b"udta", full_box(b"meta", 0, 0, hdlr, ilst))
 
 
-def _sidx(tracks: Sequence[Track], pieces: Sequence[Piece], duration_ms: int) -> bytes:
-    """One ``sidx`` (version 1) indexing every fragment, in ms: seeking without reading."""
+SAP = 0x90000000
+"""``sidx`` reference flags of a fragment starting with a keyframe (starts_with_SAP, type 1)."""
+MAX_REFERENCES = 0xFFFF
+"""A ``sidx`` lists at most this many references (a 16-bit count)."""
+
+
+def _sidx(tracks: Sequence[Track], rows: bytes, count: int) -> bytes:
+    """One ``sidx`` (version 1, ms) with a reference per fragment: seeking without reading.
+    Past 65,535 fragments (over 18 hours of 1 s GOPs) consecutive fragments share a
+    reference (a subsegment may hold several fragments)."""
     ref = next((t for t in tracks if t.handler == "vide"), tracks[0]).track_id
-    ends = [p.out_ms for p in pieces[1:]]
-    ends.append(duration_ms)
-    values = []
-    for p, end in zip(pieces, ends):
-        values += (p.size & 0x7FFFFFFF, end - p.out_ms, 0x90000000 if p.keyframe else 0)
-    rows = struct.pack(f">{len(values)}I", *values)
-    return full_box(b"sidx", 1, 0, struct.pack(">IIQQHH", ref, 1000, 0, 0, 0, len(pieces)),
-                    bytes(rows))
+    if count > MAX_REFERENCES:
+        rows, count = _coarser(rows, count)
+    return full_box(b"sidx", 1, 0, struct.pack(">IIQQHH", ref, 1000, 0, 0, 0, count), rows)
+
+
+def _coarser(rows: bytes, count: int) -> tuple[bytes, int]:
+    per = -(-count // MAX_REFERENCES)
+    values = struct.unpack(f">{3 * count}I", rows)
+    out: list[int] = []
+    for i in range(0, count, per):
+        group = values[3 * i:3 * min(count, i + per)]
+        out += (sum(group[0::3]), sum(group[1::3]), group[2])
+    return struct.pack(f">{len(out)}I", *out), len(out) // 3
 
 
 # -- rendering ---------------------------------------------------------------------------------
@@ -387,6 +558,7 @@ def rewrite(data: bytearray, piece: Piece, sequence: int, layout: Layout) -> Non
     if b"moof" not in kinds or kinds[-1] != b"mdat":
         raise CorruptFragment(f"fragment boxes are {kinds[:4]}")
     keep = {t.track_id: t.timescale for t in layout.tracks}
+    sound = {t.track_id for t in layout.tracks if t.handler == "soun"}
     for kind, pos, size, header in boxes:
         if kind in (b"styp", b"sidx", b"prft"):
             data[pos + 4:pos + 8] = b"free"
@@ -396,11 +568,17 @@ def rewrite(data: bytearray, piece: Piece, sequence: int, layout: Layout) -> Non
             if k == b"mfhd":
                 struct.pack_into(">I", data, p + 12, sequence & 0xFFFFFFFF)
             elif k == b"traf":
-                _retime_traf(data, p, s, h, keep, piece.out_ms)
+                _retime_traf(data, p, s, h, keep, piece.out_ms,
+                             piece.start_ms if sound else None, sound)
 
 
 def _retime_traf(data: bytearray, pos: int, size: int, header: int, keep: dict[int, int],
-                 out_ms: int) -> None:
+                 out_ms: int, start_ms: int | None = None,
+                 sound: frozenset[int] | set[int] = frozenset()) -> None:
+    """Set a ``traf``'s decode time to the download's ``out_ms`` (in its track's timescale).
+    An audio track's ``traf`` starts a few samples after the fragment's (recorded UTC)
+    ``start_ms``: it is moved by ``out_ms - start_ms`` instead, keeping its offset from the
+    video."""
     tfhd = _child(data, pos + header, pos + size, b"tfhd")  # type: ignore[arg-type]
     if tfhd is None:
         raise CorruptFragment("traf without tfhd")
@@ -411,8 +589,13 @@ def _retime_traf(data: bytearray, pos: int, size: int, header: int, keep: dict[i
     tfdt = _child(data, pos + header, pos + size, b"tfdt")  # type: ignore[arg-type]
     if tfdt is None:
         raise CorruptFragment("traf without tfdt")
-    value = out_ms * keep[track_id] // 1000
-    if data[tfdt[0] + 8] == 1:
+    scale = keep[track_id]
+    wide = data[tfdt[0] + 8] == 1
+    old = struct.unpack_from(">Q" if wide else ">I", data, tfdt[0] + 12)[0]
+    value = out_ms * scale // 1000
+    if track_id in sound and start_ms is not None:
+        value = max(0, value + old - start_ms * scale // 1000)
+    if wide:
         struct.pack_into(">Q", data, tfdt[0] + 12, value)
     elif value < 2**32:
         struct.pack_into(">I", data, tfdt[0] + 12, value)
@@ -429,6 +612,7 @@ def render(layout: Layout, read: Reader, first: int = 0, last: int | None = None
            on_bad: Callable[[Piece, str], None] | None = None) -> Iterator[bytes]:
     """The download's bytes ``first`` to ``last`` (inclusive), fragments read in runs (one
     ranged read per run of adjacent fragments of one object) and rewritten one at a time.
+    Only the blocks the range touches are built into pieces.
 
     ``on_bad(piece, reason)`` hears of each fragment replaced by a ``free`` box.
     """
@@ -440,25 +624,33 @@ def render(layout: Layout, read: Reader, first: int = 0, last: int | None = None
         yield layout.header[first:min(hlen, last + 1)]
     if last < hlen:
         return
-    i = max(0, layout.piece_at(max(first, hlen)))
-    j = layout.piece_at(last)
-    pieces = layout.pieces
-    while i <= j:
-        run_end = i
-        while (run_end < j and pieces[run_end + 1].source == pieces[i].source
-               and pieces[run_end + 1].offset == pieces[run_end].offset + pieces[run_end].size):
-            run_end += 1
-        for k, data in _read_run(pieces, i, run_end, read, layout, on_bad):
-            p = pieces[k]
-            at = layout.offsets[k]
-            lo = max(first - at, 0)
-            hi = min(last - at + 1, p.size)
-            yield bytes(data[lo:hi]) if (lo or hi < p.size) else bytes(data)
-        i = run_end + 1
+    k = max(0, layout.block_at(max(first, hlen)))
+    blocks = layout.blocks
+    while k < len(blocks) and blocks[k].offset <= last:
+        block = blocks[k]
+        pieces, offsets = block.materialize()
+        i = max(0, bisect.bisect_right(offsets, first) - 1)
+        j = bisect.bisect_right(offsets, last) - 1
+        while i <= j:
+            run_end = i
+            while (run_end < j and pieces[run_end + 1].source == pieces[i].source
+                   and pieces[run_end + 1].offset == pieces[run_end].offset
+                   + pieces[run_end].size):
+                run_end += 1
+            for n, data in _read_run(pieces, i, run_end, read, layout, block.sequence,
+                                     on_bad):
+                p = pieces[n]
+                at = offsets[n]
+                lo = max(first - at, 0)
+                hi = min(last - at + 1, p.size)
+                yield bytes(data[lo:hi]) if (lo or hi < p.size) else bytes(data)
+            i = run_end + 1
+        k += 1
 
 
 def _read_run(pieces: list[Piece], i: int, j: int, read: Reader, layout: Layout,
-              on_bad: Callable[[Piece, str], None] | None) -> Iterator[tuple[int, bytearray]]:
+              sequence: int, on_bad: Callable[[Piece, str], None] | None
+              ) -> Iterator[tuple[int, bytearray]]:
     start = pieces[i].offset
     end = pieces[j].offset + pieces[j].size - 1
     buf = bytearray()
@@ -467,7 +659,7 @@ def _read_run(pieces: list[Piece], i: int, j: int, read: Reader, layout: Layout,
         for chunk in read(pieces[i].source, start, end):
             buf += chunk
             while k <= j and len(buf) >= pieces[k].size:
-                yield k, _finish(buf, pieces[k], k, layout, on_bad)
+                yield k, _finish(buf, pieces[k], sequence + k, layout, on_bad)
                 k += 1
     except Exception as e:  # noqa: BLE001 - a missing or unreadable object: fill, go on
         reason = f"unreadable: {type(e).__name__}"
@@ -478,15 +670,14 @@ def _read_run(pieces: list[Piece], i: int, j: int, read: Reader, layout: Layout,
             on_bad(pieces[k], reason)
         yield k, bytearray(_filler(pieces[k].size))
         k += 1
-        reason = reason if reason.startswith("unreadable") else reason
 
 
-def _finish(buf: bytearray, piece: Piece, index: int, layout: Layout,
+def _finish(buf: bytearray, piece: Piece, sequence: int, layout: Layout,
             on_bad: Callable[[Piece, str], None] | None) -> bytearray:
     data = buf[:piece.size]
     del buf[:piece.size]
     try:
-        rewrite(data, piece, index + 1, layout)
+        rewrite(data, piece, sequence, layout)
     except CorruptFragment as e:
         if on_bad:
             on_bad(piece, f"corrupt: {e}")
@@ -497,3 +688,58 @@ def _finish(buf: bytearray, piece: Piece, index: int, layout: Layout,
 def _filler(size: int) -> bytes:
     """A ``free`` box of exactly ``size`` bytes (>= 8): keeps every later offset valid."""
     return struct.pack(">I4s", size, b"free") + bytes(size - 8)
+
+
+# -- track filters on stored objects (playlists' byte ranges) ---------------------------------
+TRACKS_SPEC = re.compile(r"(?:[va][1-9]\d?){1,4}")
+"""What ``filter.tracks`` may say (``v1a1``, ``v1``, ``a1``)."""
+
+
+def check_tracks(spec: str | None) -> str | None:
+    """``spec`` if well formed (None/empty: no filter).
+
+    Raises:
+        ArchiveError: malformed.
+    """
+    if not spec:
+        return None
+    if not TRACKS_SPEC.fullmatch(spec):
+        raise ArchiveError(f"filter.tracks must look like v1a1, v1 or a1, not {spec[:20]!r}")
+    return spec
+
+
+def filtered_init(data: bytes, spec: str | None) -> bytes:
+    """A stored init segment with only the tracks ``spec`` selects (``ftyp`` + ``moov``).
+
+    Raises:
+        ArchiveError: unreadable, or ``spec`` selects none of its tracks.
+    """
+    init = parse_init(data)
+    tracks = select_tracks(init, spec)
+    if len(tracks) == len(init.tracks):
+        return data
+    mvex = box(b"mvex", *[t.trex or full_box(b"trex", 0, 0, struct.pack(
+        ">IIIII", t.track_id, 1, 0, 0, 0)) for t in tracks])
+    return init.ftyp + box(b"moov", init.mvhd, *[t.trak for t in tracks], *init.others, mvex)
+
+
+def drop_tracks(data: bytearray, keep: set[int]) -> None:
+    """Turn the ``traf`` of every track not in ``keep`` into a ``free`` box of the same size,
+    in each whole fragment of ``data`` (stored ``moof`` + ``mdat`` runs): sizes and offsets
+    stay as the index says, and players skip what is left out.
+
+    Raises:
+        CorruptFragment: not a run of whole fragments.
+    """
+    try:
+        for kind, pos, size, header in iter_boxes(data):
+            if kind != b"moof":
+                continue
+            for k, p, s, h in iter_boxes(data, pos + header, pos + size):
+                if k != b"traf":
+                    continue
+                tfhd = _child(data, p + h, p + s, b"tfhd")  # type: ignore[arg-type]
+                if tfhd is None or struct.unpack_from(">I", data, tfhd[0] + 12)[0] not in keep:
+                    data[p + 4:p + 8] = b"free"
+    except ArchiveError as e:
+        raise CorruptFragment(str(e)) from e

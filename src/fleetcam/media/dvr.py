@@ -26,6 +26,18 @@ DEFAULT_INTERVAL_MS = 40
 _DROP_NALS = {7, 8, 9}  # SPS and PPS (in the init segment), access unit delimiters
 _H264_OK = set(range(1, 13)) | {14, 15, 19, 20}
 MS = Fraction(1, 1000)
+AAC_FRAME = 1024
+"""Samples per AAC frame (media.dvraudio.AAC_FRAME; kept here so this module needs no PyAV)."""
+
+
+AUDIO_WAIT_MS = 2000
+"""A fragment whose audio has not come this long after its end goes out with what there is
+(the audio transcoder fills silence well before: this only bounds the wait)."""
+MAX_PENDING_AUDIO_MS = 60_000
+"""AAC packets kept waiting for video (audio with no video is not recorded)."""
+MAX_AUDIO_STRETCH_MS = 1000
+"""A hole between two AAC packets inside a fragment up to this long is absorbed by the
+earlier packet's duration; a longer one ends the fragment's audio there."""
 
 
 @dataclass(frozen=True)
@@ -40,6 +52,8 @@ class Fragment:
         codec, width, height: of that init.
         discontinuity: True when it does not follow the previous fragment (a gap, a new
             init, or the first fragment): a new segment must begin with it.
+        audio_frames: AAC frames in it (0: video only).
+        tracks: track ids of its init (``(1,)`` or ``(1, 2)``).
     """
 
     data: bytes
@@ -53,15 +67,39 @@ class Fragment:
     width: int
     height: int
     discontinuity: bool
+    audio_frames: int = 0
+    tracks: tuple[int, ...] = (1,)
+
+
+@dataclass
+class _Held:
+    """A fragment closed on the video side, waiting for its audio."""
+
+    samples: list[fmp4.Sample]
+    start_ms: int
+    duration_ms: int
+    keyframe: bool
+    video: tuple[bytes, bytes, str, int, int]  # sps, pps, codec, width, height
+    gap: bool
+
+    @property
+    def end_ms(self) -> int:
+        return self.start_ms + self.duration_ms
 
 
 class DvrFragmenter:
-    """H.264 access units (Annex-B, UTC ms, keyframe flag) in; fragments out."""
+    """H.264 access units (Annex-B, UTC ms, keyframe flag) and AAC packets in; fragments out.
+
+    Without audio a fragment leaves as soon as the next keyframe closes it. Once audio has
+    come (``push_audio``), a closed fragment waits until the audio covers its time (or
+    ``AUDIO_WAIT_MS`` of video went by), then carries the AAC frames that start inside it
+    (docs/dvr.md "Audio"): each fragment stays one GOP with both tracks' ``traf``s, and the
+    audio track runs on from fragment to fragment without holes.
+    """
 
     def __init__(self) -> None:
         self._sps: bytes | None = None
         self._pps: bytes | None = None
-        self._init: bytes | None = None
         self._codec = ""
         self._size = (0, 0)
         self._new_init = True
@@ -71,10 +109,25 @@ class DvrFragmenter:
         self._last: int | None = None
         self._deltas: deque[int] = deque([DEFAULT_INTERVAL_MS], maxlen=25)
         self.dropped = 0
+        # audio
+        self._audio: deque[Any] = deque()  # AacPacket, pts ascending
+        self._audio_config: fmp4.AudioConfig | None = None
+        self._audio_cursor: int | None = None  # where the next fragment's audio starts
+        self._held: deque[_Held] = deque()
+        self._inits: dict[tuple[bytes, bytes, Any], bytes] = {}
+        self._last_init: bytes | None = None
+        self.audio_dropped = 0
 
     @property
     def frame_interval(self) -> int:
         return max(1, round(statistics.median(self._deltas)))
+
+    @property
+    def open_start_ms(self) -> int | None:
+        """UTC ms where the fragment being filled starts (None: none open)."""
+        if self._held:
+            return self._held[0].start_ms
+        return self._samples[0][1] if self._samples else None
 
     def push(self, data: bytes, utc_ms: int, keyframe: bool) -> list[Fragment]:
         """Add one access unit; returns the fragments it completed (none or one, usually).
@@ -94,71 +147,148 @@ class DvrFragmenter:
                 sps = nal
             elif kind == 8 and pps is None:
                 pps = nal
-        out: list[Fragment] = []
         if self._last is not None:
             step = utc_ms - self._last
             if step > MAX_GAP_MS or step < -MAX_GAP_MS:
-                out += self._close(self.frame_interval)
+                self._close(self.frame_interval)
                 self._gap = True
             elif step <= 0:
                 utc_ms = self._last + 1
             else:
                 self._deltas.append(step)
         if keyframe and (sps is not None or pps is not None):
-            out += self._parameters(sps, pps, utc_ms)
+            self._parameters(sps, pps, utc_ms)
         if not self._samples and (self._gap or self._new_init) and not keyframe:
             self.dropped += 1  # a segment must open on a keyframe
-            return out
-        if self._init is None:
+            return self._release(utc_ms)
+        if self._sps is None or self._pps is None:
             self.dropped += 1
-            return out
+            return self._release(utc_ms)
         cut = keyframe or len(self._samples) >= MAX_FRAGMENT_FRAMES or (
             self._bytes >= MAX_FRAGMENT_BYTES)
         if self._samples and cut:
-            out += self._close(utc_ms - self._samples[-1][1])
+            self._close(utc_ms - self._samples[-1][1])
         body = fmp4.to_length_prefixed([n for n in nals if n[0] & 0x1F not in _DROP_NALS])
         self._samples.append((body, utc_ms, keyframe))
         self._bytes += len(body)
         self._last = utc_ms
-        return out
+        return self._release(utc_ms)
+
+    def push_audio(self, packets: list[Any]) -> list[Fragment]:
+        """Add AAC packets (``media.dvraudio.AacPacket``, in order); returns the fragments
+        whose audio they completed."""
+        if not packets:
+            return []
+        queue = self._audio
+        for p in packets:
+            if p.config is not self._audio_config and p.config != self._audio_config:
+                if queue:
+                    self.audio_dropped += len(queue)
+                    queue.clear()
+                self._audio_config, self._audio_cursor = p.config, None
+            if queue and p.pts < queue[-1].pts + AAC_FRAME:
+                self.audio_dropped += 1  # overlaps the previous packet
+                continue
+            queue.append(p)
+        cfg = self._audio_config
+        if cfg is not None and queue:  # bounded: audio without video is not kept
+            oldest = queue[-1].pts - MAX_PENDING_AUDIO_MS * cfg.rate // 1000
+            while queue[0].pts < oldest:
+                queue.popleft()
+                self.audio_dropped += 1
+        return self._release(self._last) if self._held else []
 
     def flush(self) -> list[Fragment]:
-        """End of stream: the last fragment, if any."""
-        return self._close(self.frame_interval)
+        """End of stream: the last fragment, if any (with the audio there is)."""
+        self._close(self.frame_interval)
+        return self._release(None, force=True)
 
-    def _parameters(self, sps: bytes | None, pps: bytes | None, utc_ms: int) -> list[Fragment]:
+    def _parameters(self, sps: bytes | None, pps: bytes | None, utc_ms: int) -> None:
         sps, pps = sps or self._sps, pps or self._pps
         if sps is None or pps is None or (sps, pps) == (self._sps, self._pps):
-            return []
+            return
         try:
-            init = fmp4.init_segment(sps, pps)
+            fmp4.init_segment(sps, pps)
             size = fmp4.h264_dimensions(sps)
         except ValueError as e:
             raise CorruptMedia(f"unusable H.264 SPS: {e}") from e
-        out = self._close(utc_ms - self._samples[-1][1]) if self._samples else []
-        self._sps, self._pps, self._init = sps, pps, init
+        if self._samples:
+            self._close(utc_ms - self._samples[-1][1])
+        self._sps, self._pps = sps, pps
         self._codec, self._size = fmp4.codec_string(sps), size
         self._new_init = True
-        return out
 
-    def _close(self, last_duration: int) -> list[Fragment]:
-        if not self._samples or self._init is None:
+    def _close(self, last_duration: int) -> None:
+        if not self._samples or self._sps is None or self._pps is None:
             self._samples = []
-            return []
+            return
         samples = self._samples
         durations = [b[1] - a[1] for a, b in zip(samples, samples[1:])]
         durations.append(max(1, last_duration))
-        data = fmp4.fragment(1, samples[0][1], [fmp4.Sample(s[0], d, s[2])
-                                               for s, d in zip(samples, durations)])
-        frag = Fragment(data=data, start_ms=samples[0][1], duration_ms=sum(durations),
-                        frames=len(samples), moof_size=fmp4.moof_size(len(samples)),
-                        keyframe=samples[0][2], init=self._init, codec=self._codec,
-                        width=self._size[0], height=self._size[1],
-                        discontinuity=self._gap or self._new_init)
+        self._held.append(_Held(
+            [fmp4.Sample(s[0], d, s[2]) for s, d in zip(samples, durations)],
+            samples[0][1], sum(durations), samples[0][2],
+            (self._sps, self._pps, self._codec, self._size[0], self._size[1]),
+            self._gap or self._new_init))
         self._gap = self._new_init = False
         self._samples = []
         self._bytes = 0
-        return [frag]
+
+    # -- audio into held fragments -----------------------------------------------------------
+    def _release(self, now_ms: int | None, force: bool = False) -> list[Fragment]:
+        out: list[Fragment] = []
+        while self._held:
+            held = self._held[0]
+            cfg = self._audio_config
+            if cfg is not None and not force:
+                end = held.end_ms * cfg.rate // 1000
+                covered = bool(self._audio) and self._audio[-1].pts + AAC_FRAME >= end
+                waited = now_ms is not None and now_ms - held.end_ms >= AUDIO_WAIT_MS
+                if not covered and not waited:
+                    break
+            out.append(self._build(self._held.popleft()))
+        return out
+
+    def _take_audio(self, held: _Held, cfg: fmp4.AudioConfig) -> fmp4.AudioRun | None:
+        start = held.start_ms * cfg.rate // 1000
+        end = held.end_ms * cfg.rate // 1000
+        floor = start if held.gap or self._audio_cursor is None else self._audio_cursor
+        while self._audio and self._audio[0].pts < floor:
+            self._audio.popleft()  # before this timeline, or audio with no video
+        stretch = MAX_AUDIO_STRETCH_MS * cfg.rate // 1000
+        taken: list[Any] = []
+        while self._audio and self._audio[0].pts < end:
+            p = self._audio[0]
+            if taken and p.pts - (taken[-1].pts + AAC_FRAME) > stretch:
+                break
+            taken.append(self._audio.popleft())
+        if not taken:
+            return None
+        samples = [(a.data, b.pts - a.pts) for a, b in zip(taken, taken[1:])]
+        samples.append((taken[-1].data, AAC_FRAME))
+        self._audio_cursor = taken[-1].pts + AAC_FRAME
+        return fmp4.AudioRun(taken[0].pts, samples)
+
+    def _build(self, held: _Held) -> Fragment:
+        sps, pps, codec, width, height = held.video
+        cfg = self._audio_config
+        key = (sps, pps, cfg)
+        init = self._inits.get(key)
+        if init is None:
+            init = fmp4.init_segment(sps, pps, cfg)
+            self._inits = {key: init}  # the current configuration only
+        audio = self._take_audio(held, cfg) if cfg is not None else None
+        if audio is None:
+            self._audio_cursor = None
+        new_init = init != self._last_init
+        self._last_init = init
+        m = len(audio.samples) if audio is not None else 0
+        data = fmp4.fragment(1, held.start_ms, held.samples, audio)
+        return Fragment(data=data, start_ms=held.start_ms, duration_ms=held.duration_ms,
+                        frames=len(held.samples), moof_size=fmp4.moof_size(len(held.samples), m),
+                        keyframe=held.keyframe, init=init, codec=codec, width=width,
+                        height=height, discontinuity=held.gap or new_init, audio_frames=m,
+                        tracks=(1, 2) if cfg is not None else (1,))
 
 
 class HevcToH264:
@@ -245,6 +375,7 @@ class OpenSegment:
         self.key = segment_key(stream, first.start_ms, token)
         self.init_key = init_key
         self.codec, self.width, self.height = first.codec, first.width, first.height
+        self.tracks = first.tracks
         self.start_ms = first.start_ms
         self.end_ms = first.start_ms
         self.buf = bytearray()
@@ -281,7 +412,7 @@ class OpenSegment:
                 key=self.key if key is None else key, init_key=self.init_key,
                 start_ms=self.start_ms, end_ms=self.end_ms, size=len(self.buf),
                 codec=self.codec, width=self.width, height=self.height,
-                fragments=tuple(self.fragments), created_at=created_at)
+                fragments=tuple(self.fragments), created_at=created_at, tracks=self.tracks)
 
     def read(self, start: int = 0, end: int | None = None) -> bytes:
         with self.lock:
@@ -317,22 +448,28 @@ def mp4_of(init: bytes, parts: list[tuple[bytes, int]], dst_path: str) -> None:
     import av
     import av.error
 
+    from fleetcam.media.archive import ArchiveError, parse_init
+
+    try:
+        rates = {t.track_id: t.timescale for t in parse_init(init).tracks}
+    except ArchiveError as e:
+        raise CorruptMedia(f"archive init segment unreadable: {e}") from e
     base = parts[0][1]
     buf = bytearray(init)
     for i, (data, start) in enumerate(parts, start=1):
         frag = bytearray(data)
-        fmp4.rewrite_fragment_header(frag, i, start - base)
+        fmp4.shift_fragment(frag, i, -base, rates)
         buf += frag
     try:
         with av.open(io.BytesIO(bytes(buf)), format="mp4") as src, \
                 av.open(dst_path, "w", format="mp4",
                         options={"movflags": "+faststart"}) as dst:
-            ins = src.streams.video[0]
-            out = dst.add_stream_from_template(ins)
+            ins = [src.streams.video[0], *src.streams.audio[:1]]
+            outs = {s.index: dst.add_stream_from_template(s) for s in ins}
             for packet in src.demux(ins):
-                if packet.dts is None:
+                if packet.dts is None or packet.dts < 0:
                     continue
-                packet.stream = out
+                packet.stream = outs[packet.stream.index]
                 dst.mux(packet)
     except av.error.FFmpegError as e:
         raise CorruptMedia(f"archive fragments do not demux: {e}") from e

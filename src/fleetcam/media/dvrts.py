@@ -1,6 +1,6 @@
 """An archive download as MPEG-TS, in one pass: the fragmented MP4 stream (media.archive) is
-demuxed as it is produced and its packets are copied into MPEG-TS (H.264 to Annex B, no
-re-encoding). Memory stays at one fragment plus the muxer's buffers."""
+demuxed as it is produced and its packets are copied into MPEG-TS (H.264 to Annex B, AAC
+to ADTS, no re-encoding). Memory stays at one fragment plus the muxer's buffers."""
 from __future__ import annotations
 
 import io
@@ -35,7 +35,9 @@ class _Reader(io.RawIOBase):
 
 
 def to_mpegts(mp4_chunks: Iterator[bytes]) -> Iterator[bytes]:
-    """MPEG-TS bytes of the fragmented MP4 ``mp4_chunks``, yielded as packets are muxed.
+    """MPEG-TS bytes of the fragmented MP4 ``mp4_chunks``, yielded as packets are muxed: its
+    video (H.264 to Annex B) and its audio (AAC, which the muxer frames as ADTS), whichever
+    of the two the download kept (``filter.tracks``).
 
     Raises:
         CorruptMedia: the stream cannot be read at all (before the first byte).
@@ -46,13 +48,20 @@ def to_mpegts(mp4_chunks: Iterator[bytes]) -> Iterator[bytes]:
     except av.error.FFmpegError as e:
         raise CorruptMedia(f"archive does not read: {e}") from e
     with src:
-        vin = src.streams.video[0]
+        ins = [*src.streams.video[:1], *src.streams.audio[:1]]
+        if not ins:
+            raise CorruptMedia("archive has neither video nor audio")
         with av.open(sink, "w", format="mpegts") as dst:  # type: ignore[arg-type]
-            vout = dst.add_stream_from_template(vin)
-            for packet in src.demux(vin):
+            outs = {s.index: dst.add_stream_from_template(s) for s in ins}
+            last: dict[int, int] = {}
+            for packet in src.demux(ins):
                 if packet.dts is None or packet.size == 0:
                     continue
-                packet.stream = vout
+                i = packet.stream.index
+                if packet.dts <= last.get(i, -(2**62)):
+                    continue  # an overlap where a download closed a gap up: keep time moving
+                last[i] = packet.dts
+                packet.stream = outs[i]
                 dst.mux(packet)
                 if len(sink.buf) >= 64 * 1024:
                     yield sink.take()

@@ -11,7 +11,7 @@ import struct
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from fleetcam.domain.dvr import TIMESCALE, VIDEO_TRACK
+from fleetcam.domain.dvr import AUDIO_TRACK, TIMESCALE, VIDEO_TRACK
 
 SEQUENCE_OFFSET = 20
 """Fragment offset of ``mfhd.sequence_number`` (u32)."""
@@ -36,8 +36,17 @@ def full_box(kind: bytes, version: int, flags: int, *payload: bytes) -> bytes:
     return box(kind, struct.pack(">I", (version << 24) | flags), *payload)
 
 
-def moof_size(frames: int) -> int:
-    return MOOF_BASE + SAMPLE_ENTRY * frames
+AUDIO_TRAF_BASE = 64
+"""Bytes of the audio ``traf`` with no sample: traf 8 + tfhd 16 + tfdt 20 + trun 20."""
+AUDIO_ENTRY = 8
+"""Per audio sample in its ``trun``: duration and size (u32 each)."""
+
+
+def moof_size(frames: int, audio_frames: int = 0) -> int:
+    """Bytes of a fragment's ``moof``: the video ``traf`` of ``frames`` samples, then the audio
+    ``traf`` when it has samples."""
+    audio = AUDIO_TRAF_BASE + AUDIO_ENTRY * audio_frames if audio_frames else 0
+    return MOOF_BASE + SAMPLE_ENTRY * frames + audio
 
 
 @dataclass(frozen=True)
@@ -49,21 +58,43 @@ class Sample:
     keyframe: bool
 
 
-def fragment(sequence: int, base_ms: int, samples: Sequence[Sample]) -> bytes:
-    """One ``moof`` + ``mdat`` in the fixed layout of docs/dvr.md."""
+@dataclass(frozen=True)
+class AudioRun:
+    """The audio of one fragment: AAC frames from ``base`` (in the track's timescale, the
+    sample rate: UTC ms x rate / 1000), ``(data, duration)`` each."""
+
+    base: int
+    samples: Sequence[tuple[bytes, int]]
+
+
+def fragment(sequence: int, base_ms: int, samples: Sequence[Sample],
+             audio: AudioRun | None = None) -> bytes:
+    """One ``moof`` + ``mdat`` in the fixed layout of docs/dvr.md: the video ``traf`` first
+    (its offsets do not depend on audio), then the audio ``traf`` (track 2) when ``audio`` has
+    samples; the ``mdat`` holds the video samples, then the audio ones."""
     n = len(samples)
-    msize = moof_size(n)
+    m = len(audio.samples) if audio is not None else 0
+    msize = moof_size(n, m)
     entries = b"".join(struct.pack(">III", s.duration, len(s.data),
                                    KEY_FLAGS if s.keyframe else NON_KEY_FLAGS) for s in samples)
-    moof = box(b"moof",
-               full_box(b"mfhd", 0, 0, struct.pack(">I", sequence)),
-               box(b"traf",
-                   full_box(b"tfhd", 0, 0x020000, struct.pack(">I", VIDEO_TRACK)),
-                   full_box(b"tfdt", 1, 0, struct.pack(">Q", base_ms)),
-                   full_box(b"trun", 0, 0x000701, struct.pack(">Ii", n, msize + 8), entries)))
+    video_bytes = sum(len(s.data) for s in samples)
+    trafs = [box(b"traf",
+                 full_box(b"tfhd", 0, 0x020000, struct.pack(">I", VIDEO_TRACK)),
+                 full_box(b"tfdt", 1, 0, struct.pack(">Q", base_ms)),
+                 full_box(b"trun", 0, 0x000701, struct.pack(">Ii", n, msize + 8), entries))]
+    payload = [s.data for s in samples]
+    if audio is not None and m:
+        rows = b"".join(struct.pack(">II", d, len(a)) for a, d in audio.samples)
+        trafs.append(box(b"traf",
+                         full_box(b"tfhd", 0, 0x020000, struct.pack(">I", AUDIO_TRACK)),
+                         full_box(b"tfdt", 1, 0, struct.pack(">Q", audio.base)),
+                         full_box(b"trun", 0, 0x000301,
+                                  struct.pack(">Ii", m, msize + 8 + video_bytes), rows)))
+        payload += [a for a, _ in audio.samples]
+    moof = box(b"moof", full_box(b"mfhd", 0, 0, struct.pack(">I", sequence)), *trafs)
     assert len(moof) == msize
-    payload = b"".join(s.data for s in samples)
-    return moof + struct.pack(">I4s", 8 + len(payload), b"mdat") + payload
+    body = b"".join(payload)
+    return moof + struct.pack(">I4s", 8 + len(body), b"mdat") + body
 
 
 def rewrite_fragment_header(head: bytearray | memoryview, sequence: int, base_time: int) -> None:
@@ -71,6 +102,32 @@ def rewrite_fragment_header(head: bytearray | memoryview, sequence: int, base_ti
     suffice): how a download re-times copied fragments."""
     struct.pack_into(">I", head, SEQUENCE_OFFSET, sequence)
     struct.pack_into(">Q", head, TFDT_OFFSET, base_time)
+
+
+def shift_fragment(data: bytearray, sequence: int, delta_ms: int,
+                   timescales: dict[int, int]) -> None:
+    """Set a stored fragment's sequence number and move every ``traf``'s decode time by
+    ``delta_ms`` (in each track's timescale, ``timescales[track_id]``; 1000 if unknown): the
+    video track's and the audio track's times move together.
+
+    Raises:
+        ValueError: not this module's layout.
+    """
+    if len(data) < MOOF_BASE or data[4:8] != b"moof":
+        raise ValueError("not a DVR fragment")
+    struct.pack_into(">I", data, SEQUENCE_OFFSET, sequence)
+    end = struct.unpack_from(">I", data, 0)[0]
+    pos = 24
+    while pos + 44 <= end:
+        size, kind = struct.unpack_from(">I4s", data, pos)
+        if size < 8:
+            raise ValueError("bad box in a DVR fragment")
+        if kind == b"traf" and data[pos + 28:pos + 32] == b"tfdt" and data[pos + 32] == 1:
+            track = struct.unpack_from(">I", data, pos + 20)[0]
+            old = struct.unpack_from(">Q", data, pos + 36)[0]
+            new = old + delta_ms * timescales.get(track, TIMESCALE) // 1000
+            struct.pack_into(">Q", data, pos + 36, max(0, new))
+        pos += size
 
 
 @dataclass(frozen=True)
@@ -95,7 +152,9 @@ def parse_fragment(moof: bytes) -> FragmentInfo:
         raise ValueError("not a DVR fragment")
     size = struct.unpack_from(">I", moof, 0)[0]
     n = struct.unpack_from(">I", moof, 80)[0]
-    if size != moof_size(n) or len(moof) < size:
+    audio = size - moof_size(n)
+    m = (audio - AUDIO_TRAF_BASE) // AUDIO_ENTRY if audio else 0
+    if size != moof_size(n, m) or len(moof) < size:
         raise ValueError("fragment moof truncated or of another layout")
     seq = struct.unpack_from(">I", moof, SEQUENCE_OFFSET)[0]
     base = struct.unpack_from(">Q", moof, TFDT_OFFSET)[0]
@@ -205,9 +264,68 @@ def h264_dimensions(sps: bytes) -> tuple[int, int]:
     return width, height
 
 
-def init_segment(sps: bytes, pps: bytes) -> bytes:
+# -- AAC ------------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class AudioConfig:
+    """The recorded audio track: AAC-LC at ``rate`` Hz (also its timescale), ``channels``,
+    ``asc`` the AudioSpecificConfig (ISO/IEC 14496-3 §1.6.2.1) the encoder made."""
+
+    rate: int
+    channels: int
+    asc: bytes
+
+    codec = "mp4a.40.2"
+    """RFC 6381: MPEG-4 audio, AAC-LC."""
+
+
+def _descriptor(tag: int, body: bytes) -> bytes:
+    if len(body) > 0x0FFFFFFF:
+        raise ValueError("descriptor too large")
+    n = len(body)  # ISO/IEC 14496-1 expandable size, 4 bytes
+    size = bytes([0x80 | (n >> 21) & 0x7F, 0x80 | (n >> 14) & 0x7F, 0x80 | (n >> 7) & 0x7F,
+                  n & 0x7F])
+    return bytes([tag]) + size + body
+
+
+def _audio_trak(audio: AudioConfig) -> bytes:
+    matrix = struct.pack(">9I", 0x10000, 0, 0, 0, 0x10000, 0, 0, 0, 0x40000000)
+    tkhd = full_box(b"tkhd", 0, 7, struct.pack(">IIIII", 0, 0, AUDIO_TRACK, 0, 0), bytes(8),
+                    struct.pack(">hhHH", 0, 1, 0x0100, 0), matrix, struct.pack(">II", 0, 0))
+    mdhd = full_box(b"mdhd", 0, 0, struct.pack(">IIII", 0, 0, audio.rate, 0),
+                    struct.pack(">HH", 0x55C4, 0))
+    hdlr = full_box(b"hdlr", 0, 0, struct.pack(">I4s", 0, b"soun"), bytes(12),
+                    b"SoundHandler\x00")
+    decoder = _descriptor(0x04, bytes([0x40, 0x15]) + bytes(3)
+                          + struct.pack(">II", 0, 0) + _descriptor(0x05, audio.asc))
+    esds = full_box(b"esds", 0, 0, _descriptor(0x03, struct.pack(">HB", 0, 0) + decoder
+                                               + _descriptor(0x06, b"\x02")))
+    rate = audio.rate if audio.rate < 65536 else 0
+    mp4a = box(b"mp4a", bytes(6), struct.pack(">H", 1), bytes(8),
+               struct.pack(">HHHHI", audio.channels, 16, 0, 0, rate << 16), esds)
+    stbl = box(b"stbl", full_box(b"stsd", 0, 0, struct.pack(">I", 1), mp4a),
+               full_box(b"stts", 0, 0, bytes(4)), full_box(b"stsc", 0, 0, bytes(4)),
+               full_box(b"stsz", 0, 0, bytes(8)), full_box(b"stco", 0, 0, bytes(4)))
+    minf = box(b"minf", full_box(b"smhd", 0, 0, bytes(4)),
+               box(b"dinf", full_box(b"dref", 0, 0, struct.pack(">I", 1),
+                                     full_box(b"url ", 0, 1))), stbl)
+    return box(b"trak", tkhd, box(b"mdia", mdhd, hdlr, minf))
+
+
+def audio_of(init: bytes) -> tuple[int, int] | None:
+    """(sample rate, channels) of an init segment's AAC track (``mp4a``), or None."""
+    at = init.find(b"mp4a")
+    while at >= 4:
+        size = struct.unpack_from(">I", init, at - 4)[0]
+        if size >= 36 and at - 4 + size <= len(init):
+            channels, _, _, _, rate = struct.unpack_from(">HHHHI", init, at + 20)
+            return rate >> 16, channels
+        at = init.find(b"mp4a", at + 4)
+    return None
+
+
+def init_segment(sps: bytes, pps: bytes, audio: AudioConfig | None = None) -> bytes:
     """``ftyp`` + ``moov`` for one H.264 track (track 1, timescale 1000) with these
-    parameter sets.
+    parameter sets, and an AAC track (track 2, timescale its sample rate) when ``audio``.
 
     Raises:
         ValueError: the SPS cannot be read.
@@ -216,7 +334,7 @@ def init_segment(sps: bytes, pps: bytes) -> bytes:
     matrix = struct.pack(">9I", 0x10000, 0, 0, 0, 0x10000, 0, 0, 0, 0x40000000)
     mvhd = full_box(b"mvhd", 0, 0, struct.pack(">IIII", 0, 0, TIMESCALE, 0),
                     struct.pack(">IH", 0x10000, 0x100), bytes(10), matrix, bytes(24),
-                    struct.pack(">I", VIDEO_TRACK + 1))
+                    struct.pack(">I", (AUDIO_TRACK if audio else VIDEO_TRACK) + 1))
     tkhd = full_box(b"tkhd", 0, 7, struct.pack(">IIIII", 0, 0, VIDEO_TRACK, 0, 0), bytes(8),
                     struct.pack(">hhHH", 0, 0, 0, 0), matrix,
                     struct.pack(">II", width << 16, height << 16))
@@ -234,9 +352,13 @@ def init_segment(sps: bytes, pps: bytes) -> bytes:
                box(b"dinf", full_box(b"dref", 0, 0, struct.pack(">I", 1),
                                      full_box(b"url ", 0, 1))), stbl)
     trak = box(b"trak", tkhd, box(b"mdia", mdhd, hdlr, minf))
-    mvex = box(b"mvex", full_box(b"trex", 0, 0, struct.pack(">IIIII", VIDEO_TRACK, 1, 0, 0, 0)))
+    trex = [full_box(b"trex", 0, 0, struct.pack(">IIIII", VIDEO_TRACK, 1, 0, 0, 0))]
+    traks = [trak]
+    if audio is not None:
+        traks.append(_audio_trak(audio))
+        trex.append(full_box(b"trex", 0, 0, struct.pack(">IIIII", AUDIO_TRACK, 1, 0, 0, 0)))
     ftyp = box(b"ftyp", b"isom", struct.pack(">I", 0x200), b"isom", b"iso6", b"avc1", b"mp41")
-    return ftyp + box(b"moov", mvhd, trak, mvex)
+    return ftyp + box(b"moov", mvhd, *traks, box(b"mvex", *trex))
 
 
 def init_digest(init: bytes) -> str:

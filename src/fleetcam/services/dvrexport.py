@@ -172,10 +172,7 @@ class Exporter:
 
     @staticmethod
     def _covered(layout: archive.Layout, written: int) -> float:
-        i = layout.piece_at(written)
-        if i < 0:
-            return 0.0
-        return layout.pieces[i].out_ms / 1000
+        return layout.time_at(written) / 1000
 
 
 class ExportJobs:

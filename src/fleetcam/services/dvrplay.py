@@ -65,6 +65,7 @@ class DvrPlayback:
         self._layouts: dict[tuple[object, ...], tuple[float, Download]] = {}
         self._ranges: dict[str, tuple[int, int, list[dvr.Range]]] = {}
         self._encoded: dict[tuple[str, str], tuple[list[dvr.Range], str]] = {}
+        self._audio: dict[tuple[str, str], tuple[int, int] | None] = {}
 
     # -- lookups ------------------------------------------------------------------------------
     def stream(self, name: str) -> dvr.DvrStream:
@@ -197,9 +198,37 @@ class DvrPlayback:
         except NotFound:
             raise NotFound(f"init segment of {seg.segment_id} is missing") from None
 
-    def ts_fragment(self, name: str, segment_id: str, offset: int, size: int) -> Iterator[bytes]:
+    def audio_track(self, seg: dvr.SegmentEntry) -> dict[str, object] | None:
+        """The audio track of a segment as Flussonic's ``media_info`` lists it (``content``
+        audio, ``track_id`` a1, ``codec`` aac, ``sample_rate``, ``channels``), or None. Init
+        segments are content-addressed (never change): each is read once."""
+        if dvr.AUDIO_TRACK not in seg.tracks:
+            return None
+        key = (seg.root, seg.init_key)
+        if key not in self._audio:
+            from fleetcam.media.fmp4 import audio_of
+
+            try:
+                found = audio_of(self.init_bytes(seg))
+            except Exception:  # noqa: BLE001 - info.json answers without it
+                _warn(f"init:{seg.stream}", "dvr %s: init %s unreadable", seg.stream,
+                      seg.init_key, exc_info=True)
+                return None
+            if len(self._audio) >= 256:
+                self._audio.clear()
+            self._audio[key] = found
+        found = self._audio[key]
+        if found is None:
+            return None
+        rate, channels = found
+        return {"content": "audio", "track_id": "a1", "codec": "aac", "sample_rate": rate,
+                "channels": channels, "lang": "und"}
+
+    def ts_fragment(self, name: str, segment_id: str, offset: int, size: int,
+                    tracks: str | None = None) -> Iterator[bytes]:
         """One stored fragment as an MPEG-TS segment (``.ts.m3u8`` playlists). Raises
-        NotFound unless ``offset``/``size`` are exactly one of the segment's fragments."""
+        NotFound unless ``offset``/``size`` are exactly one of the segment's fragments,
+        Invalid for a bad ``tracks`` filter."""
         from fleetcam.media.dvrts import to_mpegts
 
         seg = self.segment(name, segment_id)
@@ -207,7 +236,44 @@ class DvrPlayback:
             raise NotFound("no such fragment")
         init = self.init_bytes(seg)
         data = b"".join(self.read(self._source(seg), offset, offset + size - 1))
+        if tracks:
+            init, data = self._filtered(init, bytearray(data), tracks)
         return to_mpegts(iter([init, data]))
+
+    @staticmethod
+    def _filtered(init: bytes, data: bytearray, tracks: str) -> tuple[bytes, bytes]:
+        """An init and whole stored fragments with only the tracks ``tracks`` selects."""
+        try:
+            archive.check_tracks(tracks)
+            parsed = archive.parse_init(init)
+            keep = {t.track_id for t in archive.select_tracks(parsed, tracks)}
+            out = archive.filtered_init(init, tracks)
+            archive.drop_tracks(data, keep)
+        except (archive.ArchiveError, archive.CorruptFragment) as e:
+            raise Invalid(str(e), field="filter.tracks") from e
+        return out, bytes(data)
+
+    def init_for(self, seg: dvr.SegmentEntry, tracks: str | None) -> bytes:
+        """A segment's init segment, with only the tracks ``tracks`` selects."""
+        init = self.init_bytes(seg)
+        return self._filtered(init, bytearray(), tracks)[0] if tracks else init
+
+    def read_filtered(self, seg: dvr.SegmentEntry, start: int, end: int,
+                      tracks: str | None) -> Iterator[bytes]:
+        """Bytes ``start..end`` (inclusive) of a segment's object, the ``traf``s of tracks
+        ``tracks`` leaves out turned into ``free`` boxes (same sizes: byte ranges hold)."""
+        if not tracks:
+            yield from self.read(self._source(seg), start, end)
+            return
+        init = self.init_bytes(seg)
+        frags = [f for f in seg.fragments if f.offset <= end and f.offset + f.size > start]
+        if not frags:
+            yield from self.read(self._source(seg), start, end)
+            return
+        lo, hi = frags[0].offset, frags[-1].offset + frags[-1].size - 1
+        data = bytearray(b"".join(self.read(self._source(seg), lo, hi)))
+        _, body = self._filtered(init, data, tracks)
+        yield body[max(0, start - lo):end - lo + 1]
 
     def segment(self, name: str, segment_id: str) -> dvr.SegmentEntry:
         """One segment by id (stored or open). Raises NotFound."""
@@ -241,7 +307,8 @@ class DvrPlayback:
         if hit is not None and now - hit[0] < LAYOUT_TTL:
             return hit[1]
         dl = self._download(stream, name, start, duration, tracks, meta)
-        if all(p.source.key for p in (dl.layout.pieces[0], dl.layout.pieces[-1])):  # type: ignore[attr-defined]
+        blocks = dl.layout.blocks
+        if blocks[0].source.key and blocks[-1].last_source.key:  # type: ignore[attr-defined]
             if len(self._layouts) >= LAYOUT_CACHE:
                 self._layouts.pop(next(iter(self._layouts)))
             self._layouts[key] = (now, dl)
@@ -250,7 +317,7 @@ class DvrPlayback:
     def _download(self, stream: dvr.DvrStream, name: str, start: int, duration: int,
                   tracks: str | None, meta: dict[str, object] | None) -> Download:
         start_ms, end_ms = start * 1000, (start + duration) * 1000
-        pieces: list[tuple[Source, dvr.FragmentEntry]] = []
+        pieces: list[archive.Span | tuple[Source, dvr.FragmentEntry]] = []
         gaps: list[archive.Gap] = []
         init_key = init = None
         for seg in self.segments(name, start_ms, end_ms):
@@ -265,9 +332,13 @@ class DvrPlayback:
                 gaps.append(archive.Gap(max(seg.start_ms, start_ms), min(seg.end_ms, end_ms),
                                         "stored object missing"))
                 continue
-            inside = seg.start_ms >= start_ms and seg.end_ms <= end_ms
-            pieces += [(src, f) for f in (seg.fragments if inside
-                                          else seg.fragments_in(start_ms, end_ms))]
+            table = seg.fragments
+            run = table.slice_in(start_ms, end_ms) if isinstance(table, dvr.FragmentTable) \
+                else None
+            if run is not None:  # a stored table: laid out whole, no entry built
+                pieces.append(archive.Span(src, table, *run))
+            else:  # the open segment (a tuple), or an irregular table
+                pieces += [(src, f) for f in seg.fragments_in(start_ms, end_ms)]
         if not pieces or init is None:
             raise NotFound(f"nothing recorded on {name} from {start} for {duration} s")
         try:
@@ -281,13 +352,21 @@ class DvrPlayback:
         return Download(layout, self.read, name)
 
     # -- playlists ----------------------------------------------------------------------------
-    def playlist(self, name: str, req: dvrplay.FileRequest, *, token: str | None) -> str:
+    def playlist(self, name: str, req: dvrplay.FileRequest, *, token: str | None,
+                 tracks: str | None = None) -> str:
         """A VOD, event or live playlist over the stored fragments (byte ranges of objects).
+        ``tracks`` (``filter.tracks``) goes on to the objects' URIs; ``a1`` alone lists only
+        segments that have audio.
 
         Raises:
-            Invalid: a bad window; NotFound: nothing recorded there.
+            Invalid: a bad window or filter; NotFound: nothing recorded there.
         """
         self.stream(name)
+        try:
+            tracks = archive.check_tracks(tracks)
+        except archive.ArchiveError as e:
+            raise Invalid(str(e), field="filter.tracks") from e
+        audio_only = bool(tracks) and "v" not in (tracks or "")
         now_ms = int(self.clock.now() * 1000)
         kind = req.kind
         if kind == "live":
@@ -301,6 +380,8 @@ class DvrPlayback:
         runs = []
         inits: dict[str, str] = {}  # init key -> the URI of the first segment that has it
         for seg in self.segments(name, start_ms, end_ms):
+            if audio_only and dvr.AUDIO_TRACK not in seg.tracks:
+                continue
             uri = f"dvr/{seg.segment_id}.m4s"  # relative to /{name}/
             init_uri = inits.setdefault(seg.init_key, f"dvr/{seg.segment_id}.mp4")
             for f in seg.fragments_in(start_ms, end_ms):
@@ -317,7 +398,8 @@ class DvrPlayback:
         if kind == "live":
             parts = parts[-max(3, dvrplay.LIVE_WINDOW // 2):]
             sequence = self._live_sequence(name, parts)
-        return dvrplay.render_playlist(parts, kind=kind, media_sequence=sequence, token=token)
+        return dvrplay.render_playlist(parts, kind=kind, media_sequence=sequence, token=token,
+                                       tracks=tracks)
 
     def _live_sequence(self, name: str, parts: list[dvrplay.HlsPart]) -> int:
         """Fragments since the start of the hour before the window's first one: a media

@@ -4,7 +4,9 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import stat
 import tempfile
+import time
 from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import Any
@@ -75,6 +77,8 @@ CREATE INDEX IF NOT EXISTS dvr_episodes_by_media ON dvr_episodes (media, opened_
 """
 
 
+ROOT_CACHE_SECONDS = 60.0
+"""How long ``LocalDvrStorage.exists`` trusts a root's resolved folder."""
 LOCAL_DVR_BUCKET = "dvr"
 """The bucket name of the local object-created events of DVR segments (their key is the
 segment's key relative to its root; the index row says which root)."""
@@ -387,6 +391,7 @@ class LocalDvrStorage:
     def __init__(self, data_dir: Path | str, allowed: Iterable[Path | str] = ()) -> None:
         self.data_dir = Path(data_dir).resolve()
         self.allowed = [Path(a).resolve() for a in allowed if str(a)]
+        self._roots: dict[str, tuple[float, str]] = {}
 
     def resolve(self, root: str) -> str:
         if not isinstance(root, str) or not root.strip():
@@ -441,7 +446,22 @@ class LocalDvrStorage:
         return _chunks(f, start, end)
 
     def exists(self, root: str, key: str) -> bool:
-        return self._path(root, key).is_file()
+        """Whether the object is there: a ``stat`` under the root resolved once a minute
+        (a download checks each of its objects before its first byte). A key with ``..``
+        or a symlink out of the root gets False here and is refused by ``read``."""
+        if key.startswith("/") or ".." in key.split("/") or "\x00" in key:
+            return False
+        now = time.monotonic()
+        hit = self._roots.get(root)
+        if hit is None or now - hit[0] > ROOT_CACHE_SECONDS:
+            if len(self._roots) > 256:
+                self._roots.clear()
+            hit = self._roots[root] = (now, self.resolve(root))
+        path = os.path.join(hit[1], key)
+        try:
+            return stat.S_ISREG(os.stat(path).st_mode)
+        except OSError:
+            return False
 
     def delete(self, root: str, key: str) -> None:
         with contextlib.suppress(OSError):

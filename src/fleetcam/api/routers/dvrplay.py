@@ -174,9 +174,14 @@ def info_json(c: ContainerDep, request: Request, name: str) -> JSONResponse:
     found = svc.ranges(name)
     latest = next(iter(svc.index.segments(name, found[-1].end_ms - 1, found[-1].end_ms,
                                           limit=1)), None) if found else None
-    tracks = [{"content": "video", "track_id": "v1", "codec": "h264",
-               **({"width": latest.width, "height": latest.height} if latest else {})}]
     tail = svc._open(name)
+    latest = latest or tail  # the newest minutes may not be stored yet
+    tracks: list[dict[str, Any]] = [{"content": "video", "track_id": "v1", "codec": "h264",
+                                     **({"width": latest.width, "height": latest.height}
+                                        if latest else {})}]
+    audio = svc.audio_track(latest) if latest is not None else None
+    if audio is not None:
+        tracks.append(audio)
     cfg = stream.dvr.as_json() if stream.dvr else None
     body = {
         "name": name, "title": stream.title,
@@ -212,9 +217,10 @@ def stored_object(c: ContainerDep, request: Request, name: str, file: str) -> Re
     """A stored segment (``{segment_id}.m4s``, byte ranges) or its init (``{segment_id}.mp4``)
     as a playlist names them."""
     svc, _, _ = _stream_for_user(request, c, name)
+    tracks = request.query_params.get("filter.tracks") or None
     ts = _TS_PART.fullmatch(file)
     if ts:
-        body = b"".join(svc.ts_fragment(name, ts[1], int(ts[2]), int(ts[3])))
+        body = b"".join(svc.ts_fragment(name, ts[1], int(ts[2]), int(ts[3]), tracks))
         return Response(body, media_type="video/mp2t", headers={"Cache-Control":
                                                                 "max-age=3600"})
     seg_id, _, ext = file.rpartition(".")
@@ -222,11 +228,14 @@ def stored_object(c: ContainerDep, request: Request, name: str, file: str) -> Re
         raise NotFound(f"no DVR object {file[:60]!r}")
     seg = svc.segment(name, seg_id)
     if ext == "mp4":
-        data = svc.init_bytes(seg)
+        data = svc.init_for(seg, tracks)
         return Response(data, media_type="video/mp4",
                         headers={"Cache-Control": "max-age=86400"})
+    if tracks:  # a malformed filter is a 400 before any byte goes out
+        svc.init_for(seg, tracks)
     return _ranged(request, seg.size, "video/iso.segment",
-                   lambda a, b: svc.read(svc._source(seg), a, b), {"Cache-Control": "max-age=3600"})
+                   lambda a, b: svc.read_filtered(seg, a, b, tracks),
+                   {"Cache-Control": "max-age=3600"})
 
 
 def _ranged(request: Request, size: int, mime: str, read: Any,
@@ -263,7 +272,8 @@ def archive_file(c: ContainerDep, request: Request, name: str, file: str) -> Res
         return _ts(request, svc, name, req, request.query_params.get("filter.tracks"))
     if req.kind in ("vod", "event", "live"):
         body = svc.playlist(name, req, token=token if request.query_params.get("token")
-                            else None).encode()
+                            else None,
+                            tracks=request.query_params.get("filter.tracks") or None).encode()
         headers = {"Cache-Control": "no-cache" if req.kind != "vod" else "max-age=10",
                    "Vary": "Accept-Encoding"}
         if "gzip" in request.headers.get("accept-encoding", "") and len(body) > 1024:
@@ -328,7 +338,7 @@ def _mp4(request: Request, svc: DvrPlayback, name: str, req: dvrplay.FileRequest
         gaps = json.dumps([g.as_json() for g in lay.gaps[:20]] + [
             {"more": len(lay.gaps) - 20}], separators=(",", ":"))
     fname = f"{name}-{req.start}-{req.duration}.mp4"
-    etag = hashlib.sha1(lay.header[:4096] + str((lay.total, len(lay.pieces))).encode()
+    etag = hashlib.sha1(lay.header[:4096] + str((lay.total, lay.fragments)).encode()
                         ).hexdigest()[:20]
     disposition = f"attachment; filename=\"{fname}\"; filename*=UTF-8''{quote(fname)}"
     if request.method == "GET":

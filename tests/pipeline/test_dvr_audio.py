@@ -1,0 +1,97 @@
+"""Cloud DVR audio end to end: a simulated MDVR interleaving G.711 A-law with its H.264, the
+gateway recording both, and the archive's downloads (.mp4, .ts), playlists and info.json."""
+from __future__ import annotations
+
+import asyncio
+import json
+import subprocess
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+from fleetcam.media import fmp4
+from tests.pipeline import TOKEN, http, pipeline_server, simulate, until
+
+API = "/streamer/api/v3"
+
+
+def ffprobe(path: Path) -> dict[str, dict[str, Any]]:
+    """Streams by codec type: codec, sample rate, duration and decoded frame count."""
+    r = subprocess.run(["ffprobe", "-v", "error", "-count_frames", "-show_entries",
+                        "stream=codec_type,codec_name,sample_rate,channels,start_time,"
+                        "duration,nb_read_frames:format=duration", "-of", "json", str(path)],
+                       capture_output=True, text=True, timeout=60, check=True)
+    info = json.loads(r.stdout)
+    return {s["codec_type"]: {**s, "format_duration": info["format"].get("duration")}
+            for s in info["streams"]}
+
+
+def test_a_recorded_channel_keeps_its_audio(tmp_path: Path) -> None:
+    async def scenario() -> None:
+        async with pipeline_server(tmp_path / "data", dvr_object_seconds=3) as server, \
+                simulate(server, width=320, height=240, audio=True) as _sim, \
+                http(server) as api:
+            r = await api.put(f"{API}/streams/1-1", json={"dvr": {"root": "dvr"}})
+            assert r.status_code == 200, r.text
+
+            async def three_segments() -> list[Any]:
+                segs = await asyncio.to_thread(server.container.dvr_index.segments, "1-1")
+                return segs if len(segs) >= 3 else []
+
+            segs = await until(three_segments, 60, 0.2, "three stored segments")
+            assert all(s.tracks == (1, 2) for s in segs), [s.tracks for s in segs]
+            st = server.container.dvr_storage
+            init = b"".join(st.read(segs[0].root, segs[0].init_key))
+            assert fmp4.audio_of(init) == (8000, 1)
+            rec = server.gateway.dvr.by_name["1-1"]
+            assert rec.audio_frames > 0 and rec.audio_dropped == 0
+            # a range inside the stored segments: whole seconds, as a player asks
+            start = -(-segs[1].start_ms // 1000)
+            duration = max(1, segs[2].end_ms // 1000 - start)
+            q = {"token": TOKEN}
+            base = server.settings.base_url
+            async with httpx.AsyncClient(base_url=base, timeout=30) as anon:
+                info = (await anon.get("/1-1/info.json", params=q)).json()
+                tracks = info["media_info"]["tracks"]
+                assert [t["content"] for t in tracks] == ["video", "audio"]
+                assert tracks[1] | {"codec": "aac", "sample_rate": 8000, "channels": 1,
+                                    "track_id": "a1"} == tracks[1]
+                files = {}
+                for ext, tr in (("mp4", None), ("ts", None), ("mp4", "v1"), ("ts", "v1"),
+                                ("mp4", "a1"), ("mp4", "v1a1")):
+                    params = {**q, **({"filter.tracks": tr} if tr else {})}
+                    r = await anon.get(f"/1-1/archive-{start}-{duration}.{ext}", params=params)
+                    assert r.status_code == 200, r.text
+                    path = tmp_path / f"{ext}-{tr}.{ext}"
+                    path.write_bytes(r.content)
+                    files[ext, tr] = await asyncio.to_thread(ffprobe, path)
+                # playlists pass the filter on to their objects
+                pl = (await anon.get(f"/1-1/index-{start}-{duration}.m3u8",
+                                     params={**q, "filter.tracks": "v1"})).text
+                map_uri = next(x for x in pl.splitlines() if x.startswith("#EXT-X-MAP"))
+                assert "filter.tracks=v1" in map_uri
+                uri = map_uri.split('"')[1]
+                video_init = (await anon.get(f"/1-1/{uri}")).content
+                assert fmp4.audio_of(video_init) is None and b"avc1" in video_init
+                bad = await anon.get(f"/1-1/archive-{start}-{duration}.mp4",
+                                     params={**q, "filter.tracks": "x9"})
+                assert bad.status_code == 400
+
+            for ext in ("mp4", "ts"):
+                both = files[ext, None]
+                assert set(both) == {"video", "audio"}, both
+                v, a = both["video"], both["audio"]
+                assert a["codec_name"] == "aac" and int(a["sample_rate"]) == 8000
+                assert v["codec_name"] == "h264"
+                assert abs(float(a["start_time"]) - float(v["start_time"])) < 0.2
+                vdur, adur = float(v["duration"]), float(a["duration"])
+                assert abs(vdur - duration) <= 2.5, (vdur, duration)
+                assert abs(adur - vdur) < 0.5, (adur, vdur)
+                # every audio frame decodes: 128 ms each, the whole duration covered
+                assert int(a["nb_read_frames"]) >= (adur - 0.3) / 0.128
+                assert set(files[ext, "v1"]) == {"video"}  # filter.tracks=v1 drops audio
+            assert set(files["mp4", "a1"]) == {"audio"}
+            assert set(files["mp4", "v1a1"]) == {"video", "audio"}
+
+    asyncio.run(scenario())
