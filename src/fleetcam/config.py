@@ -24,6 +24,8 @@ ENV_PUBLIC_URL = "FLEETCAM_PUBLIC_URL"
 ENV_SWEEP_INTERVAL = "FLEETCAM_SWEEP_INTERVAL"
 ENV_INGEST_MAX_ATTEMPTS = "FLEETCAM_INGEST_MAX_ATTEMPTS"
 ENV_DEFAULT_MEDIA_TTL = "FLEETCAM_DEFAULT_MEDIA_TTL"
+ENV_MESSAGES_TTL = "FLEETCAM_MESSAGES_TTL"
+ENV_LOG_TTL = "FLEETCAM_LOG_TTL"
 ENV_JT808_PORT = "FLEETCAM_JT808_PORT"
 ENV_JT1078_PORT = "FLEETCAM_JT1078_PORT"
 ENV_GATEWAY_HOST = "FLEETCAM_GATEWAY_HOST"
@@ -110,6 +112,8 @@ DEFAULTS: dict[str, str] = {
     ENV_SWEEP_INTERVAL: "60",
     ENV_INGEST_MAX_ATTEMPTS: "5",
     ENV_DEFAULT_MEDIA_TTL: str(30 * 86400),
+    ENV_MESSAGES_TTL: str(30 * 86400),
+    ENV_LOG_TTL: str(30 * 86400),
     ENV_JT808_PORT: "6808",
     ENV_JT1078_PORT: "7078",
     ENV_GATEWAY_HOST: "0.0.0.0",
@@ -200,6 +204,17 @@ def _expiry(text: str) -> int:
     return value
 
 
+def _retention(value: str, name: str) -> int:
+    """Seconds of a retention setting: a whole number from 0 (keep forever) to ten years."""
+    try:
+        seconds = int(value)
+    except ValueError:
+        raise ValueError(f"{name} must be a number of seconds, not {value!r}") from None
+    if not 0 <= seconds <= 10 * 365 * 86400:
+        raise ValueError(f"{name} must be from 0 (keep forever) to 315360000 seconds")
+    return seconds
+
+
 @dataclass(frozen=True)
 class Settings:
     """Everything an entry point needs to build the object graph."""
@@ -220,6 +235,10 @@ class Settings:
     sweep_interval: float = 60.0
     ingest_max_attempts: int = 5
     default_media_ttl: int = 30 * 86400
+    messages_ttl: int = 30 * 86400
+    """Seconds device messages are kept (0: forever); new devices' ``messages_ttl``."""
+    log_ttl: int = 30 * 86400
+    """Seconds device log entries (``media_file_*``, connections, commands) are kept (0: forever)."""
     jt808_port: int = 6808
     jt1078_port: int = 7078
     gateway_host: str = "0.0.0.0"
@@ -329,6 +348,8 @@ class Settings:
             sweep_interval=float(get(ENV_SWEEP_INTERVAL)),
             ingest_max_attempts=int(get(ENV_INGEST_MAX_ATTEMPTS)),
             default_media_ttl=int(get(ENV_DEFAULT_MEDIA_TTL)),
+            messages_ttl=_retention(get(ENV_MESSAGES_TTL), ENV_MESSAGES_TTL),
+            log_ttl=_retention(get(ENV_LOG_TTL), ENV_LOG_TTL),
             jt808_port=int(get(ENV_JT808_PORT)),
             jt1078_port=int(get(ENV_JT1078_PORT)),
             gateway_host=get(ENV_GATEWAY_HOST),

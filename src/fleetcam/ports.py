@@ -179,7 +179,16 @@ class MediaIndex(Protocol):
 
 
 class LogStore(Protocol):
+    """The device log; an entry is kept ``retention`` seconds (0: forever)."""
+
+    retention: int
+
     def append(self, entry: LogEntry) -> LogEntry: ...
+
+    def expire(self, now: float) -> int:
+        """Delete entries older than the retention; returns how many (0 where the store's
+        own TTL deletes them: DynamoDB)."""
+        ...
 
     def query(self, device_ids: tuple[int, ...], *, time_from: float | None = None,
               time_to: float | None = None, events: tuple[str, ...] = (), count: int = 1000,
@@ -193,9 +202,17 @@ class EventBus(Protocol):
 
 
 class MessageStore(Protocol):
-    """Device messages (flat flespi-style dicts with a ``timestamp``), by device and time."""
+    """Device messages (flat flespi-style dicts with a ``timestamp``), by device and time;
+    a message is kept ``retention`` seconds after its timestamp (0: forever)."""
+
+    retention: int
 
     def append(self, device_id: int, messages: list[dict[str, Any]]) -> None: ...
+
+    def expire(self, now: float) -> int:
+        """Delete messages older than the retention; returns how many (0 where the store's
+        own TTL deletes them: DynamoDB)."""
+        ...
 
     def query(self, device_ids: tuple[int, ...], *, time_from: float | None = None,
               time_to: float | None = None, count: int = 1000,

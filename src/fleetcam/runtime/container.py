@@ -97,7 +97,8 @@ def wire(settings: Settings, *, clock: Clock, store: ObjectStore, index: MediaIn
     messages.listeners.append(rules)
     return Container(
         settings=settings, clock=clock, store=store, index=index, device_repo=device_repo,
-        logs=logs, bus=bus, devices=DeviceService(device_repo, settings.default_media_ttl, clock),
+        logs=logs, bus=bus, devices=DeviceService(device_repo, settings.default_media_ttl, clock,
+                                                      message_store.retention),
         media=media, retention=retention,
         ingest=IngestService(media, retention, device_repo, packaging),
         journal=journal, messages=messages, connections=connections, commands=commands,

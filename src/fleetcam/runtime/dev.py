@@ -14,10 +14,18 @@ from fleetcam.api.app import create_app
 from fleetcam.config import Settings
 from fleetcam.gateway.server import Gateway
 from fleetcam.ports import Clock
+from fleetcam.runtime.container import Container
 from fleetcam.runtime.local import build_local, local_mqtt
 from fleetcam.runtime.worker import IngestWorker
 
 log = logging.getLogger("fleetcam")
+
+
+def expire_history(c: Container) -> int:
+    """Delete messages and log entries past FLEETCAM_MESSAGES_TTL / FLEETCAM_LOG_TTL (each
+    sweep; in AWS, DynamoDB's TTL deletes them). Returns how many."""
+    now = c.clock.now()
+    return c.messages.store.expire(now) + c.logs.expire(now)
 
 
 class LocalServer:
@@ -90,6 +98,9 @@ class LocalServer:
                 n = await asyncio.to_thread(self.container.commands.expire)
                 if n:
                     log.info("sweeper expired %d commands", n)
+                n = await asyncio.to_thread(expire_history, self.container)
+                if n:
+                    log.info("sweeper deleted %d messages and log entries past retention", n)
             except Exception:
                 log.exception("sweeper pass failed")
             await asyncio.sleep(self.settings.sweep_interval)

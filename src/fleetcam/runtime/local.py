@@ -94,8 +94,8 @@ def build_local(settings: Settings, *, clock: Clock | None = None,
     store = LocalObjectStore(data_dir / "objects", db, queue)
     token, digest, generated = admin_token(settings, db)
     container = wire(settings, clock=clock, store=store, index=SqliteMediaIndex(db),
-                device_repo=SqliteDeviceRepo(db), logs=SqliteLogStore(db), bus=bus or NullBus(),
-                message_store=SqliteMessageStore(db), registry=SqliteConnectionRegistry(db, clock.now),
+                device_repo=SqliteDeviceRepo(db), logs=SqliteLogStore(db, settings.log_ttl), bus=bus or NullBus(),
+                message_store=SqliteMessageStore(db, settings.messages_ttl), registry=SqliteConnectionRegistry(db, clock.now),
                 command_store=SqliteCommandStore(db), rule_store=SqliteRuleStore(db),
                 media_requests=SqliteMediaRequestStore(db),
                 token_store=SqliteTokenStore(db), share_store=SqliteShareStore(db),

@@ -112,9 +112,11 @@ def apply_identity(current: Identity, changes: dict[str, Any], now: float,
 
 class DeviceService:
     def __init__(self, repo: DeviceRepo, default_media_ttl: int = 0,
-                 clock: Clock | None = None) -> None:
+                 clock: Clock | None = None, default_messages_ttl: int | None = None) -> None:
         self.repo = repo
         self.default_media_ttl = default_media_ttl
+        self.default_messages_ttl = default_messages_ttl
+        """``messages_ttl`` of a new device that names none: the store's retention."""
         self.clock = clock
 
     def _now(self) -> float:
@@ -129,6 +131,8 @@ class DeviceService:
         created = []
         for fields, changes in cleaned:
             fields.setdefault("media_ttl", self.default_media_ttl)
+            if self.default_messages_ttl is not None:
+                fields.setdefault("messages_ttl", self.default_messages_ttl)
             shown: dict[str, str] = {}
             if changes:
                 fields["identity"] = apply_identity(Identity(), changes, self._now(), shown)

@@ -24,7 +24,8 @@ from fleetcam.domain.retention import file_expiry
 from fleetcam.errors import Conflict, NotFound
 from fleetcam.ports import MediaQuery
 
-LOG_RETENTION = 365 * 86400
+LOG_RETENTION = 30 * 86400
+"""Seconds a device log entry is kept by default (DynamoDB's TTL deletes it, at no cost)."""
 CONFLICT_RETRIES = 6
 CONFLICT_BACKOFF = 0.025
 """Seconds of the first retry's backoff ceiling after a TransactionConflict (doubled each
@@ -534,9 +535,13 @@ def _log_sk(timestamp: float, entry_id: int) -> str:
 
 
 class DynamoLogStore:
-    def __init__(self) -> None:
+    def __init__(self, retention: int = LOG_RETENTION) -> None:
         self._last_id = 0
         self._lock = threading.Lock()
+        self.retention = retention
+
+    def expire(self, now: float) -> int:
+        return 0  # DynamoDB's TTL deletes entries (expires_at), without write units
 
     def _next_id(self) -> int:
         """Wall-clock microseconds, strictly increasing in this process: orders entries that
@@ -549,8 +554,8 @@ class DynamoLogStore:
         entry_id = self._next_id()
         LogsModel(device_id=entry.device_id, sk=_log_sk(entry.timestamp, entry_id), id=entry_id,
                   timestamp=entry.timestamp, event=entry.event, data=entry.data,
-                  expires_at=datetime.fromtimestamp(entry.timestamp + LOG_RETENTION,
-                                               timezone.utc)).save()
+                  expires_at=None if self.retention <= 0 else datetime.fromtimestamp(
+                      entry.timestamp + self.retention, timezone.utc)).save()
         return LogEntry(device_id=entry.device_id, timestamp=entry.timestamp, event=entry.event,
                         data=entry.data, id=entry_id)
 

@@ -40,9 +40,12 @@ class _Ids:
 
 
 class DynamoMessageStore:
-    def __init__(self, default_ttl: int = 365 * 86400) -> None:
+    def __init__(self, retention: int = 30 * 86400) -> None:
         self.ids = _Ids()
-        self.default_ttl = default_ttl
+        self.retention = retention
+
+    def expire(self, now: float) -> int:
+        return 0  # DynamoDB's TTL deletes messages (expires_at), without write units
 
     def append(self, device_id: int, messages: list[dict[str, Any]]) -> None:
         with MessagesModel.batch_write() as batch:
@@ -50,7 +53,8 @@ class DynamoMessageStore:
                 ts = float(msg["timestamp"])
                 batch.save(MessagesModel(device_id=device_id,
                                          sk=f"{ts:017.6f}#{self.ids.next():016d}", timestamp=ts,
-                                         data=msg, expires_at=_at(ts + self.default_ttl)))
+                                         data=msg, expires_at=None if self.retention <= 0
+                                         else _at(ts + self.retention)))
 
     def query(self, device_ids: tuple[int, ...], *, time_from: float | None = None,
               time_to: float | None = None, count: int = 1000,

@@ -14,9 +14,29 @@ from fleetcam.domain.gateway import FINAL_STATES, QUEUED, SENT, Command, Connect
 from fleetcam.domain.rules import VideoRule
 
 
+DEFAULT_RETENTION = 30 * 86400
+"""Seconds messages and log entries are kept unless the settings say otherwise."""
+
+
+def expire_rows(db: Database, table: str, now: float, retention: int) -> int:
+    """Delete ``table``'s rows older than ``retention`` seconds, device by device (each a
+    range of its ``(device_id, timestamp)`` index)."""
+    if retention <= 0:
+        return 0
+    cutoff = now - retention
+    with db.tx() as c:
+        devices = [r[0] for r in c.execute(f"SELECT DISTINCT device_id FROM {table}")]
+        return sum(c.execute(f"DELETE FROM {table} WHERE device_id=? AND timestamp<?",
+                             (d, cutoff)).rowcount for d in devices)
+
+
 class SqliteMessageStore:
-    def __init__(self, db: Database) -> None:
+    def __init__(self, db: Database, retention: int = DEFAULT_RETENTION) -> None:
         self.db = db
+        self.retention = retention
+
+    def expire(self, now: float) -> int:
+        return expire_rows(self.db, "messages", now, self.retention)
 
     def append(self, device_id: int, messages: list[dict[str, Any]]) -> None:
         with self.db.tx() as c:

@@ -223,8 +223,14 @@ class SqliteMediaIndex:
 
 
 class SqliteLogStore:
-    def __init__(self, db: Database) -> None:
+    def __init__(self, db: Database, retention: int = 30 * 86400) -> None:
         self.db = db
+        self.retention = retention
+
+    def expire(self, now: float) -> int:
+        from fleetcam.adapters.local.gateway_repos import expire_rows
+
+        return expire_rows(self.db, "logs", now, self.retention)
 
     def append(self, entry: LogEntry) -> LogEntry:
         with self.db.tx() as c:
