@@ -1472,7 +1472,7 @@ def run(args: argparse.Namespace) -> tuple[str, dict[str, Any]]:
     pos = positions_per_day(args.drive_hours, args.drive_every, args.park_every)
     profiles = make_profiles(pos)
     models: dict[str, Model] = {}
-    server = MotoServer().start()
+    server = MotoServer(txfix=True).start()  # moto_txfix: safe with the sweep's pool
     try:
         for name in args.profiles.split(","):
             print(f"replaying {name}...", file=sys.stderr, flush=True)
