@@ -4,6 +4,10 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 RUN_STAMP := $(VENV)/.installed-run
+# checkov (tests/aws/test_security_scan.py) gets a venv of its own inside $(VENV): it pins
+# boto3==1.35.49, networkx<2.7 and packaging<24, which would downgrade the project's own
+CHECKOV_VERSION := 3.3.30
+CHECKOV := $(VENV)/checkov/bin/checkov
 
 .PHONY: run test install bench lint clean browser-deps console-vendor
 
@@ -21,14 +25,20 @@ $(STAMP): pyproject.toml
 	$(BIN)/pip install --quiet -e '.[test,aws]'
 	touch $(STAMP) $(RUN_STAMP)
 
-install: $(STAMP)
+$(CHECKOV): Makefile
+	[ -x $(VENV)/checkov/bin/python ] || $(PYTHON) -m venv $(VENV)/checkov
+	$(VENV)/checkov/bin/pip install --quiet --upgrade pip
+	$(VENV)/checkov/bin/pip install --quiet 'checkov==$(CHECKOV_VERSION)'
+	touch $(CHECKOV)
+
+install: $(STAMP) $(CHECKOV)
 
 SIMULATE ?= 2
 
 run: $(RUN_STAMP)
 	$(BIN)/fleetcam serve --simulate $(SIMULATE)
 
-test: $(STAMP) browser-deps
+test: $(STAMP) $(CHECKOV) browser-deps
 	$(BIN)/python -m pytest -q
 
 # tests/pipeline/test_browser.py plays video in Debian's chromium (driven by Playwright) with

@@ -712,6 +712,13 @@ class Stack:
                     "POWERTOOLS_LOG_LEVEL": "INFO", "FLEETCAM_DATA_DIR": self._tmp()})
         for k in ("FLEETCAM_PUBLIC_URL", "FLEETCAM_IOT_ENDPOINT", "AWS_PROFILE"):
             os.environ.pop(k, None)
+        # the settings the template gives every function from its parameters' defaults
+        # (retention of messages and logs, default media TTL...), as a deployed stack has them
+        params = self.tpl["Parameters"]
+        for k, v in self.tpl["Globals"]["Function"]["Environment"]["Variables"].items():
+            ref = v.get("Ref") if isinstance(v, dict) else None
+            if k not in env and ref in params and str(params[ref].get("Default", "")) != "":
+                env[k] = str(params[ref]["Default"])
         os.environ.update(env)
         self.env, self.clip_queue = env, clip
         return env
@@ -1050,6 +1057,7 @@ class Model:
         self.sweep_base = base
         # per device-month counts of the device's own activities
         self.month: Counter[tuple[str, ...]] = Counter()
+        self.by_activity: dict[str, Counter[tuple[str, ...]]] = {}
         self.scale: dict[str, float] = {}
         for act in r.activities:
             c = Counter(self.meter.counts.get(act.name, Counter()))
@@ -1059,8 +1067,11 @@ class Model:
                     c[k] -= v * runs
             f = act.per_day / act.sample / r.devices * DAYS if act.sample else 0.0
             self.scale[act.name] = f
+            mine = self.by_activity.setdefault(act.name, Counter())
             for k, v in c.items():
-                self.month[k] += max(0.0, v) * f if v > 0 else 0.0
+                if v > 0:
+                    self.month[k] += v * f
+                    mine[k] += v * f
 
     # -- helpers
     def m(self, service: str, metric: str, detail: str | None = None) -> float:
@@ -1081,12 +1092,18 @@ class Model:
             return size
 
         s3 = 0.0
+        self.s3_by_phase: Counter[str] = Counter()
+        self.ddb_by_phase: Counter[str] = Counter()
         for key, (phase, size) in meter.storage_objects.items():
             # kept until the TTL, then a noncurrent version for DeletedMediaRetentionDays
-            s3 += nominal(key, size) * self.scale.get(phase, 0.0) / DAYS * (
+            b = nominal(key, size) * self.scale.get(phase, 0.0) / DAYS * (
                 p.media_ttl_days + noncurrent)
+            s3 += b
+            self.s3_by_phase[phase] += b / GB
         for phase, key, size in meter.storage_deleted:  # deleted (packaged raw clips, copies)
-            s3 += nominal(key, size) * self.scale.get(phase, 0.0) / DAYS * noncurrent
+            b = nominal(key, size) * self.scale.get(phase, 0.0) / DAYS * noncurrent
+            s3 += b
+            self.s3_by_phase[phase] += b / GB
         ddb = 0.0
         by_table: Counter[str] = Counter()
         for (table, _), st in meter.storage_items.items():
@@ -1097,7 +1114,40 @@ class Model:
                 gb = st.size * self.scale.get(st.phase, 0.0) / DAYS * st.lifetime_days / GB
             ddb += gb
             by_table[table] += gb
+            self.ddb_by_phase[st.phase] += gb
         return s3 / GB, ddb, dict(by_table)
+
+    def activity_usd(self, name: str) -> float:
+        """What one activity costs a device-month: its requests, units, invocations,
+        messages, transfer and logs, and the storage of what it wrote."""
+        P = self.P
+        c = self.by_activity.get(name, Counter())
+
+        def g(service: str, metric: str, details: tuple[str, ...] = ()) -> float:
+            return sum(v for (s, mt, det), v in c.items()
+                       if s == service and mt == metric and (not details or det in details))
+
+        self.storage()
+        logs = g("logs", "bytes") + g("lambda", "invocations") * 500 + g("apigw", "requests") * 400
+        retention = float(default(self.tpl, "LogRetentionDays"))
+        cw, lam, d = P["cloudwatch"], P["lambda"], P["dynamodb"]
+        return (g("s3", "put_class") * P["s3"]["put_per_1000"] / 1000
+                + g("s3", "get_class") * P["s3"]["get_per_1000"] / 1000
+                + g("dynamodb", "wru") * d["wru_per_million"] / 1e6
+                + g("dynamodb", "rru") * d["rru_per_million"] / 1e6
+                + g("lambda", "gb_s") * lam["gb_second_arm64"]
+                + g("lambda", "invocations") * lam["requests_per_million"] / 1e6
+                + g("apigw", "requests") * P["api_gateway_rest"]["requests_per_million"] / 1e6
+                + (g("sqs", "requests") + g("s3", "put_class", ("PutObject",
+                                                                "CompleteMultipartUpload")))
+                * P["sqs"]["requests_per_million"] / 1e6
+                + g("iot", "units") * 2 * P["iot_core"]["messages_per_million"] / 1e6
+                + self.r.dto_bytes[name] * self.scale.get(name, 0.0) / GB
+                * P["data_transfer_out_gb"]
+                + logs / GB * (cw["logs_ingested_gb"] + retention / DAYS
+                               * cw["logs_stored_gb_month"])
+                + self.s3_by_phase.get(name, 0.0) * P["s3"]["storage_gb_month"]
+                + self.ddb_by_phase.get(name, 0.0) * d["storage_gb_month"])
 
     def pitr_tables(self) -> set[str]:
         out = set()
@@ -1334,6 +1384,11 @@ def report(models: dict[str, Model], flespi: dict[str, Any], prices: dict[str, A
             out[name][str(n)] = round(usd, 4)
             out["flespi"][name][str(n)] = round(fl, 4)
             w(f"   {n:>8} {usd:>17.3f} {fl:>11.3f} {plan:>12} {usd / fl:>6.2f}")
+        acts = {a.name: model.activity_usd(a.name) for a in model.r.activities}
+        total = model.per_device(1000)
+        w("   by activity, USD per device-month (storage of what it wrote included): "
+          + ", ".join(f"{k} {v:.4f}" for k, v in acts.items())
+          + f"; fleet-wide and fixed at 1,000 devices {total - sum(acts.values()):.4f}")
         w(f"   line items, USD per device-month ({' / '.join(str(n) for n in FLEETS)} devices):")
         for line in sorted(model.lines(), key=lambda ln: -ln.fleet_month(1000)):
             vals = " / ".join(f"{line.fleet_month(n) / n:.4f}" for n in FLEETS)

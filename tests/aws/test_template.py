@@ -201,8 +201,7 @@ def test_stack_deletion_or_replacement_keeps_the_media_and_the_data(
             continue
         assert res.get("DeletionPolicy") == "Retain", name
         assert res.get("UpdateReplacePolicy") == "Retain", name
-    (bucket,) = _resources(template, "AWS::S3::Bucket").values()
-    props = bucket["Properties"]
+    props = template["Resources"]["MediaBucket"]["Properties"]
     assert props["VersioningConfiguration"] == {"Status": "Enabled"}
     (rule,) = [r for r in props["LifecycleConfiguration"]["Rules"]
                if "NoncurrentVersionExpiration" in r]
@@ -397,6 +396,8 @@ def test_alarms_cover_dead_letters_functions_gateway_and_iot(
     queues = _resources(template, "AWS::SQS::Queue")
     dlqs = {q["Properties"]["RedrivePolicy"]["deadLetterTargetArn"]["Fn::GetAtt"][0]
             for q in queues.values() if "RedrivePolicy" in q["Properties"]}
+    # and the queue of failed asynchronous invocations (Globals: DeadLetterQueue)
+    dlqs.add(template["Globals"]["Function"]["DeadLetterQueue"]["TargetArn"]["Fn::GetAtt"][0])
     assert dlqs
     for dlq in dlqs:
         dims = [{"Name": "QueueName", "Value": {"Fn::GetAtt": [dlq, "QueueName"]}}]

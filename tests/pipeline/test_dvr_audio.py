@@ -74,9 +74,28 @@ def test_a_recorded_channel_keeps_its_audio(tmp_path: Path) -> None:
                 uri = map_uri.split('"')[1]
                 video_init = (await anon.get(f"/1-1/{uri}")).content
                 assert fmp4.audio_of(video_init) is None and b"avc1" in video_init
+                # an MPEG-TS playlist's segments obey the filter too
+                ts_pl = (await anon.get(f"/1-1/index-{start}-{duration}.ts.m3u8",
+                                        params={**q, "filter.tracks": "v1"})).text
+                part = next(x for x in ts_pl.splitlines() if x.startswith("dvr/"))
+                assert "filter.tracks=v1" in part
+                ts_path = tmp_path / "part-v1.ts"
+                ts_path.write_bytes((await anon.get(f"/1-1/{part}")).content)
+                assert set(await asyncio.to_thread(ffprobe, ts_path)) == {"video"}
+                part_both = part.replace("&filter.tracks=v1", "").replace("filter.tracks=v1", "")
+                ts_path.write_bytes((await anon.get(f"/1-1/{part_both}")).content)
+                assert set(await asyncio.to_thread(ffprobe, ts_path)) == {"video", "audio"}
                 bad = await anon.get(f"/1-1/archive-{start}-{duration}.mp4",
                                      params={**q, "filter.tracks": "x9"})
                 assert bad.status_code == 400
+            # the administrator's export to a file carries the audio too
+            r = await api.post(f"{API}/streams/1-1/dvr/export",
+                               params={"from": start, "duration": duration,
+                                       "path": "cases/audio.mp4"})
+            assert r.status_code == 200, r.text
+            files["export", None] = await asyncio.to_thread(
+                ffprobe, Path(r.json()["result"]["path"]))
+            assert set(files["export", None]) == {"video", "audio"}
 
             for ext in ("mp4", "ts"):
                 both = files[ext, None]

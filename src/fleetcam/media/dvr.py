@@ -35,9 +35,6 @@ AUDIO_WAIT_MS = 2000
 (the audio transcoder fills silence well before: this only bounds the wait)."""
 MAX_PENDING_AUDIO_MS = 60_000
 """AAC packets kept waiting for video (audio with no video is not recorded)."""
-MAX_AUDIO_STRETCH_MS = 1000
-"""A hole between two AAC packets inside a fragment up to this long is absorbed by the
-earlier packet's duration; a longer one ends the fragment's audio there."""
 
 
 @dataclass(frozen=True)
@@ -250,24 +247,36 @@ class DvrFragmenter:
         return out
 
     def _take_audio(self, held: _Held, cfg: fmp4.AudioConfig) -> fmp4.AudioRun | None:
+        """The AAC frames of a fragment: from where the previous fragment's audio ended (the
+        fragment's start on a new timeline) to its end, real frames where they are and
+        frames of silence in any hole, so the track never has one (a browser would stall)."""
         start = held.start_ms * cfg.rate // 1000
         end = held.end_ms * cfg.rate // 1000
-        floor = start if held.gap or self._audio_cursor is None else self._audio_cursor
-        while self._audio and self._audio[0].pts < floor:
-            self._audio.popleft()  # before this timeline, or audio with no video
-        stretch = MAX_AUDIO_STRETCH_MS * cfg.rate // 1000
-        taken: list[Any] = []
-        while self._audio and self._audio[0].pts < end:
-            p = self._audio[0]
-            if taken and p.pts - (taken[-1].pts + AAC_FRAME) > stretch:
+        cursor = self._audio_cursor
+        if held.gap or cursor is None or not start - AAC_FRAME <= cursor <= end + AAC_FRAME:
+            cursor = start  # a new timeline (or the audio lost its way): start with the video
+        queue, silent = self._audio, cfg.silence
+        while queue and queue[0].pts < cursor:
+            queue.popleft()  # before this timeline, time already filled, or audio alone
+        out: list[list[Any]] = []  # [pts, data]
+        pos = cursor
+        while pos < end:
+            if queue and queue[0].pts < end and queue[0].pts - pos < AAC_FRAME:
+                p = queue.popleft()  # a real frame starting in this slot
+                out.append([p.pts, p.data])
+                pos = p.pts + AAC_FRAME
+            elif silent:
+                out.append([pos, silent])
+                pos += AAC_FRAME
+            else:
                 break
-            taken.append(self._audio.popleft())
-        if not taken:
+        if not out:
+            self._audio_cursor = cursor
             return None
-        samples = [(a.data, b.pts - a.pts) for a, b in zip(taken, taken[1:])]
-        samples.append((taken[-1].data, AAC_FRAME))
-        self._audio_cursor = taken[-1].pts + AAC_FRAME
-        return fmp4.AudioRun(taken[0].pts, samples)
+        samples = [(a[1], b[0] - a[0]) for a, b in zip(out, out[1:])]
+        samples.append((out[-1][1], AAC_FRAME))
+        self._audio_cursor = pos
+        return fmp4.AudioRun(out[0][0], samples)
 
     def _build(self, held: _Held) -> Fragment:
         sps, pps, codec, width, height = held.video
@@ -278,8 +287,6 @@ class DvrFragmenter:
             init = fmp4.init_segment(sps, pps, cfg)
             self._inits = {key: init}  # the current configuration only
         audio = self._take_audio(held, cfg) if cfg is not None else None
-        if audio is None:
-            self._audio_cursor = None
         new_init = init != self._last_init
         self._last_init = init
         m = len(audio.samples) if audio is not None else 0

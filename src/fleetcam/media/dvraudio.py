@@ -78,6 +78,22 @@ class AacPacket:
     config: AudioConfig
 
 
+def _silent_frame(rate: int, layout: str, bit_rate: int) -> bytes:
+    """One AAC-LC frame of silence as this configuration's encoder makes it (the third: past
+    the priming), for the fragmenter to fill holes with."""
+    ctx = av.CodecContext.create("aac", "w")
+    ctx.sample_rate, ctx.layout, ctx.format, ctx.bit_rate = rate, layout, "fltp", bit_rate
+    ctx.time_base = Fraction(1, rate)
+    ctx.options = {"aac_coder": AAC_CODER}
+    ctx.open()
+    frame = av.AudioFrame(format="s16", layout=layout, samples=AAC_FRAME * 4)
+    for plane in frame.planes:
+        plane.update(bytes(plane.buffer_size))
+    frame.sample_rate, frame.pts, frame.time_base = rate, 0, Fraction(1, rate)
+    packets = [bytes(p) for p in [*ctx.encode(frame), *ctx.encode(None)] if p.size]
+    return packets[min(2, len(packets) - 1)] if packets else b""
+
+
 def strip_hisilicon(data: bytes) -> bytes:
     """Remove HiSilicon's frame header ``00 01 <payload length / 2> 00`` when present."""
     if len(data) > 4 and data[:2] == b"\x00\x01" and data[3] == 0 and \
@@ -242,7 +258,8 @@ class AudioTranscoder:
         ctx.options = {"aac_coder": AAC_CODER}
         ctx.open()
         self._encoder, self._layout = ctx, layout
-        self.config = AudioConfig(rate, channels, bytes(ctx.extradata or b""))
+        self.config = AudioConfig(rate, channels, bytes(ctx.extradata or b""),
+                                  _silent_frame(rate, layout, ctx.bit_rate))
 
     def _encode(self, frame: Any) -> list[AacPacket]:
         assert self._encoder is not None and self.config is not None and self.clock is not None

@@ -9,7 +9,7 @@ from __future__ import annotations
 import hashlib
 import struct
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from fleetcam.domain.dvr import AUDIO_TRACK, TIMESCALE, VIDEO_TRACK
 
@@ -273,6 +273,8 @@ class AudioConfig:
     rate: int
     channels: int
     asc: bytes
+    silence: bytes = field(default=b"", compare=False)
+    """One AAC frame of silence in this configuration (fills holes in the track)."""
 
     codec = "mp4a.40.2"
     """RFC 6381: MPEG-4 audio, AAC-LC."""

@@ -152,18 +152,43 @@ def _trafs(frag: Fragment) -> dict[int, tuple[int, list[int]]]:
     return out
 
 
-def _record(audio_at) -> list[Fragment]:
-    """Six seconds of pattern video with G.711 audio where ``audio_at(ms)`` says."""
+def _record(audio_at, *, fill: bool = True, skew_ms: int = 3) -> list[Fragment]:
+    """Six seconds of pattern video with G.711 audio where ``audio_at(ms)`` says (its
+    timestamps ``skew_ms`` off the video's); ``fill``: the recorder's silence fill."""
     f, t = DvrFragmenter(), AudioTranscoder()
     out: list[Fragment] = []
     for fr in encode_pattern("h264", 320, 240, FPS, start_time=T0 / 1000, seconds=6):
         ms = T0 + fr.pts_ms
         out += f.push(fr.data, ms, fr.keyframe)
         if audio_at(fr.pts_ms):
-            out += f.push_audio(t.push(6, alaw_tone(40, fr.pts_ms), ms + 3, f.open_start_ms))
-        out += f.push_audio(t.fill_until(ms - 1000))
+            out += f.push_audio(t.push(6, alaw_tone(40, fr.pts_ms), ms + skew_ms,
+                                       f.open_start_ms))
+        if fill:
+            out += f.push_audio(t.fill_until(ms - 1000))
     out += f.push_audio(t.flush())
     return out + f.flush()
+
+
+def _audio_covers_video(frags: list[Fragment]) -> None:
+    """Every fragment's audio starts where the previous one's ended (or with its video) and
+    reaches its video's end: no hole a browser would stall on."""
+    expect = None
+    for x in frags:
+        base, durs = _trafs(x)[2]
+        assert x.start_ms * 8 <= base < (x.start_ms + x.duration_ms) * 8
+        assert expect is None or base == expect
+        expect = base + sum(durs)
+        assert expect >= (x.start_ms + x.duration_ms) * 8, (x.start_ms, base, durs)
+
+
+def test_audio_that_stops_or_runs_on_another_clock_never_leaves_a_hole():
+    stops = _record(lambda ms: ms < 1500, fill=False)  # no silence from the transcoder either
+    assert all(x.tracks == (1, 2) and x.audio_frames for x in stops[1:])
+    _audio_covers_video(stops[1:])
+    elsewhere = _record(lambda ms: True, skew_ms=3_600_000)  # audio stamped an hour off
+    assert [x.frames for x in elsewhere] == [25] * 6  # the video is untouched
+    assert all(x.tracks == (1, 2) for x in elsewhere)
+    _audio_covers_video(elsewhere)
 
 
 def test_fragments_carry_both_tracks_without_holes():
