@@ -907,7 +907,7 @@ class Day:
             for d in sim.devices:
                 for k in range(n):
                     t = time.time() - 3600 + k
-                    jpeg = await asyncio.to_thread(snapshot_jpeg, 1280, 720, t)
+                    jpeg = await asyncio.to_thread(snapshot_jpeg, 1920, 1080, t)
                     d.media_serial += 1
                     d.send(m.MultimediaData(media_id=d.media_serial, media_type=0,
                                             media_format=0, event=0, channel=1,
@@ -1472,7 +1472,7 @@ def run(args: argparse.Namespace) -> tuple[str, dict[str, Any]]:
     pos = positions_per_day(args.drive_hours, args.drive_every, args.park_every)
     profiles = make_profiles(pos)
     models: dict[str, Model] = {}
-    server = MotoServer().start()
+    server = MotoServer(txfix=True).start()  # moto_txfix: safe with the sweep's pool
     try:
         for name in args.profiles.split(","):
             print(f"replaying {name}...", file=sys.stderr, flush=True)

@@ -78,9 +78,10 @@ def device(client: TestClient) -> dict[str, Any]:
 @pytest.fixture(scope="session")
 def moto() -> Iterator[MotoServer]:
     """One moto server (HTTP, a subprocess on 127.0.0.1) for every AWS test of the session;
-    started only when a test asks for it."""
+    started only when a test asks for it. Its transactions back up the items they write,
+    not whole tables (tests/aws/moto_txfix.py): safe with concurrent requests, and fast."""
     from tests.aws.motoserver import MotoServer
 
-    server = MotoServer().start()
+    server = MotoServer(txfix=True).start()
     yield server
     server.stop()

@@ -11,10 +11,12 @@ from mangum import Mangum
 
 from fleetcam.api.app import create_app
 from fleetcam.config import Settings
+from fleetcam.adapters.aws.metrics import count_commands
 from fleetcam.runtime.aws import build_aws
 
 logger, tracer, metrics = Logger(), Tracer(), Metrics()
 CONTAINER = build_aws(Settings.from_env())  # cold start, once
+count_commands(CONTAINER.commands, metrics)  # CommandsQueued, ...Answered, ...TimedOut
 ASGI = Mangum(create_app(CONTAINER), lifespan="off")
 
 

@@ -13,10 +13,12 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 from fleetcam.adapters.aws.sqs import object_created_events
 from fleetcam.config import Settings
 from fleetcam.errors import FleetcamError
+from fleetcam.adapters.aws.metrics import count_commands
 from fleetcam.runtime.aws import build_aws
 
 logger, tracer, metrics = Logger(), Tracer(), Metrics()
 CONTAINER = build_aws(Settings.from_env())  # cold start, once
+count_commands(CONTAINER.commands, metrics)  # CommandsQueued, ...Answered, ...TimedOut
 processor = BatchProcessor(event_type=EventType.SQS, raise_on_entire_batch_failure=False)
 
 

@@ -9,10 +9,12 @@ from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from fleetcam.config import Settings
+from fleetcam.adapters.aws.metrics import count_commands
 from fleetcam.runtime.aws import build_aws
 
 logger, tracer, metrics = Logger(), Tracer(), Metrics()
 CONTAINER = build_aws(Settings.from_env())  # cold start, once
+count_commands(CONTAINER.commands, metrics)  # CommandsQueued, ...Answered, ...TimedOut
 RETIME_BUDGET = 60.0
 """Seconds of each run spent moving files' expiry after media_ttl changes (the rest resumes
 at the next run, five minutes later; the reaper restores any file TTL takes meanwhile)."""

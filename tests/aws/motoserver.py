@@ -31,7 +31,10 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
-def _command(port: int) -> list[str]:
+def _command(port: int, txfix: bool = False) -> list[str]:
+    if txfix:  # moto with transactions that back up their items, not whole tables
+        return [sys.executable, str(Path(__file__).with_name("moto_txfix.py")),
+                "-H", "127.0.0.1", "-p", str(port)]
     exe = Path(sys.executable).with_name("moto_server")
     found = str(exe) if exe.exists() else shutil.which("moto_server")
     head = [found] if found else [sys.executable, "-m", "moto.server"]
@@ -41,14 +44,15 @@ def _command(port: int) -> list[str]:
 class MotoServer:
     """``moto_server`` on a free port; ``url`` is the endpoint every client uses."""
 
-    def __init__(self, port: int | None = None) -> None:
+    def __init__(self, port: int | None = None, *, txfix: bool = False) -> None:
         self.port = port or free_port()
+        self.txfix = txfix
         self.url = f"http://127.0.0.1:{self.port}"
         self.proc: subprocess.Popen[bytes] | None = None
 
     def start(self, timeout: float = 20.0) -> MotoServer:
         env = {**os.environ, **DUMMY_ENV}
-        self.proc = subprocess.Popen(_command(self.port), env=env, stdout=subprocess.DEVNULL,
+        self.proc = subprocess.Popen(_command(self.port, self.txfix), env=env, stdout=subprocess.DEVNULL,
                                      stderr=subprocess.DEVNULL)
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:

@@ -6,6 +6,7 @@ GetItem per device. bench/aws_fleet.py measures the same at 100, 1000 and 10000 
 """
 from __future__ import annotations
 
+import threading
 import time
 import warnings
 from collections.abc import Callable
@@ -66,11 +67,22 @@ def test_a_sweep_reads_what_expired_not_every_device(
     sweeper = load_handler("sweeper")
     c = sweeper.CONTAINER
     files = _seed(c, time.time(), ttl=3600 - 1)  # file 0 of each device has just expired
+    threads: set[str] = set()
+    remove = c.media.remove
+
+    def spy(batch: list[MediaFile], event: str) -> list[MediaFile]:
+        threads.add(threading.current_thread().name)
+        return remove(batch, event)
+
+    c.media.remove = spy
     with dynamodb_calls() as calls:
         result = sweeper.handler(load_event("schedule-sweeper.json"), context)
     assert result["expired"] == DEVICES
     assert all((c.index.get(f.uuid) is None) == (f.uploaded < time.time() - 3300)
                for f in files)
+    # removed in chunks over the runtime's bounded pool, each counted off exactly once
+    assert len(threads) > 1 and all(t.startswith("sweep") for t in threads), threads
+    assert all(c.index.usage(d) == (20, 0, 2) for d in range(1, DEVICES + 1))
     # per expired file: a transaction, a log entry (and, per batch, the Gc bookkeeping);
     # per device, nothing: no Query, no GetItem for the devices that had nothing to expire
     assert calls["Query"] <= 2 * FLEET_SHARDS + 4, calls  # the expiry index and commands

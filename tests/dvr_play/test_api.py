@@ -31,6 +31,27 @@ def test_ranges_json_in_ms_when_asked_in_ms(anon: TestClient, recorded: Archive)
     assert r.json()["ranges"][1] == {"opened_at": S0 + 60, "closed_at": S0 + 66}
 
 
+def test_ranges_follow_every_change_of_the_index(client: TestClient,
+                                               recorded: Archive) -> None:
+    """Ranges are kept per stream between requests: recording on is merged in, and a
+    deletion with an addition in between (the segment count unchanged) is seen too."""
+    url = "/streamer/api/v3/streams/7-1/dvr/ranges"
+    first = client.get(url).json()["ranges"]
+    assert first == [{"from": S0, "duration": 20}, {"from": S0 + 60, "duration": 6}]
+    recorded.record(T0 + 66_000, 4)  # recording goes on
+    recorded.record(T0 + 70_000, 5)
+    assert client.get(url).json()["ranges"] == [{"from": S0, "duration": 20},
+                                                {"from": S0 + 60, "duration": 15}]
+    idx = recorded.c.dvr_index
+    idx.remove("7-1", [recorded.segments[0].segment_id])  # retention, and a new segment
+    recorded.record(T0 + 90_000, 2)
+    assert client.get(url).json()["ranges"] == [
+        {"from": S0 + 10, "duration": 10}, {"from": S0 + 60, "duration": 15},
+        {"from": S0 + 90, "duration": 2}]
+    r = client.get("/7-1/ranges.json", params=Q)
+    assert r.json()["ranges"][0] == {"opened_at": S0 + 10, "closed_at": S0 + 20}
+
+
 def test_strangers_are_refused(anon: TestClient, recorded: Archive) -> None:
     for path in ["/7-1/ranges.json", f"/7-1/archive-{S0}-10.mp4", "/7-1/info.json",
                  f"/7-1/index-{S0}-60.fmp4.m3u8"]:

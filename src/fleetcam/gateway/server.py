@@ -101,6 +101,14 @@ class Gateway:
         self._wake = asyncio.Event()
         self.loop: asyncio.AbstractEventLoop | None = None
         self.commands.wake.append(self._wake_threadsafe)
+        self._flush_command_metrics: Callable[[], bool] | None = None
+        if self.settings.emf_metrics:  # commands by outcome, as the functions count them
+            from aws_lambda_powertools import Metrics
+
+            from fleetcam.adapters.aws.metrics import count_commands
+
+            self._flush_command_metrics = count_commands(
+                self.commands, Metrics(namespace=METRICS_NAMESPACE, service="gateway"))
         self.connections.drop_listeners.append(self._dropped_threadsafe)
         if container.dvr is not None:
             container.dvr_tail = self.dvr
@@ -330,6 +338,8 @@ class Gateway:
                     await self._renew_bindings()
                 if self.settings.emf_metrics and ticks % METRICS_EVERY == 0:
                     print(json.dumps(connection_metrics(self, time.time())), flush=True)
+                    if self._flush_command_metrics is not None:
+                        self._flush_command_metrics()
             except Exception:
                 log.exception("gateway housekeeping failed")
 

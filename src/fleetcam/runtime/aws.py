@@ -1,6 +1,7 @@
 """The AWS composition root: S3, DynamoDB (PynamoDB), IoT Core. Used by every Lambda."""
 from __future__ import annotations
 
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import boto3
@@ -24,6 +25,9 @@ from fleetcam.runtime.container import Container, attach_dvr, wire
 from fleetcam.services.dvr import WatchedTail
 
 
+SWEEP_WORKERS = 8
+"""Threads of a sweep's removals (each removal: a transaction, a DeleteObject, a log put
+and a publish, so a few round trips of some 10-30 ms on AWS)."""
 THUMB_READS = 1
 """GETs of a segment object to make its thumbnails (docs/dvr.md): one ranged read from the
 first keyframe it shows to the last (S3 bills requests, not bytes read in the region)."""
@@ -80,6 +84,9 @@ def build_aws(settings: Settings, *, clock: Clock | None = None,
     # the API cannot reach the gateway's memory: readers of the newest minutes make the
     # recorder store short objects while they watch (the gateway replaces this with itself)
     container.dvr_tail = WatchedTail(container.dvr_index, container.clock)
+    # a sweep removes expired files over a bounded pool (boto3 clients are thread-safe)
+    container.retention.workers = ThreadPoolExecutor(SWEEP_WORKERS,
+                                                     thread_name_prefix="sweep")
     from fleetcam.adapters.aws.dvrjobs import DynamoExportJobStore
 
     container.extras["dvr_export_store"] = DynamoExportJobStore()

@@ -44,6 +44,18 @@ class Source:
 
 
 @dataclass
+class _StoredRanges:
+    """A stream's stored ranges at one version of the index, and their encodings."""
+
+    version: int
+    last_start: int
+    """Start of the newest segment read."""
+    merged: list[dvr.Range]
+    encoded: dict[str, bytes]
+    """Form -> ``merged[:-1]`` encoded, comma-separated (the newest range may still grow)."""
+
+
+@dataclass
 class Download:
     layout: archive.Layout
     read: archive.Reader
@@ -63,8 +75,7 @@ class DvrPlayback:
         self.streams, self.index, self.storage = streams, index, storage
         self.episodes, self.clock, self.tail = episodes, clock, tail
         self._layouts: dict[tuple[object, ...], tuple[float, Download]] = {}
-        self._ranges: dict[str, tuple[int, int, list[dvr.Range]]] = {}
-        self._encoded: dict[tuple[str, str], tuple[list[dvr.Range], str]] = {}
+        self._ranges: dict[str, _StoredRanges] = {}
         self._audio: dict[tuple[str, str], tuple[int, int] | None] = {}
 
     # -- lookups ------------------------------------------------------------------------------
@@ -106,11 +117,7 @@ class DvrPlayback:
     def ranges(self, name: str, start_ms: int | None = None,
                end_ms: int | None = None) -> list[dvr.Range]:
         """Recorded intervals, merged (stored segments and the open one)."""
-        merged = self._stored_ranges(name)
-        tail = self._open(name)
-        if tail is not None and tail.end_ms > tail.start_ms:  # the newest: after the stored
-            merged = [*merged[:-1], *dvr.merge_ranges(
-                [*((r.start_ms, r.end_ms) for r in merged[-1:]), (tail.start_ms, tail.end_ms)])]
+        merged = self._with_tail(name, self._stored(name).merged)
         if start_ms is None and end_ms is None:
             return merged
         lo = start_ms if start_ms is not None else -(2**62)
@@ -123,48 +130,62 @@ class DvrPlayback:
             out.append(r)
         return out
 
-    def ranges_json(self, name: str, form: str) -> bytes:
-        """All of a stream's ranges as a JSON array, in one of three forms: ``flussonic``
-        (``{"from", "duration"}``, seconds), ``ms`` or ``s`` (``{"opened_at",
-        "closed_at"}``). The stored part is encoded once per version of the index."""
-        stored = self._stored_ranges(name)
-        merged = self.ranges(name)
-        enc = _FORMS[form]
-        key = (name, form)
-        hit = self._encoded.get(key)
-        if hit is None or hit[0] is not stored:
-            hit = (stored, ",".join(enc(r) for r in stored[:-1]))
-            self._encoded[key] = hit
-        prefix = hit[1]
-        rest = merged[max(0, len(stored) - 1):] if stored else merged
-        if len(merged) < len(stored) - 1 or merged[:1] != stored[:1]:
-            prefix, rest = "", merged  # not the cached shape: encode all
-        body = ",".join(x for x in (prefix, ",".join(enc(r) for r in rest)) if x)
-        return f"[{body}]".encode()
-
-    def _stored_ranges(self, name: str) -> list[dvr.Range]:
-        """The stored segments' ranges, kept per stream and brought up to date from the
-        index's newest spans: a year of 10-minute segments is not re-read on every request.
-        The segment count (``DvrIndex.usage``) proves the cache: any deletion (retention,
-        a DELETE) changes it in a way new rows cannot explain, and the ranges are rebuilt."""
-        _, count = self.index.usage(name)
-        hit = self._ranges.get(name)
-        if hit is not None:
-            cached_count, last_start, merged = hit
-            if count == cached_count:
-                return merged
-            if count > cached_count and merged:
-                new = self.index.spans(name, last_start, None)
-                fresh = [sp for sp in new if sp[0] > last_start]
-                if count == cached_count + len(fresh):
-                    tail = dvr.merge_ranges([(merged[-1].start_ms, merged[-1].end_ms), *fresh])
-                    merged = [*merged[:-1], *tail]
-                    self._ranges[name] = (count, max(sp[0] for sp in new), merged)
-                    return merged
-        spans = self.index.spans(name)
-        merged = dvr.merge_ranges(spans)
-        self._ranges[name] = (len(spans), max((sp[0] for sp in spans), default=0), merged)
+    def _with_tail(self, name: str, merged: list[dvr.Range]) -> list[dvr.Range]:
+        tail = self._open(name)
+        if tail is not None and tail.end_ms > tail.start_ms:  # the newest: after the stored
+            return [*merged[:-1], *dvr.merge_ranges(
+                [*((r.start_ms, r.end_ms) for r in merged[-1:]), (tail.start_ms, tail.end_ms)])]
         return merged
+
+    def ranges_json(self, name: str, form: str, key: str | None = None) -> bytes:
+        """All of a stream's ranges as a JSON array (or ``{key: array}``), in one of three
+        forms: ``flussonic`` (``{"from", "duration"}``, seconds), ``ms`` or ``s``
+        (``{"opened_at", "closed_at"}``). All but the newest stored range are encoded once
+        per version of the index (``DvrIndex.version``) and kept as bytes; a request
+        encodes only the newest range, merged with the gateway's open segment."""
+        stored = self._stored(name)
+        enc = _FORMS[form]
+        prefix = stored.encoded.get(form)
+        if prefix is None:
+            prefix = stored.encoded[form] = ",".join(map(enc, stored.merged[:-1])).encode()
+        newest = self._with_tail(name, stored.merged[-1:])
+        rest = ",".join(map(enc, newest)).encode()
+        head = b'{"%s":[' % key.encode() if key else b"["
+        return b"".join((head, prefix, b"," if prefix and rest else b"", rest,
+                         b"]}" if key else b"]"))
+
+    def _stored(self, name: str) -> _StoredRanges:
+        """The stored segments' ranges, kept per stream and proved by the index's version
+        (one small read per request). When the version moved by exactly as many segments as
+        started after the newest one seen, those are merged in (recording goes on: a year
+        of 10-minute segments is not re-read every 10 minutes); otherwise (a deletion, an
+        old segment added) the ranges are read again."""
+        version = self.index.version(name)
+        hit = self._ranges.get(name)
+        if hit is not None and hit.version == version:
+            return hit
+        if hit is not None and hit.merged and version > hit.version:
+            fresh = [sp for sp in self.index.spans(name, hit.last_start, None)
+                     if sp[0] > hit.last_start]
+            if version == hit.version + len(fresh):
+                last = hit.merged[-1]
+                newest = dvr.merge_ranges([(last.start_ms, last.end_ms), *fresh])
+                done = newest[:-1]  # complete ranges joining the cached prefix
+                encoded = {}
+                for form, prefix in hit.encoded.items():
+                    add = ",".join(map(_FORMS[form], done)).encode()
+                    encoded[form] = b",".join(x for x in (prefix, add) if x)
+                fresh_hit = _StoredRanges(version, max(sp[0] for sp in fresh),
+                                          [*hit.merged[:-1], *newest], encoded)
+                self._ranges[name] = fresh_hit
+                return fresh_hit
+        spans = self.index.spans(name)
+        fresh_hit = _StoredRanges(version, max((sp[0] for sp in spans), default=0),
+                                  dvr.merge_ranges(spans), {})
+        if len(self._ranges) >= 1024:
+            self._ranges.pop(next(iter(self._ranges)))
+        self._ranges[name] = fresh_hit
+        return fresh_hit
 
     # -- bytes --------------------------------------------------------------------------------
     def read(self, source: object, start: int, end: int) -> Iterator[bytes]:

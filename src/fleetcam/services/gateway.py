@@ -15,6 +15,12 @@ from fleetcam.services.journal import Journal
 log = logging.getLogger(__name__)
 
 
+OUTCOMES = ("queued", "sent", "answered", "failed", "timed_out", "expired", "canceled")
+"""The steps CommandService reports to its ``outcome_listeners``: queued, sent to the device,
+answered (executed), failed (answered not executed, refused, or given up by the gateway),
+timed out (a real-time wait ran out: canceled), expired (ttl passed), canceled (by a user)."""
+
+
 class NotConnected(FleetcamError):
     """flespi's error for a real-time command to an offline device."""
 
@@ -105,6 +111,16 @@ class CommandService:
         self.clock = clock
         self.wake: list[Callable[[str], None]] = []
         """Local gateways register here to learn at once that their queue grew."""
+        self.outcome_listeners: list[Callable[[str, Command], None]] = []
+        """Called with (outcome, command) at each step a command takes here, the outcome one
+        of OUTCOMES (metrics count them; a listener must be quick and thread-safe)."""
+
+    def _outcome(self, outcome: str, cmd: Command) -> None:
+        for listener in self.outcome_listeners:
+            try:
+                listener(outcome, cmd)
+            except Exception:  # counting must never fail a command
+                log.exception("command outcome listener failed")
 
     def _publish(self, cmd: Command, step: str) -> None:
         body = cmd.result_json() if step in (PROCESSED, CANCELED, EXPIRED) else cmd.queue_json()
@@ -130,6 +146,7 @@ class CommandService:
                                              properties=props, queued=now, expires=now + ttl,
                                              gateway_id=gateway, not_before=not_before))
                 self._publish(cmd, QUEUED)
+                self._outcome("queued", cmd)
                 out.append(cmd)
                 if gateway:
                     for wake in self.wake:
@@ -139,7 +156,10 @@ class CommandService:
     def queue(self, device_ids: Iterable[int]) -> list[Command]:
         return [c for d in device_ids for c in self.store.pending(d)]
 
-    def cancel(self, device_ids: Iterable[int], ids: list[int] | None) -> list[Command]:
+    def cancel(self, device_ids: Iterable[int], ids: list[int] | None, *,
+               outcome: str = "canceled") -> list[Command]:
+        """Cancel queued or sent commands (``outcome`` "timed_out": a real-time command the
+        device did not answer within its wait)."""
         wanted = None if ids is None else set(ids)
         out = []
         for cmd in self.queue(device_ids):
@@ -148,6 +168,7 @@ class CommandService:
             done = cmd.with_changes(status=CANCELED, timestamp=self.clock.now(), executed=False)
             if self.store.update(done, expect_status=cmd.status):
                 self._publish(done, CANCELED)
+                self._outcome(outcome, done)
                 out.append(done)
         return out
 
@@ -164,6 +185,7 @@ class CommandService:
                                         response=cmd.response or "ttl expired")
                 if self.store.update(done, expect_status=cmd.status):
                     self._publish(done, EXPIRED)
+                    self._outcome("expired", done)
                     n += 1
         return n
 
@@ -200,6 +222,7 @@ class CommandService:
         if not self.store.update(sent, expect_status=QUEUED):
             return None  # canceled or taken meanwhile
         self._publish(sent, SENT)
+        self._outcome("sent", sent)
         return sent
 
     def progress(self, cmd: Command, details: dict[str, Any]) -> Command | None:
@@ -246,4 +269,5 @@ class CommandService:
         if not self.store.update(done, expect_status=cmd.status):
             return None
         self._publish(done, PROCESSED)
+        self._outcome("answered" if executed else "failed", done)
         return done

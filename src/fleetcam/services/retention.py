@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
+from concurrent.futures import Executor
 
 from fleetcam.domain.models import Device, MediaFile
 from fleetcam.domain.retention import file_expiry, rotation_victims, ttl_cutoff
@@ -11,6 +12,8 @@ from fleetcam.ports import Clock, DeviceRepo, MediaIndex
 from fleetcam.services.media import MediaService
 
 BATCH = 500
+CHUNK = 25
+"""Expired files one worker removes in a row (when the sweep has ``workers``)."""
 RETIME_BATCH = 100
 """Files whose stored expiry one retime step moves (then its progress is saved)."""
 
@@ -27,6 +30,17 @@ class RetentionService:
         TTL. False where the index finds expired files fleet-wide for the sweeper and a
         per-device read would cost an index (DynamoDB: ``by-shard-expiry`` only, so that a
         file's writes skip a fourth GSI); TTL then applies at the next sweep."""
+        self.workers: Executor | None = None
+        """Where a sweep removes expired files, CHUNK at a time (the AWS runtime gives a
+        bounded thread pool: each removal is a few round trips, so a sweep of thousands of
+        files would otherwise be their sum); None: in the calling thread, in order."""
+
+    def _remove(self, batch: list[MediaFile]) -> list[MediaFile]:
+        if self.workers is None or len(batch) <= CHUNK:
+            return self.media.remove(batch, "media_file_expired")
+        chunks = [batch[i:i + CHUNK] for i in range(0, len(batch), CHUNK)]
+        return [f for gone in self.workers.map(
+            lambda chunk: self.media.remove(chunk, "media_file_expired"), chunks) for f in gone]
 
     def enforce(self, device: Device) -> list[MediaFile]:
         """Expire by TTL (when ``per_device_ttl``), then rotate by size; both emit
@@ -115,7 +129,7 @@ class RetentionService:
         expired = 0
         now = self.clock.now()
         while batch := self.index.expiring_before(now, BATCH):
-            gone = self.media.remove(batch, "media_file_expired")
+            gone = self._remove(batch)
             expired += len(gone)
             if not gone:
                 break  # removed by someone else meanwhile, or not removable: next sweep

@@ -439,6 +439,8 @@ class DvrSegmentsModel(_Base):
     fragments = BinaryAttribute(null=True, legacy_encoding=False)
     bytes = NumberAttribute(null=True)
     segments = NumberAttribute(null=True)
+    version = NumberAttribute(null=True)
+    """On the ``#usage`` item: +1 on every segment added or removed (``DvrIndex.version``)."""
     watched_until = NumberAttribute(null=True)
     """On the ``#watch`` item: until when readers want the newest minutes stored."""
     thumbs = UnicodeAttribute(null=True)

@@ -136,7 +136,7 @@ def ranges_json(c: ContainerDep, request: Request, name: str) -> JSONResponse:
     hi = bounds[1] if bounds[1] is not None else bounds[3]
     limit = _int(q.get("limit"), "limit") or 100_000
     if lo is None and hi is None and limit >= 100_000:
-        body = b'{"ranges":' + svc.ranges_json(name, "ms" if millis else "s") + b"}"
+        body = svc.ranges_json(name, "ms" if millis else "s", key="ranges")
         return Response(body, media_type="application/json", headers={"Cache-Control":
                                                                        "no-cache"})
     found = svc.ranges(name, None if lo is None else lo * scale,
@@ -383,7 +383,7 @@ def admin_ranges(c: ContainerDep, request: Request, name: str) -> Response:
     svc = playback(c)
     stream = svc.stream(name)
     require_admin(request, c, stream)
-    return Response(b'{"ranges":' + svc.ranges_json(name, "flussonic") + b"}",
+    return Response(svc.ranges_json(name, "flussonic", key="ranges"),
                     media_type="application/json")
 
 

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import asyncio
+from functools import partial
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Query
@@ -161,7 +162,8 @@ async def _wait(c: ContainerDep, command_id: int, timeout: float,
             f"wait; it stays queued until its timeout of {timeout:g} s: read "
             f"/gw/devices/{cmd.device_id}/commands-result/{command_id}", ids=[command_id])
     if cmd is not None and not cmd.final:
-        await run_in_threadpool(c.commands.cancel, [cmd.device_id], [cmd.id])
+        await run_in_threadpool(partial(c.commands.cancel, outcome="timed_out"),
+                                [cmd.device_id], [cmd.id])
     raise CommandTimeout(f"command {command_id} got no answer within {timeout:g} s")
 
 
