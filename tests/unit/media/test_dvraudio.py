@@ -270,3 +270,20 @@ def test_audio_without_video_is_bounded_and_not_recorded():
     assert len(f._audio) <= 60 * 8000 // 1024 + 1
     assert f.audio_dropped > 0
     assert f.flush() == []
+
+
+def test_a_clip_cut_from_the_archive_keeps_the_audio(tmp_path):
+    """request_video answered from the archive (media.dvr.mp4_of): both streams, from 0."""
+    from fleetcam.media.dvr import mp4_of
+
+    frags = _record(lambda ms: True)
+    out = tmp_path / "clip.mp4"
+    mp4_of(frags[0].init, [(x.data, x.start_ms) for x in frags[2:5]], str(out))
+    with av.open(str(out)) as c:
+        v, a = c.streams.video[0], c.streams.audio[0]
+        pictures = list(c.decode(v))
+        assert len(pictures) == 75 and pictures[0].time == 0
+    with av.open(str(out)) as c:
+        sound = list(c.decode(audio=0))
+        assert abs(sound[0].time) < 0.2
+        assert abs(sum(s.samples for s in sound) / 8000 - 3) < 0.3
