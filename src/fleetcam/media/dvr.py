@@ -2,7 +2,8 @@
 
 H.264 is copied (Annex-B to length-prefixed NAL units; parameter sets go to the init segment);
 H.265 is decoded and re-encoded to H.264 first, as the live path does, because the players
-that read the archive (browsers) do not play H.265.
+that read the archive (browsers) do not play H.265. The channel's audio arrives as AAC-LC
+frames (media.dvraudio) and goes into the same fragments, in a second ``traf``.
 """
 from __future__ import annotations
 
