@@ -1388,14 +1388,25 @@ def flespi_stored_gb(p: Profile) -> float:
 
 
 # ----------------------------------------------------------------------------- output
+def code_version() -> str:
+    """The commit measured (and whether the work tree differs from it)."""
+    import subprocess
+
+    try:
+        return subprocess.run(["git", "-C", str(ROOT), "describe", "--always", "--dirty"],
+                              capture_output=True, text=True, timeout=10).stdout.strip() or "?"
+    except (OSError, subprocess.SubprocessError):
+        return "?"
+
+
 def report(models: dict[str, Model], flespi: dict[str, Any], prices: dict[str, Any]
            ) -> tuple[str, dict[str, Any]]:
     rate = flespi["eur_usd"]
     out: dict[str, Any] = {"flespi": {}}
     lines: list[str] = []
     w = lines.append
-    w(f"AWS prices: {PRICES.name} ({prices['region']}, {prices['date']}); flespi: "
-      f"{FLESPI.name} ({flespi['date']}, EUR 1 = USD {rate})")
+    w(f"code {code_version()}; AWS prices: {PRICES.name} ({prices['region']}, "
+      f"{prices['date']}); flespi: {FLESPI.name} ({flespi['date']}, EUR 1 = USD {rate})")
     for name, model in models.items():
         p = model.r.profile
         out[name] = {}
