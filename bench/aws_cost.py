@@ -210,13 +210,32 @@ class CountingSink(io.TextIOBase):
 
     def __init__(self, meter: Meter) -> None:
         self.meter = meter
+        self.line = ""
+        self.metrics: set[tuple[str, str, tuple[str, ...]]] = set()
+        """(namespace, name, dimensions) of every EMF metric the functions emitted."""
 
     def writable(self) -> bool:
         return True
 
     def write(self, s: str) -> int:
         self.meter.add("logs", "bytes", len(s.encode()))
+        self.line += s
+        while "\n" in self.line:
+            line, self.line = self.line.split("\n", 1)
+            if '"_aws"' in line:
+                self._emf(line)
         return len(s)
+
+    def _emf(self, line: str) -> None:
+        """powertools' embedded metric format: each metric is a custom metric to pay for."""
+        try:
+            doc = json.loads(line)
+            for d in doc["_aws"]["CloudWatchMetrics"]:
+                for dims in d.get("Dimensions") or [[]]:
+                    for m in d["Metrics"]:
+                        self.metrics.add((d["Namespace"], m["Name"], tuple(dims)))
+        except (ValueError, KeyError, TypeError):
+            pass
 
 
 class Meter:
@@ -671,6 +690,7 @@ class Replay:
     connected: int
     dto_bytes: Counter[str]
     wall: float
+    emf_metrics: int = 0
 
 
 class Stack:
@@ -969,7 +989,7 @@ class Day:
             await gw.stop()
         return Replay(p, a.devices, self.activities, meter, gateway_seconds,
                       getattr(self, "sweep_runs_expire", 0), inits, mem, a.devices, self.dto,
-                      time.perf_counter() - t_start)
+                      time.perf_counter() - t_start, function_metrics(self.sink.metrics))
 
     async def views(self, ids: dict[str, int]) -> None:
         """Heavy: a tenth of the files viewed once; the rest of the API requests list pages."""
@@ -1219,7 +1239,7 @@ class Model:
         alarms = sum(1 for v in tpl["Resources"].values() if v["Type"] == "AWS::CloudWatch::Alarm")
         filters = sum(1 for v in tpl["Resources"].values()
                       if v["Type"] == "AWS::Logs::MetricFilter")
-        metrics = metric_names() + filters
+        metrics = r.emf_metrics + gateway_metrics() + filters
         secrets = sum(1 for v in tpl["Resources"].values()
                       if v["Type"] == "AWS::SecretsManager::Secret")
         rule = next(v["Properties"]["SamplingRule"] for v in tpl["Resources"].values()
@@ -1300,7 +1320,9 @@ class Model:
                  + ("on" if cross_zone else "off (none)"),
                  lambda n: n * up_bytes / 2 / GB * 2 * P["cross_az_gb_each_way"] if cross_zone
                  else 0.0),
-            Line("CloudWatch metrics, alarms", f"computed: {metrics} metrics, {alarms} alarms",
+            Line("CloudWatch metrics, alarms", f"{r.emf_metrics} metrics of the functions "
+                 f"(EMF seen + named), {metrics - r.emf_metrics} of the gateway and log "
+                 f"filters; {alarms} alarms",
                  lambda n: metrics * P["cloudwatch"]["metric_month"]
                  + alarms * P["cloudwatch"]["alarm_month"]),
             Line("CloudWatch Logs", f"measured lines + computed platform lines, "
@@ -1319,16 +1341,25 @@ class Model:
         return sum(line.fleet_month(n) for line in self.lines()) / n
 
 
-def metric_names() -> int:
-    """Custom metrics the stack emits: powertools metrics of the functions (dimension
-    ``service``) and the gateway's EMF connection counts."""
-    names = set()
+def function_metrics(seen: set[tuple[str, str, tuple[str, ...]]]) -> int:
+    """Custom metrics of the functions: those their EMF output showed in the replay, and
+    those named in their code that the replay did not reach (the reaper's...)."""
+    named = set()
     for f in (ROOT / "functions").glob("*/app.py"):
-        names |= set(re.findall(r'add_metric\(name="(\w+)"', f.read_text()))
-    gw = (ROOT / "src" / "fleetcam" / "gateway" / "server.py").read_text()
-    names |= set(re.findall(r'"(Connections|MediaConnections)"', gw)) or {"Connections",
-                                                                        "MediaConnections"}
-    return len(names)
+        named |= set(re.findall(r'add_metric\(name="(\w+)"', f.read_text()))
+    return len(seen | {("fleetcam", n, ("service",)) for n in named
+                       if n not in {name for _, name, _ in seen}})
+
+
+def gateway_metrics() -> int:
+    """The gateway task's own EMF metrics (printed every minute, so not seen in a replay):
+    the names ``connection_metrics`` puts in its document."""
+    import inspect
+
+    from fleetcam.gateway import server
+
+    src = inspect.getsource(server.connection_metrics)
+    return len(set(re.findall(r'"Name": "(\w+)"', src))) or 2
 
 
 def flespi_month(n: int, stored_gb_per_device: float, f: dict[str, Any]) -> tuple[float, str]:
@@ -1357,14 +1388,25 @@ def flespi_stored_gb(p: Profile) -> float:
 
 
 # ----------------------------------------------------------------------------- output
+def code_version() -> str:
+    """The commit measured (and whether the work tree differs from it)."""
+    import subprocess
+
+    try:
+        return subprocess.run(["git", "-C", str(ROOT), "describe", "--always", "--dirty"],
+                              capture_output=True, text=True, timeout=10).stdout.strip() or "?"
+    except (OSError, subprocess.SubprocessError):
+        return "?"
+
+
 def report(models: dict[str, Model], flespi: dict[str, Any], prices: dict[str, Any]
            ) -> tuple[str, dict[str, Any]]:
     rate = flespi["eur_usd"]
     out: dict[str, Any] = {"flespi": {}}
     lines: list[str] = []
     w = lines.append
-    w(f"AWS prices: {PRICES.name} ({prices['region']}, {prices['date']}); flespi: "
-      f"{FLESPI.name} ({flespi['date']}, EUR 1 = USD {rate})")
+    w(f"code {code_version()}; AWS prices: {PRICES.name} ({prices['region']}, "
+      f"{prices['date']}); flespi: {FLESPI.name} ({flespi['date']}, EUR 1 = USD {rate})")
     for name, model in models.items():
         p = model.r.profile
         out[name] = {}

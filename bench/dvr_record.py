@@ -163,6 +163,10 @@ def cpu_bench(args: argparse.Namespace) -> bool:
             alone = _cpu(lambda: _transcode_audio(args.seconds), args.runs)
             _row("audio alone: G.711A 8 kHz -> AAC-LC (AudioTranscoder)", alone, args.seconds,
                  ref)
+            adts = _adts(args.seconds)
+            copied = _cpu(lambda: _copy_aac(adts), args.runs)
+            _row("audio alone: device AAC-LC 8 kHz (ADTS) checked and copied", copied,
+                 args.seconds, ref)
     return ok
 
 
@@ -192,6 +196,43 @@ def _recorded(frames: list[MediaFrame],
                 ok = False
             container.extras["db"].close()
     return stored, tracks, statistics.median(times), statistics.median(thumbs), ok
+
+
+def _adts(seconds: float) -> list[bytes]:
+    """AAC-LC 8 kHz mono in ADTS frames (a 440 Hz tone), as AAC devices send it."""
+    import io
+    import math
+    import struct
+    from fractions import Fraction
+
+    import av
+
+    n = int(seconds * 8000)
+    frame = av.AudioFrame(format="s16", layout="mono", samples=n)
+    frame.planes[0].update(struct.pack(f"<{n}h", *(int(8000 * math.sin(i * 0.3455))
+                                                   for i in range(n))))
+    frame.sample_rate, frame.pts, frame.time_base = 8000, 0, Fraction(1, 8000)
+    out = io.BytesIO()
+    with av.open(out, "w", format="adts") as c:
+        st = c.add_stream("aac", rate=8000, layout="mono")
+        st.codec_context.bit_rate = 24_000
+        for p in [*st.encode(frame), *st.encode(None)]:
+            c.mux(p)
+    data, frames = out.getvalue(), []
+    while data:
+        size = ((data[3] & 3) << 11) | (data[4] << 3) | (data[5] >> 5)
+        frames.append(data[:size])
+        data = data[size:]
+    return frames
+
+
+def _copy_aac(frames: list[bytes]) -> None:
+    from fleetcam.media.dvraudio import AudioTranscoder
+
+    t = AudioTranscoder()
+    for i, data in enumerate(frames):
+        t.push(PayloadType.AAC, data, START_MS + i * 128)
+    t.flush()
 
 
 def _transcode_audio(seconds: float) -> None:

@@ -411,6 +411,11 @@ class DvrIndex(Protocol):
         """(bytes, segments) of a stream."""
         ...
 
+    def version(self, stream: str) -> int:
+        """A counter that grows by exactly one for every segment of the stream added or
+        removed (0: none ever): readers keep derived data (merged ranges) until it moves."""
+        ...
+
     def streams(self) -> list[str]:
         """Names of the streams that have segments (deleted streams' included)."""
         ...

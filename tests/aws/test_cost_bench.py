@@ -58,7 +58,7 @@ def test_replay_counts_and_json_shape(tmp_path: Path) -> None:
         assert c("photos", "s3.requests.GET") + c("photos", "s3.requests.HEAD") >= 1
         assert c("photos", "lambda.invocations.ingest") == 1
         assert c("photos", "lambda.gb_s.ingest") > 0
-        assert 10 <= c("photos", "dynamodb.wru") <= 300
+        assert 5 <= c("photos", "dynamodb.wru") <= 300  # 9 since the media GSIs are 3
         assert c("photos", "dynamodb.rru") > 0
         assert c("photos", "sqs.requests") >= 2  # receive + delete
         assert c("photos", "iot.units") >= 1

@@ -66,7 +66,7 @@ def file_life(url: str, c: Container, bus: RecordingBus) -> dict[str, Any]:
     each step cost."""
     from fleetcam.adapters.aws.models import MediaModel
 
-    cam = c.devices.create([{"name": "cam", "ident": "cost-cam-01"}])[0]
+    cam = c.devices.create([{"name": "cam", "ident": "cost-cam-01", "media_ttl": 30 * 86400}])[0]
     ddb = _ddb(url)
     with write_units(ddb) as add:
         f = c.media.upload(cam.id, io.BytesIO(noisy_jpeg()), filename="shot.jpg",
@@ -116,6 +116,19 @@ def test_the_preview_is_stored_before_the_record_and_served(aws: Aws) -> None:
     assert thumb[:2] == b"\xff\xd8" and len(thumb) > 5000  # a large preview, out of the item
     r = TestClient(create_app(c)).get(f"/media/{f.uuid}", params={"preview": "jpeg"})
     assert r.status_code == 200 and r.content == thumb
+
+
+def test_a_file_life_costs_at_most_20_write_units(life: dict[str, Any]) -> None:
+    """Upload then deletion, every table: 70 WRU with the preview in the record (34 + 36),
+    22 without it, 20 with three media GSIs instead of four."""
+    media_gsis = {k for k in {**life["add_units"], **life["delete_units"]}
+                  if k.startswith("fleetcam-media/")}
+    assert media_gsis == {"fleetcam-media/by-device-created", "fleetcam-media/by-shard-created",
+                          "fleetcam-media/by-shard-expiry"}
+    assert all(life["add_units"][g] == life["delete_units"][g] == 1 for g in media_gsis)
+    assert life["add_units"]["fleetcam-media"] == life["delete_units"]["fleetcam-media"] == 2
+    assert life["add_wru"] + life["delete_wru"] <= 20, (life["add_units"],
+                                                        life["delete_units"])
 
 
 def test_the_media_event_fits_one_iot_unit(life: dict[str, Any]) -> None:

@@ -133,6 +133,9 @@ def test_media_table_streams_ttl_removals_to_the_reaper(template: dict[str, Any]
     (event,) = reaper["Events"].values()
     assert event["Type"] == "DynamoDB"
     assert event["Properties"]["Stream"] == {"Fn::GetAtt": [logical, "StreamArn"]}
+    # a batch that failed every retry lands in the alarmed dead-letter queue, not nowhere
+    dlq = template["Globals"]["Function"]["DeadLetterQueue"]["TargetArn"]
+    assert event["Properties"]["DestinationConfig"]["OnFailure"]["Destination"] == dlq
 
 
 def _function_env(template: dict[str, Any], props: dict[str, Any]) -> dict[str, Any]:

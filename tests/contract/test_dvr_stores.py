@@ -75,6 +75,22 @@ def test_index_overlap_usage_remove(stores: Dvr):
     assert idx.pending_deletions() == []
 
 
+def test_version_moves_by_one_per_segment_added_or_removed(stores: Dvr):
+    """Readers keep merged ranges per version: an addition and a deletion between two reads
+    leave the segment count as it was, but not the version."""
+    idx = stores.index
+    t0 = 1_700_000_000_000
+    assert idx.version("v") == 0
+    assert idx.add(seg("v", t0)) and idx.add(seg("v", t0 + 600_000))
+    assert idx.version("v") == 2
+    assert not idx.add(seg("v", t0))  # already there: no change
+    idx.add(seg("w", t0))
+    assert idx.version("v") == 2 and idx.version("w") == 1
+    idx.remove("v", [dvr.segment_id(t0, "00000000"), "nope"])
+    idx.add(seg("v", t0 + 1_200_000))
+    assert idx.usage("v")[1] == 2 and idx.version("v") == 4
+
+
 def test_intents_find_objects_stored_but_never_indexed(stores: Dvr):
     idx = stores.index
     done, orphan = seg("a", 1_700_000_000_000), seg("a", 1_700_000_600_000, token="11111111")

@@ -31,6 +31,27 @@ def test_ranges_json_in_ms_when_asked_in_ms(anon: TestClient, recorded: Archive)
     assert r.json()["ranges"][1] == {"opened_at": S0 + 60, "closed_at": S0 + 66}
 
 
+def test_ranges_follow_every_change_of_the_index(client: TestClient,
+                                               recorded: Archive) -> None:
+    """Ranges are kept per stream between requests: recording on is merged in, and a
+    deletion with an addition in between (the segment count unchanged) is seen too."""
+    url = "/streamer/api/v3/streams/7-1/dvr/ranges"
+    first = client.get(url).json()["ranges"]
+    assert first == [{"from": S0, "duration": 20}, {"from": S0 + 60, "duration": 6}]
+    recorded.record(T0 + 66_000, 4)  # recording goes on
+    recorded.record(T0 + 70_000, 5)
+    assert client.get(url).json()["ranges"] == [{"from": S0, "duration": 20},
+                                                {"from": S0 + 60, "duration": 15}]
+    idx = recorded.c.dvr_index
+    idx.remove("7-1", [recorded.segments[0].segment_id])  # retention, and a new segment
+    recorded.record(T0 + 90_000, 2)
+    assert client.get(url).json()["ranges"] == [
+        {"from": S0 + 10, "duration": 10}, {"from": S0 + 60, "duration": 15},
+        {"from": S0 + 90, "duration": 2}]
+    r = client.get("/7-1/ranges.json", params=Q)
+    assert r.json()["ranges"][0] == {"opened_at": S0 + 10, "closed_at": S0 + 20}
+
+
 def test_strangers_are_refused(anon: TestClient, recorded: Archive) -> None:
     for path in ["/7-1/ranges.json", f"/7-1/archive-{S0}-10.mp4", "/7-1/info.json",
                  f"/7-1/index-{S0}-60.fmp4.m3u8"]:
@@ -352,3 +373,34 @@ def test_missing_object_is_a_named_gap(anon: TestClient, recorded: Archive) -> N
     assert {"from": S0 + 10, "duration": 10.0, "reason": "stored object missing"} in gaps
     frames, _, meta = _decode(r.content)
     assert frames == 16 * 25 and json.loads(meta["comment"])["gaps"] == gaps
+
+
+def test_the_open_segment_extends_the_newest_range(recorded: Archive) -> None:
+    """The gateway's open segment (not stored yet) joins the newest stored range in every
+    form: whole answers, a window, the extent."""
+    from dataclasses import replace
+
+    from fleetcam.services.dvrplay import DvrPlayback
+
+    last = recorded.segments[-1]  # T0 + 60 s, 6 s
+    open_seg = replace(last, segment_id="open", key="", start_ms=last.end_ms,
+                       end_ms=last.end_ms + 3000)
+
+    class Tail:
+        def open_segment(self, name: str):  # type: ignore[no-untyped-def]
+            return open_seg if name == "7-1" else None
+
+    c = recorded.c
+    svc = DvrPlayback(c.dvr_streams, c.dvr_index, c.dvr_storage, c.episodes, c.clock,
+                      tail=lambda: Tail())
+    whole = [(r.start_ms, r.end_ms) for r in svc.ranges("7-1")]
+    assert whole == [(T0, T0 + 20_000), (T0 + 60_000, T0 + 69_000)]
+    assert [(r.start_ms, r.end_ms) for r in svc.ranges("7-1", T0 + 65_000, T0 + 99_000)] == [
+        (T0 + 60_000, T0 + 69_000)]
+    assert [(r.start_ms, r.end_ms) for r in svc.ranges("7-1", T0 + 1000, T0 + 2000)] == [
+        (T0, T0 + 20_000)]
+    assert svc.ranges("7-1", T0 + 30_000, T0 + 40_000) == []
+    assert json.loads(svc.ranges_json("7-1", "ms", key="ranges")) == {"ranges": [
+        {"opened_at": T0, "closed_at": T0 + 20_000},
+        {"opened_at": T0 + 60_000, "closed_at": T0 + 69_000}]}
+    assert svc.extent("7-1") == (T0, T0 + 69_000)

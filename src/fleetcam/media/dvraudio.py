@@ -3,16 +3,18 @@ on one continuous sample clock (PyAV; docs/dvr.md "Audio").
 
 Devices send G.711 A-law or mu-law (most), G.726, HiSilicon IMA ADPCM, AAC (ADTS) and a few
 others, often behind HiSilicon's 4-byte frame header. Browsers and Flussonic's player play
-none of the telephone codecs from MP4/MSE, so every input is decoded and encoded to AAC-LC at
-its own sample rate (8 kHz for the telephone codecs: an AAC frame of 1024 samples is exactly
-128 ms). AAC input is re-encoded too: one encoder gives one clock, HE-AAC becomes LC (which
-every browser plays), and the cost is measured in bench/dvr_record.py.
+none of the telephone codecs from MP4/MSE, so those are decoded and encoded to AAC-LC at their
+own sample rate (8 kHz: an AAC frame of 1024 samples is exactly 128 ms). AAC-LC in ADTS (one
+raw block a frame, 8 to 48 kHz, mono or stereo) is copied as sent once it decodes (decoding
+costs a fortieth of encoding); other AAC (HE-AAC, odd rates) and MP3 are re-encoded. The cost
+is measured in bench/dvr_record.py.
 
-The clock: the encoder's input runs on a sample count anchored at the first frame's UTC time;
-a device frame is placed where the count says while its own timestamp agrees (within
-``JITTER_MS``); when the device skips ahead (a pause in its audio), the hole is filled with
-silence; when video goes on without audio (``fill_until``), silence is encoded as well, so
-the audio track never has a hole a browser would stall on.
+The clock: the track runs on a sample count anchored at the first frame's UTC time; a device
+frame is placed where the count says while its own timestamp agrees (within ``JITTER_MS``);
+when the device skips ahead (a pause in its audio), the encoder is fed silence up to it (copied
+AAC keeps its frame grid and leaves the hole, which the fragmenter fills with silent frames);
+when video goes on without audio (``fill_until``), silence is encoded as well, so the audio
+track never has a hole a browser would stall on.
 """
 from __future__ import annotations
 
@@ -94,6 +96,37 @@ def _silent_frame(rate: int, layout: str, bit_rate: int) -> bytes:
     return packets[min(2, len(packets) - 1)] if packets else b""
 
 
+ADTS_RATES = (96000, 88200, 64000, 48000, 44100, 32000, 24000, 22050, 16000, 12000, 11025,
+              8000, 7350)
+
+
+def adts_lc(data: bytes) -> tuple[tuple[int, int, bytes], list[bytes]] | None:
+    """((rate, channels, AudioSpecificConfig), raw frames) when ``data`` is exactly one or more
+    ADTS frames of AAC-LC (ISO/IEC 13818-7 §6.2) with one raw block each, at a rate and a
+    channel count the recorder keeps; else None (then it is decoded and encoded)."""
+    out: list[bytes] = []
+    pos, key = 0, None
+    while pos < len(data):
+        if len(data) - pos < 7 or data[pos] != 0xFF or data[pos + 1] & 0xF6 != 0xF0:
+            return None
+        head = 7 if data[pos + 1] & 1 else 9
+        profile, sfi = data[pos + 2] >> 6, (data[pos + 2] >> 2) & 0x0F
+        channels = ((data[pos + 2] & 1) << 2) | (data[pos + 3] >> 6)
+        size = ((data[pos + 3] & 3) << 11) | (data[pos + 4] << 3) | (data[pos + 5] >> 5)
+        if profile != 1 or sfi >= len(ADTS_RATES) or ADTS_RATES[sfi] not in AAC_RATES \
+                or channels not in (1, 2) or data[pos + 6] & 3 or size <= head \
+                or pos + size > len(data):
+            return None
+        asc = bytes([(2 << 3) | (sfi >> 1), ((sfi & 1) << 7) | (channels << 3)])
+        this = (ADTS_RATES[sfi], channels, asc)
+        if key is not None and this != key:
+            return None
+        key = this
+        out.append(data[pos + head:pos + size])
+        pos += size
+    return (key, out) if key is not None else None
+
+
 def strip_hisilicon(data: bytes) -> bytes:
     """Remove HiSilicon's frame header ``00 01 <payload length / 2> 00`` when present."""
     if len(data) > 4 and data[:2] == b"\x00\x01" and data[3] == 0 and \
@@ -123,6 +156,7 @@ class AudioTranscoder:
         self._last_ts: int | None = None
         self._last_len = 0
         self._g726_bits = 2
+        self._copied: dict[tuple[int, int, bytes], AudioConfig] = {}
 
     # -- public -------------------------------------------------------------------------------
     def push(self, payload_type: int, data: bytes, utc_ms: int,
@@ -147,6 +181,9 @@ class AudioTranscoder:
         if name == "adpcm_g726":
             self._g726_guess(len(data), utc_ms)
         frames = self._decode(name, rate, data, utc_ms)
+        adts = adts_lc(data) if name == "aac" else None
+        if adts is not None:  # it decodes (above): AAC-LC is kept as sent
+            return self._copy(adts[0], adts[1], utc_ms)
         out: list[AacPacket] = []
         for frame in frames:
             out += self._place(frame, utc_ms, start_ms)
@@ -172,6 +209,36 @@ class AudioTranscoder:
     def flush(self) -> list[AacPacket]:
         """End of the recording: the encoder's last packets."""
         return self._flush_encoder()
+
+    # -- AAC-LC copied ------------------------------------------------------------------------
+    def _copy(self, key: tuple[int, int, bytes], raws: list[bytes],
+              utc_ms: int) -> list[AacPacket]:
+        """Device AAC-LC frames kept as they are, on the track's clock (a hole is left for
+        the fragmenter to fill with silence; a frame whose time has passed is dropped)."""
+        rate, channels, asc = key
+        out: list[AacPacket] = []
+        if self.config is None or self._encoder is not None or \
+                (self.config.rate, self.config.channels, self.config.asc) != key:
+            out += self._flush_encoder()  # from encoding to copying (or a new configuration)
+            cfg = self._copied.get(key)
+            if cfg is None:
+                cfg = AudioConfig(rate, channels, asc, _silent_frame(
+                    rate, "stereo" if channels == 2 else "mono", _bit_rate(rate) * channels))
+                self._copied[key] = cfg
+            self.config, self.clock = cfg, None
+        cfg = self.config
+        at = utc_ms * rate // 1000
+        jitter, longest = JITTER_MS * rate // 1000, MAX_FILL_MS * rate // 1000
+        if self.clock is None or abs(at - self.clock) > longest:
+            self.clock = at
+        elif at > self.clock + jitter:  # a pause: keep the frame grid, leave the hole
+            self.clock += round((at - self.clock) / AAC_FRAME) * AAC_FRAME
+        elif at + AAC_FRAME * len(raws) < self.clock - jitter:
+            return out  # time already covered
+        for raw in raws:
+            out.append(AacPacket(self.clock, raw, cfg))
+            self.clock += AAC_FRAME
+        return out
 
     # -- decoding -----------------------------------------------------------------------------
     def _g726_guess(self, size: int, utc_ms: int) -> None:

@@ -73,6 +73,9 @@ def build_aws(settings: Settings, *, clock: Clock | None = None,
         token_store=DynamoTokenStore(), share_store=DynamoShareStore(),
         admin_hash=token_hash(token) if (token := admin_token(settings)) else None,
         sqs=lambda: client(settings, "sqs"))
+    # TTL is the sweeper's (by-shard-expiry), not each upload's: no per-device upload-time
+    # index to write for every file (docs/aws.md, "Tables")
+    container.retention.per_device_ttl = False
     attach_dvr(container, streams=DynamoDvrStreamStore(), index=DynamoDvrIndex(),
                episodes=DynamoEpisodeStore(),
                storage=S3DvrStorage(settings.media_bucket, client(settings, "s3"),

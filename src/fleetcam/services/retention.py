@@ -20,11 +20,16 @@ RETIME_BATCH = 100
 
 class RetentionService:
     def __init__(self, media: MediaService, index: MediaIndex, devices: DeviceRepo,
-                 clock: Clock) -> None:
+                 clock: Clock, *, per_device_ttl: bool = True) -> None:
         self.media = media
         self.index = index
         self.devices = devices
         self.clock = clock
+        self.per_device_ttl = per_device_ttl
+        """Whether ``enforce`` (after each upload) also expires the device's files past its
+        TTL. False where the index finds expired files fleet-wide for the sweeper and a
+        per-device read would cost an index (DynamoDB: ``by-shard-expiry`` only, so that a
+        file's writes skip a fourth GSI); TTL then applies at the next sweep."""
         self.workers: Executor | None = None
         """Where a sweep removes expired files, CHUNK at a time (the AWS runtime gives a
         bounded thread pool: each removal is a few round trips, so a sweep of thousands of
@@ -38,9 +43,10 @@ class RetentionService:
             lambda chunk: self.media.remove(chunk, "media_file_expired"), chunks) for f in gone]
 
     def enforce(self, device: Device) -> list[MediaFile]:
-        """Expire by TTL, then rotate by size; both emit ``media_file_expired``."""
+        """Expire by TTL (when ``per_device_ttl``), then rotate by size; both emit
+        ``media_file_expired``."""
         expired: list[MediaFile] = []
-        cutoff = ttl_cutoff(device, self.clock.now())
+        cutoff = ttl_cutoff(device, self.clock.now()) if self.per_device_ttl else None
         if cutoff is not None:
             while batch := self.index.uploaded_before(device.id, cutoff, BATCH):
                 expired += self.media.remove(batch, "media_file_expired")

@@ -81,8 +81,8 @@ def _run(pt: int, frames: list[bytes], step_ms: int) -> tuple[AudioTranscoder, l
     (8, [b"".join(_encode("adpcm_g726", 2.0, bit_rate=16000))[i:i + 80]         # G.726-16k
          for i in range(0, 4000, 80)], 40),
     (26, _hisilicon_adpcm(2.0), 31),                                            # ADPCMA
-    (19, _adts(2.0), 128),                                                      # AAC (ADTS)
-], ids=["g711a", "g711u", "g726", "adpcma", "aac"])
+    (25, _encode("libmp3lame", 2.0), 72),                                       # MP3
+], ids=["g711a", "g711u", "g726", "adpcma", "mp3"])
 def test_device_codecs_become_aac_lc_on_one_clock(pt, frames, step):
     t, packets = _run(pt, frames, step)
     assert t.config is not None and t.config.rate == 8000 and t.config.channels == 1
@@ -95,6 +95,25 @@ def test_device_codecs_become_aac_lc_on_one_clock(pt, frames, step):
     dec.extradata = t.config.asc
     pcm = sum(f.samples for p in packets for f in dec.decode(av.Packet(p.data)))
     assert pcm == 1024 * len(packets)
+
+
+def test_device_aac_lc_is_copied_as_sent():
+    frames = _adts(2.0)
+    t, packets = _run(19, frames, 128)
+    assert t.config is not None and t.config.asc == b"\x15\x88"  # from the ADTS header
+    assert t.config.silence  # a frame of silence in the same configuration
+    assert [p.data for p in packets] == [f[7:] for f in frames]  # raw, headers off
+    pts = [p.pts for p in packets]
+    assert pts[0] == T0 * 8 and all(b - a == 1024 for a, b in zip(pts, pts[1:]))
+    # a pause keeps the frame grid; late frames are dropped; a broken one is refused
+    later = t.push(19, frames[0], T0 + len(frames) * 128 + 1000)
+    assert (later[0].pts - pts[0]) % 1024 == 0 and later[0].pts > pts[-1] + 1024
+    assert t.push(19, frames[1], T0) == []
+    with pytest.raises(BadAudio):
+        t.push(19, frames[2][:7] + b"\xde\xad" * 20, T0 + 99_000)
+    # then G.711 from the same channel: encoded again, a new configuration
+    g711 = t.push(6, alaw_tone(40, 0), T0 + 100_000) + t.flush()
+    assert g711 and g711[0].config != packets[0].config
 
 
 def test_a_pause_in_the_audio_is_filled_with_silence():
@@ -251,3 +270,20 @@ def test_audio_without_video_is_bounded_and_not_recorded():
     assert len(f._audio) <= 60 * 8000 // 1024 + 1
     assert f.audio_dropped > 0
     assert f.flush() == []
+
+
+def test_a_clip_cut_from_the_archive_keeps_the_audio(tmp_path):
+    """request_video answered from the archive (media.dvr.mp4_of): both streams, from 0."""
+    from fleetcam.media.dvr import mp4_of
+
+    frags = _record(lambda ms: True)
+    out = tmp_path / "clip.mp4"
+    mp4_of(frags[0].init, [(x.data, x.start_ms) for x in frags[2:5]], str(out))
+    with av.open(str(out)) as c:
+        v, a = c.streams.video[0], c.streams.audio[0]
+        pictures = list(c.decode(v))
+        assert len(pictures) == 75 and pictures[0].time == 0
+    with av.open(str(out)) as c:
+        sound = list(c.decode(audio=0))
+        assert abs(sound[0].time) < 0.2
+        assert abs(sum(s.samples for s in sound) / 8000 - 3) < 0.3

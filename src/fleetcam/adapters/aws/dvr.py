@@ -107,7 +107,8 @@ class DynamoDvrIndex:
                         condition=DvrSegmentsModel.segment_id.does_not_exist())
                 tx.update(DvrSegmentsModel(stream=segment.stream, segment_id=USAGE),
                           actions=[DvrSegmentsModel.bytes.add(segment.size),
-                                   DvrSegmentsModel.segments.add(1)])
+                                   DvrSegmentsModel.segments.add(1),
+                                   DvrSegmentsModel.version.add(1)])
                 tx.delete(DvrGcModel(item=INTENT + _gc_item(segment.root, segment.key)))
         except TransactWriteError as e:
             codes = [getattr(r, "code", None) if r else None
@@ -155,6 +156,14 @@ class DynamoDvrIndex:
             return 0, 0
         return int(m.bytes or 0), int(m.segments or 0)
 
+    def version(self, stream: str) -> int:
+        try:
+            m = DvrSegmentsModel.get(stream, USAGE, consistent_read=True,
+                                     attributes_to_get=["version"])
+        except DoesNotExist:
+            return 0
+        return int(m.version or 0)
+
     def streams(self) -> list[str]:
         return sorted(m.stream for m in DvrSegmentsModel.scan(
             (DvrSegmentsModel.segment_id == USAGE) & (DvrSegmentsModel.segments > 0)))
@@ -174,7 +183,8 @@ class DynamoDvrIndex:
                         tx.save(DvrGcModel(item=_gc_item(root, key), queued=seg.created_at))
                     tx.update(DvrSegmentsModel(stream=stream, segment_id=USAGE),
                               actions=[DvrSegmentsModel.bytes.add(-seg.size),
-                                       DvrSegmentsModel.segments.add(-1)])
+                                       DvrSegmentsModel.segments.add(-1),
+                                       DvrSegmentsModel.version.add(1)])
             except TransactWriteError as e:
                 codes = [getattr(r, "code", None) if r else None
                          for r in (e.cancellation_reasons or [])]

@@ -425,12 +425,15 @@ class DynamoMediaIndex:
             size = min(size * 4, 100)
 
     def uploaded_before(self, device_id: int, cutoff: float, limit: int) -> list[MediaFile]:
-        rows = MediaModel.by_device_uploaded.query(
-            device_id, range_key_condition=MediaModel.uploaded < cutoff,
-            filter_condition=MediaModel.protected == False,  # noqa: E712
-            page_size=min(max(limit, 1), 200))
-        return [f for f in _whole([m.uuid for m in itertools.islice(rows, limit)])
-                if not f.protected]
+        """Reads the device's whole ``by-device-created`` partition (filtered): there is no
+        index by upload time, as it would cost two write units per file. The AWS runtime
+        never calls this (RetentionService ``per_device_ttl`` is off: the sweeper expires
+        files from ``by-shard-expiry``); it serves the port for tools and tests."""
+        rows = MediaModel.by_device_created.query(
+            device_id, filter_condition=(MediaModel.uploaded < cutoff)
+            & (MediaModel.protected == False), page_size=500)  # noqa: E712
+        found = sorted(((float(m.uploaded), m.uuid) for m in rows))[:limit]
+        return [f for f in _whole([u for _, u in found]) if not f.protected]
 
 
     def expiring_before(self, now: float, limit: int) -> list[MediaFile]:

@@ -7,13 +7,13 @@ Key design (template.yaml declares the same; tests/aws check the two agree):
 * Idents   ``ident`` (S) → ``device_id``. A table, not a GSI, because a GSI cannot enforce
   that an ident is unique; a conditional put in a transaction can.
 * Media    ``uuid`` (S); GSI ``by-device-created`` (``device_id`` N, ``sort_key`` S =
-  zero-padded created + uuid, the stable cursor); GSI ``by-device-uploaded`` (``device_id``,
-  ``uploaded`` N) for TTL sweeps; TTL attribute ``expires_at`` as a safety net behind the
-  sweeper (its removals reach the reaper through the table's stream). The item is ≈0.5 KB:
-  previews are objects (``previews/{device_id}/{uuid}.jpg``); ``preview_jpeg`` is only read
-  from records written before that. ``by-device-created`` INCLUDEs every field but
-  ``preview_jpeg``, so a page of results is the index rows themselves;
-  ``by-device-uploaded`` projects only ``protected`` (retention reads check the records).
+  zero-padded created + uuid, the stable cursor); TTL attribute ``expires_at`` as a safety
+  net behind the sweeper (its removals reach the reaper through the table's stream). The
+  item is ≈0.4 KB: previews are objects (``previews/{device_id}/{uuid}.jpg``);
+  ``preview_jpeg`` is only read from records written before that. ``by-device-created``
+  INCLUDEs every field but ``preview_jpeg``, so a page of results is the index rows
+  themselves. No index by upload time: every GSI costs a write unit when a file is added
+  and another when it goes; the sweeper finds expired files in ``by-shard-expiry``.
 * Logs     ``device_id`` (N) + ``sk`` (S = zero-padded id); TTL attribute ``expires_at``.
 * Gc       ``key`` (S): objects whose records are gone but whose deletion is unconfirmed.
 """
@@ -95,15 +95,6 @@ class ByDeviceCreated(GlobalSecondaryIndex["MediaModel"]):
     sort_key = UnicodeAttribute(range_key=True)
 
 
-class ByDeviceUploaded(GlobalSecondaryIndex["MediaModel"]):
-    class Meta:
-        index_name = "by-device-uploaded"
-        projection = IncludeProjection(["protected"])  # what the sweep's filter reads
-
-    device_id = NumberAttribute(hash_key=True)
-    uploaded = NumberAttribute(range_key=True)
-
-
 FLEET_SHARDS = 4
 """Partitions of the fleet-wide media indexes: a fleet-wide read is this many queries (plus
 their pages), whatever the number of devices; writes spread over as many index partitions."""
@@ -159,7 +150,6 @@ class MediaModel(_Base):
     expires_at = TTLAttribute(null=True)
     shard = NumberAttribute(null=True)
     by_device_created = ByDeviceCreated()
-    by_device_uploaded = ByDeviceUploaded()
     by_shard_created = ByShardCreated()
     by_shard_expiry = ByShardExpiry()
 
@@ -455,6 +445,8 @@ class DvrSegmentsModel(_Base):
     fragments = BinaryAttribute(null=True, legacy_encoding=False)
     bytes = NumberAttribute(null=True)
     segments = NumberAttribute(null=True)
+    version = NumberAttribute(null=True)
+    """On the ``#usage`` item: +1 on every segment added or removed (``DvrIndex.version``)."""
     watched_until = NumberAttribute(null=True)
     """On the ``#watch`` item: until when readers want the newest minutes stored."""
     thumbs = UnicodeAttribute(null=True)

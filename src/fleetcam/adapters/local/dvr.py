@@ -52,6 +52,20 @@ CREATE TRIGGER IF NOT EXISTS dvr_segments_del AFTER DELETE ON dvr_segments BEGIN
     UPDATE dvr_usage SET bytes = bytes - OLD.size, segments = segments - 1
     WHERE stream = OLD.stream;
 END;
+CREATE INDEX IF NOT EXISTS dvr_segments_spans ON dvr_segments (stream, segment_id, start_ms,
+                                                               end_ms);
+CREATE TABLE IF NOT EXISTS dvr_versions (
+    stream TEXT PRIMARY KEY,
+    version INTEGER NOT NULL DEFAULT 0
+) WITHOUT ROWID;
+CREATE TRIGGER IF NOT EXISTS dvr_segments_ins_version AFTER INSERT ON dvr_segments BEGIN
+    INSERT INTO dvr_versions (stream, version) VALUES (NEW.stream, 1)
+    ON CONFLICT (stream) DO UPDATE SET version = version + 1;
+END;
+CREATE TRIGGER IF NOT EXISTS dvr_segments_del_version AFTER DELETE ON dvr_segments BEGIN
+    INSERT INTO dvr_versions (stream, version) VALUES (OLD.stream, 1)
+    ON CONFLICT (stream) DO UPDATE SET version = version + 1;
+END;
 CREATE TABLE IF NOT EXISTS dvr_gc (
     root TEXT NOT NULL,
     key TEXT NOT NULL,
@@ -246,15 +260,20 @@ class SqliteDvrIndex:
     def spans(self, stream: str, start_ms: int | None = None,
               end_ms: int | None = None) -> list[tuple[int, int]]:
         where, params = self._where(stream, start_ms, end_ms, None)
-        rows = self.db.conn().execute(
-            f"SELECT start_ms, end_ms FROM dvr_segments WHERE {where} ORDER BY segment_id",
-            params).fetchall()
-        return [(r[0], r[1]) for r in rows]
+        cur = self.db.conn().cursor()
+        cur.row_factory = None  # plain tuples: a year of segments is 52,560 rows
+        return cur.execute(f"SELECT start_ms, end_ms FROM dvr_segments WHERE {where} "
+                           "ORDER BY segment_id", params).fetchall()  # type: ignore[no-any-return]
 
     def usage(self, stream: str) -> tuple[int, int]:
         row = self.db.conn().execute("SELECT bytes, segments FROM dvr_usage WHERE stream=?",
                                      (stream,)).fetchone()
         return (int(row[0]), int(row[1])) if row else (0, 0)
+
+    def version(self, stream: str) -> int:
+        row = self.db.conn().execute("SELECT version FROM dvr_versions WHERE stream=?",
+                                     (stream,)).fetchone()
+        return int(row[0]) if row else 0
 
     def streams(self) -> list[str]:
         return [r[0] for r in self.db.conn().execute(

@@ -136,7 +136,7 @@ def ranges_json(c: ContainerDep, request: Request, name: str) -> JSONResponse:
     hi = bounds[1] if bounds[1] is not None else bounds[3]
     limit = _int(q.get("limit"), "limit") or 100_000
     if lo is None and hi is None and limit >= 100_000:
-        body = b'{"ranges":' + svc.ranges_json(name, "ms" if millis else "s") + b"}"
+        body = svc.ranges_json(name, "ms" if millis else "s", key="ranges")
         return Response(body, media_type="application/json", headers={"Cache-Control":
                                                                        "no-cache"})
     found = svc.ranges(name, None if lo is None else lo * scale,
@@ -171,9 +171,9 @@ def recording_status(c: ContainerDep, request: Request, name: str) -> JSONRespon
 def info_json(c: ContainerDep, request: Request, name: str) -> JSONResponse:
     """What the player checks: tracks, dvr settings and depth, thumbnails, permissions."""
     svc, stream, _ = _stream_for_user(request, c, name)
-    found = svc.ranges(name)
-    latest = next(iter(svc.index.segments(name, found[-1].end_ms - 1, found[-1].end_ms,
-                                          limit=1)), None) if found else None
+    found = svc.extent(name)  # (first start, last end): no list of every range
+    latest = next(iter(svc.index.segments(name, found[1] - 1, found[1], limit=1)),
+                  None) if found else None
     tail = svc._open(name)
     latest = latest or tail  # the newest minutes may not be stored yet
     tracks: list[dict[str, Any]] = [{"content": "video", "track_id": "v1", "codec": "h264",
@@ -189,8 +189,8 @@ def info_json(c: ContainerDep, request: Request, name: str) -> JSONResponse:
                   "dvr_enabled": stream.recording, "media_info": {"tracks": tracks}},
         "media_info": {"tracks": tracks},
         "dvr": {**(cfg or {}), "enabled": stream.recording,
-                "from": found[0].start_ms // 1000 if found else None,
-                "to": -(-found[-1].end_ms // 1000) if found else None},
+                "from": found[0] // 1000 if found else None,
+                "to": -(-found[1] // 1000) if found else None},
         "thumbnails": {"enabled": True},
         "permissions": {"export": True, "dvr": True, "thumbnails": True},
         "protocols": {"hls": True, "mp4": True, "mse": False, "webrtc": False},
@@ -383,7 +383,7 @@ def admin_ranges(c: ContainerDep, request: Request, name: str) -> Response:
     svc = playback(c)
     stream = svc.stream(name)
     require_admin(request, c, stream)
-    return Response(b'{"ranges":' + svc.ranges_json(name, "flussonic") + b"}",
+    return Response(svc.ranges_json(name, "flussonic", key="ranges"),
                     media_type="application/json")
 
 
