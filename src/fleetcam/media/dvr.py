@@ -2,7 +2,8 @@
 
 H.264 is copied (Annex-B to length-prefixed NAL units; parameter sets go to the init segment);
 H.265 is decoded and re-encoded to H.264 first, as the live path does, because the players
-that read the archive (browsers) do not play H.265.
+that read the archive (browsers) do not play H.265. The channel's audio arrives as AAC-LC
+frames (media.dvraudio) and goes into the same fragments, in a second ``traf``.
 """
 from __future__ import annotations
 
@@ -237,12 +238,14 @@ class DvrFragmenter:
         while self._held:
             held = self._held[0]
             cfg = self._audio_config
-            if cfg is not None and not force:
+            waited = force or now_ms is not None and now_ms - held.end_ms >= AUDIO_WAIT_MS
+            if cfg is not None and not waited:
                 end = held.end_ms * cfg.rate // 1000
-                covered = bool(self._audio) and self._audio[-1].pts + AAC_FRAME >= end
-                waited = now_ms is not None and now_ms - held.end_ms >= AUDIO_WAIT_MS
-                if not covered and not waited:
+                if not (self._audio and self._audio[-1].pts + AAC_FRAME >= end):
                     break
+            elif cfg is None and self._last_init is None and not waited:
+                break  # the first fragment: audio that starts a little after the video
+                # still makes the first init an audio one (no one-GOP video-only segment)
             out.append(self._build(self._held.popleft()))
         return out
 

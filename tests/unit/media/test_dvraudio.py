@@ -287,3 +287,10 @@ def test_a_clip_cut_from_the_archive_keeps_the_audio(tmp_path):
         sound = list(c.decode(audio=0))
         assert abs(sound[0].time) < 0.2
         assert abs(sum(s.samples for s in sound) / 8000 - 3) < 0.3
+
+
+def test_audio_a_little_later_than_the_first_keyframe_still_makes_one_av_segment():
+    frags = _record(lambda ms: ms >= 1200)  # the first GOP closes before any audio came
+    assert all(x.tracks == (1, 2) for x in frags)
+    assert [x.discontinuity for x in frags] == [True] + [False] * 5  # one init, one segment
+    _audio_covers_video(frags)

@@ -18,6 +18,7 @@ from pynamodb.transactions import TransactWrite as _TransactWrite
 from fleetcam.adapters.aws.models import (FLEET_SHARDS, DevicesModel, GcModel, IdentsModel,
                                           LogsModel, MediaModel, fleet_shard)
 from fleetcam.domain import expr
+from fleetcam.domain.keys import parse_media_key
 from fleetcam.domain.identity import Identity
 from fleetcam.domain.models import Device, LogEntry, MediaFile, Preview
 from fleetcam.domain.retention import file_expiry
@@ -35,6 +36,9 @@ RETIME_START = "0"
 RETIME_THREADS = 8
 """UpdateItem calls of one retime batch in flight at once (each is a round trip)."""
 RETRIES = 5
+GC_ABANDONED = 3600
+"""Seconds after which a Gc entry whose record still exists is a removal that died before
+its transaction (no removal takes that long: the API's and the sweeper's run for minutes)."""
 """Attempts of an optimistic read-modify-write whose record keeps changing under it."""
 
 
@@ -310,9 +314,17 @@ class DynamoMediaIndex:
         return [f for f in files if self._remove(f)]
 
     def _remove(self, f: MediaFile) -> bool:
-        """Delete one record, counting off what is *stored* (the caller's copy may be stale):
-        first as the copy says, then, if the record differs, as a consistent read says."""
-        size, prot = f.size, f.protected
+        """Delete one record, counting off what is *stored* (the caller's copy may be stale),
+        as a consistent read says (read again if it changes meanwhile).
+
+        The Gc entry that remembers the objects is written first, on its own (1 write unit;
+        inside the transaction it cost 2): a crash before the transaction leaves an entry
+        whose record still exists, which ``pending_deletions`` tells apart and drops."""
+        current = self._stored(f.uuid)
+        if current is None:
+            return False  # gone already (or never there): nothing to queue
+        size, prot = int(current.size), bool(current.protected)
+        GcModel(key=f.key, queued=time.time()).save()
         for _ in range(RETRIES):
             try:
                 with TransactWrite(connection=_connection()) as tx:
@@ -320,9 +332,8 @@ class DynamoMediaIndex:
                               condition=(MediaModel.size == size) & (MediaModel.protected == prot))
                     tx.update(DevicesModel(id=f.device_id),
                               actions=_usage_actions(-size, -size * prot, -1))
-                    tx.save(GcModel(key=f.key, queued=0))
             except TransactWriteError as e:
-                if _cancelled(e)[:1] != ["ConditionalCheckFailed"]:  # [delete, put, update]
+                if _cancelled(e)[:1] != ["ConditionalCheckFailed"]:  # [delete, update]
                     raise
                 current = self._stored(f.uuid)
                 if current is None:
@@ -349,7 +360,27 @@ class DynamoMediaIndex:
         return True
 
     def pending_deletions(self, limit: int = 1000) -> list[str]:
-        return [m.key for m in GcModel.scan(limit=limit)]
+        """Keys whose records are gone. An entry whose record still exists belongs to a
+        removal in flight (left alone) or, past GC_ABANDONED seconds, to one that died
+        before its transaction: that entry is dropped and the objects kept."""
+        entries = list(GcModel.scan(limit=limit))
+        uuids = {}
+        for m in entries:
+            parsed = parse_media_key(m.key)
+            if parsed is not None:
+                uuids[m.key] = parsed[1]
+        live = {m.uuid for m in MediaModel.batch_get(
+            sorted(set(uuids.values())), attributes_to_get=["uuid"])} if uuids else set()
+        out, abandoned = [], []
+        now = time.time()
+        for m in entries:
+            if uuids.get(m.key) not in live:
+                out.append(m.key)
+            elif now - float(m.queued or 0) > GC_ABANDONED:
+                abandoned.append(m.key)
+        if abandoned:
+            self.deletion_done(abandoned)
+        return out
 
     def deletion_done(self, keys: Iterable[str]) -> None:
         with GcModel.batch_write() as batch:
