@@ -575,7 +575,8 @@ class Function:
         self.meter, self.sink, self.name, self.memory = meter, sink, name, memory
         t = time.perf_counter()
         mod_name = f"aws_cost_{name}_{uuidlib.uuid4().hex[:6]}"
-        spec = importlib.util.spec_from_file_location(mod_name, ROOT / "functions" / code / "app.py")
+        spec = importlib.util.spec_from_file_location(mod_name,
+                                                      ROOT / "functions" / code / "app.py")
         assert spec and spec.loader
         self.module = importlib.util.module_from_spec(spec)
         with contextlib.redirect_stdout(sink):
@@ -1022,8 +1023,6 @@ class Day:
             "lists", max(0.0, p.api_requests_per_month / DAYS - views), a.lists))
 
     def clone_media(self, ids: dict[str, int], want: int) -> None:
-        from tests.aws.motoserver import BUCKET  # noqa: F401
-
         table = self.stack.env["FLEETCAM_MEDIA_TABLE"]
         shadow = self.meter.shadow
         items = shadow.scan(TableName=table)["Items"]
@@ -1450,7 +1449,8 @@ def report(models: dict[str, Model], flespi: dict[str, Any], prices: dict[str, A
                               model.meter.counts.get(a.name, Counter()).items()
                               if s == "dynamodb" and mt == "wru") for a in model.r.activities}
         w("       WRU by activity: " + ", ".join(f"{k} {v:,.0f}" for k, v in by_act.items()))
-        w(f"     SQS {model.m('sqs', 'requests'):,.0f} requests; IoT {model.m('iot', 'requests'):,.0f}"
+        w(f"     SQS {model.m('sqs', 'requests'):,.0f} requests; "
+          f"IoT {model.m('iot', 'requests'):,.0f}"
           f" publishes = {model.m('iot', 'units'):,.0f} units of 5 KB (x2 with the delivery)")
         topics: Counter[str] = Counter()
         for (s, mt, det), v in c.items():

@@ -257,6 +257,16 @@ class ConnectionRegistry(Protocol):
         """Gateway copies whose lease passed (their connections are for ``drop_gateway``)."""
         ...
 
+    def inbox(self, gateway_id: str, fleet: bool = True) -> tuple[object, object] | None:
+        """Change markers of what a gateway copy reads in full, as (its own, the fleet's).
+        Its own changes whenever someone drops one of the copy's connections, queues a
+        command for it, or removes its lease item: the copy reads its connections and
+        assigned commands only then (and now and again as a safety net). The fleet's
+        changes with the DVR streams' configuration and watch marks (None when not asked
+        for: ``fleet`` False reads the copy's own alone, for less). None: this store keeps no
+        markers; read everything every time."""
+        ...
+
 
 class MediaRequestStore(Protocol):
     """Outstanding media requests, one per device channel, shared by every gateway copy

@@ -19,6 +19,7 @@ from botocore.exceptions import ClientError
 from pynamodb.exceptions import DoesNotExist, PutError, TransactWriteError
 from pynamodb.transactions import TransactWrite
 
+from fleetcam.adapters.aws.gateway_dynamodb import bump_fleet_marker
 from fleetcam.adapters.aws.models import (DvrEpisodesModel, DvrGcModel, DvrSegmentsModel,
                                           DvrStreamsModel)
 from fleetcam.adapters.local.dvr import (episode_from_json, gc_items, stream_from_json,
@@ -46,6 +47,7 @@ class DynamoDvrStreamStore:
     def put(self, stream: DvrStream) -> None:
         DvrStreamsModel(name=stream.name, device_id=stream.device_id,
                         data=stream_to_json(stream)).save()
+        bump_fleet_marker()  # the gateway copies read the streams again
 
     def get(self, name: str, *, include_deleted: bool = False) -> DvrStream | None:
         try:
@@ -66,6 +68,7 @@ class DynamoDvrStreamStore:
 
     def purge(self, name: str) -> None:
         DvrStreamsModel(name=name).delete()
+        bump_fleet_marker()
 
 
 def _segment(m: DvrSegmentsModel) -> SegmentEntry:
@@ -247,11 +250,16 @@ class DynamoDvrIndex:
         return thumbs
 
     def watch(self, stream: str, until: float) -> None:
-        DvrSegmentsModel(stream=stream, segment_id=WATCH, watched_until=until).save()
+        """One item per stream in the WATCH partition (not a stream name: names start with
+        a letter or digit), so ``watched`` reads the marks alone."""
+        DvrSegmentsModel(stream=WATCH, segment_id=stream, watched_until=until).save()
+        bump_fleet_marker()  # recorders switch to short objects now, not at their next read
 
     def watched(self, now: float) -> list[str]:
-        return sorted(m.stream for m in DvrSegmentsModel.scan(
-            (DvrSegmentsModel.segment_id == WATCH) & (DvrSegmentsModel.watched_until > now)))
+        """One Query of the WATCH partition (it was a Scan of every segment row, by each
+        gateway copy every 10 s)."""
+        return sorted(m.segment_id for m in DvrSegmentsModel.query(
+            WATCH, filter_condition=DvrSegmentsModel.watched_until > now))
 
 
 class DynamoEpisodeStore:

@@ -246,6 +246,12 @@ class ConnectionsModel(_Base):
     gateway_id = UnicodeAttribute()
     data = JSONAttribute()
     expires_at = TTLAttribute(null=True)
+    changes = NumberAttribute(null=True)
+    """On a gateway copy's lease item: bumped by whoever drops one of its connections or
+    queues a command for it (the copy's change marker, with ``epoch``)."""
+    epoch = UnicodeAttribute(null=True)
+    """On a lease item: random, set when the item is created (a lease removed and written
+    again is a change too)."""
     by_device = ConnectionsByDevice()
     by_gateway = ConnectionsByGateway()
 
