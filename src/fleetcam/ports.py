@@ -1,7 +1,7 @@
 """The ports: what services need from the outside world, as typing.Protocols."""
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any, BinaryIO, Protocol
 
@@ -409,6 +409,12 @@ class DvrIndex(Protocol):
 
     def usage(self, stream: str) -> tuple[int, int]:
         """(bytes, segments) of a stream."""
+        ...
+
+    def ranges(self, stream: str) -> tuple[Sequence[int], Sequence[int]]:
+        """(starts, ends) of the stream's merged ranges, in time order, as ``merge_ranges``
+        of every row's span would give, read from chunks the index keeps materialized
+        (``domain.dvr.RANGE_CHUNK_MS``): one query for a year."""
         ...
 
     def version(self, stream: str) -> int:

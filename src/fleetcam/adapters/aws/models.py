@@ -447,6 +447,11 @@ class DvrSegmentsModel(_Base):
     segments = NumberAttribute(null=True)
     version = NumberAttribute(null=True)
     """On the ``#usage`` item: +1 on every segment added or removed (``DvrIndex.version``)."""
+    ranges_ok = BooleanAttribute(null=True)
+    """On the ``#usage`` item: the ``#ranges#`` chunks hold every row (set by the first row,
+    or when ``DvrIndex.ranges`` built them for rows indexed before chunks existed)."""
+    ranges = BinaryAttribute(null=True, legacy_encoding=False)
+    """On ``#ranges#{chunk:08d}`` items: the merged ranges of that week (``pack_ranges``)."""
     watched_until = NumberAttribute(null=True)
     """On the ``#watch`` item: until when readers want the newest minutes stored."""
     thumbs = UnicodeAttribute(null=True)
