@@ -120,7 +120,11 @@ def run(server: MotoServer, devices: int, files: int, reference: bool) -> list[d
 
     if reference:  # first, on a copy of the state: the per-device sweep of before
         def old_sweep() -> int:
-            n = sum(len(c.retention.enforce(d)) for d in c.devices.repo.list())
+            c.retention.per_device_ttl = True  # the AWS runtime no longer expires this way
+            try:
+                n = sum(len(c.retention.enforce(d)) for d in c.devices.repo.list())
+            finally:
+                c.retention.per_device_ttl = False
             c.media.finish_deletions()
             return n
 

@@ -60,6 +60,26 @@ def ttfb(client: httpx.Client, url: str, headers: dict[str, str] | None = None) 
         return time.perf_counter() - t, r.status_code
 
 
+def to_index(client: httpx.Client, url: str) -> float:
+    """Seconds until the whole ``sidx`` arrived (what a player needs before it can seek)."""
+    import struct
+
+    t = time.perf_counter()
+    buf = b""
+    with client.stream("GET", url) as r:
+        for chunk in r.iter_raw():
+            buf += chunk
+            pos = 0
+            while pos + 8 <= len(buf):
+                size, kind = struct.unpack_from(">I4s", buf, pos)
+                if pos + size > len(buf):
+                    break
+                if kind == b"sidx":
+                    return time.perf_counter() - t
+                pos += size
+    raise RuntimeError(f"no sidx in {url}")
+
+
 SERVER_FIRST: dict[str, list[float]] = {}
 """Server side: seconds from a request's arrival to its first body bytes handed to uvicorn,
 by kind (``short``, ``long``, ``seek``): the first byte without the client's share."""
@@ -144,6 +164,15 @@ def bench_downloads(c: Any, base: str, runs: int) -> bool:
             ttfb(cl, f"/long/archive-{start + 900 + i * 60}-60.mp4{q}")
             ttfb(cl, f"/long/archive-{start + 50 + i}-{10700 - i}.mp4{q}")
     srv = {k: med(v) for k, v in SERVER_FIRST.items()}
+    with httpx.Client(base_url=base, timeout=60) as cl:
+        idx_short = [to_index(cl, f"/long/archive-{start + 1200 + i * 60}-60.mp4{q}")
+                     for i in range(runs)]
+        idx_long = [to_index(cl, f"/long/archive-{start + 80 + i}-{10600 - i}.mp4{q}")
+                    for i in range(runs)]
+    print(f"{'whole header (to the end of sidx), 1 min':<44}{med(idx_short):>10.1f}"
+          f"{p95(idx_short):>9.1f}")
+    print(f"{'whole header (to the end of sidx), 3 h':<44}{med(idx_long):>10.1f}"
+          f"{p95(idx_long):>9.1f}")
     print(f"{'server: arrival to first body bytes, 1 min':<44}{srv.get('short', 0):>10.1f}"
           f"{p95(SERVER_FIRST.get('short', [0])):>9.1f}")
     print(f"{'server: arrival to first body bytes, 3 h':<44}{srv.get('long', 0):>10.1f}"

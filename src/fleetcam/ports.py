@@ -1,7 +1,7 @@
 """The ports: what services need from the outside world, as typing.Protocols."""
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any, BinaryIO, Protocol
 
@@ -257,6 +257,16 @@ class ConnectionRegistry(Protocol):
         """Gateway copies whose lease passed (their connections are for ``drop_gateway``)."""
         ...
 
+    def inbox(self, gateway_id: str, fleet: bool = True) -> tuple[object, object] | None:
+        """Change markers of what a gateway copy reads in full, as (its own, the fleet's).
+        Its own changes whenever someone drops one of the copy's connections, queues a
+        command for it, or removes its lease item: the copy reads its connections and
+        assigned commands only then (and now and again as a safety net). The fleet's
+        changes with the DVR streams' configuration and watch marks (None when not asked
+        for: ``fleet`` False reads the copy's own alone, for less). None: this store keeps no
+        markers; read everything every time."""
+        ...
+
 
 class MediaRequestStore(Protocol):
     """Outstanding media requests, one per device channel, shared by every gateway copy
@@ -399,6 +409,12 @@ class DvrIndex(Protocol):
 
     def usage(self, stream: str) -> tuple[int, int]:
         """(bytes, segments) of a stream."""
+        ...
+
+    def ranges(self, stream: str) -> tuple[Sequence[int], Sequence[int]]:
+        """(starts, ends) of the stream's merged ranges, in time order, as ``merge_ranges``
+        of every row's span would give, read from chunks the index keeps materialized
+        (``domain.dvr.RANGE_CHUNK_MS``): one query for a year."""
         ...
 
     def version(self, stream: str) -> int:

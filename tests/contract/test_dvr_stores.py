@@ -91,6 +91,53 @@ def test_version_moves_by_one_per_segment_added_or_removed(stores: Dvr):
     assert idx.usage("v")[1] == 2 and idx.version("v") == 4
 
 
+def _merged(idx: Any, stream: str) -> list[tuple[int, int]]:
+    starts, ends = idx.ranges(stream)
+    return list(zip(starts, ends))
+
+
+def _forget_chunks(backend: Backend, stream: str) -> None:
+    """As an index written before ranges were kept in chunks."""
+    if backend.name == "local":
+        with backend.extras["db"].tx() as c:
+            c.execute("DELETE FROM dvr_range_streams WHERE stream=?", (stream,))
+            c.execute("DELETE FROM dvr_range_chunks WHERE stream=?", (stream,))
+        return
+    from fleetcam.adapters.aws.dvr import RANGES, USAGE
+    from fleetcam.adapters.aws.models import DvrSegmentsModel
+
+    for m in DvrSegmentsModel.query(stream, DvrSegmentsModel.segment_id.startswith(RANGES)):
+        m.delete()
+    DvrSegmentsModel(stream=stream, segment_id=USAGE).update(
+        actions=[DvrSegmentsModel.ranges_ok.remove()])
+
+
+def test_merged_ranges_are_kept_with_the_rows(stores: Dvr, backend: Backend):
+    """The index keeps merged ranges per week, updated with each row added or removed, and
+    builds them once for rows indexed before (both give what merging every row gives)."""
+    idx = stores.index
+    week = dvr.RANGE_CHUNK_MS
+    t0 = 2800 * week - 1_200_000  # 20 minutes before a week's boundary
+    assert _merged(idx, "r") == []
+    for i, gap in enumerate([0, 0, 0, 1000, 0]):  # a segment across the boundary, a 1 s gap
+        idx.add(seg("r", t0 + i * 600_000 + (1000 if i >= 3 else 0), token=f"{i:08x}"))
+    idx.add(seg("r", t0 + 2 * week, token="0000000a"))
+    want = [(t0, t0 + 1_800_000), (t0 + 1_801_000, t0 + 3_001_000),
+            (t0 + 2 * week, t0 + 2 * week + 600_000)]
+    assert _merged(idx, "r") == [(a, b) for a, b in want]
+    assert _merged(idx, "r") == [(r.start_ms, r.end_ms) for r in dvr.merge_ranges(idx.spans("r"))]
+    idx.remove("r", [dvr.segment_id(t0 + 600_000, f"{1:08x}"),
+                     dvr.segment_id(t0 + 2 * week, "0000000a")])
+    assert _merged(idx, "r") == [(t0, t0 + 600_000), (t0 + 1_200_000, t0 + 1_800_000),
+                                 (t0 + 1_801_000, t0 + 3_001_000)]
+    _forget_chunks(backend, "r")
+    assert _merged(idx, "r") == [(t0, t0 + 600_000), (t0 + 1_200_000, t0 + 1_800_000),
+                                 (t0 + 1_801_000, t0 + 3_001_000)]
+    idx.add(seg("r", t0 + 600_000, token="0000000b"))  # kept up again after the build
+    assert _merged(idx, "r") == [(t0, t0 + 1_800_000), (t0 + 1_801_000, t0 + 3_001_000)]
+    assert _merged(idx, "nothing") == []
+
+
 def test_intents_find_objects_stored_but_never_indexed(stores: Dvr):
     idx = stores.index
     done, orphan = seg("a", 1_700_000_000_000), seg("a", 1_700_000_600_000, token="11111111")

@@ -89,6 +89,28 @@ def test_a_non_media_key_is_ignored(container: Container, cam: Device, key: str,
     assert bus.messages == []
 
 
+def test_a_device_deleted_before_the_record_leaves_no_object(
+        container: Container, cam: Device, bus: RecordingBus,
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """The preview is stored before the record: a device deleted between the two (the
+    record's write then fails) takes the content and the preview with it."""
+    c = container
+    event = _write(c, cam, make_image(32, 32))
+    add = c.index.add
+
+    def add_after_deletion(f: object) -> bool:
+        c.device_repo.delete(cam.id)
+        return add(f)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(c.index, "add", add_after_deletion)
+    assert c.ingest.handle(event) is None
+    _, uuid = parse_media_key(event.key) or (0, "")
+    for key in (event.key, preview_key(cam.id, uuid)):
+        with pytest.raises(NotFound):
+            c.store.head(key)
+    assert bus.messages == []
+
+
 def test_a_device_deleted_in_between_loses_its_object(container: Container, cam: Device,
                                                       bus: RecordingBus) -> None:
     c = container

@@ -392,8 +392,8 @@ def unpack_fragments(blob: bytes) -> FragmentTable:
 class FragmentTable(Sequence[FragmentEntry]):
     """A segment's fragment table in its stored form, read lazily: counts, first start,
     last end, total bytes and regularity come from the header, the ``sidx`` rows are a
-    slice of it; ``FragmentEntry`` objects are built only when asked for. Compares equal to the tuple
-    of its entries. Immutable (lazily computed parts are cached).
+    slice of it; ``FragmentEntry`` objects are built only when asked for. Compares equal
+    to the tuple of its entries. Immutable (lazily computed parts are cached).
     """
 
     __slots__ = ("blob", "count", "start_ms", "end_ms", "offset", "size", "regular", "_body",
@@ -587,6 +587,83 @@ def merge_ranges(spans: Iterable[tuple[int, int]],
     if cur_s is not None and cur_e is not None:
         out.append(Range(cur_s, cur_e))
     return out
+
+
+RANGE_CHUNK_MS = 7 * 86_400_000
+"""The index keeps a stream's merged ranges materialized per week of UTC time (a *chunk*,
+clipped at its bounds), updated with every row added or removed: a year is ~53 chunks read
+in one query instead of 52,560 rows (10-minute segments with 1 s gaps)."""
+
+
+def chunk_ids(start_ms: int, end_ms: int) -> range:
+    """The chunks ``[start_ms, end_ms)`` touches."""
+    return range(start_ms // RANGE_CHUNK_MS, max(start_ms, end_ms - 1) // RANGE_CHUNK_MS + 1)
+
+
+def chunk_ranges(spans: Iterable[tuple[int, int]], chunk: int) -> list[tuple[int, int]]:
+    """``spans`` merged and clipped to ``chunk``."""
+    lo, hi = chunk * RANGE_CHUNK_MS, (chunk + 1) * RANGE_CHUNK_MS
+    return [(r.start_ms, r.end_ms) for r in merge_ranges(
+        (max(a, lo), min(b, hi)) for a, b in spans if a < hi and b > lo)]
+
+
+def chunk_add(have: list[tuple[int, int]], span: tuple[int, int],
+              chunk: int) -> list[tuple[int, int]]:
+    """A chunk's merged ranges with ``span`` merged in (recording appends: the usual case
+    touches only the last range)."""
+    lo, hi = chunk * RANGE_CHUNK_MS, (chunk + 1) * RANGE_CHUNK_MS
+    a, b = max(span[0], lo), min(span[1], hi)
+    if b <= a:
+        return have
+    if not have or a > have[-1][1]:
+        if not have or a > have[-1][0]:
+            return [*have, (a, b)]
+    elif a >= have[-1][0]:
+        return [*have[:-1], (have[-1][0], max(have[-1][1], b))]
+    return chunk_ranges([*have, (a, b)], chunk)
+
+
+def pack_ranges(ranges: Sequence[tuple[int, int]]) -> bytes:
+    """A chunk as stored: zlib over big-endian (start, end) pairs."""
+    return zlib.compress(struct.pack(f">{2 * len(ranges)}q",
+                                     *[v for r in ranges for v in r]), 1)
+
+
+def unpack_ranges(blob: bytes) -> list[tuple[int, int]]:
+    """Raises ValueError on a damaged chunk."""
+    try:
+        raw = zlib.decompress(blob)
+    except zlib.error as e:
+        raise ValueError(f"ranges chunk is damaged: {e}") from None
+    if len(raw) % 16:
+        raise ValueError("ranges chunk is truncated")
+    flat = struct.unpack(f">{len(raw) // 8}q", raw)
+    return list(zip(flat[0::2], flat[1::2]))
+
+
+def join_chunks(chunks: Iterable[bytes]) -> tuple[array.array[int], array.array[int]]:
+    """(starts, ends) of the merged ranges from stored chunks in time order: ranges cut at a
+    chunk's end are joined again (only chunk boundaries are looked at)."""
+    starts, ends = array.array("q"), array.array("q")
+    for blob in chunks:
+        try:
+            raw = zlib.decompress(blob)
+        except zlib.error as e:
+            raise ValueError(f"ranges chunk is damaged: {e}") from None
+        flat = array.array("q", raw)
+        if len(flat) % 2:
+            raise ValueError("ranges chunk is truncated")
+        if sys.byteorder == "little":
+            flat.byteswap()
+        if not flat:
+            continue
+        first = 0
+        if ends and flat[0] <= ends[-1]:  # cut at the boundary: one range
+            ends[-1] = max(ends[-1], flat[1])
+            first = 2
+        starts.extend(flat[first::2])
+        ends.extend(flat[first + 1::2])
+    return starts, ends
 
 
 def subtract(span: tuple[int, int], holes: Iterable[tuple[int, int]]) -> list[tuple[int, int]]:

@@ -97,6 +97,9 @@ class DvrRecorder:
         self.by_name: dict[str, Recording] = {}
         self.transcoder = ThreadPoolExecutor(max_workers=1, thread_name_prefix="gw-dvr")
         self._refreshed = float("-inf")
+        self.refresh_every = REFRESH_EVERY
+        """Seconds between two reads of the streams (the gateway lengthens it when its
+        store tells it of changes: Gateway._sync_due)."""
         self.object_ms = max(1, gw.settings.dvr_object_seconds) * 1000
 
     @property
@@ -179,7 +182,7 @@ class DvrRecorder:
     # -- keeping devices streaming ------------------------------------------------------
     async def tick(self) -> None:
         now = self.gw.loop_time()
-        if now - self._refreshed >= REFRESH_EVERY:
+        if now - self._refreshed >= self.refresh_every:
             await self.refresh()
         for rec in self.recordings.values():
             session = self.gw.sessions_by_device.get(rec.stream.device_id)

@@ -40,6 +40,17 @@ from fleetcam.services.media import storage_full, upload_options
 log = logging.getLogger(__name__)
 T = TypeVar("T")
 HOUSEKEEPING_EVERY = 1.0
+FULL_SYNC_EVERY = 120.0
+"""Seconds between two full reads of this copy's connections and assigned commands when its
+change marker (``ConnectionRegistry.inbox``) says nothing changed: a safety net."""
+DVR_SYNC_EVERY = 300.0
+"""Seconds between two reads of the DVR streams when the fleet's marker says nothing changed
+(without markers: gateway/dvr.py REFRESH_EVERY)."""
+FLEET_MARKER_EVERY = 5
+"""Ticks between two reads of the fleet's marker (the DVR streams) with the copy's own."""
+SETTLE_TICKS = 3
+"""Ticks that read in full after the marker changed (the lists are read from indexes that
+may lag the marker by a moment)."""
 METRICS_EVERY = 60
 RENEW_EVERY = 10
 """Housekeeping ticks between two renewals of media bindings (BINDING_LEASE is 30 s)."""
@@ -100,6 +111,17 @@ class Gateway:
         self._lease_renewed = float("-inf")
         self._wake = asyncio.Event()
         self.loop: asyncio.AbstractEventLoop | None = None
+        self.full_sync_every = FULL_SYNC_EVERY
+        """Seconds between full reads without a marker change (HOUSEKEEPING_EVERY: every
+        tick, marker unread: the gateway before markers, the benchmark's reference)."""
+        self._inbox_seen: object = object()
+        self._fleet_seen: object = object()
+        self._marker_reads = 0
+        self._dvr_settle = 0
+        self._synced_at = float("-inf")
+        self._settle = 0
+        self._next_due = float("inf")
+        """When the earliest command seen assigned but not yet due (not_before) is due."""
         self.commands.wake.append(self._wake_threadsafe)
         self._flush_command_metrics: Callable[[], bool] | None = None
         if self.settings.emf_metrics:  # commands by outcome, as the functions count them
@@ -320,11 +342,13 @@ class Gateway:
         while True:
             with contextlib.suppress(asyncio.TimeoutError):
                 await asyncio.wait_for(self._wake.wait(), HOUSEKEEPING_EVERY)
+            woken = self._wake.is_set()
             self._wake.clear()
             try:
                 await self._renew_lease()
-                await self._deliver_assigned()
-                await self._reconcile()
+                if await self._sync_due(woken):
+                    await self._deliver_assigned()
+                    await self._reconcile()
                 self._expire_idle()
                 self.admission.measure()
                 await self.recorder.watch_remote()
@@ -343,8 +367,41 @@ class Gateway:
             except Exception:
                 log.exception("gateway housekeeping failed")
 
+    async def _sync_due(self, woken: bool) -> bool:
+        """Whether this tick reads the connection list and the assigned commands in full:
+        when the copy's change marker moved (and SETTLE_TICKS after), when woken in this
+        process, when a command seen earlier falls due, and every ``full_sync_every``."""
+        now = self.loop_time()
+        if self.full_sync_every <= HOUSEKEEPING_EVERY:
+            return True
+        self._marker_reads += 1
+        markers = await self.call(self.connections.registry.inbox, self.gateway_id,
+                                  self._marker_reads % FLEET_MARKER_EVERY == 1)
+        if markers is None:
+            return True  # a store without markers (local): its reads cost nothing
+        marker, fleet = markers
+        self.dvr.refresh_every = DVR_SYNC_EVERY
+        if fleet is not None and fleet != self._fleet_seen:  # DVR streams changed: read them now (and again)
+            self._fleet_seen = fleet
+            self._dvr_settle = SETTLE_TICKS
+        if self._dvr_settle > 0:
+            self._dvr_settle -= 1
+            self.dvr._refreshed = float("-inf")
+        if marker != self._inbox_seen:
+            self._inbox_seen = marker
+            self._settle = SETTLE_TICKS
+        due = (woken or self._settle > 0 or now - self._synced_at >= self.full_sync_every
+               or self.clock.now() >= self._next_due)
+        if due:
+            self._settle = max(0, self._settle - 1)
+            self._synced_at = now
+        return due
+
     async def _deliver_assigned(self) -> None:
         pending = await self.call(self.commands.store.assigned, self.gateway_id)
+        now = self.clock.now()
+        self._next_due = min((c.not_before for c in pending if c.not_before > now),
+                             default=float("inf"))
         for device_id in dict.fromkeys(c.device_id for c in pending):
             session = self.sessions_by_device.get(device_id)
             if session is not None:

@@ -287,11 +287,13 @@ class Block:
 
     @property
     def source(self) -> object:
-        return self.span.source if self.span is not None else self.pieces[0].source  # type: ignore[index]
+        pieces = self.pieces or []
+        return self.span.source if self.span is not None else pieces[0].source
 
     @property
     def last_source(self) -> object:
-        return self.span.source if self.span is not None else self.pieces[-1].source  # type: ignore[index]
+        pieces = self.pieces or []
+        return self.span.source if self.span is not None else pieces[-1].source
 
     def materialize(self) -> tuple[list[Piece], list[int]]:
         """Its pieces and the download offset of each."""

@@ -175,11 +175,12 @@ class DvrPlayback:
                          b"]}" if key else b"]"))
 
     def _stored(self, name: str) -> _StoredRanges:
-        """The stored segments' ranges, kept per stream and proved by the index's version
-        (one small read per request). When the version moved by exactly as many segments as
-        started after the newest one seen, those are merged in (recording goes on: a year
-        of 10-minute segments is not re-read every 10 minutes); otherwise (a deletion, an
-        old segment added) the ranges are read again."""
+        """The stored segments' ranges (``DvrIndex.ranges``: kept merged by the index),
+        kept per stream and proved by the index's version (one small read per request).
+        When the version moved by exactly as many segments as started after the newest one
+        seen, those are merged in (recording goes on: a year of 10-minute segments is not
+        re-read every 10 minutes); otherwise (a deletion, an old segment added) the ranges
+        are read again."""
         version = self.index.version(name)
         hit = self._ranges.get(name)
         if hit is not None and hit.version == version:
@@ -198,9 +199,10 @@ class DvrPlayback:
                                           encoded)
                 self._ranges[name] = fresh_hit
                 return fresh_hit
-        spans = self.index.spans(name)
-        starts, ends = _merge(spans)
-        newest = spans[-1][0] if spans else 0  # by segment_id: by start
+        got = self.index.ranges(name)  # kept merged by the index: one read for a year
+        starts, ends = array.array("q", got[0]), array.array("q", got[1])
+        newest = max((sp[0] for sp in self.index.spans(name, ends[-1] - 1, None)),
+                     default=0) if ends else 0
         fresh_hit = _StoredRanges(version, newest, starts, ends, {})
         if len(self._ranges) >= 1024:
             self._ranges.pop(next(iter(self._ranges)))

@@ -244,7 +244,13 @@ class MediaService:
             raise
         if jpeg:  # before the record: a crash in between leaves an object the retry rewrites
             self.store.put(keys.preview_key(device_id, uuid), jpeg, content_type="image/jpeg")
-        if not self.index.add(f):
+        try:
+            added = self.index.add(f)
+        except NotFound:  # the device was deleted meanwhile: its objects go too
+            log.warning("ingest: device %s of %s was deleted meanwhile", device_id, event.key)
+            self._delete_content(event.key)
+            return None
+        if not added:
             return self.index.get(uuid)
         self._record("media_file_uploaded", f)
         for listener in self.created_listeners:

@@ -12,6 +12,7 @@ Tables (template.yaml declares the same; tests/aws check they agree):
 """
 from __future__ import annotations
 
+import array
 from collections.abc import Iterable, Iterator
 from typing import Any
 
@@ -19,10 +20,13 @@ from botocore.exceptions import ClientError
 from pynamodb.exceptions import DoesNotExist, PutError, TransactWriteError
 from pynamodb.transactions import TransactWrite
 
+from fleetcam.adapters.aws.gateway_dynamodb import bump_fleet_marker
 from fleetcam.adapters.aws.models import (DvrEpisodesModel, DvrGcModel, DvrSegmentsModel,
                                           DvrStreamsModel)
 from fleetcam.adapters.local.dvr import (episode_from_json, gc_items, stream_from_json,
                                          stream_to_json)
+from fleetcam.domain.dvr import (RANGE_CHUNK_MS, chunk_add, chunk_ids, chunk_ranges,
+                                 join_chunks, merge_ranges, pack_ranges, unpack_ranges)
 from fleetcam.domain.dvr import (MAX_SEGMENT_MS, DvrStream, Episode, EpisodeQuery,
                                  SegmentEntry, Thumbs, pack_fragments,
                                  unpack_fragments)
@@ -46,6 +50,7 @@ class DynamoDvrStreamStore:
     def put(self, stream: DvrStream) -> None:
         DvrStreamsModel(name=stream.name, device_id=stream.device_id,
                         data=stream_to_json(stream)).save()
+        bump_fleet_marker()  # the gateway copies read the streams again
 
     def get(self, name: str, *, include_deleted: bool = False) -> DvrStream | None:
         try:
@@ -66,6 +71,7 @@ class DynamoDvrStreamStore:
 
     def purge(self, name: str) -> None:
         DvrStreamsModel(name=name).delete()
+        bump_fleet_marker()
 
 
 def _segment(m: DvrSegmentsModel) -> SegmentEntry:
@@ -88,6 +94,35 @@ def _segment_model(s: SegmentEntry) -> DvrSegmentsModel:
               "source": s.source, "created_at": s.created_at, "tracks": list(s.tracks)})
 
 
+RANGES = "#ranges#"
+"""Prefix of the items holding merged ranges per chunk (sorts before every segment id)."""
+TX_ATTEMPTS = 8
+
+
+def _chunk_id(chunk: int) -> str:
+    return f"{RANGES}{chunk:08d}"
+
+
+def _put_chunk(tx: TransactWrite, stream: str, chunk: int,
+               ranges: list[tuple[int, int]]) -> None:
+    if ranges:
+        tx.save(DvrSegmentsModel(stream=stream, segment_id=_chunk_id(chunk),
+                                 ranges=pack_ranges(ranges)))
+    else:
+        tx.delete(DvrSegmentsModel(stream=stream, segment_id=_chunk_id(chunk)))
+
+
+def _same_version(usage: DvrSegmentsModel | None) -> Any:
+    """The usage item still at the version read (or still without one)."""
+    if usage is None or usage.version is None:
+        return DvrSegmentsModel.version.does_not_exist()
+    return DvrSegmentsModel.version == int(usage.version)
+
+
+def _codes(e: TransactWriteError) -> list[str | None]:
+    return [getattr(r, "code", None) if r else None for r in (e.cancellation_reasons or [])]
+
+
 def _gc_item(root: str, key: str) -> str:
     return f"{root}\x00{key}"
 
@@ -98,22 +133,94 @@ INTENT = "?"
 
 class DynamoDvrIndex:
     def add(self, segment: SegmentEntry) -> bool:
+        """The row, the usage counters and (once the stream's chunks hold every row) the
+        merged ranges of its weeks in one transaction, conditional on the usage item's
+        version: a concurrent writer makes it read the chunks again."""
+        for _ in range(TX_ATTEMPTS):
+            usage = self._usage(segment.stream)
+            maintain = usage is None or bool(usage.ranges_ok) or not usage.segments
+            chunks = {k: chunk_add(self._chunk(segment.stream, k),
+                                   (segment.start_ms, segment.end_ms), k)
+                      for k in (chunk_ids(segment.start_ms, segment.end_ms) if maintain else ())}
+            actions = [DvrSegmentsModel.bytes.add(segment.size),
+                       DvrSegmentsModel.segments.add(1), DvrSegmentsModel.version.add(1)]
+            if maintain:
+                actions.append(DvrSegmentsModel.ranges_ok.set(True))
+            try:
+                with TransactWrite(connection=_tx_connection()) as tx:
+                    tx.save(_segment_model(segment),
+                            condition=DvrSegmentsModel.segment_id.does_not_exist())
+                    tx.update(DvrSegmentsModel(stream=segment.stream, segment_id=USAGE),
+                              actions=actions, condition=_same_version(usage))
+                    tx.delete(DvrGcModel(item=INTENT + _gc_item(segment.root, segment.key)))
+                    for k, ranges in chunks.items():
+                        _put_chunk(tx, segment.stream, k, ranges)
+            except TransactWriteError as e:
+                if "ConditionalCheckFailed" not in _codes(e):
+                    raise
+                if self._exists(segment.stream, segment.segment_id):
+                    return False  # (which condition failed is not relied on: moto misplaces it)
+                continue  # the stream changed meanwhile: read again
+            return True
+        raise RuntimeError(f"dvr index: {segment.stream} kept changing; row not added")
+
+    @staticmethod
+    def _exists(stream: str, segment_id: str) -> bool:
         try:
-            with TransactWrite(connection=_tx_connection()) as tx:
-                tx.save(_segment_model(segment),
-                        condition=DvrSegmentsModel.segment_id.does_not_exist())
-                tx.update(DvrSegmentsModel(stream=segment.stream, segment_id=USAGE),
-                          actions=[DvrSegmentsModel.bytes.add(segment.size),
-                                   DvrSegmentsModel.segments.add(1),
-                                   DvrSegmentsModel.version.add(1)])
-                tx.delete(DvrGcModel(item=INTENT + _gc_item(segment.root, segment.key)))
-        except TransactWriteError as e:
-            codes = [getattr(r, "code", None) if r else None
-                     for r in (e.cancellation_reasons or [])]
-            if "ConditionalCheckFailed" in codes:
-                return False
-            raise
+            DvrSegmentsModel.get(stream, segment_id, consistent_read=True,
+                                 attributes_to_get=["segment_id"])
+        except DoesNotExist:
+            return False
         return True
+
+    @staticmethod
+    def _usage(stream: str) -> DvrSegmentsModel | None:
+        try:
+            return DvrSegmentsModel.get(stream, USAGE, consistent_read=True)
+        except DoesNotExist:
+            return None
+
+    @staticmethod
+    def _chunk(stream: str, chunk: int) -> list[tuple[int, int]]:
+        try:
+            m = DvrSegmentsModel.get(stream, _chunk_id(chunk), consistent_read=True)
+        except DoesNotExist:
+            return []
+        return unpack_ranges(bytes(m.ranges or b""))
+
+    def ranges(self, stream: str) -> tuple[array.array[int], array.array[int]]:
+        for _ in range(TX_ATTEMPTS):
+            items = list(DvrSegmentsModel.query(
+                stream, DvrSegmentsModel.segment_id.startswith(RANGES), consistent_read=True))
+            usage = self._usage(stream)
+            if usage is None or usage.ranges_ok or not usage.segments:
+                return join_chunks(bytes(m.ranges or b"") for m in items)
+            # rows indexed before chunks existed: build the chunks once, if nothing changed
+            spans = self.spans(stream)
+            ks = sorted({k for a, b in spans for k in chunk_ids(a, b)})
+            stale = {m.segment_id for m in items} - {_chunk_id(k) for k in ks}
+            ops = [*((k, None) for k in ks), *((None, sid) for sid in sorted(stale))]
+            try:
+                for i in range(0, max(len(ops), 1), 90):  # a transaction holds 100 items
+                    with TransactWrite(connection=_tx_connection()) as tx:
+                        for k, sid in ops[i:i + 90]:
+                            if k is not None:
+                                _put_chunk(tx, stream, k, chunk_ranges(spans, k))
+                            else:
+                                tx.delete(DvrSegmentsModel(stream=stream, segment_id=sid))
+                        if i + 90 >= len(ops):
+                            tx.update(DvrSegmentsModel(stream=stream, segment_id=USAGE),
+                                      actions=[DvrSegmentsModel.ranges_ok.set(True)],
+                                      condition=_same_version(usage))
+            except TransactWriteError as e:
+                if "ConditionalCheckFailed" in _codes(e):
+                    continue
+                raise
+        starts, ends = array.array("q"), array.array("q")
+        for r in merge_ranges(self.spans(stream)):  # still changing: answer from the rows
+            starts.append(r.start_ms)
+            ends.append(r.end_ms)
+        return starts, ends
 
     def _query(self, stream: str, start_ms: int | None, end_ms: int | None,
                after: str | None, limit: int | None = None,
@@ -172,24 +279,45 @@ class DynamoDvrIndex:
                 seg = _segment(DvrSegmentsModel.get(stream, sid, consistent_read=True))
             except DoesNotExist:
                 continue
+            if self._remove_one(stream, seg):
+                gone.append(seg)
+        return gone
+
+    def _remove_one(self, stream: str, seg: SegmentEntry) -> bool:
+        for _ in range(TX_ATTEMPTS):
+            usage = self._usage(stream)
+            chunks = {}
+            if usage is not None and usage.ranges_ok:
+                for k in chunk_ids(seg.start_ms, seg.end_ms):
+                    lo = k * RANGE_CHUNK_MS
+                    spans = [sp for sp in self._spans_ids(stream, lo, lo + RANGE_CHUNK_MS)
+                             if sp[2] != seg.segment_id]
+                    chunks[k] = chunk_ranges([(a, b) for a, b, _ in spans], k)
             try:
                 with TransactWrite(connection=_tx_connection()) as tx:
-                    tx.delete(DvrSegmentsModel(stream=stream, segment_id=sid),
+                    tx.delete(DvrSegmentsModel(stream=stream, segment_id=seg.segment_id),
                               condition=DvrSegmentsModel.segment_id.exists())
                     for root, key in gc_items(seg):
                         tx.save(DvrGcModel(item=_gc_item(root, key), queued=seg.created_at))
                     tx.update(DvrSegmentsModel(stream=stream, segment_id=USAGE),
                               actions=[DvrSegmentsModel.bytes.add(-seg.size),
                                        DvrSegmentsModel.segments.add(-1),
-                                       DvrSegmentsModel.version.add(1)])
+                                       DvrSegmentsModel.version.add(1)],
+                              condition=_same_version(usage))
+                    for k, ranges in chunks.items():
+                        _put_chunk(tx, stream, k, ranges)
             except TransactWriteError as e:
-                codes = [getattr(r, "code", None) if r else None
-                         for r in (e.cancellation_reasons or [])]
-                if "ConditionalCheckFailed" in codes:
-                    continue  # removed meanwhile by someone else
-                raise
-            gone.append(seg)
-        return gone
+                if "ConditionalCheckFailed" not in _codes(e):
+                    raise
+                if not self._exists(stream, seg.segment_id):
+                    return False  # removed meanwhile by someone else
+                continue  # the stream changed meanwhile: read again
+            return True
+        raise RuntimeError(f"dvr index: {stream} kept changing; row not removed")
+
+    def _spans_ids(self, stream: str, start_ms: int, end_ms: int) -> list[tuple[int, int, str]]:
+        return [(int(m.start_ms), int(m.end_ms), m.segment_id) for m in self._query(
+            stream, start_ms, end_ms, None, attributes=["start_ms", "end_ms", "segment_id"])]
 
     def pending_deletions(self, limit: int = 1000) -> list[tuple[str, str]]:
         out = []
@@ -247,11 +375,16 @@ class DynamoDvrIndex:
         return thumbs
 
     def watch(self, stream: str, until: float) -> None:
-        DvrSegmentsModel(stream=stream, segment_id=WATCH, watched_until=until).save()
+        """One item per stream in the WATCH partition (not a stream name: names start with
+        a letter or digit), so ``watched`` reads the marks alone."""
+        DvrSegmentsModel(stream=WATCH, segment_id=stream, watched_until=until).save()
+        bump_fleet_marker()  # recorders switch to short objects now, not at their next read
 
     def watched(self, now: float) -> list[str]:
-        return sorted(m.stream for m in DvrSegmentsModel.scan(
-            (DvrSegmentsModel.segment_id == WATCH) & (DvrSegmentsModel.watched_until > now)))
+        """One Query of the WATCH partition (it was a Scan of every segment row, by each
+        gateway copy every 10 s)."""
+        return sorted(m.segment_id for m in DvrSegmentsModel.query(
+            WATCH, filter_condition=DvrSegmentsModel.watched_until > now))
 
 
 class DynamoEpisodeStore:

@@ -4,6 +4,7 @@ from __future__ import annotations
 import hashlib
 import heapq
 import itertools
+import secrets
 import threading
 import time
 from collections.abc import Callable
@@ -126,8 +127,8 @@ class DynamoConnectionRegistry:
         now = self.clock()
         out = []
         for m in conns:
-            if int(m.id) < 0:
-                continue  # a lease item
+            if int(m.id) <= 0:
+                continue  # a lease item, or the fleet marker
             until = self._lease(m.gateway_id)
             if until is None or until > now:
                 out.append(_conn(m))
@@ -143,6 +144,7 @@ class DynamoConnectionRegistry:
         except DoesNotExist:
             return None
         m.delete()
+        bump_inbox(m.gateway_id)  # the copy holding it closes its session (if not the caller)
         return _conn(m)
 
     def get(self, conn_id: int) -> Connection | None:
@@ -184,7 +186,7 @@ class DynamoConnectionRegistry:
     def drop_gateway(self, gateway_id: str) -> list[Connection]:
         gone = []
         for m in ConnectionsModel.by_gateway.query(gateway_id):
-            if int(m.id) < 0:
+            if int(m.id) <= 0:
                 continue
             m.delete()
             gone.append(_conn(m))
@@ -194,9 +196,38 @@ class DynamoConnectionRegistry:
         return gone
 
     def heartbeat(self, gateway_id: str, until: float) -> None:
-        ConnectionsModel(id=lease_id(gateway_id), device_id=0, gateway_id=LEASES,
-                         data={"gateway_id": gateway_id, "lease_until": until}).save()
+        """An UpdateItem (not a put): the item's change marker stays as it is."""
+        M = ConnectionsModel
+        M(id=lease_id(gateway_id)).update(actions=[
+            M.device_id.set(0), M.gateway_id.set(LEASES),
+            M.data.set({"gateway_id": gateway_id, "lease_until": until}),
+            M.epoch.set(M.epoch | secrets.token_hex(8))])
         self._leases[gateway_id] = (time.monotonic(), until)
+
+    def inbox(self, gateway_id: str, fleet: bool = True) -> tuple[object, object] | None:
+        """Eventually consistent reads (a change seen a moment late is seen at the next
+        tick): ((epoch, changes) of the copy's lease item, or a value never seen before
+        while the item is missing (removed with the copy's connections); the fleet marker's
+        ``changes``, or None unless ``fleet``). One GetItem (half a read unit) without the
+        fleet marker, one BatchGetItem of both items with it."""
+        own: object = ("missing", next(_missing))
+        if not fleet:
+            try:
+                m = ConnectionsModel.get(lease_id(gateway_id))
+            except DoesNotExist:
+                return own, None
+            self._leases[gateway_id] = (time.monotonic(),
+                                        float((m.data or {}).get("lease_until", 0)))
+            return (m.epoch, int(m.changes or 0)), None
+        found: object = 0
+        for m in ConnectionsModel.batch_get([lease_id(gateway_id), FLEET_MARKER]):
+            if int(m.id) == FLEET_MARKER:
+                found = int(m.changes or 0)
+            else:
+                own = (m.epoch, int(m.changes or 0))
+                self._leases[gateway_id] = (time.monotonic(),
+                                            float((m.data or {}).get("lease_until", 0)))
+        return own, found
 
     def expired_gateways(self, now: float) -> list[str]:
         return [m.data["gateway_id"] for m in ConnectionsModel.by_gateway.query(LEASES)
@@ -205,6 +236,28 @@ class DynamoConnectionRegistry:
 
 LEASES = "#leases"
 """The by-gateway key of the lease items (so expired leases are one Query away)."""
+_missing = itertools.count()
+FLEET_MARKER = 0
+"""The connections-table item whose ``changes`` counts changes every gateway copy must
+read (the DVR streams and their watch marks); connection ids are positive, leases negative."""
+
+
+def bump_fleet_marker() -> None:
+    """Every gateway copy reads the DVR streams again at its next tick (one UpdateItem)."""
+    ConnectionsModel(id=FLEET_MARKER).update(actions=[ConnectionsModel.changes.add(1)])
+
+
+def bump_inbox(gateway_id: str | None) -> None:
+    """Tell a gateway copy to read its lists again (see ``inbox``): one UpdateItem of its
+    lease item, if it has one (a copy without a lease reads in full anyway)."""
+    if not gateway_id or gateway_id == LEASES:
+        return
+    try:
+        ConnectionsModel(id=lease_id(gateway_id)).update(
+            actions=[ConnectionsModel.changes.add(1)], condition=ConnectionsModel.id.exists())
+    except UpdateError as e:
+        if e.cause_response_code != "ConditionalCheckFailedException":
+            raise
 
 
 def _cmd(m: CommandsModel) -> Command:
@@ -227,6 +280,8 @@ class DynamoCommandStore:
         counter.update(actions=[DevicesModel.next_command_id.add(1)])
         cmd = cmd.with_changes(id=int(counter.next_command_id))
         _cmd_model(cmd).save(condition=CommandsModel.id.does_not_exist())
+        if cmd.status == QUEUED:
+            bump_inbox(cmd.gateway_id)  # the copy holding the device sends it
         return cmd
 
     def get(self, command_id: int) -> Command | None:
@@ -245,6 +300,8 @@ class DynamoCommandStore:
             if "ConditionalCheckFailed" in str(e):
                 return False
             raise
+        if cmd.status == QUEUED and expect_status != QUEUED:
+            bump_inbox(cmd.gateway_id)  # queued again (its answer never came): send it
         return True
 
     def pending(self, device_id: int) -> list[Command]:

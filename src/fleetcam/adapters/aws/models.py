@@ -246,6 +246,12 @@ class ConnectionsModel(_Base):
     gateway_id = UnicodeAttribute()
     data = JSONAttribute()
     expires_at = TTLAttribute(null=True)
+    changes = NumberAttribute(null=True)
+    """On a gateway copy's lease item: bumped by whoever drops one of its connections or
+    queues a command for it (the copy's change marker, with ``epoch``)."""
+    epoch = UnicodeAttribute(null=True)
+    """On a lease item: random, set when the item is created (a lease removed and written
+    again is a change too)."""
     by_device = ConnectionsByDevice()
     by_gateway = ConnectionsByGateway()
 
@@ -441,6 +447,11 @@ class DvrSegmentsModel(_Base):
     segments = NumberAttribute(null=True)
     version = NumberAttribute(null=True)
     """On the ``#usage`` item: +1 on every segment added or removed (``DvrIndex.version``)."""
+    ranges_ok = BooleanAttribute(null=True)
+    """On the ``#usage`` item: the ``#ranges#`` chunks hold every row (set by the first row,
+    or when ``DvrIndex.ranges`` built them for rows indexed before chunks existed)."""
+    ranges = BinaryAttribute(null=True, legacy_encoding=False)
+    """On ``#ranges#{chunk:08d}`` items: the merged ranges of that week (``pack_ranges``)."""
     watched_until = NumberAttribute(null=True)
     """On the ``#watch`` item: until when readers want the newest minutes stored."""
     thumbs = UnicodeAttribute(null=True)

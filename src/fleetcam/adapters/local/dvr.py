@@ -1,6 +1,7 @@
 """SQLite DvrStreamStore, DvrIndex and EpisodeStore; DvrStorage on local folders."""
 from __future__ import annotations
 
+import array
 import contextlib
 import json
 import os
@@ -12,6 +13,8 @@ from pathlib import Path
 from typing import Any
 
 from fleetcam.adapters.local.db import Database, placeholders
+from fleetcam.domain.dvr import (RANGE_CHUNK_MS, chunk_add, chunk_ids, chunk_ranges,
+                                 join_chunks, pack_ranges, unpack_ranges)
 from fleetcam.domain.dvr import (MAX_SEGMENT_MS, DvrConfig, DvrStream, Episode, EpisodeQuery,
                                  SegmentEntry, Thumbs, pack_fragments,
                                  unpack_fragments)
@@ -66,6 +69,13 @@ CREATE TRIGGER IF NOT EXISTS dvr_segments_del_version AFTER DELETE ON dvr_segmen
     INSERT INTO dvr_versions (stream, version) VALUES (OLD.stream, 1)
     ON CONFLICT (stream) DO UPDATE SET version = version + 1;
 END;
+CREATE TABLE IF NOT EXISTS dvr_range_chunks (
+    stream TEXT NOT NULL,
+    chunk INTEGER NOT NULL,
+    data BLOB NOT NULL,
+    PRIMARY KEY (stream, chunk)
+) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS dvr_range_streams (stream TEXT PRIMARY KEY) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS dvr_gc (
     root TEXT NOT NULL,
     key TEXT NOT NULL,
@@ -209,6 +219,8 @@ class SqliteDvrIndex:
             c.execute("DELETE FROM dvr_intents WHERE root=? AND key=?",
                       (segment.root, segment.key))
             added = cur.rowcount == 1
+            if added:
+                self._chunks_added(c, segment)
             if added and self.queue is not None and segment.key:
                 event_id = self.queue.stage(c, ObjectCreated(LOCAL_DVR_BUCKET, segment.key,
                                                              segment.size))
@@ -296,7 +308,69 @@ class SqliteDvrIndex:
                 c.executemany("INSERT OR IGNORE INTO dvr_gc (root, key, queued) VALUES (?,?,?)",
                               [(r, k, now) for s in found for r, k in gc_items(s)])
                 gone += found
+            self._chunks_removed(c, stream, gone)
         return gone
+
+    # -- merged ranges, materialized per chunk (domain.dvr.RANGE_CHUNK_MS) --------------------
+    def _built(self, c: Any, stream: str) -> bool:
+        return c.execute("SELECT 1 FROM dvr_range_streams WHERE stream=?",
+                         (stream,)).fetchone() is not None
+
+    def _chunks_added(self, c: Any, seg: SegmentEntry) -> None:
+        """Merge a new row's span into its chunks (same transaction). A stream indexed
+        before chunks existed is left alone until ``ranges`` builds them."""
+        if not self._built(c, seg.stream):
+            if c.execute("SELECT COUNT(*) FROM dvr_segments WHERE stream=?",
+                         (seg.stream,)).fetchone()[0] != 1:
+                return
+            c.execute("INSERT INTO dvr_range_streams (stream) VALUES (?)", (seg.stream,))
+        for chunk in chunk_ids(seg.start_ms, seg.end_ms):
+            row = c.execute("SELECT data FROM dvr_range_chunks WHERE stream=? AND chunk=?",
+                            (seg.stream, chunk)).fetchone()
+            have = unpack_ranges(row[0]) if row else []
+            self._put_chunk(c, seg.stream, chunk,
+                            chunk_add(have, (seg.start_ms, seg.end_ms), chunk))
+
+    def _chunks_removed(self, c: Any, stream: str, gone: list[SegmentEntry]) -> None:
+        if not gone or not self._built(c, stream):
+            return
+        for chunk in sorted({k for s in gone for k in chunk_ids(s.start_ms, s.end_ms)}):
+            lo = chunk * RANGE_CHUNK_MS
+            spans = c.execute(
+                "SELECT start_ms, end_ms FROM dvr_segments WHERE stream=? AND segment_id >= ?"
+                " AND segment_id < ? AND end_ms > ?",
+                (stream, _pad(lo - MAX_SEGMENT_MS), _pad(lo + RANGE_CHUNK_MS), lo)).fetchall()
+            self._put_chunk(c, stream, chunk, chunk_ranges([(r[0], r[1]) for r in spans], chunk))
+
+    @staticmethod
+    def _put_chunk(c: Any, stream: str, chunk: int, ranges: list[tuple[int, int]]) -> None:
+        if ranges:
+            c.execute("INSERT OR REPLACE INTO dvr_range_chunks (stream, chunk, data) "
+                      "VALUES (?,?,?)", (stream, chunk, pack_ranges(ranges)))
+        else:
+            c.execute("DELETE FROM dvr_range_chunks WHERE stream=? AND chunk=?",
+                      (stream, chunk))
+
+    def ranges(self, stream: str) -> tuple[array.array[int], array.array[int]]:
+        conn = self.db.conn()
+        if self._built(conn, stream):
+            rows = conn.execute("SELECT data FROM dvr_range_chunks WHERE stream=? ORDER BY "
+                                "chunk", (stream,)).fetchall()
+            return join_chunks(r[0] for r in rows)
+        with self.db.tx() as c:
+            if not self._built(c, stream):  # indexed before chunks existed: build them once
+                spans = c.execute("SELECT start_ms, end_ms FROM dvr_segments WHERE stream=?",
+                                  (stream,)).fetchall()
+                c.execute("DELETE FROM dvr_range_chunks WHERE stream=?", (stream,))
+                chunks = sorted({k for a, b in spans for k in chunk_ids(a, b)})
+                for chunk in chunks:
+                    self._put_chunk(c, stream, chunk,
+                                    chunk_ranges([(r[0], r[1]) for r in spans], chunk))
+                if spans:
+                    c.execute("INSERT INTO dvr_range_streams (stream) VALUES (?)", (stream,))
+            rows = c.execute("SELECT data FROM dvr_range_chunks WHERE stream=? ORDER BY chunk",
+                             (stream,)).fetchall()
+        return join_chunks(r[0] for r in rows)
 
     def pending_deletions(self, limit: int = 1000) -> list[tuple[str, str]]:
         rows = self.db.conn().execute("SELECT root, key FROM dvr_gc ORDER BY queued LIMIT ?",

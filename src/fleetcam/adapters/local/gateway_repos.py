@@ -136,6 +136,9 @@ class SqliteConnectionRegistry:
             c.execute("INSERT OR REPLACE INTO gateway_leases (gateway_id, until) VALUES (?,?)",
                       (gateway_id, until))
 
+    def inbox(self, gateway_id: str, fleet: bool = True) -> tuple[object, object] | None:
+        return None  # a local database: reading the lists every tick costs nothing
+
     def expired_gateways(self, now: float) -> list[str]:
         rows = self.db.conn().execute("SELECT gateway_id FROM gateway_leases WHERE until <= ?",
                                       (now,))
