@@ -1178,19 +1178,42 @@ class Model:
 
     def housekeeping_month(self, connections_per_task: float) -> tuple[float, float, float]:
         """(RRU, WRU, requests) a gateway task's polling makes in a month, its reads of the
-        connections it holds scaled from the sample's to ``connections_per_task``."""
+        connections it holds scaled from the sample's to ``connections_per_task``.
+
+        The gateway reads its connections and assigned commands in full only when its change
+        marker moves (a command queued for one of its devices), for a few ticks after, and
+        as a safety net every so often; every tick it reads only the marker. A compressed
+        day moves the marker far more often than a real one, so the full reads are priced
+        per move at the fleet's rate, and the rest per second as measured."""
+        from fleetcam.gateway import server
+
         seconds = self.r.gateway_seconds
-        rru = wru = req = 0.0
+        month = 3600 * self.P["hours_per_month"]
         k = connections_per_task / max(1, self.r.connected)
+        fixed = [0.0, 0.0, 0.0]
+        full = [0.0, 0.0, 0.0]
+        syncs = 0
         for c in self.meter.calls.get("housekeeping", []):
-            req += 1
-            wru += c.get("wru", 0.0)
+            is_full = c["op"] == "Query" and (
+                (c["table"].endswith("-connections") and c["index"] == "by-gateway")
+                or (c["table"].endswith("-commands") and c["index"] == "by-gateway-queued"))
+            rru = c.get("rru", 0.0)
             if c["op"] in ("Query", "Scan") and c["table"].endswith("-connections"):
-                rru += runits(int(c["bytes"] * k), c["consistent"])
-            else:
-                rru += c.get("rru", 0.0)
-        per_month = 3600 * self.P["hours_per_month"] / seconds
-        return rru * per_month, wru * per_month, req * per_month
+                rru = runits(int(c["bytes"] * k), c["consistent"])
+            acc = full if is_full else fixed
+            acc[0] += rru
+            acc[1] += c.get("wru", 0.0)
+            acc[2] += 1
+            syncs += is_full and c["table"].endswith("-connections")
+        settle = getattr(server, "SETTLE_TICKS", None)
+        every = getattr(server, "FULL_SYNC_EVERY", None)
+        if not settle or not every or not syncs:  # a gateway without markers: all per second
+            return tuple((f + g) * month / seconds for f, g in zip(fixed, full))  # type: ignore
+        moves = self.r.profile.clips_per_day * DAYS * connections_per_task
+        ticks = month / getattr(server, "HOUSEKEEPING_EVERY", 1.0)
+        full_syncs = min(ticks, settle * moves + month / every)
+        return tuple(f * month / seconds + g / syncs * full_syncs  # type: ignore
+                     for f, g in zip(fixed, full))
 
     def sweep_run(self, devices: int) -> tuple[float, float]:
         """(RRU, WRU) of one sweeper run with nothing to expire, its scans of the Devices
@@ -1282,7 +1305,8 @@ class Model:
                  lambda n: n * ddbgb * d["storage_gb_month"]),
             Line("DynamoDB PITR", "computed from measured storage",
                  lambda n: n * pitr_gb * d["pitr_gb_month"]),
-            Line("gateway polling (DynamoDB)", "measured per second, scaled to tasks",
+            Line("gateway polling (DynamoDB)", "measured: marker reads per second, full reads "
+                 "per command queued; scaled to tasks",
                  lambda n: hk(n)[0] * d["rru_per_million"] / 1e6
                  + hk(n)[1] * d["wru_per_million"] / 1e6),
             Line("Lambda (ingest, packager, API)", "measured",
