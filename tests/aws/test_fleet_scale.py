@@ -89,3 +89,40 @@ def test_a_sweep_reads_what_expired_not_every_device(
     assert calls["GetItem"] <= DEVICES, calls  # device lookups of the expired files' logs
     per_file = sum(calls.values()) / DEVICES
     assert per_file < 6, calls
+
+
+def test_the_dvr_sweep_works_on_streams_in_parallel(
+        aws: Aws, load_handler: Loader, context: LambdaContext) -> None:
+    """Each stream costs the DVR sweep a few round trips even with nothing due: the AWS
+    runtime spreads them over the sweep's pool, and every stream is still swept once."""
+    from fleetcam.domain import dvr
+
+    sweeper = load_handler("sweeper")
+    c = sweeper.CONTAINER
+    assert c.dvr is not None and c.dvr.workers is c.retention.workers
+    streams = 12
+    with DevicesModel.batch_write() as batch:
+        for i in range(1, streams + 1):
+            batch.save(DevicesModel(id=i, name=f"cam{i}", ident=f"{i:012d}", protocol="jt808"))
+    start = int((time.time() - 3 * 86400) * 1000)
+    for i in range(1, streams + 1):
+        name = f"{i}-1"
+        c.dvr.put_stream(name, {"dvr": {"root": "dvr", "expiration": 86400}})
+        key = dvr.segment_key(name, start, "0badcafe")
+        c.dvr_storage.put("dvr", key, b"fragments", content_type="video/iso.segment")
+        assert c.dvr_index.add(dvr.SegmentEntry(
+            name, dvr.segment_id(start, "0badcafe"), "dvr", key, f"{name}/init/x.mp4", start,
+            start + 600_000, 9, "avc1.42c01e", 320, 240,
+            (dvr.FragmentEntry(start, 600_000, 0, 9, 100, 25),)))
+    threads: set[str] = set()
+    sweep_stream = c.dvr._sweep_stream
+
+    def spy(s: object) -> int:
+        threads.add(threading.current_thread().name)
+        return sweep_stream(s)
+
+    c.dvr._sweep_stream = spy
+    result = sweeper.handler(load_event("schedule-sweeper.json"), context)
+    assert result["dvr_segments_deleted"] == streams
+    assert all(c.dvr_index.usage(f"{i}-1") == (0, 0) for i in range(1, streams + 1))
+    assert len(threads) > 1 and all(t.startswith("sweep") for t in threads), threads

@@ -87,6 +87,8 @@ def build_aws(settings: Settings, *, clock: Clock | None = None,
     # a sweep removes expired files over a bounded pool (boto3 clients are thread-safe)
     container.retention.workers = ThreadPoolExecutor(SWEEP_WORKERS,
                                                      thread_name_prefix="sweep")
+    if container.dvr is not None:  # the DVR sweep's streams too (run after, same pool)
+        container.dvr.workers = container.retention.workers
     from fleetcam.adapters.aws.dvrjobs import DynamoExportJobStore
 
     container.extras["dvr_export_store"] = DynamoExportJobStore()

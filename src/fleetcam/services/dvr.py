@@ -4,6 +4,7 @@ from __future__ import annotations
 import logging
 import secrets
 from collections.abc import Callable
+from concurrent.futures import Executor
 from typing import Any
 
 from fleetcam.domain import dvr
@@ -46,6 +47,11 @@ class DvrService:
         self.changed: list[Callable[[DvrStream], None]] = []
         """Called with a stream whose configuration changed (the gateway starts or stops)."""
         self._warned: dict[str, float] = {}
+        self.workers: Executor | None = None
+        """Where a sweep works on the streams, several at once (the AWS runtime gives a
+        bounded thread pool: each stream is two or three round trips even with nothing due,
+        so ten thousand streams in a row would pass the sweeper's timeout); None: in the
+        calling thread, in order."""
 
     def now_ms(self) -> int:
         return int(self.clock.now() * 1000)
@@ -250,12 +256,16 @@ class DvrService:
     # -- retention --------------------------------------------------------------------------
     def sweep(self) -> int:
         """One retention pass over every stream; returns segments deleted."""
-        deleted = 0
-        for s in self.streams.list(include_deleted=True):
+        def one(s: DvrStream) -> int:
             try:
-                deleted += self._sweep_stream(s)
+                return self._sweep_stream(s)
             except Exception:
                 log.exception("DVR retention of stream %s failed", s.name)
+                return 0
+
+        streams = self.streams.list(include_deleted=True)
+        deleted = sum(map(one, streams) if self.workers is None
+                      else self.workers.map(one, streams))
         self.finish_deletions()
         return deleted
 
