@@ -442,6 +442,16 @@ class FragmentTable(Sequence[FragmentEntry]):
             self._body = body
         return self._body
 
+    def columns(self) -> tuple[array.array[int], array.array[int], array.array[int],
+                               array.array[int]]:
+        """(sizes, durations, SAP flags, moof sizes) of every fragment, as arrays: pieces of
+        a download are built from them one at a time, with no entry object."""
+        rows = self._rows()
+        moofs = array.array("I", self.body()[:4 * self.count])
+        if sys.byteorder == "little":
+            moofs.byteswap()
+        return rows[0::3], rows[1::3], rows[2::3], moofs
+
     def sidx_rows(self, first: int = 0, stop: int | None = None) -> bytes:
         """``sidx`` references of fragments ``[first, stop)``: size, duration, SAP flags."""
         stop = self.count if stop is None else stop

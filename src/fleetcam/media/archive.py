@@ -23,7 +23,7 @@ import json
 import struct
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
-from typing import NamedTuple, Protocol
+from typing import Any, NamedTuple, Protocol
 
 MP4_EPOCH_OFFSET = 2_082_844_800
 """Seconds from 1904-01-01 (the MP4 epoch) to 1970-01-01."""
@@ -295,19 +295,58 @@ class Block:
         pieces = self.pieces or []
         return self.span.source if self.span is not None else pieces[-1].source
 
-    def materialize(self) -> tuple[list[Piece], list[int]]:
-        """Its pieces and the download offset of each."""
+    def materialize(self) -> tuple[Sequence[Piece], list[int]]:
+        """Its pieces and the download offset of each. A span's pieces are built one at a
+        time when asked for (from the table's columns: a Range request into a 10-minute
+        segment builds the few it sends, not 600)."""
         if self.span is None:
             pieces = self.pieces or []
             offsets = list(itertools.accumulate((p.size for p in pieces), initial=self.offset))
             offsets.pop()
             return pieces, offsets
-        source, table, first, stop = self.span
-        frags = table[first:stop]
-        base, t0, at, out = frags[0].offset, frags[0].start_ms, self.offset, self.out_ms
-        return ([Piece(source, f.offset, f.size, f.moof_size, f.start_ms, f.duration_ms,
-                       f.keyframe, out + f.start_ms - t0) for f in frags],
-                [at + f.offset - base for f in frags])
+        lazy = _SpanPieces(self)
+        return lazy, lazy.offsets
+
+
+class _SpanPieces(Sequence[Piece]):
+    """The pieces of a span block, built on demand from its table's columns."""
+
+    def __init__(self, block: Block) -> None:
+        source, table, first, stop = block.span  # type: ignore[misc]
+        if hasattr(table, "columns"):
+            sizes, durations, saps, moofs = table.columns()
+            self.sizes, self.durations = sizes[first:stop], durations[first:stop]
+            self.saps, self.moofs = saps[first:stop], moofs[first:stop]
+        else:  # any other table: its entries
+            frags = table[first:stop]
+            self.sizes = [f.size for f in frags]
+            self.durations = [f.duration_ms for f in frags]
+            self.saps = [SAP if f.keyframe else 0 for f in frags]
+            self.moofs = [f.moof_size for f in frags]
+        start, _, offset, _ = table.bounds(first, stop)
+        self.source, self.block = source, block
+        self.offsets = list(itertools.accumulate(self.sizes, initial=block.offset))
+        self.offsets.pop()
+        self.outs = list(itertools.accumulate(self.durations, initial=block.out_ms))
+        self.start_ms, self.object_offset = start, offset
+        self._last: tuple[int, Piece] | None = None
+
+    def __len__(self) -> int:
+        return len(self.sizes)
+
+    def __getitem__(self, k: Any) -> Any:
+        if isinstance(k, slice):
+            return [self[i] for i in range(*k.indices(len(self)))]
+        if k < 0:
+            k += len(self)
+        if self._last is not None and self._last[0] == k:
+            return self._last[1]
+        out = self.outs[k]
+        piece = Piece(self.source, self.object_offset + self.offsets[k] - self.block.offset,
+                      self.sizes[k], self.moofs[k], self.start_ms + out - self.block.out_ms,
+                      self.durations[k], bool(self.saps[k]), out)
+        self._last = (k, piece)
+        return piece
 
 
 @dataclass
@@ -634,7 +673,7 @@ def render(layout: Layout, read: Reader, first: int = 0, last: int | None = None
         i = max(0, bisect.bisect_right(offsets, first) - 1)
         j = bisect.bisect_right(offsets, last) - 1
         while i <= j:
-            run_end = i
+            run_end = j if block.span is not None else i  # a span is one run
             while (run_end < j and pieces[run_end + 1].source == pieces[i].source
                    and pieces[run_end + 1].offset == pieces[run_end].offset
                    + pieces[run_end].size):
@@ -650,7 +689,7 @@ def render(layout: Layout, read: Reader, first: int = 0, last: int | None = None
         k += 1
 
 
-def _read_run(pieces: list[Piece], i: int, j: int, read: Reader, layout: Layout,
+def _read_run(pieces: Sequence[Piece], i: int, j: int, read: Reader, layout: Layout,
               sequence: int, on_bad: Callable[[Piece, str], None] | None
               ) -> Iterator[tuple[int, bytearray]]:
     start = pieces[i].offset
