@@ -40,6 +40,9 @@ def test_markers_move_with_what_a_copy_must_read(aws: Aws) -> None:
 
     reg.close(2)  # a connection of another copy
     assert reg.inbox("gw-a") == a0
+    reg.open(_conn(3, "gw-a"))
+    reg.close(3, by_gateway="gw-a")  # closed by the copy that holds it: it knows already
+    assert reg.inbox("gw-a") == a0
     reg.close(1)
     a1 = reg.inbox("gw-a")
     assert a1 is not None and a1[0] != a0[0] and a1[1] == a0[1]

@@ -220,4 +220,4 @@ class Jt1078Session(asyncio.Protocol):
             self.gw.spawn(self.gw.call(self.gw.media_admission.release, self.request, self.conn_id))
         if self.connection is not None:
             self.gw.spawn(self.gw.call(self.gw.connections.closed, self.conn_id,
-                                       self.closing_reason))
+                                       self.closing_reason, self.gw.gateway_id))

@@ -172,7 +172,8 @@ class Jt808Session(asyncio.Protocol):
         if self.device is not None and self.gw.sessions_by_device.get(self.device.id) is self:
             del self.gw.sessions_by_device[self.device.id]
         if self.connection is not None:
-            await self.gw.call(self.gw.connections.closed, self.conn_id, self.closing_reason)
+            await self.gw.call(self.gw.connections.closed, self.conn_id, self.closing_reason,
+                               self.gw.gateway_id)
 
     async def _run(self) -> None:
         while (event := await self.inbox.get()) is not None:

@@ -313,7 +313,8 @@ class LiveManager:
         if not s.served_elsewhere:
             await self._write_playlist(s)  # with EXT-X-ENDLIST
         if not s.remote:  # the holder's entry and log, not the media copy's
-            await self.gw.call(self.gw.connections.closed, s.conn_id, reason)
+            await self.gw.call(self.gw.connections.closed, s.conn_id, reason,
+                               self.gw.gateway_id)
             self._log(s, "stop", reason)
         s.last_access = max(s.last_access, self.gw.clock.now())
         self.finished.append(s)

@@ -63,8 +63,10 @@ class ConnectionService:
         self.journal.record(conn.device_id, "device_connected", conn.as_json(),
                             topic="connections/connected")
 
-    def closed(self, conn_id: int, reason: str) -> Connection | None:
-        conn = self.registry.close(conn_id)
+    def closed(self, conn_id: int, reason: str,
+               by_gateway: str | None = None) -> Connection | None:
+        """The connection ended (``by_gateway``: the gateway copy ending it, if any)."""
+        conn = self.registry.close(conn_id, by_gateway)
         if conn is not None:
             self.journal.state(conn.device_id, f"connections/{conn.id}", None)
             self.journal.record(conn.device_id, "device_disconnected",

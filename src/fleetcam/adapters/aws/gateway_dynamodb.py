@@ -138,13 +138,14 @@ class DynamoConnectionRegistry:
         ConnectionsModel(id=conn.id, device_id=conn.device_id, gateway_id=conn.gateway_id,
                          data=asdict(conn)).save()
 
-    def close(self, conn_id: int) -> Connection | None:
+    def close(self, conn_id: int, by_gateway: str | None = None) -> Connection | None:
         try:
             m = ConnectionsModel.get(conn_id, consistent_read=True)
         except DoesNotExist:
             return None
         m.delete()
-        bump_inbox(m.gateway_id)  # the copy holding it closes its session (if not the caller)
+        if m.gateway_id != by_gateway:  # the copy holding it closes its session
+            bump_inbox(m.gateway_id)
         return _conn(m)
 
     def get(self, conn_id: int) -> Connection | None:

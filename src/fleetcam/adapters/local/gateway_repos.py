@@ -86,7 +86,7 @@ class SqliteConnectionRegistry:
                       " VALUES (?,?,?,?)",
                       (conn.id, conn.device_id, conn.gateway_id, json.dumps(asdict(conn))))
 
-    def close(self, conn_id: int) -> Connection | None:
+    def close(self, conn_id: int, by_gateway: str | None = None) -> Connection | None:
         with self.db.tx() as c:
             row = c.execute("SELECT data FROM connections WHERE id=?", (conn_id,)).fetchone()
             c.execute("DELETE FROM connections WHERE id=?", (conn_id,))
