@@ -163,7 +163,10 @@ def test_an_idle_stream_stops_and_its_files_go_after_the_grace(tmp_path: Path) -
     clock = ManualClock(time.time())
 
     async def scenario() -> None:
-        async with pipeline_server(tmp_path / "data", clock=clock) as server, \
+        # the clock jumps by more than a gateway lease (45 s): a lease that long keeps the
+        # copy's own connections from looking expired before its next renewal tick
+        async with pipeline_server(tmp_path / "data", clock=clock,
+                                   gateway_lease=3600.0) as server, \
                 simulate(server), http(server) as api, \
                 Mqtt(server.settings.mqtt_port, STREAM_LOG) as bus:
             resp = (await start(api, 1))["response"]
