@@ -3,7 +3,13 @@ of archive MP4 downloads (1 minute and 3 hours), a Range seek into the 3-hour do
 throughput against ``cat`` of the same stored bytes, and ranges.json over a year of segments
 with 1 s gaps.
 
-Usage: ``.venv/bin/python bench/dvr_read.py [--runs 20] [--export-minutes 10] [--year-days 365]``
+Usage: ``.venv/bin/python bench/dvr_read.py [--runs 20] [--export-minutes 10] [--year-days 365]
+[--in-process]``
+
+The server runs in its own process (uvicorn on the same data folder), as a player and a server
+are in real life; ``--in-process`` serves from a thread of the bench instead (then the
+client's and the server's Python threads share one GIL, which charges a long download's
+streaming to the client's time to first byte).
 """
 from __future__ import annotations
 
@@ -50,9 +56,16 @@ def record(c: Any, name: str, start_s: int, seconds: int, *, bitrate: int,
     return out
 
 
+SETTLE = 0.05
+"""Seconds between timed requests: each one below reads only its first bytes and then drops
+the connection, and the server streams on until it notices; without a pause the next request
+would be timed against the tail of the previous download (a 3 h one after a 1 min one)."""
+
+
 def ttfb(client: httpx.Client, url: str, headers: dict[str, str] | None = None) -> tuple[float, int]:
     """Seconds to the first body byte (the first chunk the socket gives: splitting it into
     1-byte chunks, as ``iter_raw(1)`` does, costs the client ~0.1 ms per KB), and the status."""
+    time.sleep(SETTLE)  # the server finishes with the previous, abandoned, download first
     t = time.perf_counter()
     with client.stream("GET", url, headers=headers) as r:
         for _ in r.iter_raw():
@@ -81,6 +94,23 @@ def to_index(client: httpx.Client, url: str) -> float:
 
 
 SERVER_FIRST: dict[str, list[float]] = {}
+TIMINGS: Path | None = None
+"""Server in its own process: it appends ``kind seconds`` lines here (``SERVER_FIRST``)."""
+
+
+def reset_server_first() -> None:
+    SERVER_FIRST.clear()
+    if TIMINGS is not None:
+        TIMINGS.write_text("")
+
+
+def collect_server_first() -> None:
+    if TIMINGS is None:
+        return
+    SERVER_FIRST.clear()
+    for line in TIMINGS.read_text().splitlines():
+        kind, secs = line.split()
+        SERVER_FIRST.setdefault(kind, []).append(float(secs))
 """Server side: seconds from a request's arrival to its first body bytes handed to uvicorn,
 by kind (``short``, ``long``, ``seek``): the first byte without the client's share."""
 
@@ -104,7 +134,11 @@ class FirstBody:
             nonlocal seen
             if msg["type"] == "http.response.body" and not seen:
                 seen = True
-                SERVER_FIRST.setdefault(kind, []).append(time.perf_counter() - t0)
+                took = time.perf_counter() - t0
+                SERVER_FIRST.setdefault(kind, []).append(took)
+                if TIMINGS is not None:
+                    with TIMINGS.open("a") as f:
+                        f.write(f"{kind} {took}\n")
             await send(msg)
 
         await self.app(scope, receive, timed)
@@ -158,11 +192,12 @@ def bench_downloads(c: Any, base: str, runs: int) -> bool:
                       ("  the next seek on that download, TTFB", warm)]:
         print(f"{label:<44}{med(xs):>10.1f}{p95(xs):>9.1f}{med(xs) / ref:>11.1f}")
     ratio = med(long) / med(short)
-    SERVER_FIRST.clear()
+    reset_server_first()
     with httpx.Client(base_url=base, timeout=60) as cl:
         for i in range(runs):  # the same requests again, timed inside the server
             ttfb(cl, f"/long/archive-{start + 900 + i * 60}-60.mp4{q}")
             ttfb(cl, f"/long/archive-{start + 50 + i}-{10700 - i}.mp4{q}")
+    collect_server_first()
     srv = {k: med(v) for k, v in SERVER_FIRST.items()}
     with httpx.Client(base_url=base, timeout=60) as cl:
         idx_short = [to_index(cl, f"/long/archive-{start + 1200 + i * 60}-60.mp4{q}")
@@ -289,12 +324,71 @@ def bench_ranges(c: Any, base: str, days: int, runs: int) -> bool:
     return got == n and len(rows) == n and r3.content == r.content
 
 
+def serve(data_dir: Path, port_file: Path, timings: Path) -> None:
+    """The server process: the same local runtime over ``data_dir``, on a free port."""
+    import socket
+
+    import uvicorn
+
+    global TIMINGS
+    TIMINGS = timings
+    c = build_local(Settings(data_dir=data_dir, admin_token=TOKEN))
+    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    sock.bind(("127.0.0.1", 0))
+    server = uvicorn.Server(uvicorn.Config(FirstBody(create_app(c)), log_level="warning",
+                                           lifespan="off"))
+    port_file.write_text(str(sock.getsockname()[1]))
+    server.run(sockets=[sock])
+
+
+class ServerProcess:
+    """``with ServerProcess(data_dir, tmp) as base_url``: ``serve`` in a child process."""
+
+    def __init__(self, data_dir: Path, tmp: Path) -> None:
+        global TIMINGS
+        self.port_file = tmp / "port"
+        TIMINGS = tmp / "timings"
+        TIMINGS.write_text("")
+        self.proc = subprocess.Popen([sys.executable, __file__, "--serve", str(data_dir),
+                                      str(self.port_file), str(TIMINGS)])
+
+    def __enter__(self) -> str:
+        deadline = time.monotonic() + 30
+        while True:
+            if self.proc.poll() is not None:
+                raise RuntimeError("the server process exited during start-up")
+            if self.port_file.exists() and self.port_file.read_text():
+                base = f"http://127.0.0.1:{self.port_file.read_text()}"
+                try:
+                    if httpx.get(f"{base}/health", timeout=1).status_code == 200:
+                        return base
+                except httpx.HTTPError:
+                    pass
+            if time.monotonic() > deadline:
+                self.proc.kill()
+                raise TimeoutError("the server process did not start within 30 s")
+            time.sleep(0.05)
+
+    def __exit__(self, *exc: Any) -> None:
+        self.proc.terminate()
+        try:
+            self.proc.wait(10)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.proc.wait()
+
+
 def main() -> int:
+    if sys.argv[1:2] == ["--serve"]:
+        serve(Path(sys.argv[2]), Path(sys.argv[3]), Path(sys.argv[4]))
+        return 0
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--runs", type=int, default=20)
     ap.add_argument("--export-minutes", type=int, default=10)
     ap.add_argument("--year-days", type=int, default=365)
     ap.add_argument("--only", choices=["downloads", "export", "ranges"])
+    ap.add_argument("--in-process", action="store_true",
+                    help="serve from a thread of this process (client and server share a GIL)")
     a = ap.parse_args()
     import os
     print(f"load average before: {os.getloadavg()[0]:.1f} on {os.cpu_count()} CPUs "
@@ -302,7 +396,10 @@ def main() -> int:
     with tempfile.TemporaryDirectory(prefix="dvr-bench-") as tmp:
         c = build_local(Settings(data_dir=Path(tmp) / "data", admin_token=TOKEN))
         ok = True
-        with ServerThread(FirstBody(create_app(c))) as base:
+        print("server: " + ("a thread of this process" if a.in_process
+                            else "its own process (uvicorn, same data folder)"))
+        with (ServerThread(FirstBody(create_app(c))) if a.in_process
+              else ServerProcess(Path(tmp) / "data", Path(tmp))) as base:
             if a.only in (None, "downloads"):
                 ok &= bench_downloads(c, base, a.runs)
             if a.only in (None, "export"):

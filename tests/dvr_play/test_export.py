@@ -112,7 +112,7 @@ def test_export_job_progress_is_readable_while_it_runs(
     running = [s for s in seen if s["status"] == "running"]
     assert len(running) >= 3, seen
     assert [s["bytes"] for s in running] == sorted(s["bytes"] for s in running)
-    assert 0 < running[1]["bytes"] < done["total"] and 0 < running[1]["seconds"] <= 26.0
+    assert any(0 < s["bytes"] < done["total"] and 0 < s["seconds"] < 26.0 for s in running)
     out = Path(done["result"]["path"])
     assert out.is_file() and out.stat().st_size == done["total"]
     listed = client.get(URL).json()["jobs"]

@@ -649,6 +649,17 @@ Reader = Callable[[object, int, int], Iterator[bytes]]
 missing object)."""
 
 
+def _sidx_at(header: bytes) -> int:
+    """Where the header's ``sidx`` starts (after ``ftyp`` and ``moov``)."""
+    pos = 0
+    while pos + 8 <= len(header):
+        size, kind = struct.unpack_from(">I4s", header, pos)
+        if kind == b"sidx" or size < 8:
+            return pos
+        pos += size
+    return len(header)
+
+
 def render(layout: Layout, read: Reader, first: int = 0, last: int | None = None,
            on_bad: Callable[[Piece, str], None] | None = None) -> Iterator[bytes]:
     """The download's bytes ``first`` to ``last`` (inclusive), fragments read in runs (one
@@ -661,8 +672,13 @@ def render(layout: Layout, read: Reader, first: int = 0, last: int | None = None
     if first > last:
         return
     hlen = len(layout.header)
-    if first < hlen:
-        yield layout.header[first:min(hlen, last + 1)]
+    if first < hlen:  # ftyp + moov leave at once, before the sidx (130 KB for 3 hours)
+        cut = min(hlen, last + 1)
+        at = max(first, min(_sidx_at(layout.header), cut))
+        if first < at:
+            yield layout.header[first:at]
+        if at < cut:
+            yield layout.header[at:cut]
     if last < hlen:
         return
     k = max(0, layout.block_at(max(first, hlen)))

@@ -106,12 +106,14 @@ def test_first_bytes_leave_before_the_last_object_is_read() -> None:
         return base(source, start, end)
 
     out = archive.render(layout, read)
-    first = next(out)
-    assert first == layout.header and reads == []  # ftyp+moov+sidx: from the index alone
+    first = next(out)  # ftyp + moov leave first, then the sidx: from the index alone
+    assert first[4:8] == b"ftyp" and layout.header.startswith(first) and reads == []
+    sidx = next(out)
+    assert first + sidx == layout.header and sidx[4:8] == b"sidx" and reads == []
     next(out)
     assert reads == [list(objects)[0]]
     rest = b"".join(out)
-    assert len(first) + len(rest) + layout.all_pieces()[0].size == layout.total
+    assert len(layout.header) + len(rest) + layout.all_pieces()[0].size == layout.total
 
 
 def _table(seg):
