@@ -133,6 +133,50 @@ def test_a_file_life_costs_at_most_19_write_units(life: dict[str, Any]) -> None:
                                                         life["delete_units"])
 
 
+def command_life(url: str, c: Container) -> dict[str, Any]:
+    """One request_video command's life as the gateway lives it: queued for a device that is
+    not connected, claimed by the copy it connects to (queued for that copy), sent, two
+    progress reports, answered; return its write units and what the store's reads give."""
+    cam = c.devices.create([{"name": "cam", "ident": "cost-cam-cmd"}])[0]
+    ddb = _ddb(url)
+    with write_units(ddb) as meter:
+        cmd, = c.commands.enqueue([cam.id], [{
+            "name": "request_video", "ttl": 600,
+            "properties": {"channel": 1, "from": 1_700_000_000, "duration": 30}}])
+        claimed, = c.commands.claim(cam.id, "gw-cost", conn_id=7)
+        assigned = c.commands.store.assigned("gw-cost")
+        sent = c.commands.mark_sent(claimed, 12, conn_id=7)
+        assert sent is not None
+        pending = c.commands.store.pending(cam.id)
+        for done in (1, 2):
+            c.commands.progress(sent, {"progress": {"uploaded": done, "expected": 2}})
+        final = c.commands.finish(sent, True, {"files": ["a.mp4"]})
+        assert final is not None
+    return {"wru": meter.total, "units": dict(meter.units), "assigned": assigned,
+            "pending": pending, "final": final, "device_id": cam.id,
+            "results": c.commands.results((cam.id,)), "after": c.commands.store.pending(cam.id)}
+
+
+def test_a_request_video_life_costs_at_most_18_write_units(aws: Aws) -> None:
+    """Queued, claimed, sent, two progress reports, answered: 25 WRU (15 of them in the
+    Commands table's indexes) when its four indexes projected ALL, each rewrite copied into
+    each index the item was in; 18 (8) with keys only, by-device keeping ``status``, which
+    its query filters on: an index is written only when the item enters or leaves it or
+    its status changes, never for a progress report."""
+    got = command_life(aws.url, _container(RecordingBus()))
+    # what the reads answer from the items themselves, fresh
+    assert [x.id for x in got["assigned"]] == [got["final"].id]
+    assert got["assigned"][0].gateway_id == "gw-cost"
+    assert [(x.id, x.status) for x in got["pending"]] == [(got["final"].id, "sent")]
+    assert got["pending"][0].serial == 12 and got["pending"][0].name == "request_video"
+    assert got["after"] == []
+    assert got["results"] == [got["final"]]
+    assert got["final"].response == {"files": ["a.mp4"]}
+    gsis = {k: v for k, v in got["units"].items() if k.startswith("fleetcam-commands/")}
+    assert sum(gsis.values()) <= 8, got["units"]
+    assert got["wru"] <= 18, got["units"]
+
+
 def test_a_removal_that_died_before_its_transaction_loses_nothing(aws: Aws) -> None:
     """The Gc entry is written before the transaction that deletes the record: if the
     process dies in between, the entry names a live file. ``finish_deletions`` must keep

@@ -306,26 +306,40 @@ class DynamoCommandStore:
         return True
 
     def pending(self, device_id: int) -> list[Command]:
-        return [_cmd(m) for m in CommandsModel.by_device.query(
+        ids = [m.id for m in CommandsModel.by_device.query(
             device_id, filter_condition=CommandsModel.status.is_in(QUEUED, SENT))]
+        return [c for c in _fetch(ids) if c.status in (QUEUED, SENT)]
 
     def assigned(self, gateway_id: str) -> list[Command]:
-        return [_cmd(m) for m in CommandsModel.by_gateway_queued.query(gateway_id)]
+        ids = [m.id for m in CommandsModel.by_gateway_queued.query(gateway_id)]
+        return [c for c in _fetch(ids) if c.status == QUEUED and c.gateway_id == gateway_id]
 
     def expiring(self, now: float, limit: int = 500) -> list[Command]:
-        rows = CommandsModel.by_open_expiry.query("1", range_key_condition=CommandsModel.expires
-                                                  < now, limit=limit)
-        return [_cmd(m) for m in rows]
+        ids = [m.id for m in CommandsModel.by_open_expiry.query(
+            "1", range_key_condition=CommandsModel.expires < now, limit=limit)]
+        return [c for c in _fetch(ids) if not c.final and c.expires < now]
 
     def results(self, device_ids: tuple[int, ...], *, time_from: float | None = None,
                 time_to: float | None = None, count: int = 1000) -> list[Command]:
         lo = time_from if time_from is not None else 0
         hi = time_to if time_to is not None else 2**40
-        streams = [(_cmd(m) for m in CommandsModel.by_device_finished.query(
+        # the index's keys are the order (finished = timestamp or queued, then id): pick the
+        # first ``count`` from the keys, then read only those items (final: they no longer
+        # change, so an eventually consistent read is as good as the index was)
+        streams = [((m.finished, m.id) for m in CommandsModel.by_device_finished.query(
             d, range_key_condition=CommandsModel.finished.between(lo, hi)))
             for d in device_ids]
-        merged = heapq.merge(*streams, key=lambda c: (c.timestamp or c.queued, c.id))
-        return list(itertools.islice(merged, count))
+        keys = list(itertools.islice(heapq.merge(*streams), count))
+        return _fetch([i for _, i in keys], consistent=False)
+
+
+def _fetch(ids: list[int], *, consistent: bool = True) -> list[Command]:
+    """The commands ``ids`` (an index's keys) read from the table, in the order given; those
+    gone meanwhile (TTL) left out."""
+    if not ids:
+        return []
+    found = {m.id: _cmd(m) for m in CommandsModel.batch_get(ids, consistent_read=consistent)}
+    return [found[i] for i in ids if i in found]
 
 
 def _rule(m: RulesModel) -> VideoRule:

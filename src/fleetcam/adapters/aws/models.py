@@ -207,7 +207,11 @@ def create_tables() -> None:
 #                by-gateway-queued (sparse: gateway_queued set only while queued),
 #                by-open-expiry (sparse: ``open`` set until final, range expires) and
 #                by-device-finished (sparse: finished set when final); TTL expires_at keeps
-#                results for 30 days.
+#                results for 30 days. The indexes hold keys only (by-device also ``status``,
+#                which its query filters on): a command's item is rewritten as it is queued,
+#                sent, progresses and is answered, and an index projecting ALL copied each
+#                rewrite into all four (issue 14, Cost); the store reads the items themselves
+#                with BatchGetItem.
 
 
 class MessagesModel(_Base):
@@ -259,7 +263,7 @@ class ConnectionsModel(_Base):
 class CommandsByDevice(GlobalSecondaryIndex["CommandsModel"]):
     class Meta:
         index_name = "by-device"
-        projection = AllProjection()
+        projection = IncludeProjection(["status"])
 
     device_id = NumberAttribute(hash_key=True)
     id = NumberAttribute(range_key=True)
@@ -268,7 +272,7 @@ class CommandsByDevice(GlobalSecondaryIndex["CommandsModel"]):
 class CommandsByGatewayQueued(GlobalSecondaryIndex["CommandsModel"]):
     class Meta:
         index_name = "by-gateway-queued"
-        projection = AllProjection()
+        projection = KeysOnlyProjection()
 
     gateway_queued = UnicodeAttribute(hash_key=True)
     id = NumberAttribute(range_key=True)
@@ -277,7 +281,7 @@ class CommandsByGatewayQueued(GlobalSecondaryIndex["CommandsModel"]):
 class CommandsByOpenExpiry(GlobalSecondaryIndex["CommandsModel"]):
     class Meta:
         index_name = "by-open-expiry"
-        projection = AllProjection()
+        projection = KeysOnlyProjection()
 
     open = UnicodeAttribute(hash_key=True)
     expires = NumberAttribute(range_key=True)
@@ -286,7 +290,7 @@ class CommandsByOpenExpiry(GlobalSecondaryIndex["CommandsModel"]):
 class CommandsByDeviceFinished(GlobalSecondaryIndex["CommandsModel"]):
     class Meta:
         index_name = "by-device-finished"
-        projection = AllProjection()
+        projection = KeysOnlyProjection()
 
     device_id = NumberAttribute(hash_key=True)
     finished = NumberAttribute(range_key=True)
