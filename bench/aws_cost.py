@@ -1267,7 +1267,11 @@ class Model:
         rule = next(v["Properties"]["SamplingRule"] for v in tpl["Resources"].values()
                     if v["Type"] == "AWS::XRay::SamplingRule")
         rate = float(default(tpl, "TraceSampleRate"))
-        reservoir = float(rule["ReservoirSize"]) * 3600 * H
+        per_second = rule["ReservoirSize"]
+        if isinstance(per_second, dict):  # {"Ref": parameter}
+            per_second = default(tpl, per_second["Ref"])
+        per_second = int(float(per_second))
+        reservoir = per_second * 3600 * H
         cross_zone = str(default(tpl, "GatewayCrossZone")).lower() == "true"
         iot = P["iot_core"]
         # S3 notifications into SQS are requests too: one per object created under a prefix
@@ -1355,7 +1359,7 @@ class Model:
                                                  * P["cloudwatch"]["logs_stored_gb_month"])),
             Line("Secrets Manager", "computed",
                  lambda n: secrets * P["secrets_manager"]["secret_month"]),
-            Line("X-Ray", f"computed: reservoir {rule['ReservoirSize']}/s + {rate:.0%}",
+            Line("X-Ray", f"computed: reservoir {per_second}/s + {rate:.0%}",
                  lambda n: traces(n) * P["xray"]["traces_recorded_per_million"] / 1e6),
         ]
         return lines

@@ -461,3 +461,6 @@ def test_cost_switches_default_to_the_cheap_side(template: dict[str, Any]) -> No
     (rule,) = _resources(template, "AWS::XRay::SamplingRule").values()
     assert rule["Properties"]["SamplingRule"]["FixedRate"] == {"Ref": "TraceSampleRate"}
     assert params["TraceSampleRate"]["Default"] <= 0.05
+    # no reservoir by default: one trace a second is 2.6 million a month whatever the fleet
+    assert rule["Properties"]["SamplingRule"]["ReservoirSize"] == {"Ref": "TraceReservoirPerSecond"}
+    assert params["TraceReservoirPerSecond"]["Default"] == 0
