@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import logging
+import threading
 from collections.abc import Callable, Iterable
 from typing import Any
 
@@ -111,6 +112,10 @@ class CommandService:
         self.connections = connections
         self.journal = journal
         self.clock = clock
+        self._merge = threading.Lock()
+        """``progress`` and ``record_serial`` read, merge and write a sent command; a fast
+        answer's progress and the serial's write run in two threads of one gateway copy, and
+        without this the later write could drop what the other just stored (media ids)."""
         self.wake: list[Callable[[str], None]] = []
         """Local gateways register here to learn at once that their queue grew."""
         self.outcome_listeners: list[Callable[[str, Command], None]] = []
@@ -231,16 +236,17 @@ class CommandService:
         """A running command's details so far (merged into what it reported before): kept
         for commands-queue reads, retained on its state topic and published at
         ``.../commands-queue/{name}/progress``. Ignored once the command is final."""
-        current = self.store.get(cmd.id)
-        if current is None or current.status != SENT:
-            return None
-        before = current.response if isinstance(current.response, dict) else {}
-        merged = {**before, **details}
-        if "progress" in details and isinstance(before.get("progress"), dict):
-            merged["progress"] = {**before["progress"], **details["progress"]}
-        updated = current.with_changes(response=merged)
-        if not self.store.update(updated, expect_status=SENT):
-            return None
+        with self._merge:
+            current = self.store.get(cmd.id)
+            if current is None or current.status != SENT:
+                return None
+            before = current.response if isinstance(current.response, dict) else {}
+            merged = {**before, **details}
+            if "progress" in details and isinstance(before.get("progress"), dict):
+                merged["progress"] = {**before["progress"], **details["progress"]}
+            updated = current.with_changes(response=merged)
+            if not self.store.update(updated, expect_status=SENT):
+                return None
         self.journal.state(cmd.device_id, f"commands-queue/{cmd.id}", updated.queue_json())
         self.journal.bus.publish(media_topic(self.journal.prefix, cmd.device_id,
                                              f"commands-queue/{cmd.name}/progress"),
@@ -250,11 +256,12 @@ class CommandService:
     def record_serial(self, cmd: Command, serial: int) -> Command | None:
         """Note the serial a sent command went out with, keeping whatever its answer already
         stored (progress, media ids); nothing once it is final."""
-        current = self.store.get(cmd.id)
-        if current is None or current.status != SENT:
-            return None
-        updated = current.with_changes(serial=serial)
-        return updated if self.store.update(updated, expect_status=SENT) else None
+        with self._merge:
+            current = self.store.get(cmd.id)
+            if current is None or current.status != SENT:
+                return None
+            updated = current.with_changes(serial=serial)
+            return updated if self.store.update(updated, expect_status=SENT) else None
 
     def running_details(self, cmd: Command) -> dict[str, Any]:
         """What ``progress`` stored beside the progress counters (a clip report, expected
