@@ -157,6 +157,11 @@ def test_revoked_token_session_ends_within_seconds() -> None:
             assert ended and time.monotonic() - revoked < 5
             assert ui.disconnect_reason is not None and int(ui.disconnect_reason.value) == 135
             ui.client.loop_stop()
+            # the broker sends DISCONNECT, then closes and forgets the session: wait for that
+            for _ in range(50):
+                if not r.broker.sessions:
+                    break
+                await asyncio.sleep(0.05)
             assert not r.broker.sessions
 
     run(scenario())
