@@ -138,7 +138,7 @@ class Jt808Session(asyncio.Protocol):
         self.inbox.put_nowait(None) if not self.inbox.full() else None
         if self.task is not None and self.inbox.full():
             self.task.cancel()
-        self.gw.spawn(self._closed())
+        self.gw.spawn(self.gw.session_closed(self))
 
     # -- lifecycle --------------------------------------------------------------------
     def close(self, reason: str) -> None:
@@ -167,13 +167,6 @@ class Jt808Session(asyncio.Protocol):
         if self.device is None:
             self.refuse(f"not authenticated within {self.gw.settings.preauth_timeout:g} s",
                         close=True)
-
-    async def _closed(self) -> None:
-        if self.device is not None and self.gw.sessions_by_device.get(self.device.id) is self:
-            del self.gw.sessions_by_device[self.device.id]
-        if self.connection is not None:
-            await self.gw.call(self.gw.connections.closed, self.conn_id, self.closing_reason,
-                               self.gw.gateway_id)
 
     async def _run(self) -> None:
         while (event := await self.inbox.get()) is not None:

@@ -158,6 +158,16 @@ class Gateway:
         return await self.loop.run_in_executor(self._executor,
                                                functools.partial(fn, *args, **kwargs))
 
+    async def session_closed(self, session: Any) -> None:
+        """A signalling session (JT/T 808 or Teltonika) ended: it no longer holds its device
+        here, and its connection row is closed with the session's reason."""
+        device = session.device
+        if device is not None and self.sessions_by_device.get(device.id) is session:
+            del self.sessions_by_device[device.id]
+        if session.connection is not None:
+            await self.call(self.connections.closed, session.conn_id, session.closing_reason,
+                            self.gateway_id)
+
     def spawn(self, coro: Coroutine[Any, Any, Any]) -> None:
         assert self.loop is not None
         task = self.loop.create_task(coro)

@@ -141,7 +141,7 @@ class TeltonikaSession(asyncio.Protocol):
             self.inbox.put_nowait(None)
         elif self.task is not None:
             self.task.cancel()
-        self.gw.spawn(self._closed())
+        self.gw.spawn(self.gw.session_closed(self))
 
     # -- lifecycle ----------------------------------------------------------------------
     def refuse(self, reason: str) -> None:
@@ -158,13 +158,6 @@ class TeltonikaSession(asyncio.Protocol):
     def _preauth_expired(self) -> None:
         if self.device is None:
             self.refuse(f"no accepted IMEI within {self.gw.settings.preauth_timeout:g} s")
-
-    async def _closed(self) -> None:
-        if self.device is not None and self.gw.sessions_by_device.get(self.device.id) is self:
-            del self.gw.sessions_by_device[self.device.id]
-        if self.connection is not None:
-            await self.gw.call(self.gw.connections.closed, self.conn_id, self.closing_reason,
-                               self.gw.gateway_id)
 
     def write(self, data: bytes) -> None:
         if self.transport is not None and not self.transport.is_closing():

@@ -348,15 +348,20 @@ class DvrService:
             log.info("DVR: deleted stream %s has no archive left; forgotten", s.name)
         return 0
 
-    def _delete_objects(self, items: list[tuple[str, str]]) -> None:
+    def _delete_each(self, items: list[tuple[str, str]], what: str) -> list[tuple[str, str]]:
+        """Delete each object; those deleted (a failure is logged and retried later)."""
         done = []
         for root, key in items:
             try:
                 self.storage.delete(root, key)
                 done.append((root, key))
             except Exception:
-                log.warning("DVR: could not delete %s under %s (retried later)", key, root,
-                            exc_info=True)
+                log.warning("DVR: could not delete %s%s under %s (retried later)", what, key,
+                            root, exc_info=True)
+        return done
+
+    def _delete_objects(self, items: list[tuple[str, str]]) -> None:
+        done = self._delete_each(items, "")
         if done:
             self.index.deletion_done(done)
 
@@ -366,14 +371,7 @@ class DvrService:
         pending = self.index.pending_deletions()
         self._delete_objects(pending)
         orphans = self.index.abandoned(self.clock.now() - ABANDONED_AFTER)
-        gone = []
-        for root, key in orphans:
-            try:
-                self.storage.delete(root, key)
-                gone.append((root, key))
-            except Exception:
-                log.warning("DVR: could not delete unindexed %s under %s", key, root,
-                            exc_info=True)
+        gone = self._delete_each(orphans, "unindexed ")
         if gone:
             log.warning("DVR: %d object(s) stored but never indexed were deleted", len(gone))
             self.index.drop_intents(gone)
