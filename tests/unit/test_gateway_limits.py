@@ -68,3 +68,64 @@ def test_admission_keeps_descriptors_in_reserve() -> None:
     reason = adm.admit("a") or ""
     assert "file-descriptor limit" in reason
     assert adm.refused == {"near": 1}
+
+
+_EMFILE_SERVER = r"""
+import asyncio, logging, os, resource, sys
+from fleetcam.gateway.limits import QuietLog, quiet_accept_errors
+
+logging.basicConfig(level=logging.INFO, stream=sys.stdout)
+
+async def main():
+    loop = asyncio.get_running_loop()
+    quiet_accept_errors(loop, QuietLog(logging.getLogger("fleetcam.gateway")))
+    server = await asyncio.start_server(lambda r, w: w.close(), "127.0.0.1", 0)
+    resource.setrlimit(resource.RLIMIT_NOFILE, (64, resource.getrlimit(resource.RLIMIT_NOFILE)[1]))
+    held = []
+    try:
+        while True:
+            held.append(os.open(os.devnull, os.O_RDONLY))
+    except OSError:
+        pass
+    print("PORT", server.sockets[0].getsockname()[1], flush=True)
+    await asyncio.sleep(2.5)
+    loop.call_exception_handler({"message": "something else", "exception": ValueError("x")})
+    for fd in held:
+        os.close(fd)
+    await asyncio.sleep(0.5)
+
+asyncio.run(main())
+"""
+
+
+def test_listener_out_of_descriptors_logs_one_line_not_tracebacks(tmp_path) -> None:
+    """A listener with no descriptor left: asyncio logged a traceback per failed accept (up to
+    100 a tick, CI saw the log flood in the 1,100-connection test); now one warning line per
+    listener per interval, and other loop errors still reach asyncio's handler."""
+    import socket
+    import subprocess
+    import sys
+    import time
+
+    proc = subprocess.Popen([sys.executable, "-c", _EMFILE_SERVER], stdout=subprocess.PIPE,
+                            stderr=subprocess.STDOUT, text=True)
+    try:
+        line = proc.stdout.readline()  # type: ignore[union-attr]
+        assert line.startswith("PORT"), line + proc.stdout.read()  # type: ignore[union-attr]
+        port = int(line.split()[1])
+        clients = []
+        deadline = time.monotonic() + 2.0
+        while time.monotonic() < deadline and len(clients) < 40:
+            clients.append(socket.create_connection(("127.0.0.1", port), timeout=2))
+            time.sleep(0.005)
+        out = proc.communicate(timeout=20)[0]
+    finally:
+        proc.kill()
+        for c in locals().get("clients", []):
+            c.close()
+    assert proc.returncode == 0, out
+    lines = [x for x in out.splitlines() if "cannot accept connections" in x]
+    assert 1 <= len(lines) <= 3, out[-3000:]  # one per 10 s interval; the run lasts 3 s
+    assert "Too many open files" in lines[0]
+    assert "socket.accept() out of system resource" not in out, out[-3000:]
+    assert "something else" in out  # the default handler still logs other reports

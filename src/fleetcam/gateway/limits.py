@@ -6,6 +6,7 @@ All state is per gateway process and bounded: every per-address table keeps at m
 """
 from __future__ import annotations
 
+import asyncio
 import logging
 import os
 import resource
@@ -184,3 +185,36 @@ class Admission:
             self.per_address[address] = left
         else:
             self.per_address.pop(address, None)
+
+
+ACCEPT_EXHAUSTED = "socket.accept() out of system resource"
+
+
+def quiet_accept_errors(loop: asyncio.AbstractEventLoop, quiet: QuietLog) -> None:
+    """Out of descriptors, asyncio's listeners log a traceback per failed ``accept()``, and up to
+    100 in one loop tick (CPython 3.11's ``_accept_connection`` keeps looping after EMFILE), so a
+    flood of connections floods the log. asyncio itself pauses that listener for a second and
+    retries, which is right; this turns each such report into one warning line per listener per
+    ``quiet.interval`` (with a count of those held back). Every other report goes to the handler
+    installed before, or asyncio's default."""
+    previous = loop.get_exception_handler()
+    if getattr(previous, "fleetcam_accept_errors", False):
+        return  # installed already (two gateways on one loop, in tests)
+
+    def handler(loop: asyncio.AbstractEventLoop, context: dict[str, Any]) -> None:
+        if context.get("message") == ACCEPT_EXHAUSTED:
+            sock = context.get("socket")
+            try:
+                where = "%s:%s" % tuple(sock.getsockname()[:2]) if sock is not None else "?"
+            except (OSError, TypeError):
+                where = "?"
+            quiet.warning(("accept", where), "listener %s cannot accept connections: %s; "
+                          "it pauses a second and retries", where, context.get("exception"))
+            return
+        if previous is not None:
+            previous(loop, context)
+        else:
+            loop.default_exception_handler(context)
+
+    handler.fleetcam_accept_errors = True  # type: ignore[attr-defined]
+    loop.set_exception_handler(handler)

@@ -23,7 +23,8 @@ from fleetcam.errors import TooLarge
 from fleetcam.gateway.dvr import DvrRecorder
 from fleetcam.gateway.attachments import Attachments, AttachmentSession
 from fleetcam.gateway.jt808 import Jt808Session
-from fleetcam.gateway.limits import Admission, QuietLog, RateLimiter, raise_nofile
+from fleetcam.gateway.limits import (Admission, QuietLog, RateLimiter, quiet_accept_errors,
+                                     raise_nofile)
 from fleetcam.gateway.teltonika import CameraSession, TeltonikaSession
 from fleetcam.gateway.jt1078 import Jt1078Session, MediaSink
 from fleetcam.gateway.live import LiveManager
@@ -243,6 +244,7 @@ class Gateway:
     # -- lifecycle --------------------------------------------------------------------
     async def start(self) -> None:
         self.loop = asyncio.get_running_loop()
+        quiet_accept_errors(self.loop, self.quiet)
         await self._renew_lease()
         host = self.settings.gateway_host
         self._servers.append(await self.loop.create_server(
