@@ -1367,6 +1367,34 @@ class Model:
     def per_device(self, n: int) -> float:
         return sum(line.fleet_month(n) for line in self.lines()) / n
 
+    def floor(self, n: int) -> tuple[float, dict[str, float]]:
+        """A lower bound of the per-device-month cost at ``n`` devices under flespi's semantics
+        (each device message published on MQTT by itself), whatever the code does: each
+        position published and delivered once on IoT Core and stored as one item of one write
+        unit; each file one S3 PUT, one item write and two events (stored, then expired or
+        deleted) published and delivered; the profile's files in S3 for their TTL (no
+        previews, no noncurrent versions) and its transfer out; and
+        the smallest stack devices can reach over TCP (the NLB's hours, one gateway task and
+        their public IPv4 addresses). Everything else (Lambda, the second object, indexes,
+        counters, logs, alarms...) counts as zero."""
+        P, p = self.P, self.r.profile
+        iot = P["iot_core"]["messages_per_million"] / 1e6
+        wru = P["dynamodb"]["wru_per_million"] / 1e6
+        put = P["s3"]["put_per_1000"] / 1000
+        files = (p.photos_per_day + p.clips_per_day) * DAYS
+        fixed = {line.name: line.fleet_month(n) / n for line in self.lines()
+                 if line.name in ("data transfer out", "Fargate tasks", "public IPv4")}
+        stored = 0.0 if p.copy_and_delete else (
+            (p.photos_per_day * p.photo_bytes + p.clips_per_day * p.clip_bytes)
+            * p.media_ttl_days / GB)  # the files the profile keeps, nothing else
+        nlb_hours = P["nlb"]["hour"] * P["hours_per_month"] / n
+        parts = {"positions (IoT publish + delivery, one item)":
+                 p.positions_per_day * DAYS * (2 * iot + wru),
+                 "files (one PUT, one item, two events)": files * (put + wru + 4 * iot),
+                 "S3 storage of the profile's files": stored * P["s3"]["storage_gb_month"],
+                 **fixed, "NLB hours": nlb_hours}
+        return sum(parts.values()), parts
+
 
 def function_metrics(seen: set[tuple[str, str, tuple[str, ...]]]) -> int:
     """Custom metrics of the functions: those their EMF output showed in the replay, and
@@ -1515,6 +1543,13 @@ def report(models: dict[str, Model], flespi: dict[str, Any], prices: dict[str, A
         lt, fl = out["light"]["1000"], out["flespi"]["light"]["1000"]
         w(f"  light at 1,000 devices: ${lt:.3f} against flespi's ${fl:.3f} ({lt / fl:.2f}x), "
           f"target <= half: {'met' if lt <= fl / 2 else 'NOT met'}")
+    w("  lower bound at 1,000 devices under flespi's per-message MQTT (Model.floor: what no "
+      "code change on this stack goes below):")
+    for name, model in models.items():
+        total, parts = model.floor(1000)
+        target = 0.35 if name == "heavy" else out["flespi"]["light"]["1000"] / 2
+        w(f"    {name}: ${total:.3f} against the target ${target:.3f} ({total / target:.2f}x): "
+          + ", ".join(f"{k} {v:.4f}" for k, v in parts.items()))
     return "\n".join(lines), out
 
 
