@@ -140,3 +140,19 @@ def test_doc_pages_load_only_from_the_server(client: TestClient) -> None:
     assert r.headers["content-type"].startswith("application/javascript")
     assert client.get(asset.replace("/docs-assets/", "/docs-assets/0")).status_code == 404
     assert client.get("/docs-assets/x/../../pyproject.toml").status_code == 404
+
+
+def test_operation_ids_are_unique(client: TestClient) -> None:
+    """OpenAPI requires unique operationIds (client generators name methods after them); a
+    route serving GET and HEAD under one id made FastAPI warn and the document invalid."""
+    import warnings
+
+    app = client.app
+    app.openapi_schema = None  # type: ignore[attr-defined]
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # FastAPI warns "Duplicate Operation ID"
+        doc = app.openapi()  # type: ignore[attr-defined]
+    ids = [op["operationId"] for item in doc["paths"].values() for m, op in item.items()
+           if m in METHODS]
+    assert len(ids) > 50 and len(ids) == len(set(ids))
+    assert doc["paths"]["/media/{uuid}"]["head"]["operationId"] == "media_link_head"

@@ -165,8 +165,6 @@ def _openapi(app: FastAPI) -> dict[str, Any]:
             op = doc["paths"].get(route.path_format, {}).get(method.lower())
             if op is None:
                 continue
-            if method == "HEAD" and "operationId" in op:  # FastAPI gives GET's id to HEAD too
-                op["operationId"] += "_head"
             extra = _operation_extras(route, method.lower(), secured, optional_token)
             op.pop("security", None)
             if "security" in extra:

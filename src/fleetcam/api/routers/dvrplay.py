@@ -212,7 +212,8 @@ async def session(c: ContainerDep, request: Request, name: str, session_id: str)
 
 
 # -- stored objects behind playlists --------------------------------------------------------------
-@router.api_route("/{name}/dvr/{file}", methods=["GET", "HEAD"])
+@router.head("/{name}/dvr/{file}", operation_id="stored_object_head")  # its own id: OpenAPI ids are unique
+@router.get("/{name}/dvr/{file}")
 def stored_object(c: ContainerDep, request: Request, name: str, file: str) -> Response:
     """A stored segment (``{segment_id}.m4s``, byte ranges) or its init (``{segment_id}.mp4``)
     as a playlist names them."""
@@ -259,7 +260,8 @@ def _ranged(request: Request, size: int, mime: str, read: Any,
 
 
 # -- archive files ----------------------------------------------------------------------------------
-@router.api_route("/{name}/{file}", methods=["GET", "HEAD"])
+@router.head("/{name}/{file}", operation_id="archive_file_head")  # its own id: OpenAPI ids are unique
+@router.get("/{name}/{file}")
 def archive_file(c: ContainerDep, request: Request, name: str, file: str) -> Response:
     """``archive-{from}-{duration}.mp4`` / ``.ts``, playlists, thumbnails."""
     req = dvrplay.parse_file(file)
