@@ -1,6 +1,11 @@
 """Packaging a 5-minute 720p H.264 raw clip with package_raw (warm process) vs ``ffmpeg -c copy``.
 
-Usage: ``.venv/bin/python bench/package_clip.py [--minutes 5] [--short-seconds 10] [--runs 3]``
+Usage: ``.venv/bin/python bench/package_clip.py [--minutes 5] [--short-seconds 10] [--runs 3]
+[--fold-seconds 60]``
+
+Then folding a request_video clip into a recorded stream's DVR archive (``DvrClips.fold``, run
+right after packaging by the same handler), with and without its G.711 audio (to AAC-LC),
+against packaging the same clip in the same run (``--fold-seconds 0`` skips it).
 
 Also the shared clip builders of the media benchmarks (transcode, preview, package_memory).
 """
@@ -50,9 +55,10 @@ def looped(frames: list[EncodedFrame], seconds: float) -> Iterator[Record]:
         yield (0 if f.keyframe else 1), START_MS + n * 1000 // FPS, f.data
 
 
-def write_raw(path: Path, codec: str, records: Iterable[Record]) -> int:
+def write_raw(path: Path, codec: str, records: Iterable[Record],
+              header: dict[str, object] | None = None) -> int:
     with path.open("wb") as out:
-        out.write(encode_header({"codec": codec, "channel": 1}))
+        out.write(encode_header({"codec": codec, "channel": 1, **(header or {})}))
         count = 0
         for kind, ms, data in records:
             out.write(encode_frame(kind, ms, data))
@@ -151,6 +157,7 @@ def main() -> int:
     ap.add_argument("--minutes", type=float, default=5.0)
     ap.add_argument("--short-seconds", type=float, default=10.0)
     ap.add_argument("--runs", type=int, default=5)
+    ap.add_argument("--fold-seconds", type=float, default=60.0)
     args = ap.parse_args()
     if not FFMPEG:
         no_ffmpeg_note()
@@ -162,7 +169,71 @@ def main() -> int:
         _package_warmup(Path(tmp), gop_frames)
         ok = _case(Path(tmp), "long", gop_frames, args.minutes * 60, args.runs)
         ok &= _case(Path(tmp), "short", gop_frames, args.short_seconds, max(args.runs, 5))
+        if args.fold_seconds > 0:
+            ok &= _fold(Path(tmp), args.fold_seconds, args.runs)
     return 0 if ok else 1
+
+
+def _with_alaw(records: Iterable[Record]) -> Iterator[Record]:
+    """Each video frame followed by 40 ms of G.711 A-law, as MDVRs (and the simulator) send."""
+    from fleetcam.simulator.streamer import alaw_tone
+
+    for kind, ms, data in records:
+        yield kind, ms, data
+        yield 3, ms, alaw_tone(1000 // FPS, ms - START_MS)
+
+
+def _fold(tmp: Path, seconds: float, runs: int) -> bool:
+    """CPU of folding a device clip into the archive (fragments, AAC, object writes, SQLite
+    rows), video only and with G.711 audio, against package_raw on the clip with audio."""
+    from fleetcam.adapters.local.clock import ManualClock
+    from fleetcam.config import Settings
+    from fleetcam.domain.dvr import DvrConfig, DvrStream
+    from fleetcam.runtime.local import build_local
+
+    gop_frames = pattern("h264", 10, bitrate=1_000_000, size=(640, 360))
+    video, audio = tmp / "fold-v.fcraw", tmp / "fold-va.fcraw"
+    frames = write_raw(video, "h264", looped(gop_frames, seconds))
+    write_raw(audio, "h264", _with_alaw(looped(gop_frames, seconds)), {"audio": 6})
+    c = build_local(Settings(data_dir=tmp / "data", admin_token="B" * 64),
+                    clock=ManualClock(START_MS / 1000 + 86400))
+    assert c.dvr_clips is not None
+    clips, made = c.dvr_clips, {"n": 0}
+    results: dict[str, list[tuple[int, int, tuple[int, ...]]]] = {"v": [], "va": []}
+
+    def fold(raw: Path, key: str) -> None:
+        made["n"] += 1  # a stream of its own each run: nothing of the clip is archived yet
+        n = made["n"]
+        c.dvr_streams.put(DvrStream(f"{n}-1", n, 1, DvrConfig(f"dvr{n}"), 0.0, 0.0))
+        with raw.open("rb") as src:
+            segs = clips.fold(n, f"clip{n}", src)
+        results[key].append((len(segs), sum(f.frames for s in segs for f in s.fragments),
+                             segs[0].tracks if segs else ()))
+
+    out = tmp / "fold.mp4"
+    jobs: list[tuple[str, Callable[[], object]]] = [
+        ("reference: package_raw, same clip with audio",
+         lambda: _package(audio, out, package.FASTSTART)),
+        ("fold into the archive, video only", lambda: fold(video, "v")),
+        ("fold into the archive, video + G.711A -> AAC-LC", lambda: fold(audio, "va")),
+    ]
+    fold(video, "v"), fold(audio, "va")  # warm-up (codecs, SQLite)
+    rows = compare(jobs, runs)
+    print(f"\nfold: {seconds:g} s of 640x360 H.264 at 1 Mbit/s, {frames} frames, a 40 ms G.711 "
+          f"A-law frame after each; {load_note()}")
+    print(f"{'job':52} {'cpu ms':>8} {'cpu/clip':>8} {'x ref':>6}")
+    for r in rows:
+        print(f"{r.label:52} {r.cpu * 1000:8.1f} {r.cpu / seconds * 100:7.3f}% "
+              f"{r.cpu / rows[0].cpu:6.2f}")
+    print(f"audio adds {(rows[2].cpu - rows[1].cpu) * 1000:.1f} ms CPU per {seconds:g} s clip "
+          f"({(rows[2].cpu - rows[1].cpu) / seconds * 1000:.2f} ms per second of clip); fold with "
+          f"audio / package_raw: {rows[2].cpu / rows[0].cpu:.2f}x")
+    ok = all(r[1] == frames and r[2] == (1,) for r in results["v"]) and all(
+        r[1] == frames and r[2] == (1, 2) for r in results["va"])
+    print(f"check: every video frame folded, tracks as expected: {'ok' if ok else 'FAILED'} "
+          f"{results['v'][0]} {results['va'][0]}")
+    c.extras["db"].close()
+    return ok
 
 
 def _package_warmup(tmp: Path, gop_frames: list[EncodedFrame]) -> None:

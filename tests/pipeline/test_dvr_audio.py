@@ -114,3 +114,71 @@ def test_a_recorded_channel_keeps_its_audio(tmp_path: Path) -> None:
             assert set(files["mp4", "v1a1"]) == {"video", "audio"}
 
     asyncio.run(scenario())
+
+
+def test_a_device_clip_folded_between_recorded_segments_keeps_its_audio(tmp_path: Path) -> None:
+    """Part of the recording is deleted; request_video fetches that part from the device's SD
+    card (video and G.711, as the simulator records it); the ingest worker folds it into the
+    archive with its audio as AAC in the recorder's layout, so one download runs from the
+    recording through the folded clip and on, with one audio track, and ffmpeg decodes it."""
+    import math
+
+    from fleetcam.domain import dvr
+    from fleetcam.protocol.jt808 import messages as m
+    from tests.pipeline import api_ok, record_platform_messages, wait_results
+
+    async def scenario() -> None:
+        async with pipeline_server(tmp_path / "data", dvr_object_seconds=2) as server, \
+                simulate(server, width=320, height=240, audio=True) as sim, \
+                http(server) as api:
+            seen = record_platform_messages(sim.devices[0])
+            r = await api.put(f"{API}/streams/1-1", json={"dvr": {"root": "dvr"}})
+            assert r.status_code == 200, r.text
+
+            async def six_segments() -> list[Any]:
+                segs = await asyncio.to_thread(server.container.dvr_index.segments, "1-1")
+                return segs if len(segs) >= 6 else []
+
+            segs = sorted(await until(six_segments, 90, 0.2, "six stored segments"),
+                          key=lambda s: s.start_ms)
+            assert all(s.tracks == (1, 2) for s in segs), [s.tracks for s in segs]
+            lo, hi = segs[2].start_ms, segs[3].end_ms  # about 4 s, deleted from the cloud
+            r = await api.request("DELETE", f"{API}/streams/1-1/dvr/ranges",
+                                  json={"from": lo / 1000, "duration": (hi - lo) / 1000})
+            assert r.status_code == 200 and r.json()["deleted"], r.text
+            start, end = lo // 1000, math.ceil(hi / 1000)
+            r = await api.post("/gw/devices/1/commands-queue", json=[{
+                "name": "request_video", "ttl": 120,
+                "properties": {"channel": 1, "from": start, "duration": end - start}}])
+            [cmd_id] = [c["id"] for c in api_ok(r)]
+            result = (await wait_results(api, 1, [cmd_id], 90))[cmd_id]
+            assert result["executed"] is True, result
+            assert any(isinstance(b, m.PlaybackRequest) for b in seen)  # from the device
+
+            async def folded() -> list[Any]:
+                got = await asyncio.to_thread(server.container.dvr_index.segments, "1-1",
+                                              lo, hi)
+                return [s for s in got if s.source == dvr.SOURCE_DEVICE]
+
+            clip = await until(folded, 60, 0.2, "the clip folded into the archive")
+            assert all(s.tracks == (1, 2) for s in clip), [s.tracks for s in clip]
+            assert {s.init_key for s in clip} == {segs[1].init_key}  # the recorder's init
+            a, b = segs[1].start_ms // 1000, math.ceil(segs[4].end_ms / 1000)
+            async with httpx.AsyncClient(base_url=server.settings.base_url,
+                                         timeout=60) as anon:
+                r = await anon.get(f"/1-1/archive-{a}-{b - a}.mp4", params={"token": TOKEN})
+            assert r.status_code == 200, r.text
+            assert "codec" not in r.headers.get("x-dvr-gaps", ""), r.headers
+            path = tmp_path / "across.mp4"
+            path.write_bytes(r.content)
+            streams = await asyncio.to_thread(ffprobe, path)
+            v, au = streams["video"], streams["audio"]
+            assert au["codec_name"] == "aac"
+            assert abs(float(au["start_time"]) - float(v["start_time"])) < 0.1
+            assert abs(float(au["duration"]) - float(v["duration"])) < 0.5, (au, v)
+            dec = await asyncio.to_thread(
+                subprocess.run, ["ffmpeg", "-v", "error", "-i", str(path), "-f", "null", "-"],
+                capture_output=True, text=True, timeout=120)
+            assert dec.returncode == 0 and dec.stderr.strip() == "", dec.stderr
+
+    asyncio.run(scenario())

@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Any
 
 from fleetcam.domain.dvr import DvrStream, SegmentEntry, init_key
 from fleetcam.errors import FleetcamError, NotFound
-from fleetcam.media.dvr import DvrFragmenter, Fragment, HevcToH264, OpenSegment
+from fleetcam.media.dvr import AUDIO_LAG_MS, DvrFragmenter, Fragment, HevcToH264, OpenSegment
 from fleetcam.media.dvraudio import AudioTranscoder, BadAudio
 from fleetcam.media.fmp4 import init_digest
 from fleetcam.protocol.jt1078.packet import CODEC_NAMES
@@ -34,8 +34,6 @@ MAX_OBJECT_BYTES = 64 << 20
 MAX_QUEUE = 6000
 """Frames waiting to be fragmented per recording (about 2 minutes of 25 fps video with its
 audio): beyond that the storage is too slow and frames are dropped (logged)."""
-AUDIO_LAG_MS = 1000
-"""Audio may trail the video by this much before silence stands in for it (docs/dvr.md)."""
 WARN_EVERY = 60.0
 """Seconds between two warnings about dropped audio frames of one recording."""
 AUDIO = 3

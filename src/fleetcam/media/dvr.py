@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import statistics
 from collections import deque
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from fractions import Fraction
 from typing import Any
@@ -95,7 +95,10 @@ class DvrFragmenter:
     audio track runs on from fragment to fragment without holes.
     """
 
-    def __init__(self) -> None:
+    def __init__(self, audio: fmp4.AudioConfig | None = None) -> None:
+        """``audio``: an audio configuration to start with (a device clip folded beside
+        recorded audio): fragments carry that track, silent where no packets come, as a
+        recording's audio holes are."""
         self._sps: bytes | None = None
         self._pps: bytes | None = None
         self._codec = ""
@@ -109,7 +112,7 @@ class DvrFragmenter:
         self.dropped = 0
         # audio
         self._audio: deque[Any] = deque()  # AacPacket, pts ascending
-        self._audio_config: fmp4.AudioConfig | None = None
+        self._audio_config: fmp4.AudioConfig | None = audio
         self._audio_cursor: int | None = None  # where the next fragment's audio starts
         self._held: deque[_Held] = deque()
         self._inits: dict[tuple[bytes, bytes, Any], bytes] = {}
@@ -430,20 +433,86 @@ class OpenSegment:
             return bytes(self.buf[start:stop])
 
 
+AUDIO_LAG_MS = 1000
+"""Audio may trail the video by this much before silence stands in for it (docs/dvr.md)."""
+
+
+@dataclass
+class ClipAudio:
+    """What became of a clip's audio frames (``clip_fragments``)."""
+
+    frames: int = 0
+    """Device audio frames used."""
+    dropped: int = 0
+    """Device audio frames dropped (unsupported, damaged, out of time)."""
+    reason: str = ""
+    """Why the first one was dropped."""
+
+
 def fragments_of(frames: Iterator[tuple[int, bytes, bool]], codec: str) -> list[Fragment]:
     """A finished clip's video frames ``(utc_ms, Annex-B data, keyframe)`` as fragments (H.265
     transcoded), in order; ``discontinuity`` marks where a new segment must begin."""
-    fragmenter = DvrFragmenter()
+    return clip_fragments(((0, ms, data, key) for ms, data, key in frames), codec)
+
+
+def clip_fragments(records: Iterable[tuple[int, int, bytes, bool]], codec: str,
+                   audio_type: int | None = None, *, fill: fmp4.AudioConfig | None = None,
+                   stats: ClipAudio | None = None) -> list[Fragment]:
+    """A device clip's frames ``(kind, utc_ms, data, keyframe)`` (kind 3: audio, the others
+    video) as fragments, the way the recorder (gateway/dvr.py) cuts a live channel: H.265
+    transcoded, audio of JT/T 1078 payload type ``audio_type`` to AAC-LC beside the video
+    (media.dvraudio), silence where it pauses. ``fill``: the audio configuration to start
+    with (silent AAC where the clip has no audio of its own). An audio frame that cannot be
+    used is dropped and counted in ``stats``; the video never depends on it.
+
+    Raises:
+        CorruptMedia: the video is unusable.
+    """
+    fragmenter = DvrFragmenter(fill)
     transcoder = HevcToH264() if codec == "hevc" else None
+    stats = stats if stats is not None else ClipAudio()
+    audio: Any = None
     out: list[Fragment] = []
-    for ms, data, key in frames:
+
+    def dropped(reason: str) -> None:
+        stats.dropped += 1
+        stats.reason = stats.reason or reason[:200]
+
+    for kind, ms, data, key in records:
+        if kind >= 3:
+            if audio_type is None:
+                dropped("the clip's header names no audio codec")
+                continue
+            try:
+                if audio is None:
+                    from fleetcam.media.dvraudio import AudioTranscoder
+
+                    audio = AudioTranscoder()
+                out += fragmenter.push_audio(audio.push(audio_type, data, ms,
+                                                        fragmenter.open_start_ms))
+                stats.frames += 1
+            except Exception as e:  # noqa: BLE001 - BadAudio, or anything: video goes on
+                dropped(f"{type(e).__name__}: {e}")
+            continue
         units = [(data, ms, key)] if transcoder is None else transcoder.push(data, ms, key)
         for d, t, k in units:
             out += fragmenter.push(d, t, k)
+        if audio is not None:  # video goes on: silence where audio is missing
+            try:
+                out += fragmenter.push_audio(audio.fill_until(ms - AUDIO_LAG_MS))
+            except Exception as e:  # noqa: BLE001
+                dropped(f"{type(e).__name__}: {e}")
     if transcoder is not None:
         for d, t, k in transcoder.flush():
             out += fragmenter.push(d, t, k)
-    return out + fragmenter.flush()
+    if audio is not None:
+        try:
+            out += fragmenter.push_audio(audio.flush())
+        except Exception as e:  # noqa: BLE001
+            dropped(f"{type(e).__name__}: {e}")
+    out += fragmenter.flush()
+    stats.dropped += fragmenter.audio_dropped
+    return out
 
 
 def mp4_of(init: bytes, parts: list[tuple[bytes, int]], dst_path: str) -> None:

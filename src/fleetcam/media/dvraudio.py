@@ -96,6 +96,14 @@ def _silent_frame(rate: int, layout: str, bit_rate: int) -> bytes:
     return packets[min(2, len(packets) - 1)] if packets else b""
 
 
+def with_silence(config: AudioConfig) -> AudioConfig:
+    """``config`` with its frame of silence (one made by the encoder at that rate, channel
+    count and the bit rate the recorder uses): what fills a track read from an init segment."""
+    layout = "stereo" if config.channels == 2 else "mono"
+    return AudioConfig(config.rate, config.channels, config.asc,
+                       _silent_frame(config.rate, layout, _bit_rate(config.rate) * config.channels))
+
+
 ADTS_RATES = (96000, 88200, 64000, 48000, 44100, 32000, 24000, 22050, 16000, 12000, 11025,
               8000, 7350)
 

@@ -325,6 +325,51 @@ def audio_of(init: bytes) -> tuple[int, int] | None:
     return None
 
 
+def audio_config_of(init: bytes) -> AudioConfig | None:
+    """The AAC track's configuration (rate, channels, AudioSpecificConfig from its ``esds``)
+    of an init segment, or None when it has none (``silence`` left empty)."""
+    got = audio_of(init)
+    at = init.find(b"esds")
+    if got is None or at < 4:
+        return None
+    end = min(len(init), at - 4 + struct.unpack_from(">I", init, at - 4)[0])
+    pos = at + 8  # past the type, version and flags
+
+    def descriptor(pos: int) -> tuple[int, int, int]:
+        """(tag, body start, body end) at ``pos`` (ISO/IEC 14496-1 expandable sizes)."""
+        tag, pos, n = init[pos], pos + 1, 0
+        for _ in range(4):
+            if pos >= end:
+                raise ValueError("truncated descriptor")
+            b, pos = init[pos], pos + 1
+            n = (n << 7) | (b & 0x7F)
+            if not b & 0x80:
+                break
+        if pos + n > end:
+            raise ValueError("descriptor past its box")
+        return tag, pos, pos + n
+
+    try:
+        tag, body, stop = descriptor(pos)  # ES_Descriptor
+        if tag != 0x03:
+            return None
+        flags = init[body + 2]
+        pos = body + 3 + (2 if flags & 0x80 else 0)
+        if flags & 0x40:
+            pos += 1 + init[pos]
+        if flags & 0x20:
+            pos += 2
+        tag, body, stop = descriptor(pos)  # DecoderConfigDescriptor
+        if tag != 0x04:
+            return None
+        tag, body, stop = descriptor(body + 13)  # DecoderSpecificInfo
+        if tag != 0x05 or stop <= body:
+            return None
+    except (ValueError, IndexError):
+        return None
+    return AudioConfig(got[0], got[1], bytes(init[body:stop]))
+
+
 def init_segment(sps: bytes, pps: bytes, audio: AudioConfig | None = None) -> bytes:
     """``ftyp`` + ``moov`` for one H.264 track (track 1, timescale 1000) with these
     parameter sets, and an AAC track (track 2, timescale its sample rate) when ``audio``.

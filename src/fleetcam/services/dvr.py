@@ -385,6 +385,26 @@ class DvrService:
 
 
 # -- device clips and the archive ----------------------------------------------------------------
+NEIGHBOUR_MS = 600_000
+"""A clip without audio gets silent AAC when the recorded segment nearest it (this close)
+has audio."""
+AUDIO_TYPES = {"g711a": 6, "alaw": 6, "pcm_alaw": 6, "g711u": 7, "ulaw": 7, "pcm_mulaw": 7,
+               "g726": 8, "adpcm": 26, "g722": 2, "aac": 19, "mp3": 25}
+"""Names a raw clip's header may give its ``audio`` as (the gateway writes the JT/T 1078
+payload type)."""
+
+
+def audio_type(value: Any) -> int | None:
+    """The JT/T 1078 audio payload type of a raw clip's ``audio`` header field, or None."""
+    if isinstance(value, bool):
+        return None
+    if isinstance(value, int):
+        return value if 0 <= value < 256 else None
+    if isinstance(value, str):
+        return AUDIO_TYPES.get(value.lower())
+    return None
+
+
 def clip_token(uuid: str, n: int) -> str:
     """Deterministic per clip and segment: a repeated packaging event rewrites the same rows."""
     import hashlib
@@ -398,6 +418,10 @@ class DvrClips:
 
     def __init__(self, dvr: DvrService) -> None:
         self.dvr = dvr
+        self.audio_dropped = 0
+        """Device clip audio frames dropped since start (logged once per ``WARN_EVERY``)."""
+        self._audio_warned = float("-inf")
+        self._fills: dict[tuple[str, str], tuple[Any]] = {}
 
     def stream_for(self, device_id: int, channel: int) -> DvrStream | None:
         for s in self.dvr.recording_streams(device_id):
@@ -406,10 +430,15 @@ class DvrClips:
         return None
 
     def fold(self, device_id: int, uuid: str, raw: Any) -> list[SegmentEntry]:
-        """Store a raw clip's video as ``device`` segments of the channel's recorded stream,
-        leaving out what the cloud has already (``raw`` is a readable file at its start)."""
+        """Store a raw clip's video and audio as ``device`` segments of the channel's recorded
+        stream, leaving out what the cloud has already (``raw`` is a readable file at its
+        start). Its audio becomes AAC-LC as the recorder makes it; a clip without audio next
+        to recorded audio gets silent AAC in that audio's configuration, so a download across
+        both keeps one init and one continuous audio track (docs/dvr.md)."""
+        import itertools
+
         from fleetcam.domain import rawclip
-        from fleetcam.media.dvr import fragments_of
+        from fleetcam.media.dvr import ClipAudio, OpenSegment, clip_fragments
         from fleetcam.media.fmp4 import init_digest
 
         header = rawclip.read_header(raw)
@@ -417,8 +446,22 @@ class DvrClips:
         if stream is None or stream.dvr is None:
             return []
         codec = str(header.get("codec", "h264"))
-        frames = ((f.timestamp, f.data, f.keyframe) for f in rawclip.read_frames(raw) if f.video)
-        frags = fragments_of(frames, codec)
+        records = ((f.kind, f.timestamp, f.data, f.keyframe) for f in rawclip.read_frames(raw))
+        ahead: list[Any] = []  # the frames up to the first video frame (its time is needed)
+        for r in records:
+            ahead.append(r)
+            if r[0] < rawclip.KIND_AUDIO:
+                break
+        if not ahead or ahead[-1][0] >= rawclip.KIND_AUDIO:
+            return []
+        first_ms = ahead[-1][1]
+        length_ms = max(0, int(header.get("end", 0) or 0) - int(header.get("start", 0) or 0))
+        fill = self._neighbour_audio(stream, first_ms, first_ms + length_ms * 1000)
+        stats = ClipAudio()
+        frags = clip_fragments(itertools.chain(ahead, records), codec,
+                               audio_type(header.get("audio")), fill=fill, stats=stats)
+        if stats.dropped:
+            self._audio_dropped(stream.name, uuid, stats)
         if not frags:
             return []
         have = self.dvr.index.spans(stream.name, frags[0].start_ms,
@@ -433,8 +476,6 @@ class DvrClips:
             groups[-1].append(f)
         out = []
         for n, group in enumerate(g for g in groups if g and g[0].keyframe):
-            from fleetcam.media.dvr import OpenSegment
-
             ikey = dvr.init_key(stream.name, init_digest(group[0].init))
             if not self.dvr.storage.exists(stream.dvr.root, ikey):
                 self.dvr.storage.put(stream.dvr.root, ikey, group[0].init, content_type="video/mp4")
@@ -449,9 +490,47 @@ class DvrClips:
             self.dvr.index.add(entry)
             out.append(entry)
         if out:
-            log.info("DVR stream %s: clip %s folded into the archive as %d segment(s)",
-                     stream.name, uuid, len(out))
+            log.info("DVR stream %s: clip %s folded into the archive as %d segment(s)%s",
+                     stream.name, uuid, len(out),
+                     " with audio" if any(e.tracks == (1, 2) for e in out) else "")
         return out
+
+    def _neighbour_audio(self, stream: DvrStream, start_ms: int, end_ms: int) -> Any:
+        """The audio configuration (with its silent frame) of the recorded segment nearest
+        the clip within ``NEIGHBOUR_MS``, or None (none, or it has no audio)."""
+        from fleetcam.media.dvraudio import with_silence
+        from fleetcam.media.fmp4 import audio_config_of
+
+        segs = self.dvr.index.segments(stream.name, start_ms - NEIGHBOUR_MS,
+                                       end_ms + NEIGHBOUR_MS)
+        if not segs:
+            return None
+        near = min(segs, key=lambda s: max(0, s.start_ms - end_ms, start_ms - s.end_ms))
+        if 2 not in near.tracks:
+            return None
+        cached = self._fills.get((near.root, near.init_key))
+        if cached is None:
+            try:
+                init = b"".join(self.dvr.storage.read(near.root, near.init_key))
+                cfg = audio_config_of(init)
+                cached = (with_silence(cfg) if cfg is not None else None,)
+            except Exception:  # noqa: BLE001 - the clip is folded with its own audio only
+                log.warning("DVR stream %s: init %s unreadable; clip folded without filling "
+                            "its audio", stream.name, near.init_key, exc_info=True)
+                return None
+            if len(self._fills) >= 64:
+                self._fills.clear()
+            self._fills[(near.root, near.init_key)] = cached
+        return cached[0]
+
+    def _audio_dropped(self, stream: str, uuid: str, stats: Any) -> None:
+        self.audio_dropped += stats.dropped
+        now = self.dvr.clock.now()
+        if now - self._audio_warned >= WARN_EVERY:
+            self._audio_warned = now
+            log.warning("DVR stream %s: clip %s: %d audio frame(s) dropped (%d in all since "
+                        "start), its video kept: %s", stream, uuid, stats.dropped,
+                        self.audio_dropped, stats.reason)
 
     def recorded(self, device_id: int, channel: int, start_ms: int,
                  end_ms: int) -> list[SegmentEntry] | None:
