@@ -118,6 +118,13 @@ def test_a_folded_clip_keeps_its_audio_and_plays_on_from_the_recording(
     alone = probe(download(anon, tmp_path, T // 1000 + 4, 4)[0])
     assert abs(float(alone["audio"]["start_time"]) - float(alone["video"]["start_time"])) < 0.1
 
+    # MPEG-TS carries the same audio (ADTS)
+    r = anon.get(f"/{NAME}/archive-{T // 1000}-8.ts", params={"token": TOKEN})
+    assert r.status_code == 200, r.text
+    ts = tmp_path / "across.ts"
+    ts.write_bytes(r.content)
+    assert probe(ts)["audio"]["codec_name"] == "aac" and decode_errors(ts) == ""
+
     # filter.tracks and byte ranges over the same download
     only_audio = probe(download(anon, tmp_path, T // 1000, 8, "a1")[0])
     assert set(only_audio) == {"audio"}
