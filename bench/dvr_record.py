@@ -276,14 +276,10 @@ def request_bench(args: argparse.Namespace) -> bool:
         recorded = args.request_minutes * 60
         rec_counts = Counter(counts)
         counts.clear()
-        from fleetcam.ports import ObjectCreated
-
         t = time.perf_counter()
         made = 0
-        root = c.dvr_storage.resolve("dvr").removeprefix(f"s3://{settings.media_bucket}/")
-        for seg in c.dvr_index.segments("1-1"):  # each segment's S3 event, as the function
-            made += c.dvr_thumbs.handle(ObjectCreated(settings.media_bucket,
-                                                      f"{root}/{seg.key}", seg.size)) or 0
+        for seg in c.dvr_index.segments("1-1"):  # each new row's stream record (its keys),
+            made += c.dvr_thumbs.indexed("1-1", seg.segment_id) or 0  # as the function
         thumb_took = time.perf_counter() - t
         thumb_counts = Counter(counts)
         print(f"\nrequests: {args.request_minutes} min of 1 Mbit/s recorded to S3 + DynamoDB "

@@ -1,8 +1,11 @@
-"""DVR thumbnails on AWS (moto's server): a segment stored under dvr/ → the bucket's
-notification → SQS → the DVR thumbnail function → one thumbnails object per segment, named by
-its index row; the read side serves each JPEG with one ranged GET."""
+"""DVR thumbnails on AWS (moto's server): a segment's row added to the index → the index
+table's stream (as template.yaml declares it, through the event source's filter) → the DVR
+thumbnail function → one thumbnails object per segment, named by its index row, under every
+root the product accepts (any prefix of the media bucket, another bucket); the API serves
+each JPEG at ``/{name}/{from}.jpg`` with one ranged GET."""
 from __future__ import annotations
 
+import json
 import time
 from collections import Counter
 from collections.abc import Callable
@@ -14,48 +17,83 @@ import pytest
 from fleetcam.domain import dvr
 from fleetcam.media import fmp4
 from tests import dvrgen
-from tests.aws.conftest import Aws, LambdaContext, load_event
+from tests.aws.conftest import ROOT, TOKEN, Aws, LambdaContext, load_event
 
 pytestmark = pytest.mark.filterwarnings("ignore:No application metrics:UserWarning")
 Loader = Callable[[str], ModuleType]
-T0 = 1_699_990_000_000
+OTHER_BUCKET = "fleetcam-dvr-elsewhere"
 
 
-def _notify(aws: Aws) -> tuple[str, str]:
-    """The template's notification: dvr/…​.m4s objects to their own queue."""
-    sqs = aws.client("sqs")
-    url = sqs.create_queue(QueueName="fleetcam-dvr-thumbs")["QueueUrl"]
-    arn = sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["QueueArn"])
-    arn = arn["Attributes"]["QueueArn"]
-    aws.client("s3").put_bucket_notification_configuration(
-        Bucket=aws.bucket, NotificationConfiguration={"QueueConfigurations": [{
-            "QueueArn": arn, "Events": ["s3:ObjectCreated:*"],
-            "Filter": {"Key": {"FilterRules": [{"Name": "prefix", "Value": "dvr/"},
-                                               {"Name": "suffix", "Value": ".m4s"}]}}}]})
-    return url, arn
+def _template_trigger() -> tuple[dict[str, Any], list[dict[str, Any]]]:
+    """DvrSegmentsTable's StreamSpecification and the thumbnail function's filter patterns,
+    from template.yaml."""
+    from cfnlint.decode import decode
+
+    tpl, problems = decode(str(ROOT / "template.yaml"))
+    assert not problems, problems
+    res = json.loads(json.dumps(tpl))["Resources"]
+    spec = res["DvrSegmentsTable"]["Properties"]["StreamSpecification"]
+    (event,) = res["DvrThumbnailFunction"]["Properties"]["Events"].values()
+    assert event["Type"] == "DynamoDB"
+    assert event["Properties"]["Stream"] == {"Fn::GetAtt": ["DvrSegmentsTable", "StreamArn"]}
+    patterns = [json.loads(f["Pattern"])
+                for f in event["Properties"]["FilterCriteria"]["Filters"]]
+    return spec, patterns
 
 
-def _events(aws: Aws, url: str, arn: str, want: str) -> dict[str, Any]:
-    sqs = aws.client("sqs")
-    messages: list[dict[str, Any]] = []
-    deadline = time.monotonic() + 10
-    while time.monotonic() < deadline and not any(want in m["Body"] for m in messages):
-        r = sqs.receive_message(QueueUrl=url, MaxNumberOfMessages=10, WaitTimeSeconds=1)
-        messages += r.get("Messages", [])
-    assert any(want in m["Body"] for m in messages), "no notification arrived"
-    return {"Records": [{
-        "messageId": m["MessageId"], "receiptHandle": m["ReceiptHandle"], "body": m["Body"],
-        "attributes": {"ApproximateReceiveCount": "1"}, "messageAttributes": {},
-        "md5OfBody": m["MD5OfBody"], "eventSource": "aws:sqs", "eventSourceARN": arn,
-        "awsRegion": "us-east-1"} for m in messages if want in m["Body"]]}
+def _matches(pattern: Any, value: Any) -> bool:
+    """Lambda's event filter for the exact-value patterns the template uses."""
+    if isinstance(pattern, dict):
+        return isinstance(value, dict) and all(
+            k in value and _matches(p, value[k]) for k, p in pattern.items())
+    assert isinstance(pattern, list) and all(isinstance(p, str) for p in pattern), pattern
+    return value in pattern
 
 
-def _record(c: Any, start_ms: int, seconds: float, index: bool = True) -> dvr.SegmentEntry:
+class Stream:
+    """The DVR index table's stream, read as Lambda's event source mapping reads it."""
+
+    def __init__(self, aws: Aws) -> None:
+        spec, self.patterns = _template_trigger()
+        ddb = aws.client("dynamodb")
+        table = aws.env["FLEETCAM_DVR_SEGMENTS_TABLE"]
+        ddb.update_table(TableName=table, StreamSpecification={"StreamEnabled": True,
+                                                               **spec})
+        self.arn = ddb.describe_table(TableName=table)["Table"]["LatestStreamArn"]
+        self.streams = aws.client("dynamodbstreams")
+        (shard,) = self.streams.describe_stream(StreamArn=self.arn)[
+            "StreamDescription"]["Shards"]
+        self.iterator = self.streams.get_shard_iterator(
+            StreamArn=self.arn, ShardId=shard["ShardId"],
+            ShardIteratorType="TRIM_HORIZON")["ShardIterator"]
+        self.seen: list[dict[str, Any]] = []
+
+    def event(self) -> dict[str, Any]:
+        """The records written since the last call that pass the template's filter."""
+        r = self.streams.get_records(ShardIterator=self.iterator)
+        self.iterator = r["NextShardIterator"]
+        out = []
+        for rec in r["Records"]:
+            rec = {**rec, "eventSourceARN": self.arn}
+            at = rec["dynamodb"].get("ApproximateCreationDateTime")
+            if hasattr(at, "timestamp"):
+                rec["dynamodb"] = {**rec["dynamodb"], "ApproximateCreationDateTime":
+                                   int(at.timestamp())}
+            self.seen.append(rec)
+            if any(_matches(p, rec) for p in self.patterns):
+                out.append(rec)
+        return {"Records": out}
+
+
+def _record(c: Any, stream: str, root: str, start_ms: int, seconds: float,
+            index: bool = True) -> dvr.SegmentEntry:
+    """As the gateway records: the init and the segment object stored, then the row."""
     init, gops = dvrgen.encoded()
-    ikey = dvr.init_key("1-1", fmp4.init_digest(init))
-    c.dvr_storage.put("dvr", ikey, init, content_type="video/mp4")
-    seg, data = dvrgen.segment("1-1", start_ms, seconds, gops=gops, root="dvr", init_key=ikey)
-    c.dvr_storage.put("dvr", seg.key, data, content_type="video/iso.segment")
+    ikey = dvr.init_key(stream, fmp4.init_digest(init))
+    c.dvr_storage.put(root, ikey, init, content_type="video/mp4")
+    seg, data = dvrgen.segment(stream, start_ms, seconds, gops=gops, root=root,
+                               init_key=ikey)
+    c.dvr_storage.put(root, seg.key, data, content_type="video/iso.segment")
     if index:
         assert c.dvr_index.add(seg)
     return seg
@@ -68,13 +106,44 @@ def _count(c: Any) -> Counter[str]:
     return counts
 
 
-def test_segment_notification_makes_one_thumbnails_object(
-        aws: Aws, load_handler: Loader, context: LambdaContext) -> None:
+def _get(api: ModuleType, context: LambdaContext, path: str) -> dict[str, Any]:
+    event = load_event("api-get-dvr-archive.json")
+    name, _, proxy = path.lstrip("/").partition("/")
+    event["rawPath"] = event["requestContext"]["http"]["path"] = path
+    event["pathParameters"] = {"name": name, "proxy": proxy}
+    assert event["queryStringParameters"] == {"token": TOKEN}
+    return api.handler(event, context)  # type: ignore[no-any-return]
+
+
+def _start() -> int:
+    """A recent whole minute plus 40 s (its first keyframe, then one a minute)."""
+    return (int(time.time()) // 60 - 30) * 60_000 + 40_000
+
+
+@pytest.mark.parametrize("root", ["archive/fleet", f"s3://{OTHER_BUCKET}/rec"])
+def test_a_segment_indexed_under_any_root_gets_its_thumbnails_served_in_one_get(
+        aws: Aws, load_handler: Loader, context: LambdaContext,
+        monkeypatch: pytest.MonkeyPatch, root: str) -> None:
+    import base64
+
+    monkeypatch.setenv("FLEETCAM_DVR_BUCKETS", OTHER_BUCKET)
+    s3 = aws.client("s3")
+    s3.create_bucket(Bucket=OTHER_BUCKET)
+    stream = Stream(aws)
     fn = load_handler("dvrthumbs")
+    api = load_handler("api")
     c = fn.CONTAINER
-    url, arn = _notify(aws)
-    seg = _record(c, T0, 150)  # 2.5 min from hh:mm:40: its first keyframe + 3 minutes'
-    event = _events(aws, url, arn, seg.segment_id)
+    now = time.time()
+    api.CONTAINER.devices.create([{"ident": "013912345678"}])
+    c.dvr_streams.put(dvr.DvrStream("1-1", 1, 1, dvr.DvrConfig(root, 0), now, now))
+    start = _start()
+    seg = _record(c, "1-1", root, start, 150)  # its first keyframe + 3 minutes'
+    event = stream.event()
+    # the row's INSERT (and those of the stream's first #usage and range chunk items,
+    # which the handler skips); the #usage counters' MODIFY is filtered out
+    assert {r["eventName"] for r in event["Records"]} == {"INSERT"}
+    assert {r["dynamodb"]["Keys"]["segment_id"]["S"] for r in event["Records"]} >= {
+        seg.segment_id, "#usage"}
     counts = _count(c)
     assert fn.handler(event, context) == {"batchItemFailures": []}
     (row,) = c.dvr_index.segments("1-1")
@@ -83,48 +152,101 @@ def test_segment_notification_makes_one_thumbnails_object(
         row.thumbs.key.endswith(".mjpeg")
     # one PUT (the thumbnails object), one ranged GET of the segment, one of its init
     assert counts == {"PutObject": 1, "GetObject": 2}, counts
-    # at least once: the same event again changes nothing and costs no S3 request
+    bucket, prefix = c.dvr_storage.resolve(root).removeprefix("s3://").split("/", 1)
+    assert bucket == (OTHER_BUCKET if root.startswith("s3://") else aws.bucket)
+    s3.head_object(Bucket=bucket, Key=f"{prefix}/{row.thumbs.key}")
+    # the thumbnails' own write is a MODIFY: filtered out, the function is not invoked again
+    assert stream.event() == {"Records": []}
+    assert [r["eventName"] for r in stream.seen][-1] == "MODIFY"
+    # at least once: the same records again change nothing and cost no S3 request
     counts.clear()
     assert fn.handler(event, context) == {"batchItemFailures": []}
     assert counts == {} and c.dvr_index.segments("1-1")[0].thumbs == row.thumbs
 
-    # the read side: the nearest stored thumbnail from the row, its bytes in one ranged GET
-    from fleetcam.runtime.dvrplay import thumbnails
+    # the API serves each stored JPEG with one ranged GET of the thumbnails object
+    served = _count(api.CONTAINER)
+    blob = b"".join(c.dvr_storage.read(root, row.thumbs.key))
+    for thumb in row.thumbs.items:
+        served.clear()
+        r = _get(api, context, f"/1-1/{thumb.utc_ms // 1000}.jpg")
+        assert r["statusCode"] == 200, r.get("body", "")[:300]
+        body = base64.b64decode(r["body"]) if r.get("isBase64Encoded") else r["body"]
+        assert body == blob[thumb.offset:thumb.offset + thumb.size]
+        assert body[:2] == b"\xff\xd8" and body[-2:] == b"\xff\xd9"
+        assert served == {"GetObject": 1}, served
+    # a second without its own thumbnail: 302 to the nearest, no request to the store
+    served.clear()
+    r = _get(api, context, f"/1-1/{row.thumbs.items[0].utc_ms // 1000 + 5}.jpg")
+    assert r["statusCode"] == 302 and served == {}
+    assert r["headers"]["location"].startswith(f"{row.thumbs.items[0].utc_ms // 1000}.jpg")
 
-    th = thumbnails(c)
-    at, found, thumb = th.stored_near("1-1", T0 + 61_000)
-    assert found.segment_id == seg.segment_id and at == T0 + 80_000 == thumb.utc_ms
-    counts.clear()
-    jpeg = th.stored_bytes(found, thumb)
-    assert jpeg[:2] == b"\xff\xd8" and jpeg[-2:] == b"\xff\xd9" and len(jpeg) == thumb.size
-    assert counts == {"GetObject": 1}
     # retention deletes the thumbnails object with its segment
     c.dvr_index.remove("1-1", [seg.segment_id])
     assert sorted(c.dvr_index.pending_deletions()) == sorted(
         [(seg.root, seg.key), (seg.root, row.thumbs.key)])
     assert c.dvr.finish_deletions() >= 2
-    s3 = aws.client("s3")
-    left = s3.list_objects_v2(Bucket=aws.bucket, Prefix="dvr/1-1/2023").get("Contents", [])
-    assert left == []
+    left = s3.list_objects_v2(Bucket=bucket, Prefix=f"{prefix}/1-1/").get("Contents", [])
+    assert [o["Key"] for o in left] == [f"{prefix}/{seg.init_key}"]
+    # removals are filtered out; the watch mark the reads of recent minutes made is an
+    # INSERT of another item, which the function skips
+    after = stream.event()
+    assert [r["dynamodb"]["Keys"] for r in after["Records"]] == [
+        {"stream": {"S": "#watch"}, "segment_id": {"S": "1-1"}}]
+    counts.clear()
+    assert fn.handler(after, context) == {"batchItemFailures": []} and counts == {}
 
 
-def test_an_event_before_its_row_is_retried_and_a_deleted_segment_is_done(
-        aws: Aws, load_handler: Loader, context: LambdaContext,
-        monkeypatch: pytest.MonkeyPatch) -> None:
-    from fleetcam.services import dvrthumbs
-
+def test_a_segment_deleted_before_its_record_leaves_nothing(
+        aws: Aws, load_handler: Loader, context: LambdaContext) -> None:
+    stream = Stream(aws)
     fn = load_handler("dvrthumbs")
     c = fn.CONTAINER
-    monkeypatch.setattr(dvrthumbs, "ROW_WAIT", 0.2)
-    url, arn = _notify(aws)
-    seg = _record(c, T0, 20, index=False)  # stored, its row not written yet
-    event = _events(aws, url, arn, seg.segment_id)
-    out = fn.handler(event, context)
-    assert out == {"batchItemFailures": [{"itemIdentifier": event["Records"][0]["messageId"]}]}
-    assert c.dvr_index.abandoned(before=time.time() + 10) == []  # nothing stored meanwhile
-    c.dvr_index.add(seg)  # the row arrives: the retried message makes the thumbnails
+    seg = _record(c, "1-1", "cams", _start(), 20)
+    event = stream.event()
+    c.dvr_index.remove("1-1", [seg.segment_id])  # retention got there first
+    c.dvr.finish_deletions()
+    counts = _count(c)
     assert fn.handler(event, context) == {"batchItemFailures": []}
-    assert c.dvr_index.segments("1-1")[0].thumbs is not None
+    assert counts == {}  # nothing read, nothing stored
+    assert c.dvr_index.abandoned(before=time.time() + 7200) == []
+    left = aws.client("s3").list_objects_v2(Bucket=aws.bucket, Prefix="cams/1-1/2")
+    assert left.get("Contents", []) == []
     # the sample event names a segment that does not exist (anymore): nothing to do
-    assert fn.handler(load_event("sqs-s3-dvr-segment-created.json"), context) == {
+    assert fn.handler(load_event("dynamodb-dvr-segment-indexed.json"), context) == {
         "batchItemFailures": []}
+
+
+def test_a_failing_store_fails_only_its_record_and_a_retry_completes_it(
+        aws: Aws, load_handler: Loader, context: LambdaContext,
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    stream = Stream(aws)
+    fn = load_handler("dvrthumbs")
+    c = fn.CONTAINER
+    first = _record(c, "1-1", "cams", _start(), 90)
+    second = _record(c, "1-2", "cams", _start(), 90)
+    event = stream.event()
+    keys = [(r["dynamodb"]["Keys"]["stream"]["S"], r["dynamodb"]["Keys"]["segment_id"]["S"])
+            for r in event["Records"]]
+    assert ("1-1", first.segment_id) in keys and ("1-2", second.segment_id) in keys
+    real_put = c.dvr_storage.put
+
+    def put(root: str, key: str, data: bytes, **kw: Any) -> int:
+        if key.startswith("1-2/") and key.endswith(".mjpeg"):
+            raise ConnectionError("S3 is away")
+        return real_put(root, key, data, **kw)
+
+    monkeypatch.setattr(c.dvr_storage, "put", put)
+    out = fn.handler(event, context)
+    failed = [r["dynamodb"]["SequenceNumber"] for r in event["Records"]
+              if r["dynamodb"]["Keys"]["stream"]["S"] == "1-2" and
+              r["dynamodb"]["Keys"]["segment_id"]["S"] == second.segment_id]
+    assert out == {"batchItemFailures": [{"itemIdentifier": s} for s in failed]}
+    assert c.dvr_index.segments("1-1")[0].thumbs is not None
+    assert c.dvr_index.segments("1-2")[0].thumbs is None
+    # the intent recorded before the failed PUT is the sweeper's to clear (nothing stored)
+    assert len(c.dvr_index.abandoned(before=time.time() + 7200)) == 1
+    monkeypatch.setattr(c.dvr_storage, "put", real_put)
+    assert fn.handler(event, context) == {"batchItemFailures": []}  # the stream's retry
+    assert c.dvr_index.segments("1-2")[0].thumbs is not None
+    # the same bytes make the same key: the row's write cleared the failed run's intent too
+    assert c.dvr_index.abandoned(before=time.time() + 7200) == []

@@ -281,6 +281,15 @@ def parse_segment_key(key: str) -> tuple[str, str, str] | None:
     return m["prefix"] or "", m["stream"], m["sid"]
 
 
+_SEGMENT_ID = re.compile(r"\d{13}-[0-9a-zA-Z_-]{1,40}")
+
+
+def is_segment_id(text: str) -> bool:
+    """Whether ``text`` is a segment's id (``{start_ms:013d}-{token}``), not one of the other
+    items an index keeps beside the rows (usage, range chunks, watch marks, export jobs)."""
+    return _SEGMENT_ID.fullmatch(text) is not None
+
+
 def thumbs_key(segment_key: str, digest: str) -> str:
     """``{segment key without .m4s}.{digest}.mjpeg``: the segment's thumbnails object, beside
     it. ``digest`` (of the bytes) makes two writers of one segment write two objects, so the

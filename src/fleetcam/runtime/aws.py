@@ -80,7 +80,7 @@ def build_aws(settings: Settings, *, clock: Clock | None = None,
                episodes=DynamoEpisodeStore(),
                storage=S3DvrStorage(settings.media_bucket, client(settings, "s3"),
                                     settings.dvr_buckets),
-               thumb_reads=THUMB_READS, root_of=lambda bucket, prefix: f"s3://{bucket}/{prefix}")
+               thumb_reads=THUMB_READS)
     # the API cannot reach the gateway's memory: readers of the newest minutes make the
     # recorder store short objects while they watch (the gateway replaces this with itself)
     container.dvr_tail = WatchedTail(container.dvr_index, container.clock)

@@ -108,10 +108,10 @@ def wire(settings: Settings, *, clock: Clock, store: ObjectStore, index: MediaIn
 
 
 def attach_dvr(c: Container, *, streams: DvrStreamStore, index: DvrIndex,
-               episodes: EpisodeStore, storage: DvrStorage, thumb_reads: int | None = None,
-               root_of: Any = None) -> Container:
-    """Add the cloud DVR's stores and service to a built container (``thumb_reads`` and
-    ``root_of``: see ``ThumbnailWriter``)."""
+               episodes: EpisodeStore, storage: DvrStorage, thumb_reads: int | None = None
+               ) -> Container:
+    """Add the cloud DVR's stores and service to a built container (``thumb_reads``: see
+    ``ThumbnailWriter``)."""
     c.dvr_streams, c.dvr_index, c.episodes, c.dvr_storage = streams, index, episodes, storage
 
     def jpeg(init: bytes, fragment: bytes) -> bytes:
@@ -119,8 +119,7 @@ def attach_dvr(c: Container, *, streams: DvrStreamStore, index: DvrIndex,
 
         return keyframe_jpeg(init, fragment)
 
-    c.dvr_thumbs = ThumbnailWriter(index, storage, c.clock, jpeg, max_reads=thumb_reads,
-                                   root_of=root_of)
+    c.dvr_thumbs = ThumbnailWriter(index, storage, c.clock, jpeg, max_reads=thumb_reads)
     c.ingest.dvr_objects = c.dvr_thumbs.handle
     c.dvr = DvrService(streams, index, episodes, storage, c.device_repo, c.clock)
     c.rules.dvr = c.dvr

@@ -1,20 +1,20 @@
-"""The DVR's object-created handler: a segment object was stored, so its thumbnails are made
-(the first keyframe of each minute) and stored as ONE object of concatenated JPEGs beside it,
-recorded in the segment's index row (docs/dvr.md, "Thumbnails").
+"""The DVR's segment-indexed handler: a segment's index row was written, so its thumbnails
+are made (the first keyframe of each minute) and stored as ONE object of concatenated JPEGs
+beside it, recorded in the segment's index row (docs/dvr.md, "Thumbnails").
 
-Runs in the DVR thumbnail Lambda on AWS (S3 event through SQS) and in the ingest worker
-locally (the event is staged with the index row): never on the gateway's recording path.
-S3 delivers events at least once and a run can die anywhere, so: the object's key carries a
-digest of its bytes, an intent is recorded before it is stored, and the row names it in a
-conditional write that also clears the intent. A duplicate finds the row done; a loser (or a
-run whose segment was deleted meanwhile) deletes its own object; a crash leaves an intent,
-whose object the sweeper deletes after an hour.
+Triggered by the index, never by the object store, so every root gets thumbnails: on AWS the
+DVR thumbnail Lambda reads the index table's stream (a new row's keys); locally the ingest
+worker gets an object-created event staged in the same transaction as the row. Never on the
+gateway's recording path. Both deliver at least once and a run can die anywhere, so: the
+object's key carries a digest of its bytes, an intent is recorded before it is stored, and
+the row names it in a conditional write that also clears the intent. A duplicate finds the
+row done; a loser (or a run whose segment was deleted meanwhile) deletes its own object; a
+crash leaves an intent, whose object the sweeper deletes after an hour.
 """
 from __future__ import annotations
 
 import hashlib
 import logging
-import time
 from collections.abc import Callable, Iterable, Iterator
 
 from fleetcam.domain import dvr
@@ -22,16 +22,9 @@ from fleetcam.errors import CorruptMedia
 from fleetcam.ports import Clock, DvrIndex, DvrStorage, ObjectCreated
 
 log = logging.getLogger(__name__)
-ROW_WAIT = 5.0
-"""Seconds an event waits for its segment's row (the writer stores the object first, then
-indexes it, milliseconds later); after that the event is retried by its queue."""
 INIT_CACHE = 64
 THUMBS_CONTENT_TYPE = "video/x-motion-jpeg"
 """Concatenated JPEGs (what ffmpeg's ``mjpeg`` demuxer reads)."""
-
-
-class SegmentNotIndexed(Exception):
-    """The segment object exists but has no row yet: retry later (transient, not poison)."""
 
 
 class ThumbnailWriter:
@@ -42,37 +35,48 @@ class ThumbnailWriter:
         jpeg: ``(init, fragment bytes) -> JPEG`` of the fragment's first picture (PyAV).
         max_reads: ranged reads of the segment object per event at most (None: one per
             thumbnail). S3 bills each GET: on AWS one read spans the keyframes (docs/dvr.md).
-        root_of: ``(bucket, prefix) -> root`` of an event's object, to tell "not indexed yet"
-            from "deleted" when its row is missing; None where events are staged with their
-            row (locally), so a missing row means the segment is gone.
-        sleep: waits between row lookups (tests pass a no-op).
+    Both entry points run only once the segment's row exists (its object was stored before
+    it): a missing row means the segment was deleted since, and there is nothing to do.
     """
 
     def __init__(self, index: DvrIndex, storage: DvrStorage, clock: Clock,
-                 jpeg: Callable[[bytes, bytes], bytes], *, max_reads: int | None = None,
-                 root_of: Callable[[str, str], str] | None = None,
-                 sleep: Callable[[float], None] = time.sleep) -> None:
+                 jpeg: Callable[[bytes, bytes], bytes], *, max_reads: int | None = None
+                 ) -> None:
         self.index, self.storage, self.clock, self.jpeg = index, storage, clock, jpeg
-        self.max_reads, self.root_of, self.sleep = max_reads, root_of, sleep
+        self.max_reads = max_reads
         self._inits: dict[tuple[str, str], bytes] = {}
 
     def handle(self, event: ObjectCreated) -> int | None:
-        """Thumbnails of the segment ``event`` names: how many were stored now (0: done
-        already, or none decodable), None when the event is not a live segment's.
-
-        Raises:
-            SegmentNotIndexed: the object is there but not indexed yet (retry).
-            Exception: storage failures (retry); nothing half-recorded is left.
-        """
+        """The object-created event staged with a row (the local runtime): see ``indexed``;
+        None also when the event is not a segment's or names another object than its row."""
         parsed = dvr.parse_segment_key(event.key)
         if parsed is None:
             return None
-        prefix, stream, segment_id = parsed
-        seg = self._row(event, prefix, stream, segment_id)
-        if seg is None:
+        _, stream, segment_id = parsed
+        seg = self._find(stream, segment_id)
+        if seg is not None and not (event.key == seg.key or event.key.endswith("/" + seg.key)):
+            log.warning("dvr thumbnails: %s is not the object of %s/%s (%s); skipped",
+                        event.key, stream, segment_id, seg.key)
             return None
+        return self._row_done(seg)
+
+    def indexed(self, stream: str, segment_id: str) -> int | None:
+        """Thumbnails of the segment whose row was just written (on AWS: a new row's keys,
+        from the index table's stream): how many were stored now (0: done already, or none
+        decodable), None when the row is gone (the segment was deleted since).
+
+        Raises:
+            Exception: storage or index failures (retry); nothing half-recorded is left.
+        """
+        if not dvr.is_segment_id(segment_id):
+            return None
+        return self._row_done(self._find(stream, segment_id))
+
+    def _row_done(self, seg: dvr.SegmentEntry | None) -> int | None:
+        if seg is None:
+            return None  # deleted since (the row comes after its object, never before)
         if seg.thumbs is not None:
-            return 0  # a repeated event: done already
+            return 0  # a repeated event: done already, no request to the store
         return self._make(seg)
 
     def _find(self, stream: str, segment_id: str) -> dvr.SegmentEntry | None:
@@ -81,26 +85,6 @@ class ThumbnailWriter:
             if s.segment_id == segment_id:
                 return s
         return None
-
-    def _row(self, event: ObjectCreated, prefix: str, stream: str,
-             segment_id: str) -> dvr.SegmentEntry | None:
-        deadline = time.monotonic() + ROW_WAIT
-        while True:
-            seg = self._find(stream, segment_id)
-            if seg is not None:
-                if not (event.key == seg.key or event.key.endswith("/" + seg.key)):
-                    log.warning("dvr thumbnails: %s is not the object of %s/%s (%s); skipped",
-                                event.key, stream, segment_id, seg.key)
-                    return None
-                return seg
-            if self.root_of is None:
-                return None  # staged with its row: the row is gone, so is the segment
-            rel = event.key[len(prefix) + 1:] if prefix else event.key
-            if not self.storage.exists(self.root_of(event.bucket, prefix), rel):
-                return None  # deleted (retention, or never indexed and swept)
-            if time.monotonic() >= deadline:
-                raise SegmentNotIndexed(f"{event.key} is stored but not indexed yet")
-            self.sleep(0.5)
 
     def _init(self, seg: dvr.SegmentEntry) -> bytes:
         k = (seg.root, seg.init_key)

@@ -28,7 +28,7 @@ from fleetcam.adapters.local.dvr import (episode_from_json, gc_items, stream_fro
 from fleetcam.domain.dvr import (RANGE_CHUNK_MS, chunk_add, chunk_ids, chunk_ranges,
                                  join_chunks, merge_ranges, pack_ranges, unpack_ranges)
 from fleetcam.domain.dvr import (MAX_SEGMENT_MS, DvrStream, Episode, EpisodeQuery,
-                                 SegmentEntry, Thumbs, pack_fragments,
+                                 SegmentEntry, Thumbs, is_segment_id, pack_fragments,
                                  unpack_fragments)
 from fleetcam.errors import Invalid, NotFound
 
@@ -36,6 +36,22 @@ USAGE = "#usage"
 WATCH = "#watch"
 """Sorts before every segment id (``#`` < ``0``)."""
 FIRST = "0"
+
+
+def indexed_segment(record: dict[str, Any]) -> tuple[str, str] | None:
+    """(stream, segment_id) of a DvrSegments stream record that adds a segment's row (the
+    DVR thumbnail function's trigger, docs/dvr.md "Thumbnails"), or None for any other
+    record: a modification or removal, or an item kept beside the rows (``#usage``, range
+    chunks, export jobs, the ``#watch`` marks)."""
+    if record.get("eventName") != "INSERT":
+        return None
+    keys = (record.get("dynamodb") or {}).get("Keys") or {}
+    stream = (keys.get("stream") or {}).get("S")
+    segment_id = (keys.get("segment_id") or {}).get("S")
+    if not isinstance(stream, str) or not isinstance(segment_id, str) or \
+            not stream or stream.startswith("#") or not is_segment_id(segment_id):
+        return None
+    return stream, segment_id
 
 
 def _pad(ms: int) -> str:
