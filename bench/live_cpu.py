@@ -6,7 +6,9 @@ Feeds a pre-encoded test-pattern stream through ``HlsSegmenter`` as fast as it g
 divides the process CPU time (all threads) by the stream's length. References measured in the
 same run: wrapping the frames into packets only, a bare long-lived MPEG-TS mux of the same
 packets, the same into fragmented MP4 (the other HLS segment format), and for H.265 a bare
-decode.
+decode. The audio case adds the channel's audio as MDVRs send it (40 ms of G.711 A-law with
+each video frame) converted to AAC-LC by ``media.dvraudio.AudioTranscoder`` and muxed into the
+same segments: the cost of a stream with audio against one without, same reference.
 """
 from __future__ import annotations
 
@@ -20,6 +22,7 @@ from fractions import Fraction
 
 import av
 
+from fleetcam.media.dvraudio import AudioTranscoder
 from fleetcam.media.hls import DECODE_THREADS, HlsSegmenter, Segment
 from fleetcam.media.testpattern import EncodedFrame, encode_pattern
 
@@ -72,15 +75,31 @@ def _bare_mux(frames: list[EncodedFrame], fmt: str, options: dict[str, str]) -> 
     return sink.size
 
 
-def _segment(codec: str, frames: list[EncodedFrame], cuts: list[float]) -> list[Segment]:
+G711A = 6  # JT/T 1078 table 12
+
+
+def _alaw(frames: list[EncodedFrame]) -> list[bytes]:
+    """40 ms of a 440 Hz tone in G.711 A-law per video frame (the simulator's audio)."""
+    from fleetcam.simulator.streamer import alaw_tone
+
+    return [alaw_tone(1000 // FPS, f.pts_ms) for f in frames]
+
+
+def _segment(codec: str, frames: list[EncodedFrame], cuts: list[float],
+             audio: list[bytes] | None = None) -> list[Segment]:  # fmt: skip
     seg = HlsSegmenter(codec)
+    tr = AudioTranscoder() if audio is not None else None
     out: list[Segment] = []
-    for f in frames:
+    for i, f in enumerate(frames):
         t = time.perf_counter()
         done = seg.push(f.data, START_MS + f.pts_ms, f.keyframe)
         if done:
             cuts.append(time.perf_counter() - t)
         out += done
+        if tr is not None and audio is not None:
+            out += seg.push_audio(tr.push(G711A, audio[i], START_MS + f.pts_ms))
+    if tr is not None:
+        out += seg.push_audio(tr.flush())
     return out + seg.flush()
 
 
@@ -156,6 +175,25 @@ def main() -> int:
         if got != len(frames) or len(segments) != round(secs) or not playable:
             print(f"  CHECK FAILED: {got}/{len(frames)} frames in {len(segments)} segments, "
                   f"first segments start on a keyframe: {playable}")  # fmt: skip
+            ok = False
+
+        # the same stream with its audio: G.711 A-law -> AAC-LC, muxed into the segments
+        alaw = _alaw(frames)
+        with_audio: list[Segment] = []
+
+        def run_audio() -> None:
+            cuts.clear()
+            with_audio[:] = _segment(codec, frames, cuts, alaw)
+
+        cpu_a = _cpu(run_audio, args.runs)
+        _row(name + " + G.711A->AAC", cpu_a, secs, ref)
+        per_a = cpu_a / secs * 100
+        print(f"  with audio: {per_a:.3f} % of one core per channel against {per:.3f} % "
+              f"without (+{per_a - per:.3f} %, {cpu_a / cpu:.2f}x; {cpu_a / ref:.2f}x the "
+              f"{'bare TS mux' if codec == 'h264' else 'bare decode'})")  # fmt: skip
+        aac = sum(s.audio_frames for s in with_audio)
+        if sum(s.frames for s in with_audio) != len(frames) or aac * 1024 / 8000 < secs - 0.5:
+            print(f"  CHECK FAILED (audio): {aac} AAC frames for {secs:.0f} s")
             ok = False
     return 0 if ok else 1
 

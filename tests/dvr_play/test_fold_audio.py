@@ -118,6 +118,13 @@ def test_a_folded_clip_keeps_its_audio_and_plays_on_from_the_recording(
     alone = probe(download(anon, tmp_path, T // 1000 + 4, 4)[0])
     assert abs(float(alone["audio"]["start_time"]) - float(alone["video"]["start_time"])) < 0.1
 
+    # MPEG-TS carries the same audio (ADTS)
+    r = anon.get(f"/{NAME}/archive-{T // 1000}-8.ts", params={"token": TOKEN})
+    assert r.status_code == 200, r.text
+    ts = tmp_path / "across.ts"
+    ts.write_bytes(r.content)
+    assert probe(ts)["audio"]["codec_name"] == "aac" and decode_errors(ts) == ""
+
     # filter.tracks and byte ranges over the same download
     only_audio = probe(download(anon, tmp_path, T // 1000, 8, "a1")[0])
     assert set(only_audio) == {"audio"}
@@ -182,3 +189,28 @@ def test_bad_audio_in_a_clip_keeps_its_video(container: Container, anon: TestCli
     assert len(warnings) == 1, [r.getMessage() for r in warnings]
     path, _ = download(anon, tmp_path, T // 1000, 4)
     assert set(probe(path)) == {"video"} and decode_errors(path) == ""
+
+
+def test_a_long_clip_is_folded_in_bounded_objects_with_its_audio_running_on(
+        container: Container, anon: TestClient, tmp_path: Path,
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """A clip longer than an object is stored as several (one in memory at a time), each
+    opening on a keyframe; the audio runs on across them, and a second delivery of the same
+    clip (a repeated event) folds nothing again."""
+    from fleetcam.services import dvr as service
+
+    monkeypatch.setattr(service, "FOLD_OBJECT_MS", 2000)
+    monkeypatch.setattr(service, "SPANS_WINDOW_MS", 3000)
+    stream(container)
+    segs = container.dvr_clips.fold(9, "clip-f", raw_clip(T, 7))
+    assert [(s.start_ms - T, s.end_ms - T) for s in segs] == [
+        (0, 2000), (2000, 4000), (4000, 6000), (6000, 7000)]
+    assert all(s.tracks == (1, 2) and s.fragments[0].keyframe for s in segs)
+    assert len({s.init_key for s in segs}) == 1
+    assert container.dvr_clips.fold(9, "clip-f", raw_clip(T, 7)) == []
+    path, r = download(anon, tmp_path, T // 1000, 7)
+    assert r.headers["x-dvr-gaps"] == "[]"
+    streams = probe(path)
+    assert int(streams["video"]["nb_read_frames"]) == 175
+    assert int(streams["audio"]["nb_read_frames"]) >= (7000 - 200) // 128
+    assert decode_errors(path) == ""

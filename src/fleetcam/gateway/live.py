@@ -35,6 +35,13 @@ stops)."""
 QUEUE_MAX = 250
 """Frames waiting for the segmenter at most (10 s at 25 fps); beyond, frames are dropped up
 to the next keyframe, so a stalled segmenter cannot grow memory."""
+AUDIO_QUEUE_MAX = 250
+"""Audio frames waiting for the segmenter at most (10 s of 40 ms G.711 frames); beyond, they
+are dropped (counted)."""
+AUDIO = 3
+"""JT/T 1078 data type of audio frames."""
+WARN_EVERY = 60.0
+"""Seconds between two warnings about one stream's dropped audio frames."""
 
 
 @dataclass
@@ -63,6 +70,14 @@ class LiveStream:
     waiting: list[Command] = field(default_factory=list)
     dropped: int = 0
     """Frames dropped because the segmenter fell QUEUE_MAX behind."""
+    queued_video: int = 0
+    queued_audio: int = 0
+    audio: Any = None
+    """The channel's audio to AAC (media.dvraudio.AudioTranscoder), once a frame came."""
+    audio_frames: int = 0
+    audio_dropped: int = 0
+    """Audio frames dropped: the queue was full, or they did not decode."""
+    audio_warned: float = float("-inf")
     remote: bool = False
     """Its media reached this copy; another copy holds the device and the stream's entry."""
     served_elsewhere: bool = False
@@ -96,13 +111,18 @@ class LiveManager:
 
     def _connection(self, s: LiveStream) -> Connection:
         described = {"uuid": s.uuid, "channel": s.channel, "mediastream": "hls",
-                     "stream_type": s.stream_type, "has_audio": False}
+                     "stream_type": s.stream_type, "has_audio": self.has_audio(s)}
         meta = {"mediastream": described, "hls": self.urls(s)["hls"],
                 "kind": s.kind, "channel": s.channel, "started": s.started, "bytes": s.bytes,
                 "segments": len(s.segments), "last_access": s.last_access or s.started}
         return Connection(id=s.conn_id, device_id=s.device_id, ident=s.ident,
                           established=s.started, source="hls", transport="hls", secondary=True,
                           gateway_id=self.gw.gateway_id, meta=meta)
+
+    @staticmethod
+    def has_audio(s: LiveStream) -> bool:
+        """Whether the stream's segments carry an audio track (settled by its first one)."""
+        return s.segmenter is not None and s.segmenter.audio is not None
 
     # -- starting -----------------------------------------------------------------------
     def existing(self, device_id: int, channel: int, kind: str) -> LiveStream | None:
@@ -191,21 +211,30 @@ class LiveManager:
 
     def on_frame(self, device: Device, connection_id: int, frame: MediaFrame) -> None:
         s = self.streams.get((device.id, frame.channel))
-        if s is None or s.ended or frame.data_type >= 3 or frame.timestamp is None:
+        if s is None or s.ended or frame.data_type > AUDIO or frame.timestamp is None:
             return
         if s.media_conn != connection_id:
             return  # only the connection bound to the request feeds it
+        if frame.data_type == AUDIO:
+            if s.queued_audio >= AUDIO_QUEUE_MAX:
+                self._audio_dropped(s, "the segmenter is behind")
+                return
+            s.bytes += len(frame.data)
+            s.queued_audio += 1
+            s.queue.put_nowait(frame)
+            return
         if s.skipping:
             if frame.data_type != 0:
                 s.dropped += 1
                 return
             s.skipping = False
-        if s.queue.qsize() >= QUEUE_MAX:
+        if s.queued_video >= QUEUE_MAX:
             s.dropped += 1
             s.skipping = True  # the next frame the segmenter gets is a keyframe
             return
         s.bytes += len(frame.data)
         s.frames += 1
+        s.queued_video += 1
         s.queue.put_nowait(frame)
 
     def on_close(self, device: Device, connection_id: int, reason: str) -> None:
@@ -223,6 +252,12 @@ class LiveManager:
         loop = asyncio.get_running_loop()
         while (frame := await s.queue.get()) is not None:
             try:
+                if frame.data_type == AUDIO:
+                    s.queued_audio -= 1
+                    for seg in self._audio(s, frame):
+                        await self._write(s, seg)
+                    continue
+                s.queued_video -= 1
                 if s.segmenter is None:
                     s.codec = CODEC_NAMES.get(frame.payload_type)
                     if s.codec is None:
@@ -251,10 +286,50 @@ class LiveManager:
                 return
         if s.segmenter is not None:
             try:
+                if s.audio is not None:
+                    for seg in s.segmenter.push_audio(s.audio.flush()):
+                        await self._write(s, seg)
                 for seg in s.segmenter.flush():
                     await self._write(s, seg)
             except Exception as e:  # the stream ends either way
                 log.warning("stream %s: final segment lost: %s", s.uuid, e)
+
+    def _audio(self, s: LiveStream, frame: MediaFrame) -> list[Any]:
+        """One audio frame: to AAC (media.dvraudio, as the cloud DVR does) into the stream's
+        segments. A frame that cannot be used is dropped and counted (a warning a minute at
+        most): the video never waits on audio and never breaks for it."""
+        from fleetcam.media.dvraudio import AudioTranscoder, BadAudio
+
+        if s.segmenter is None:
+            return []  # no video yet: the segments' timeline starts with a keyframe
+        assert frame.timestamp is not None
+        try:
+            if s.audio is None:
+                s.audio = AudioTranscoder()
+            packets = s.audio.push(frame.payload_type, frame.data, frame.timestamp)
+            before = s.segmenter.audio_dropped
+            segments = s.segmenter.push_audio(packets)
+            if s.segmenter.audio_dropped > before:
+                self._audio_dropped(s, "AAC out of place (late, after a video-only start, "
+                                    "or not the track's configuration)", s.segmenter.audio_dropped
+                                    - before)
+            s.audio_frames += 1
+        except BadAudio as e:
+            self._audio_dropped(s, str(e))
+            return []
+        except Exception as e:  # noqa: BLE001 - audio never stops the stream
+            log.debug("stream %s: audio frame failed", s.uuid, exc_info=True)
+            self._audio_dropped(s, f"{type(e).__name__}: {e}")
+            return []
+        return segments
+
+    def _audio_dropped(self, s: LiveStream, reason: str, n: int = 1) -> None:
+        s.audio_dropped += n
+        now = self.gw.loop_time()
+        if now - s.audio_warned >= WARN_EVERY:
+            s.audio_warned = now
+            log.warning("stream %s of device %s: audio dropped (%d so far): %s", s.uuid,
+                        s.device_id, s.audio_dropped, reason[:200])
 
     async def _write(self, s: LiveStream, seg: Any) -> None:
         """The segment first, then the playlist naming it: a listed segment always exists."""

@@ -449,21 +449,16 @@ class ClipAudio:
     """Why the first one was dropped."""
 
 
-def fragments_of(frames: Iterator[tuple[int, bytes, bool]], codec: str) -> list[Fragment]:
-    """A finished clip's video frames ``(utc_ms, Annex-B data, keyframe)`` as fragments (H.265
-    transcoded), in order; ``discontinuity`` marks where a new segment must begin."""
-    return clip_fragments(((0, ms, data, key) for ms, data, key in frames), codec)
-
-
 def clip_fragments(records: Iterable[tuple[int, int, bytes, bool]], codec: str,
                    audio_type: int | None = None, *, fill: fmp4.AudioConfig | None = None,
-                   stats: ClipAudio | None = None) -> list[Fragment]:
+                   stats: ClipAudio | None = None) -> Iterator[Fragment]:
     """A device clip's frames ``(kind, utc_ms, data, keyframe)`` (kind 3: audio, the others
     video) as fragments, the way the recorder (gateway/dvr.py) cuts a live channel: H.265
     transcoded, audio of JT/T 1078 payload type ``audio_type`` to AAC-LC beside the video
     (media.dvraudio), silence where it pauses. ``fill``: the audio configuration to start
     with (silent AAC where the clip has no audio of its own). An audio frame that cannot be
-    used is dropped and counted in ``stats``; the video never depends on it.
+    used is dropped and counted in ``stats``; the video never depends on it. A generator:
+    a clip of any length needs a few fragments of memory.
 
     Raises:
         CorruptMedia: the video is unusable.
@@ -472,7 +467,6 @@ def clip_fragments(records: Iterable[tuple[int, int, bytes, bool]], codec: str,
     transcoder = HevcToH264() if codec == "hevc" else None
     stats = stats if stats is not None else ClipAudio()
     audio: Any = None
-    out: list[Fragment] = []
 
     def dropped(reason: str) -> None:
         stats.dropped += 1
@@ -488,7 +482,7 @@ def clip_fragments(records: Iterable[tuple[int, int, bytes, bool]], codec: str,
                     from fleetcam.media.dvraudio import AudioTranscoder
 
                     audio = AudioTranscoder()
-                out += fragmenter.push_audio(audio.push(audio_type, data, ms,
+                yield from fragmenter.push_audio(audio.push(audio_type, data, ms,
                                                         fragmenter.open_start_ms))
                 stats.frames += 1
             except Exception as e:  # noqa: BLE001 - BadAudio, or anything: video goes on
@@ -496,23 +490,22 @@ def clip_fragments(records: Iterable[tuple[int, int, bytes, bool]], codec: str,
             continue
         units = [(data, ms, key)] if transcoder is None else transcoder.push(data, ms, key)
         for d, t, k in units:
-            out += fragmenter.push(d, t, k)
+            yield from fragmenter.push(d, t, k)
         if audio is not None:  # video goes on: silence where audio is missing
             try:
-                out += fragmenter.push_audio(audio.fill_until(ms - AUDIO_LAG_MS))
+                yield from fragmenter.push_audio(audio.fill_until(ms - AUDIO_LAG_MS))
             except Exception as e:  # noqa: BLE001
                 dropped(f"{type(e).__name__}: {e}")
     if transcoder is not None:
         for d, t, k in transcoder.flush():
-            out += fragmenter.push(d, t, k)
+            yield from fragmenter.push(d, t, k)
     if audio is not None:
         try:
-            out += fragmenter.push_audio(audio.flush())
+            yield from fragmenter.push_audio(audio.flush())
         except Exception as e:  # noqa: BLE001
             dropped(f"{type(e).__name__}: {e}")
-    out += fragmenter.flush()
+    yield from fragmenter.flush()
     stats.dropped += fragmenter.audio_dropped
-    return out
 
 
 def mp4_of(init: bytes, parts: list[tuple[bytes, int]], dst_path: str) -> None:

@@ -1,10 +1,12 @@
-"""Cut a live Annex-B frame stream into HLS MPEG-TS segments (H.264 copied, H.265 re-encoded)."""
+"""Cut a live Annex-B frame stream into HLS MPEG-TS segments (H.264 copied, H.265 re-encoded),
+with the channel's audio as AAC (ADTS) when the device sends it."""
 from __future__ import annotations
 
 import statistics
 from collections import deque
 from dataclasses import dataclass
 from fractions import Fraction
+from typing import TYPE_CHECKING
 
 import av
 import av.error
@@ -12,11 +14,28 @@ import av.error
 from fleetcam.errors import CorruptMedia
 from fleetcam.protocol.jt1078.nal import split_annexb
 
+if TYPE_CHECKING:
+    from fleetcam.media.dvraudio import AacPacket
+    from fleetcam.media.fmp4 import AudioConfig
+
 __all__ = ["CONTAINER", "Segment", "HlsSegmenter"]
 
 CONTAINER = "mpegts"
 """Segment format: MPEG-TS (hls.js, Safari and ffmpeg play it with no init segment; measured
 against fragmented MP4 in bench/live_cpu.py)."""
+MUX_OPTIONS = {"mpegts_flags": "initial_discontinuity"}
+"""Each segment has its own muxer (closing it writes out every buffered packet, so a segment
+holds exactly its time); the first packet of each PID says its continuity counter starts
+afresh, so demuxers reading segment after segment (FFmpeg's HLS) see no continuity error."""
+AUDIO_LAG_MS = 1000
+"""A closed segment waits this long (of later video) for the audio covering its end; then it
+goes out with silence where the audio is missing."""
+AUDIO_QUEUE_MAX = 250
+"""AAC frames waiting for their segment at most (32 s at 8 kHz, 5 s at 48 kHz); beyond, the
+oldest are dropped."""
+AAC_FRAME = 1024
+ADTS_RATES = (96000, 88200, 64000, 48000, 44100, 32000, 24000, 22050, 16000, 12000, 11025,
+              8000, 7350)
 TS_CLOCK = Fraction(1, 90_000)
 MS = Fraction(1, 1000)
 DEFAULT_INTERVAL_MS = 40  # 25 fps, until the stream shows its own frame interval
@@ -49,6 +68,7 @@ class Segment:
         data: a complete MPEG-TS segment (PAT, PMT, then a keyframe with its parameter
             sets), decodable on its own; timestamps continue across segments.
         frames: video frames in it.
+        audio_frames: AAC frames in it (silence filled in included).
     """
 
     sequence: int
@@ -56,6 +76,17 @@ class Segment:
     duration: float
     data: bytes
     frames: int
+    audio_frames: int = 0
+
+
+@dataclass
+class _Closed:
+    """A segment's video, cut, waiting for the audio that covers its time."""
+
+    start: int  # ms on the stream's timeline
+    end: int
+    device_ms: int
+    packets: list[av.Packet]
 
 
 class ByteSink:
@@ -78,10 +109,9 @@ class ByteSink:
 class HlsSegmenter:
     """Turn one camera's frames, as they arrive, into HLS segments that start on keyframes.
 
-    One long-lived MPEG-TS muxer writes every frame (its output flushed per packet), and a
-    segment is cut right before the keyframe that opens the next one; the muxer repeats PAT
-    and PMT before each keyframe, so every segment stands alone while the continuity
-    counters and timestamps run on (one timeline for the player). PTS = DTS = the device
+    A segment is cut right before the keyframe that opens the next one and muxed on its own
+    (PAT, PMT, then the keyframe), so every segment stands alone while the timestamps run on
+    (one timeline for the player). PTS = DTS = the device
     timestamp relative to the first keyframe (90 kHz), made strictly increasing: a repeated
     or slightly earlier timestamp is nudged 1 ms past the previous frame, and a clock jump
     (more than 1 s back or 10 s forward) continues one frame interval after it.
@@ -92,12 +122,27 @@ class HlsSegmenter:
     cuts, so transcoded segments are cut at the first frame at or after ``target`` seconds
     whatever the source's GOP.
 
+    Audio (``push_audio``: AAC-LC packets from ``media.dvraudio.AudioTranscoder``, stamped
+    with the device's timestamps like the video) goes into the same segments as ADTS, placed
+    by the same timeline: a packet belongs to the segment its middle falls in, so each
+    segment's audio starts within half an AAC frame of its video. Whether the stream has an
+    audio track is settled when the first segment goes out (audio that starts later is
+    counted in ``audio_dropped``: the track cannot appear mid-stream for MSE players). A cut
+    segment waits for the audio covering its end up to ``AUDIO_LAG_MS`` of later video, then
+    goes out with silent AAC frames where audio is missing; holes between packets are filled
+    with silence as well, so players never stall on the audio track.
+
     Attributes:
         codec: ``"h264"`` or ``"hevc"`` (the input's).
         transcoding: True for H.265 input.
         dropped: frames dropped before the first usable keyframe.
         long_gop: a copied H.264 segment ran past ``max_segment`` for want of a keyframe.
         width, height: picture size (known from the first keyframe on).
+        audio: the audio track's configuration (None: video only, or not settled yet).
+        audio_frames: AAC packets the segments carry (device audio, without filled silence).
+        audio_dropped: AAC packets left out (late, out of order, of another configuration,
+            after a video-only start, or over ``AUDIO_QUEUE_MAX``); packets from before the
+            first keyframe are left out silently.
     """
 
     def __init__(self, codec: str, *, target: float = 1.0, preset: str = "veryfast",
@@ -125,12 +170,18 @@ class HlsSegmenter:
         # the segment being written
         self._seg_pts: int | None = None
         self._seg_device = 0
-        self._seg_frames = 0
         self._seg_last = 0
-        # output
-        self._sink = ByteSink()
-        self._out: av.container.OutputContainer | None = None
-        self._stream: av.VideoStream | None = None
+        # output: the open segment's packets, and closed segments waiting for audio
+        self._packets: list[av.Packet] = []
+        self._closed: deque[_Closed] = deque()
+        # audio
+        self.audio: AudioConfig | None = None
+        self.audio_frames = 0
+        self.audio_dropped = 0
+        self._audio_settled = False
+        self._audio_q: deque[tuple[int, bytes]] = deque()  # (pts in 1/90000, raw AAC)
+        self._audio_seen: AudioConfig | None = None
+        self._audio_cursor: int | None = None  # where the next segment's audio starts
         # H.264 copy
         self._sps: bytes | None = None
         self._params: dict[int, bytes] = {}
@@ -163,11 +214,42 @@ class HlsSegmenter:
         except av.error.FFmpegError as e:
             raise CorruptMedia(f"unusable {self.codec} frame at {timestamp_ms}: {e}") from e
 
+    def push_audio(self, packets: list[AacPacket]) -> list[Segment]:
+        """Add AAC-LC packets (in order, ``pts`` in samples of their rate on the device's
+        millisecond clock, as ``AudioTranscoder`` makes them); returns the segments that
+        were waiting for this audio. Packets that cannot be placed are counted in
+        ``audio_dropped``, never raised: the video goes on."""
+        if self._finished:
+            raise RuntimeError("push after flush")
+        for p in packets:
+            cfg = p.config
+            if self._audio_settled and (self.audio is None or cfg != self.audio):
+                self.audio_dropped += 1  # no track, or a configuration the track is not
+                continue
+            if self._origin is None:
+                continue  # before the first keyframe: not part of the stream
+            if cfg.rate not in ADTS_RATES or cfg.channels not in (1, 2):
+                self.audio_dropped += 1
+                continue
+            if self._audio_seen is not None and cfg != self._audio_seen:
+                self._audio_q.clear()  # a new configuration before the track is settled
+            self._audio_seen = cfg
+            pts = p.pts * 90_000 // cfg.rate - (self._origin - self._shift) * 90
+            if pts + self._half_frame(cfg) < 0:
+                continue  # before the stream's first keyframe
+            if self._audio_q and pts <= self._audio_q[-1][0]:
+                self.audio_dropped += 1  # out of order
+                continue
+            self._audio_q.append((pts, p.data))
+            if len(self._audio_q) > AUDIO_QUEUE_MAX:
+                self._audio_q.popleft()
+                self.audio_dropped += 1
+        return self._emit()
+
     def flush(self) -> list[Segment]:
         """End of stream: the last, partial segment (if it has frames). Call once."""
         if self._finished:
             return []
-        self._finished = True
         segments: list[Segment] = []
         try:
             if self._decoder is not None:
@@ -176,14 +258,13 @@ class HlsSegmenter:
             if self._encoder is not None:
                 for packet in self._encoder.encode(None):
                     segments += self._mux(packet, cut=False)
-            if self._out is not None:
-                self._out.close()
         except av.error.FFmpegError as e:
             raise CorruptMedia(f"unusable {self.codec} stream at its end: {e}") from e
-        if self._seg_frames and self._seg_pts is not None:
-            end = self._seg_last + self.frame_interval
-            segments.append(self._segment(end))
-        return segments
+        finally:
+            self._finished = True
+        if self._packets and self._seg_pts is not None:
+            self._close_segment(self._seg_last + self.frame_interval)
+        return segments + self._emit(final=True)
 
     @property
     def frame_interval(self) -> int:
@@ -222,8 +303,6 @@ class HlsSegmenter:
               keyframe: bool) -> list[Segment]:  # fmt: skip
         if keyframe:
             data = self._with_parameter_sets(data, nals)
-        if self._out is None:
-            self._open()
         elapsed = pts - self._seg_pts if self._seg_pts is not None else 0
         if not keyframe and elapsed >= self.max_ms:
             self.long_gop = True
@@ -285,7 +364,6 @@ class HlsSegmenter:
         if self._encoder is None:
             self.width, self.height = picture.width, picture.height
             self._encoder = self._make_encoder(picture.width, picture.height)
-            self._open()
         if picture.format.name != "yuv420p" or (picture.width, picture.height) != (
             self.width, self.height
         ):  # fmt: skip
@@ -317,18 +395,11 @@ class HlsSegmenter:
         }  # fmt: skip
         return ctx
 
-    # -- muxing and cutting ---------------------------------------------------------------
-    def _open(self) -> None:
-        self._out = av.open(self._sink, "w", format=CONTAINER, options={"flush_packets": "1"})
-        self._stream = self._out.add_mux_stream(
-            "h264", width=self.width or 0, height=self.height or 0
-        )
-        self._stream.time_base = TS_CLOCK
-
+    # -- cutting and muxing ---------------------------------------------------------------
     def _mux(self, packet: av.Packet, *, cut: bool, pts: int | None = None,
              device_ms: int | None = None) -> list[Segment]:  # fmt: skip
-        """Write one H.264 packet, cutting the segment before it when ``cut``."""
-        assert self._out is not None and self._stream is not None
+        """Add one H.264 packet to the open segment, closing it before the packet when
+        ``cut``; returns the segments ready to go."""
         if pts is None:  # an encoder's packet (1/1000): find the device time of its frame
             pts = int(packet.pts)
             while self._device_of and self._device_of[0][0] < pts:
@@ -338,28 +409,137 @@ class HlsSegmenter:
             )
             packet.pts = packet.dts = pts * 90
         packet.time_base = TS_CLOCK
-        packet.stream = self._stream
-        segments = []
         if self._seg_pts is None:
             self._seg_pts, self._seg_device = pts, int(device_ms or 0)
-        elif cut and self._seg_frames:
-            segments.append(self._segment(pts))
+        elif cut and self._packets:
+            self._close_segment(pts)
             self._seg_pts, self._seg_device = pts, int(device_ms or 0)
-        self._out.mux_one(packet)
-        self._seg_frames += 1
+        self._packets.append(packet)
         self._seg_last = pts
-        return segments
+        return self._emit() if self._closed else []
 
-    def _segment(self, end_pts: int) -> Segment:
+    def _close_segment(self, end: int) -> None:
         assert self._seg_pts is not None
+        self._closed.append(_Closed(self._seg_pts, end, self._seg_device, self._packets))
+        self._packets = []
+
+    def _emit(self, final: bool = False) -> list[Segment]:
+        """The closed segments whose audio is complete (all of them without audio; at the
+        end of the stream, all of them)."""
+        out: list[Segment] = []
+        while self._closed:
+            seg = self._closed[0]
+            if not self._audio_settled:  # the first segment settles whether there is audio
+                self._audio_settled = True
+                self.audio = self._audio_seen
+                if self.audio is None:
+                    self._audio_q.clear()
+            cfg = self.audio
+            if cfg is not None and not final:
+                covered = bool(self._audio_q) and \
+                    self._audio_q[-1][0] + self._half_frame(cfg) >= seg.end * 90
+                if not covered and self._seg_last - seg.end < AUDIO_LAG_MS:
+                    break
+            self._closed.popleft()
+            audio = self._take_audio(seg, cfg) if cfg is not None else []
+            out.append(self._segment(seg, audio))
+        return out
+
+    def _half_frame(self, cfg: AudioConfig) -> int:
+        return AAC_FRAME * 45_000 // cfg.rate
+
+    def _take_audio(self, seg: _Closed, cfg: AudioConfig) -> list[tuple[int, bytes]]:
+        """The AAC frames of ``seg``: those whose middle falls in it, on a continuous track
+        (holes, and the end when the audio is late, filled with silence)."""
+        step = AAC_FRAME * 90_000 / cfg.rate
+        half, start, end = self._half_frame(cfg), seg.start * 90, seg.end * 90
+        cursor = self._audio_cursor
+        if cursor is None or not start - step < cursor < end:
+            cursor = None  # the first segment with audio (or the track lost its way)
+        out: list[tuple[int, bytes]] = []
+        queue = self._audio_q
+        while queue and queue[0][0] + half < end:
+            pts, data = queue.popleft()
+            if cursor is not None and pts < cursor - half:
+                self.audio_dropped += 1  # time already covered (late, or overlapping)
+                continue
+            if cursor is None:
+                cursor = pts
+            out += self._silence(cursor, pts - half, cfg)
+            out.append((pts, data))
+            self.audio_frames += 1
+            cursor = round(pts + step)
+        if cursor is None:  # no audio for this segment: silence from its start
+            cursor = start
+        out += self._silence(cursor, end - half, cfg)
+        self._audio_cursor = round(out[-1][0] + step) if out else cursor
+        return out
+
+    @staticmethod
+    def _silence(cursor: int, until: int, cfg: AudioConfig) -> list[tuple[int, bytes]]:
+        """Silent frames from ``cursor`` on, as long as one starts before ``until``."""
+        if not cfg.silence:
+            return []
+        step = AAC_FRAME * 90_000 / cfg.rate
+        out, at = [], float(cursor)
+        while at < until:
+            out.append((round(at), cfg.silence))
+            at += step
+        return out
+
+    def _segment(self, seg: _Closed, audio: list[tuple[int, bytes]]) -> Segment:
+        """Mux one segment: its own MPEG-TS muxer, closed at its end (nothing left behind)."""
+        sink = ByteSink()
+        try:
+            with av.open(sink, "w", format=CONTAINER, options=MUX_OPTIONS) as out:  # type: ignore[arg-type]
+                video = out.add_mux_stream("h264", width=self.width or 0,
+                                           height=self.height or 0)
+                video.time_base = TS_CLOCK
+                sound = None
+                cfg = self.audio
+                if cfg is not None:
+                    sound = out.add_mux_stream("aac", rate=cfg.rate)
+                    sound.time_base = TS_CLOCK
+                i = 0
+                for packet in seg.packets:
+                    while sound is not None and i < len(audio) and audio[i][0] < packet.dts:
+                        self._mux_audio(out, sound, *audio[i])
+                        i += 1
+                    packet.stream = video
+                    out.mux_one(packet)
+                while sound is not None and i < len(audio):
+                    self._mux_audio(out, sound, *audio[i])
+                    i += 1
+        except av.error.FFmpegError as e:
+            raise CorruptMedia(f"segment {self._sequence} does not mux: {e}") from e
         segment = Segment(
-            sequence=self._sequence, start_ms=self._seg_device,
-            duration=(end_pts - self._seg_pts) / 1000, data=self._sink.take(),
-            frames=self._seg_frames,
+            sequence=self._sequence, start_ms=seg.device_ms,
+            duration=(seg.end - seg.start) / 1000, data=sink.take(),
+            frames=len(seg.packets), audio_frames=len(audio),
         )  # fmt: skip
         self._sequence += 1
-        self._seg_frames = 0
         return segment
+
+    def _mux_audio(self, out: av.container.OutputContainer, stream: av.stream.Stream,
+                   pts: int, raw: bytes) -> None:
+        assert self.audio is not None
+        packet = av.Packet(adts(raw, self.audio.rate, self.audio.channels))
+        packet.pts = packet.dts = pts
+        packet.time_base = TS_CLOCK
+        packet.stream = stream
+        out.mux_one(packet)
+
+
+def adts(raw: bytes, rate: int, channels: int) -> bytes:
+    """One raw AAC-LC frame behind its ADTS header (ISO/IEC 13818-7 §6.2: no CRC, one raw
+    data block), as MPEG-TS carries AAC."""
+    size = len(raw) + 7
+    if size > 0x1FFF:
+        raise ValueError("AAC frame too large for ADTS")
+    sfi = ADTS_RATES.index(rate)
+    return bytes([0xFF, 0xF1, (1 << 6) | (sfi << 2) | (channels >> 2),
+                  ((channels & 3) << 6) | (size >> 11), (size >> 3) & 0xFF,
+                  ((size & 7) << 5) | 0x1F, 0xFC]) + raw
 
 
 def _check_nals(codec: str, data: bytes) -> list[bytes]:

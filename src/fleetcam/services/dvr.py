@@ -386,6 +386,12 @@ class DvrService:
 
 # -- device clips and the archive ----------------------------------------------------------------
 NEIGHBOUR_MS = 600_000
+FOLD_OBJECT_MS = 600_000
+FOLD_OBJECT_BYTES = 64 << 20
+"""A folded clip's objects: at most this long or this large, as the recorder's (the default
+``dvr_object_seconds`` and its ``MAX_OBJECT_BYTES``); memory holds one at a time."""
+SPANS_WINDOW_MS = 600_000
+"""The index's spans are read this much of the clip at a time."""
 """A clip without audio gets silent AAC when the recorded segment nearest it (this close)
 has audio."""
 AUDIO_TYPES = {"g711a": 6, "alaw": 6, "pcm_alaw": 6, "g711u": 7, "ulaw": 7, "pcm_mulaw": 7,
@@ -455,45 +461,61 @@ class DvrClips:
         if not ahead or ahead[-1][0] >= rawclip.KIND_AUDIO:
             return []
         first_ms = ahead[-1][1]
-        length_ms = max(0, int(header.get("end", 0) or 0) - int(header.get("start", 0) or 0))
-        fill = self._neighbour_audio(stream, first_ms, first_ms + length_ms * 1000)
+        length_s = max(0, int(header.get("end", 0) or 0) - int(header.get("start", 0) or 0))
+        fill = self._neighbour_audio(stream, first_ms, first_ms + length_s * 1000)
         stats = ClipAudio()
         frags = clip_fragments(itertools.chain(ahead, records), codec,
                                audio_type(header.get("audio")), fill=fill, stats=stats)
+        out: list[SegmentEntry] = []
+        seg: OpenSegment | None = None
+        have: list[tuple[int, int]] = []
+        seen_until = None  # the index's spans are read for [.., seen_until) so far
+
+        def close() -> None:
+            nonlocal seg
+            if seg is not None and seg.fragments:
+                out.append(self._store(seg))
+            seg = None
+
+        for f in frags:
+            end = f.start_ms + f.duration_ms
+            if seen_until is None or end > seen_until:  # spans a window at a time
+                seen_until = f.start_ms + SPANS_WINDOW_MS
+                have = self.dvr.index.spans(stream.name, f.start_ms, seen_until)
+            if any(f.start_ms < e and end > b for b, e in have):
+                close()  # recorded in the cloud already: a gap in this clip
+                continue
+            if seg is not None and (f.discontinuity or seg.duration_ms >= FOLD_OBJECT_MS
+                                    or seg.size + len(f.data) > FOLD_OBJECT_BYTES):
+                close()
+            if seg is None:
+                if not f.keyframe:
+                    continue  # a segment opens on a keyframe, as the recorder's do
+                ikey = dvr.init_key(stream.name, init_digest(f.init))
+                if not self.dvr.storage.exists(stream.dvr.root, ikey):
+                    self.dvr.storage.put(stream.dvr.root, ikey, f.init,
+                                         content_type="video/mp4")
+                seg = OpenSegment(stream.name, stream.dvr.root, clip_token(uuid, len(out)), f,
+                                  ikey)
+            seg.append(f)
+        close()
         if stats.dropped:
             self._audio_dropped(stream.name, uuid, stats)
-        if not frags:
-            return []
-        have = self.dvr.index.spans(stream.name, frags[0].start_ms,
-                                    frags[-1].start_ms + frags[-1].duration_ms)
-        groups: list[list[Any]] = []
-        for f in frags:
-            if any(f.start_ms < e and f.start_ms + f.duration_ms > b for b, e in have):
-                groups.append([])  # recorded in the cloud already: a gap in this clip
-                continue
-            if f.discontinuity or not groups or not groups[-1]:
-                groups.append([])
-            groups[-1].append(f)
-        out = []
-        for n, group in enumerate(g for g in groups if g and g[0].keyframe):
-            ikey = dvr.init_key(stream.name, init_digest(group[0].init))
-            if not self.dvr.storage.exists(stream.dvr.root, ikey):
-                self.dvr.storage.put(stream.dvr.root, ikey, group[0].init, content_type="video/mp4")
-            seg = OpenSegment(stream.name, stream.dvr.root, clip_token(uuid, n), group[0], ikey)
-            for f in group:
-                seg.append(f)
-            entry = seg.entry(created_at=self.dvr.clock.now())
-            entry = SegmentEntry(**{**entry.__dict__, "source": dvr.SOURCE_DEVICE})
-            self.dvr.index.intend(entry.root, entry.key, self.dvr.clock.now())
-            self.dvr.storage.put(stream.dvr.root, entry.key, seg.read(),
-                                 content_type="video/iso.segment")
-            self.dvr.index.add(entry)
-            out.append(entry)
         if out:
             log.info("DVR stream %s: clip %s folded into the archive as %d segment(s)%s",
                      stream.name, uuid, len(out),
                      " with audio" if any(e.tracks == (1, 2) for e in out) else "")
         return out
+
+    def _store(self, seg: Any) -> SegmentEntry:
+        """Store a folded segment's object and index it (an intent first: a crash between
+        the two leaves no orphan object)."""
+        entry = seg.entry(created_at=self.dvr.clock.now())
+        entry = SegmentEntry(**{**entry.__dict__, "source": dvr.SOURCE_DEVICE})
+        self.dvr.index.intend(entry.root, entry.key, self.dvr.clock.now())
+        self.dvr.storage.put(entry.root, entry.key, seg.read(), content_type="video/iso.segment")
+        self.dvr.index.add(entry)
+        return entry  # type: ignore[no-any-return]
 
     def _neighbour_audio(self, stream: DvrStream, start_ms: int, end_ms: int) -> Any:
         """The audio configuration (with its silent frame) of the recorded segment nearest
