@@ -1,5 +1,6 @@
 """DynamoDB stream of the DVR index (a segment's row added) → ThumbnailWriter.indexed: the
-segment's thumbnails, one object per segment (services/dvrthumbs.py), for every root."""
+segment's thumbnails, one object per segment (services/dvrthumbs.py), for every root. The
+daily schedule → ThumbnailWriter.backfill: rows of the last day the stream missed."""
 from __future__ import annotations
 
 from typing import Any
@@ -19,6 +20,8 @@ from fleetcam.runtime.aws import build_aws
 
 logger, tracer, metrics = Logger(), Tracer(), Metrics()
 CONTAINER = build_aws(Settings.from_env())  # cold start, once
+BACKFILL_SPARE_MS = 20_000
+"""Milliseconds of the invocation left unused by the backfill (its last segment, the reply)."""
 processor = BatchProcessor(event_type=EventType.DynamoDBStreams,
                            raise_on_entire_batch_failure=False)
 
@@ -39,9 +42,21 @@ def record_handler(record: DynamoDBRecord) -> None:
         metrics.add_metric(name="DvrThumbnails", unit=MetricUnit.Count, value=made)
 
 
+def backfill(context: LambdaContext) -> dict[str, Any]:
+    streams = [s.name for s in CONTAINER.dvr_streams.list()]  # type: ignore[union-attr]
+    budget = max(0.0, (context.get_remaining_time_in_millis() - BACKFILL_SPARE_MS) / 1000)
+    done, left = CONTAINER.dvr_thumbs.backfill(streams, budget=budget)  # type: ignore[union-attr]
+    metrics.add_metric(name="DvrThumbnailsBackfilled", unit=MetricUnit.Count, value=done)
+    logger.info("dvr thumbnails backfill", extra={"streams": len(streams), "segments": done,
+                                                  "left": left})
+    return {"streams": len(streams), "segments": done, "left": left}
+
+
 @logger.inject_lambda_context
 @tracer.capture_lambda_handler
 @metrics.log_metrics
 def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
+    if "Records" not in event:  # the daily schedule (EventBridge)
+        return backfill(context)
     return process_partial_response(event=event, record_handler=record_handler,
                                     processor=processor, context=context)

@@ -33,8 +33,9 @@ def _template_trigger() -> tuple[dict[str, Any], list[dict[str, Any]]]:
     assert not problems, problems
     res = json.loads(json.dumps(tpl))["Resources"]
     spec = res["DvrSegmentsTable"]["Properties"]["StreamSpecification"]
-    (event,) = res["DvrThumbnailFunction"]["Properties"]["Events"].values()
-    assert event["Type"] == "DynamoDB"
+    events = res["DvrThumbnailFunction"]["Properties"]["Events"]
+    assert {e["Type"] for e in events.values()} == {"DynamoDB", "Schedule"}
+    (event,) = [e for e in events.values() if e["Type"] == "DynamoDB"]
     assert event["Properties"]["Stream"] == {"Fn::GetAtt": ["DvrSegmentsTable", "StreamArn"]}
     patterns = [json.loads(f["Pattern"])
                 for f in event["Properties"]["FilterCriteria"]["Filters"]]
@@ -250,3 +251,43 @@ def test_a_failing_store_fails_only_its_record_and_a_retry_completes_it(
     assert c.dvr_index.segments("1-2")[0].thumbs is not None
     # the same bytes make the same key: the row's write cleared the failed run's intent too
     assert c.dvr_index.abandoned(before=time.time() + 7200) == []
+
+
+def test_the_daily_backfill_makes_what_the_stream_missed_once(
+        aws: Aws, load_handler: Loader, context: LambdaContext) -> None:
+    """Rows of the last day without thumbnails (their records failed every retry, or came
+    before the stream was on) get them from the schedule; recent rows are the stream's."""
+    import dataclasses
+
+    fn = load_handler("dvrthumbs")
+    c = fn.CONTAINER
+    now = time.time()
+    for name in ("1-1", "1-2"):
+        c.dvr_streams.put(dvr.DvrStream(name, 1, int(name[-1]), dvr.DvrConfig("cams", 0),
+                                        now, now))
+    hour = (int(now) // 60 - 120) * 60_000 + 40_000  # two hours ago
+    missed = _record(c, "1-1", "cams", hour, 90, index=False)
+    missed = dataclasses.replace(missed, created_at=now - 7000)
+    assert c.dvr_index.add(missed)
+    fresh = _record(c, "1-2", "cams", hour, 90, index=False)  # a clip folded in just now
+    fresh = dataclasses.replace(fresh, created_at=now - 60)
+    assert c.dvr_index.add(fresh)
+    event = load_event("schedule-dvr-thumbs-backfill.json")
+    counts = _count(c)
+    assert fn.handler(event, context) == {"streams": 2, "segments": 1, "left": 0}
+    assert counts == {"PutObject": 1, "GetObject": 2}, counts
+    row = c.dvr_index.segments("1-1")[0]
+    assert row.thumbs is not None and len(row.thumbs.items) == len(dvr.thumb_times(missed))
+    assert c.dvr_index.segments("1-2")[0].thumbs is None  # left to its stream record
+    assert c.dvr_index.abandoned(before=time.time() + 7200) == []
+    counts.clear()  # the next run: nothing to do, no request to the store
+    assert fn.handler(event, context) == {"streams": 2, "segments": 0, "left": 0}
+    assert counts == {}
+    # out of time: what is left is counted, not made
+    c.dvr_index.remove("1-1", [missed.segment_id])
+    c.dvr.finish_deletions()
+    assert c.dvr_index.add(dataclasses.replace(missed, segment_id=missed.segment_id[:-1] + "f",
+                                               key=missed.key.replace(
+                                                   missed.segment_id,
+                                                   missed.segment_id[:-1] + "f")))
+    assert c.dvr_thumbs.backfill(["1-1", "1-2"], budget=0) == (0, 1)

@@ -112,3 +112,25 @@ def test_undecodable_keyframes_are_recorded_as_none(container: Container) -> Non
     (row,) = container.dvr_index.segments("7-1")
     assert row.thumbs == dvr.Thumbs("") and _files(container) == []
     assert seg.segment_id == row.segment_id
+
+
+def test_backfill_makes_what_no_event_did_and_a_late_event_finds_it_done(
+        container: Container) -> None:
+    seg = _record(container, 70)  # its event waits in the queue (as if lost or delayed)
+    assert container.clock.now() - seg.start_ms / 1000 < 25 * 3600
+    assert container.dvr_thumbs.backfill(["7-1", "9-9"], budget=60) == (1, 0)
+    (row,) = container.dvr_index.segments("7-1")
+    assert row.thumbs is not None and len(row.thumbs.items) == len(dvr.thumb_times(seg))
+    files = _files(container)
+    assert len(files) == 1 and container.dvr_index.abandoned(before=1e12) == []
+    assert container.dvr_thumbs.backfill(["7-1"], budget=60) == (0, 0)
+    assert drain(container.extras["queue"], container.ingest) == {"done": 1}
+    assert _files(container) == files  # the late event: done already, nothing made again
+    assert container.dvr_index.segments("7-1")[0].thumbs == row.thumbs
+    # rows that started more than 25 hours ago are left alone (recent ones: tests/aws)
+    container.dvr_index.remove("7-1", [seg.segment_id])
+    container.dvr.finish_deletions()
+    _record(container, 70)
+    container.clock.set(seg.start_ms / 1000 + 26 * 3600)
+    assert container.dvr_thumbs.backfill(["7-1"], budget=60) == (0, 0)
+    assert container.dvr_thumbs.backfill(["7-1"], budget=60, window_s=27 * 3600) == (1, 0)

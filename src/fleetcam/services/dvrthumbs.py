@@ -15,14 +15,22 @@ from __future__ import annotations
 
 import hashlib
 import logging
+import time
 from collections.abc import Callable, Iterable, Iterator
 
 from fleetcam.domain import dvr
-from fleetcam.errors import CorruptMedia
+from fleetcam.errors import CorruptMedia, FleetcamError
 from fleetcam.ports import Clock, DvrIndex, DvrStorage, ObjectCreated
 
 log = logging.getLogger(__name__)
 INIT_CACHE = 64
+BACKFILL_WINDOW_S = 25 * 3600
+"""``backfill`` looks at rows that started within this many seconds (a daily run overlaps
+the previous one by an hour)."""
+BACKFILL_SETTLE_S = 3600
+"""...and were stored at least this long ago: the trigger has had its retries by then (a row
+it is still working on would only make a duplicate, which costs a GET and a PUT)."""
+BACKFILL_PAGE = 200
 THUMBS_CONTENT_TYPE = "video/x-motion-jpeg"
 """Concatenated JPEGs (what ffmpeg's ``mjpeg`` demuxer reads)."""
 
@@ -71,6 +79,42 @@ class ThumbnailWriter:
         if not dvr.is_segment_id(segment_id):
             return None
         return self._row_done(self._find(stream, segment_id))
+
+    def backfill(self, streams: Iterable[str], *, budget: float,
+                 window_s: float = BACKFILL_WINDOW_S,
+                 settle_s: float = BACKFILL_SETTLE_S) -> tuple[int, int]:
+        """Thumbnails of the rows their trigger missed (on AWS: records that failed every
+        retry, or rows indexed before the stream was on): rows of ``streams`` that started in
+        the last ``window_s``, were stored more than ``settle_s`` ago and have no ``thumbs``,
+        made as ``indexed`` makes them, for ``budget`` seconds at most. Returns (segments
+        done, segments left for the next run). A poison segment is logged and skipped;
+        storage failures raise (the next run tries again)."""
+        now = self.clock.now()
+        start_ms, end_ms = int((now - window_s) * 1000), int((now - settle_s) * 1000)
+        deadline = time.monotonic() + budget
+        done = left = 0
+        for stream in streams:
+            after: str | None = None
+            while True:
+                rows = self.index.segments(stream, start_ms, end_ms, limit=BACKFILL_PAGE,
+                                           after=after)
+                for seg in rows:
+                    if seg.thumbs is not None or seg.created_at > now - settle_s:
+                        continue
+                    if time.monotonic() >= deadline:
+                        left += 1
+                        continue
+                    try:
+                        self._make(seg)
+                    except FleetcamError as e:
+                        log.warning("dvr %s: no thumbnails for %s: %s", stream,
+                                    seg.segment_id, e.reason)
+                        continue
+                    done += 1
+                if len(rows) < BACKFILL_PAGE:
+                    break
+                after = rows[-1].segment_id
+        return done, left
 
     def _row_done(self, seg: dvr.SegmentEntry | None) -> int | None:
         if seg is None:
