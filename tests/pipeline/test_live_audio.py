@@ -44,10 +44,13 @@ async def fetch_segments(url: str, n: int, tmp_path: Path) -> list[Path]:
         return paths
 
 
-def test_a_live_stream_carries_the_channels_audio_in_sync(tmp_path: Path) -> None:
+@pytest.mark.parametrize("codec", ["h264", "hevc"])
+def test_a_live_stream_carries_the_channels_audio_in_sync(tmp_path: Path, codec: str) -> None:
+    """H.264 copied or H.265 converted to H.264: the AAC track is there either way."""
     async def scenario() -> None:
         async with pipeline_server(tmp_path / "data") as server, \
-                simulate(server, width=320, height=240, audio=True), http(server) as api:
+                simulate(server, width=320, height=240, audio=True, codec=codec), \
+                http(server) as api:
             result = await start(api, 1)
             assert result["executed"] is True, result
             url = result["response"]["hls"]

@@ -34,6 +34,9 @@ AUDIO_QUEUE_MAX = 250
 """AAC frames waiting for their segment at most (32 s at 8 kHz, 5 s at 48 kHz); beyond, the
 oldest are dropped."""
 AAC_FRAME = 1024
+MAX_AAC_BYTES = 0x1FFF - 7
+"""The largest raw AAC frame an ADTS header can carry (AAC-LC never comes near it: 768
+bytes a channel)."""
 ADTS_RATES = (96000, 88200, 64000, 48000, 44100, 32000, 24000, 22050, 16000, 12000, 11025,
               8000, 7350)
 TS_CLOCK = Fraction(1, 90_000)
@@ -228,7 +231,8 @@ class HlsSegmenter:
                 continue
             if self._origin is None:
                 continue  # before the first keyframe: not part of the stream
-            if cfg.rate not in ADTS_RATES or cfg.channels not in (1, 2):
+            if cfg.rate not in ADTS_RATES or cfg.channels not in (1, 2) \
+                    or not 0 < len(p.data) <= MAX_AAC_BYTES:
                 self.audio_dropped += 1
                 continue
             if self._audio_seen is not None and cfg != self._audio_seen:

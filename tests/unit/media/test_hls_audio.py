@@ -168,3 +168,32 @@ def test_adts_header():
     """ISO/IEC 13818-7 ADTS: sync, MPEG-4, no CRC, AAC LC, 8 kHz (index 11), mono, length."""
     frame = adts(b"\x01\x02\x03", 8000, 1)
     assert frame.hex() == "fff1 6c40 01 5f fc 010203".replace(" ", "")
+
+
+def _g722(ms: int) -> bytes:
+    """``ms`` of a 440 Hz tone, G.722 (16 kHz), made with PyAV's encoder."""
+    samples = array.array("h", (int(8000 * math.sin(2 * math.pi * 440 * i / 16000))
+                                for i in range(16 * ms)))
+    frame = av.AudioFrame(format="s16", layout="mono", samples=len(samples))
+    frame.planes[0].update(samples.tobytes())
+    frame.sample_rate, frame.pts = 16000, 0
+    enc = av.CodecContext.create("adpcm_g722", "w")
+    enc.sample_rate, enc.format, enc.layout = 16000, "s16", "mono"
+    return b"".join(bytes(p) for p in [*enc.encode(frame), *enc.encode(None)])
+
+
+def test_g722_becomes_16_khz_aac(clips, tmp_path):
+    """Another of dvraudio's codecs (JT/T 1078 PT 2, G.722): a 16 kHz AAC track."""
+    frames = clips["h264"]
+    seg, tr, out = HlsSegmenter("h264"), AudioTranscoder(), []
+    chunk = _g722(40)
+    for f in frames:
+        out += seg.push(f.data, _ms(f), f.keyframe)
+        out += seg.push_audio(tr.push(2, chunk, _ms(f)))
+    out += seg.push_audio(tr.flush()) + seg.flush()
+    assert seg.audio is not None and seg.audio.rate == 16000
+    for s in out:
+        streams = ffprobe(s.data, tmp_path)
+        assert streams["audio"]["sample_rate"] == "16000"
+        assert abs(float(streams["video"]["start_time"]) -
+                   float(streams["audio"]["start_time"])) < 0.1
