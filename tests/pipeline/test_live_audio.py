@@ -7,6 +7,7 @@ import asyncio
 import json
 import logging
 import subprocess
+import time
 from pathlib import Path
 from typing import Any
 
@@ -153,3 +154,31 @@ def test_hls_js_in_chromium_plays_the_live_stream_with_its_audio(tmp_path: Path)
             assert got["audio"] > 0, got
 
     run(scenario(), 120)
+
+
+def test_a_playback_stream_carries_the_recordings_audio(tmp_path: Path) -> None:
+    """Playback (0x9201) shares the live code: its event playlist's 10 s carry 10 s of AAC."""
+    async def scenario() -> None:
+        async with pipeline_server(tmp_path / "data") as server, \
+                simulate(server, width=320, height=240, audio=True), http(server) as api:
+            t = int(time.time()) - 300
+            result = await start(api, 1, 1, "playback_video", **{"from": t, "to": t + 10})
+            assert result["executed"] is True, result
+            url = result["response"]["hls"]
+            async with httpx.AsyncClient(timeout=10) as plain:
+                async def ended() -> str | None:
+                    text = (await plain.get(url)).text
+                    return text if "#EXT-X-ENDLIST" in text else None
+
+                text = await until(ended, 30, what="playback playlist ended")
+                whole = tmp_path / "whole.ts"
+                whole.write_bytes(b"".join([(await plain.get(url.replace("index.m3u8", n))
+                                             ).content for n in segments(text)]))
+            streams = await asyncio.to_thread(ffprobe, whole)
+            assert int(streams["video"]["nb_read_frames"]) == 250
+            audio_s = int(streams["audio"]["nb_read_frames"]) * 1024 / 8000
+            assert 10 - 0.3 < audio_s < 10 + 0.3, audio_s
+            assert abs(float(streams["video"]["start_time"])
+                       - float(streams["audio"]["start_time"])) < 0.1
+
+    run(scenario(), 90)

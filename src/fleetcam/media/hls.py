@@ -221,7 +221,11 @@ class HlsSegmenter:
         """Add AAC-LC packets (in order, ``pts`` in samples of their rate on the device's
         millisecond clock, as ``AudioTranscoder`` makes them); returns the segments that
         were waiting for this audio. Packets that cannot be placed are counted in
-        ``audio_dropped``, never raised: the video goes on."""
+        ``audio_dropped``, never raised: the video goes on.
+
+        Raises:
+            CorruptMedia: a segment this audio completed does not mux (it is lost).
+        """
         if self._finished:
             raise RuntimeError("push after flush")
         for p in packets:
