@@ -31,14 +31,17 @@ def stores(backend: Backend, tmp_path: Path) -> Dvr:
         db = backend.extras["db"]
         return Dvr(SqliteDvrStreamStore(db), SqliteDvrIndex(db), SqliteEpisodeStore(db),
                    LocalDvrStorage(tmp_path / "data"), "dvr",
-                   ("", "../x", "/etc", "s3://b/p", "a/../../x"))
+                   ("", "../x", "/etc", "s3://b/p", "a/../../x", "objects", "objects/media",
+                    "exports/x", "fleetcam.sqlite3", "fleetcam.sqlite3-wal/x", str(tmp_path)))
     from fleetcam.adapters.aws.dvr import (DynamoDvrIndex, DynamoDvrStreamStore,
                                            DynamoEpisodeStore, S3DvrStorage)
     from tests.aws.motoserver import BUCKET
 
     return Dvr(DynamoDvrStreamStore(), DynamoDvrIndex(), DynamoEpisodeStore(),
                S3DvrStorage(BUCKET, backend.extras["s3"]), "dvr",
-               ("", "s3://other-bucket/p", "a/../x", "media/x", "http://x/y"))
+               ("", "s3://other-bucket/p", "a/../x", "media/x", "http://x/y", "/", "//",
+                f"s3://{BUCKET}", f"s3://{BUCKET}/", "raw", "live/x", "previews/x",
+                "dvr-downloads", f"s3://{BUCKET}/media/x"))
 
 
 def seg(stream: str, start: int, length: int = 600_000, size: int = 1000,

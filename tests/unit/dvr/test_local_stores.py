@@ -44,3 +44,16 @@ def test_local_storage_roots(tmp_path: Path):
     with pytest.raises(NotFound):
         st.read("dvr", "s/2026/a.m4s")
     assert not list((tmp_path / "data" / "dvr" / "s" / "2026").iterdir())  # no temp files left
+
+
+def test_local_roots_keep_out_of_the_servers_own_files(tmp_path: Path):
+    """A DVR root may not be the object store, the export folder, the database, or a folder
+    that holds the data folder (a stream named like one of its folders would write there)."""
+    data = tmp_path / "srv" / "data"
+    st = LocalDvrStorage(data, [tmp_path / "srv"])
+    for bad in ("objects", "objects/live", "exports", "fleetcam.sqlite3",
+                str(tmp_path / "srv"), str(data), str(data / "objects" / "media")):
+        with pytest.raises(Invalid):
+            st.resolve(bad)
+    assert st.resolve("dvr/objects") == str((data / "dvr" / "objects").resolve())
+    assert st.resolve(str(tmp_path / "srv" / "cams")) == str(tmp_path / "srv" / "cams")

@@ -456,6 +456,12 @@ class DynamoEpisodeStore:
         return [e for e in found if e.closed_at is None or e.closed_at > start_ms]
 
 
+MEDIA_BUCKET_PREFIXES = ("media", "raw", "live", "tmp", "previews", "dvr-downloads")
+"""The media bucket's own prefixes (template.yaml: the ingest notifications on media/ and
+raw/, lifecycle rules on raw/, live/, previews/, media/ and dvr-downloads/): DVR segments
+there would be ingested as files or expired by a rule."""
+
+
 class S3DvrStorage:
     """Roots are ``prefix`` (in the media bucket) or ``s3://bucket/prefix`` (an allowed
     bucket). Objects go up in one PutObject each (never multipart: a multipart upload costs
@@ -484,9 +490,12 @@ class S3DvrStorage:
         parts = prefix.split("/") if prefix else []
         if any(p in ("", ".", "..") for p in parts):
             raise Invalid("dvr.root may not contain empty, '.' or '..' parts", field="dvr.root")
-        if parts and parts[0] in ("media", "raw", "live", "tmp"):
-            raise Invalid(f"dvr.root may not be under {parts[0]}/ (the media store's)",
-                          field="dvr.root")
+        if bucket == self.media_bucket and not parts:
+            raise Invalid("dvr.root may not be the media bucket's top: give it a prefix of "
+                          "its own (dvr/ by default)", field="dvr.root")
+        if bucket == self.media_bucket and parts[0] in MEDIA_BUCKET_PREFIXES:
+            raise Invalid(f"dvr.root may not be under {parts[0]}/ (the media store's: its "
+                          "notifications and lifecycle rules act there)", field="dvr.root")
         return bucket, prefix
 
     def resolve(self, root: str) -> str:

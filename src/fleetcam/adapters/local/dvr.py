@@ -18,6 +18,7 @@ from fleetcam.domain.dvr import (RANGE_CHUNK_MS, chunk_add, chunk_ids, chunk_ran
 from fleetcam.domain.dvr import (MAX_SEGMENT_MS, DvrConfig, DvrStream, Episode, EpisodeQuery,
                                  SegmentEntry, Thumbs, pack_fragments,
                                  unpack_fragments)
+from fleetcam.config import DATA_DB_NAME
 from fleetcam.errors import Invalid, NotFound
 
 DVR_SCHEMA = """
@@ -477,6 +478,11 @@ class SqliteEpisodeStore:
 
 
 # -- objects ----------------------------------------------------------------------------------
+RESERVED_DIRS = ("objects", "exports")
+"""The data folder's own: the object store (media, raw clips, live segments, previews) and
+the default export folder. A DVR root there would mix its segments with them."""
+
+
 class LocalDvrStorage:
     """Segment objects as files: a root is a folder under the data folder (relative roots) or
     under one of ``allowed`` (absolute roots). Writes are atomic (temporary file + rename)."""
@@ -504,6 +510,13 @@ class LocalDvrStorage:
             if self.data_dir not in path.parents:
                 raise Invalid("dvr.root must be a folder inside the data folder",
                               field="dvr.root")
+        if self.data_dir in path.parents:
+            top = path.relative_to(self.data_dir).parts[0]
+            if top in RESERVED_DIRS or top.startswith(DATA_DB_NAME):
+                raise Invalid(f"dvr.root may not be {top!r} or under it (the all-in-one "
+                              "server's own files)", field="dvr.root")
+        elif path == self.data_dir or path in self.data_dir.parents:
+            raise Invalid("dvr.root may not hold the data folder", field="dvr.root")
         return str(path)
 
     def _path(self, root: str, key: str) -> Path:
