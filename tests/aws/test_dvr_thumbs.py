@@ -291,3 +291,21 @@ def test_the_daily_backfill_makes_what_the_stream_missed_once(
                                                    missed.segment_id,
                                                    missed.segment_id[:-1] + "f")))
     assert c.dvr_thumbs.backfill(["1-1", "1-2"], budget=0) == (0, 1)
+
+
+def test_the_thumbnail_role_is_denied_every_prefix_a_dvr_root_may_not_use() -> None:
+    """The role may touch any ``*.mjpeg`` of the media bucket (roots are any prefix), so its
+    Deny must cover each prefix the adapter refuses as a root: the media store's files,
+    clips, live segments, previews and staged downloads."""
+    from cfnlint.decode import decode
+
+    from fleetcam.adapters.aws.dvr import MEDIA_BUCKET_PREFIXES
+
+    tpl, problems = decode(str(ROOT / "template.yaml"))
+    assert not problems, problems
+    fn = json.loads(json.dumps(tpl))["Resources"]["DvrThumbnailFunction"]["Properties"]
+    statements = [s for p in fn["Policies"] if isinstance(p, dict) and "Statement" in p
+                  for s in p["Statement"]]
+    denied = {r["Fn::Sub"] for s in statements if s["Effect"] == "Deny"
+              for r in s["Resource"]}
+    assert denied == {f"${{MediaBucket.Arn}}/{p}/*" for p in MEDIA_BUCKET_PREFIXES}
