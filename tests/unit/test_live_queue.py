@@ -41,3 +41,57 @@ def test_audio_queue_is_capped_and_video_still_queues(caplog: pytest.LogCaptureF
     asyncio.run(scenario())
     lines = [r.getMessage() for r in caplog.records if "audio dropped" in r.getMessage()]
     assert len(lines) == 1 and "segmenter is behind" in lines[0], lines
+
+
+def test_the_playlist_is_not_ended_while_queued_frames_still_become_segments() -> None:
+    """stop() marks a stream ended at once, but the frames already queued still become
+    segments after that: their playlist writes must not carry EXT-X-ENDLIST, or a player
+    (and the CI test of a playback range) stops at the segments listed so far."""
+    from fleetcam.domain import hls
+
+    async def scenario() -> None:
+        puts: dict[str, bytes] = {}
+        seen: list[str] = []
+
+        def put(key: str, data: bytes, content_type: str) -> None:
+            puts[key] = data
+            if key.endswith("index.m3u8"):
+                seen.append(data.decode())
+
+        async def call(fn, *args, **kwargs):  # type: ignore[no-untyped-def]
+            return fn(*args, **kwargs)
+
+        loop = asyncio.get_running_loop()
+        gw = SimpleNamespace(
+            call=call, spawn=lambda coro: loop.create_task(coro), loop_time=loop.time,
+            c=SimpleNamespace(store=SimpleNamespace(put=put)),
+            media_admission=SimpleNamespace(close=lambda *a: None), sessions_by_device={},
+            sessions_1078=set(), clock=SimpleNamespace(now=lambda: 0.0), gateway_id="g",
+            settings=SimpleNamespace(base_url="http://fleetcam.test"),
+            connections=SimpleNamespace(closed=lambda *a: None,
+                                        journal=SimpleNamespace(record=lambda *a: None)))
+        mgr = live.LiveManager.__new__(live.LiveManager)
+        mgr.gw, mgr.streams, mgr.finished = gw, {}, []
+        s = live.LiveStream(uuid="cd" * 16, device_id=1, ident="1", channel=1,
+                            stream_type="main", kind="playback", started=0.0, media_conn=7)
+        behind = asyncio.Event()
+
+        async def runner() -> None:  # a segmenter still behind when stop() comes
+            for n in range(10):
+                if n == 8:
+                    await behind.wait()
+                await mgr._write(s, SimpleNamespace(sequence=n, duration=1.0, data=b"ts"))
+
+        s.task = loop.create_task(runner())
+        await asyncio.sleep(0)
+        stopping = loop.create_task(mgr.stop(s, "device ended stream", tell_device=False))
+        await asyncio.sleep(0.01)
+        assert s.ended and not stopping.done()
+        behind.set()  # the frames still queued become the ninth and tenth segments
+        await stopping
+        ended = [text for text in seen if "#EXT-X-ENDLIST" in text]
+        assert ended and all(text.count(".ts") == 10 for text in ended), seen[-3:]
+        final = puts[hls.stream_key(s.uuid, "index.m3u8")].decode()
+        assert "#EXT-X-ENDLIST" in final and "9.ts" in final
+
+    asyncio.run(scenario())

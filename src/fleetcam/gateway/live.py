@@ -78,6 +78,10 @@ class LiveStream:
     audio_dropped: int = 0
     """Audio frames dropped: the queue was full, or they did not decode."""
     audio_warned: float = float("-inf")
+    final: bool = False
+    """Its playlist is final (EXT-X-ENDLIST): set once the segmenter wrote its last segment
+    (or was given up on), not when the stream is told to stop, since frames still queued
+    then become segments after it."""
     remote: bool = False
     """Its media reached this copy; another copy holds the device and the stream's entry."""
     served_elsewhere: bool = False
@@ -352,7 +356,7 @@ class LiveManager:
 
     async def _write_playlist(self, s: LiveStream) -> None:
         window = s.segments[-hls.LIVE_WINDOW:] if s.kind == "live" else s.segments
-        text = hls.render_playlist(window, ended=s.ended, event=s.kind == "playback")
+        text = hls.render_playlist(window, ended=s.final, event=s.kind == "playback")
         await self.gw.call(self.gw.c.store.put, hls.stream_key(s.uuid, "index.m3u8"),
                            text.encode(), content_type="application/vnd.apple.mpegurl")
 
@@ -371,6 +375,7 @@ class LiveManager:
                 await asyncio.wait_for(asyncio.shield(s.task), 10)
             except (asyncio.TimeoutError, asyncio.CancelledError):
                 pass
+        s.final = True
         session = self.gw.sessions_by_device.get(s.device_id)
         recorded = s.kind == "live" and self.gw.dvr.holds(s.device_id, s.channel)
         if recorded:  # the cloud DVR keeps the channel streaming: leave the device be
