@@ -4,9 +4,7 @@ audio, and stays valid (ffprobe, ffmpeg), with byte ranges and ``filter.tracks``
 from __future__ import annotations
 
 import io
-import json
 import logging
-import subprocess
 from pathlib import Path
 from typing import Any
 
@@ -20,6 +18,7 @@ from fleetcam.runtime.container import Container
 from fleetcam.simulator.streamer import alaw_tone
 from tests import dvrgen
 from tests.conftest import TOKEN
+from tests.mediagen import decode_errors, probe_streams
 
 T = 1_699_996_000_000
 """A minute-aligned archive start an hour before the test clock's now (1_700_000_000)."""
@@ -68,19 +67,8 @@ def record(c: Container, start_ms: int, seconds: int, audio: bool) -> dvr.Segmen
     return seg
 
 
-def probe(path: Path) -> dict[str, dict[str, Any]]:
-    r = subprocess.run(["ffprobe", "-v", "error", "-count_frames", "-show_entries",
-                        "stream=codec_type,codec_name,sample_rate,start_time,duration,"
-                        "nb_read_frames", "-of", "json", str(path)],
-                       capture_output=True, text=True, timeout=60, check=True)
-    return {s["codec_type"]: s for s in json.loads(r.stdout)["streams"]}
 
 
-def decode_errors(path: Path) -> str:
-    r = subprocess.run(["ffmpeg", "-v", "error", "-i", str(path), "-f", "null", "-"],
-                       capture_output=True, text=True, timeout=120)
-    assert r.returncode == 0, r.stderr
-    return r.stderr.strip()
 
 
 def download(anon: TestClient, tmp_path: Path, start: int, seconds: int,
@@ -105,7 +93,7 @@ def test_a_folded_clip_keeps_its_audio_and_plays_on_from_the_recording(
 
     path, r = download(anon, tmp_path, T // 1000, 8)
     assert r.headers["x-dvr-gaps"] == "[]", r.headers  # no gap: one init, no hole
-    streams = probe(path)
+    streams = probe_streams(path)
     a, v = streams["audio"], streams["video"]
     assert a["codec_name"] == "aac" and a["sample_rate"] == "8000"
     assert abs(float(a["start_time"]) - float(v["start_time"])) < 0.1
@@ -115,7 +103,7 @@ def test_a_folded_clip_keeps_its_audio_and_plays_on_from_the_recording(
     assert decode_errors(path) == ""
 
     # the clip alone: audio and video start together
-    alone = probe(download(anon, tmp_path, T // 1000 + 4, 4)[0])
+    alone = probe_streams(download(anon, tmp_path, T // 1000 + 4, 4)[0])
     assert abs(float(alone["audio"]["start_time"]) - float(alone["video"]["start_time"])) < 0.1
 
     # MPEG-TS carries the same audio (ADTS)
@@ -123,12 +111,12 @@ def test_a_folded_clip_keeps_its_audio_and_plays_on_from_the_recording(
     assert r.status_code == 200, r.text
     ts = tmp_path / "across.ts"
     ts.write_bytes(r.content)
-    assert probe(ts)["audio"]["codec_name"] == "aac" and decode_errors(ts) == ""
+    assert probe_streams(ts)["audio"]["codec_name"] == "aac" and decode_errors(ts) == ""
 
     # filter.tracks and byte ranges over the same download
-    only_audio = probe(download(anon, tmp_path, T // 1000, 8, "a1")[0])
+    only_audio = probe_streams(download(anon, tmp_path, T // 1000, 8, "a1")[0])
     assert set(only_audio) == {"audio"}
-    only_video = probe(download(anon, tmp_path, T // 1000, 8, "v1")[0])
+    only_video = probe_streams(download(anon, tmp_path, T // 1000, 8, "v1")[0])
     assert set(only_video) == {"video"}
     whole = path.read_bytes()
     part = anon.get(f"/{NAME}/archive-{T // 1000}-8.mp4",
@@ -146,7 +134,7 @@ def test_a_clip_without_audio_beside_recorded_audio_gets_silent_aac(
     assert segs and all(s.tracks == (1, 2) for s in segs)
     assert {s.init_key for s in segs} == {rec.init_key}
     path, _ = download(anon, tmp_path, T // 1000, 8)
-    streams = probe(path)
+    streams = probe_streams(path)
     assert streams["audio"]["codec_name"] == "aac"
     assert int(streams["audio"]["nb_read_frames"]) >= (8000 - 200) // 128
     assert decode_errors(path) == ""
@@ -164,7 +152,7 @@ def test_a_clip_with_audio_beside_a_video_only_recording_is_its_own_segment(
     _, r = download(anon, tmp_path, T // 1000, 8)
     assert "codec parameters changed" in r.headers.get("x-dvr-gaps", ""), r.headers
     path, _ = download(anon, tmp_path, T // 1000 + 4, 4)
-    streams = probe(path)
+    streams = probe_streams(path)
     assert streams["audio"]["codec_name"] == "aac"
     assert abs(float(streams["audio"]["start_time"]) - float(streams["video"]["start_time"])) \
         < 0.1
@@ -188,7 +176,7 @@ def test_bad_audio_in_a_clip_keeps_its_video(container: Container, anon: TestCli
     warnings = [r for r in caplog.records if "audio frame(s) dropped" in r.getMessage()]
     assert len(warnings) == 1, [r.getMessage() for r in warnings]
     path, _ = download(anon, tmp_path, T // 1000, 4)
-    assert set(probe(path)) == {"video"} and decode_errors(path) == ""
+    assert set(probe_streams(path)) == {"video"} and decode_errors(path) == ""
 
 
 def test_a_long_clip_is_folded_in_bounded_objects_with_its_audio_running_on(
@@ -210,7 +198,7 @@ def test_a_long_clip_is_folded_in_bounded_objects_with_its_audio_running_on(
     assert container.dvr_clips.fold(9, "clip-f", raw_clip(T, 7)) == []
     path, r = download(anon, tmp_path, T // 1000, 7)
     assert r.headers["x-dvr-gaps"] == "[]"
-    streams = probe(path)
+    streams = probe_streams(path)
     assert int(streams["video"]["nb_read_frames"]) == 175
     assert int(streams["audio"]["nb_read_frames"]) >= (7000 - 200) // 128
     assert decode_errors(path) == ""

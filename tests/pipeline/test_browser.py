@@ -41,6 +41,15 @@ async def playing(page: Page, seconds: float, timeout: float = 20.0) -> dict[str
         await asyncio.sleep(0.2)
 
 
+async def serve_player(route: Route) -> None:
+    """The test page and hls.js, served at fleetcam's own origin (``{base}/test-player/*``)."""
+    name = route.request.url.rsplit("/", 1)[-1]
+    if name == "hls.min.js":
+        await route.fulfill(body=HLS_JS.read_bytes(), content_type="application/javascript")
+    else:
+        await route.fulfill(body=PLAYER.read_bytes(), content_type="text/html")
+
+
 def test_chromium_plays_the_clip_link_and_the_live_playlist(tmp_path: Path) -> None:
     assert CHROMIUM.exists(), f"{CHROMIUM} is missing: run `make browser-deps`"
     assert HLS_JS.exists(), f"{HLS_JS} is missing: run `make browser-deps`"
@@ -60,14 +69,6 @@ def test_chromium_plays_the_clip_link_and_the_live_playlist(tmp_path: Path) -> N
             [live] = api_ok(await api.post("/gw/devices/1/commands", json=[{
                 "name": "start_videostream", "properties": {"channel": 2}, "timeout": 30}]))
             assert live["executed"] is True, live
-
-            async def serve_player(route: Route) -> None:
-                name = route.request.url.rsplit("/", 1)[-1]
-                if name == "hls.min.js":
-                    await route.fulfill(body=HLS_JS.read_bytes(),
-                                        content_type="application/javascript")
-                else:
-                    await route.fulfill(body=PLAYER.read_bytes(), content_type="text/html")
 
             async with async_playwright() as pw:
                 browser = await pw.chromium.launch(executable_path=str(CHROMIUM), args=ARGS)

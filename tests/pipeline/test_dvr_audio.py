@@ -3,7 +3,6 @@ gateway recording both, and the archive's downloads (.mp4, .ts), playlists and i
 from __future__ import annotations
 
 import asyncio
-import json
 import subprocess
 from pathlib import Path
 from typing import Any
@@ -11,20 +10,12 @@ from typing import Any
 import httpx
 
 from fleetcam.media import fmp4
+from tests.mediagen import probe_streams
 from tests.pipeline import TOKEN, http, pipeline_server, simulate, until
 
 API = "/streamer/api/v3"
 
 
-def ffprobe(path: Path) -> dict[str, dict[str, Any]]:
-    """Streams by codec type: codec, sample rate, duration and decoded frame count."""
-    r = subprocess.run(["ffprobe", "-v", "error", "-count_frames", "-show_entries",
-                        "stream=codec_type,codec_name,sample_rate,channels,start_time,"
-                        "duration,nb_read_frames:format=duration", "-of", "json", str(path)],
-                       capture_output=True, text=True, timeout=60, check=True)
-    info = json.loads(r.stdout)
-    return {s["codec_type"]: {**s, "format_duration": info["format"].get("duration")}
-            for s in info["streams"]}
 
 
 def test_a_recorded_channel_keeps_its_audio(tmp_path: Path) -> None:
@@ -65,7 +56,7 @@ def test_a_recorded_channel_keeps_its_audio(tmp_path: Path) -> None:
                     assert r.status_code == 200, r.text
                     path = tmp_path / f"{ext}-{tr}.{ext}"
                     path.write_bytes(r.content)
-                    files[ext, tr] = await asyncio.to_thread(ffprobe, path)
+                    files[ext, tr] = await asyncio.to_thread(probe_streams, path)
                 # playlists pass the filter on to their objects
                 pl = (await anon.get(f"/1-1/index-{start}-{duration}.m3u8",
                                      params={**q, "filter.tracks": "v1"})).text
@@ -81,10 +72,10 @@ def test_a_recorded_channel_keeps_its_audio(tmp_path: Path) -> None:
                 assert "filter.tracks=v1" in part
                 ts_path = tmp_path / "part-v1.ts"
                 ts_path.write_bytes((await anon.get(f"/1-1/{part}")).content)
-                assert set(await asyncio.to_thread(ffprobe, ts_path)) == {"video"}
+                assert set(await asyncio.to_thread(probe_streams, ts_path)) == {"video"}
                 part_both = part.replace("&filter.tracks=v1", "").replace("filter.tracks=v1", "")
                 ts_path.write_bytes((await anon.get(f"/1-1/{part_both}")).content)
-                assert set(await asyncio.to_thread(ffprobe, ts_path)) == {"video", "audio"}
+                assert set(await asyncio.to_thread(probe_streams, ts_path)) == {"video", "audio"}
                 bad = await anon.get(f"/1-1/archive-{start}-{duration}.mp4",
                                      params={**q, "filter.tracks": "x9"})
                 assert bad.status_code == 400
@@ -94,7 +85,7 @@ def test_a_recorded_channel_keeps_its_audio(tmp_path: Path) -> None:
                                        "path": "cases/audio.mp4"})
             assert r.status_code == 200, r.text
             files["export", None] = await asyncio.to_thread(
-                ffprobe, Path(r.json()["result"]["path"]))
+                probe_streams, Path(r.json()["result"]["path"]))
             assert set(files["export", None]) == {"video", "audio"}
 
             for ext in ("mp4", "ts"):
@@ -171,7 +162,7 @@ def test_a_device_clip_folded_between_recorded_segments_keeps_its_audio(tmp_path
             assert "codec" not in r.headers.get("x-dvr-gaps", ""), r.headers
             path = tmp_path / "across.mp4"
             path.write_bytes(r.content)
-            streams = await asyncio.to_thread(ffprobe, path)
+            streams = await asyncio.to_thread(probe_streams, path)
             v, au = streams["video"], streams["audio"]
             assert au["codec_name"] == "aac"
             assert abs(float(au["start_time"]) - float(v["start_time"])) < 0.1

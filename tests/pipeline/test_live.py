@@ -40,6 +40,16 @@ def segments(playlist: str) -> list[str]:
     return [line for line in playlist.splitlines() if line and not line.startswith("#")]
 
 
+async def ended_playlist(url: str, limit: float) -> str:
+    """The stream's playlist once it carries EXT-X-ENDLIST (polled up to ``limit`` s)."""
+    async with httpx.AsyncClient(timeout=10) as plain:
+        async def ended() -> str | None:
+            text = (await plain.get(url)).text
+            return text if "#EXT-X-ENDLIST" in text else None
+
+        return await until(ended, limit, what="playback playlist ended")
+
+
 def durations(playlist: str) -> list[float]:
     return [float(line[8:].rstrip(",")) for line in playlist.splitlines()
             if line.startswith("#EXTINF:")]
@@ -270,12 +280,7 @@ def test_playback_video_is_an_event_playlist_covering_the_range(tmp_path: Path) 
             result = await start(api, 1, 1, "playback_video", **{"from": t, "to": t + 10})
             assert result["executed"] is True, result
             url = result["response"]["hls"]
-            async with httpx.AsyncClient(timeout=10) as plain:
-                async def ended() -> str | None:
-                    text = (await plain.get(url)).text
-                    return text if "#EXT-X-ENDLIST" in text else None
-
-                text = await until(ended, 20, what="playback playlist ended")
+            text = await ended_playlist(url, 20)
             assert "#EXT-X-PLAYLIST-TYPE:EVENT" in text
             assert segments(text)[0] == "0.ts"
             assert sum(durations(text)) == pytest.approx(10, abs=0.1)

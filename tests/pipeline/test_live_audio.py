@@ -4,28 +4,20 @@ them, and bad audio frames that must not stop the video."""
 from __future__ import annotations
 
 import asyncio
-import json
 import logging
-import subprocess
 import time
 from pathlib import Path
-from typing import Any
 
 import httpx
 import pytest
 
 from fleetcam.simulator import streamer
 from tests.e2e_local import run
+from tests.mediagen import probe_streams
 from tests.pipeline import api_ok, http, pipeline_server, simulate, until
-from tests.pipeline.test_live import segments, start
+from tests.pipeline.test_live import ended_playlist, segments, start
 
 
-def ffprobe(path: Path) -> dict[str, dict[str, Any]]:
-    r = subprocess.run(["ffprobe", "-v", "error", "-count_frames", "-show_entries",
-                        "stream=codec_type,codec_name,sample_rate,channels,start_time,"
-                        "nb_read_frames", "-of", "json", str(path)],
-                       capture_output=True, text=True, timeout=60, check=True)
-    return {s["codec_type"]: s for s in json.loads(r.stdout)["streams"]}
 
 
 async def fetch_segments(url: str, n: int, tmp_path: Path) -> list[Path]:
@@ -56,7 +48,7 @@ def test_a_live_stream_carries_the_channels_audio_in_sync(tmp_path: Path, codec:
             assert result["executed"] is True, result
             url = result["response"]["hls"]
             for path in await fetch_segments(url, 3, tmp_path):
-                streams = await asyncio.to_thread(ffprobe, path)
+                streams = await asyncio.to_thread(probe_streams, path)
                 assert set(streams) == {"video", "audio"}, (path.name, streams)
                 v, a = streams["video"], streams["audio"]
                 assert v["codec_name"] == "h264" and a["codec_name"] == "aac"
@@ -93,7 +85,7 @@ def test_bad_audio_frames_are_dropped_and_the_video_goes_on(
             assert result["executed"] is True, result
             paths = await fetch_segments(result["response"]["hls"], 4, tmp_path)
             for path in paths:
-                streams = await asyncio.to_thread(ffprobe, path)
+                streams = await asyncio.to_thread(probe_streams, path)
                 assert int(streams["video"]["nb_read_frames"]) >= 20
                 assert set(streams) == {"video", "audio"}
             [s] = server.gateway.live.streams.values()
@@ -107,9 +99,9 @@ def test_bad_audio_frames_are_dropped_and_the_video_goes_on(
 
 
 def test_hls_js_in_chromium_plays_the_live_stream_with_its_audio(tmp_path: Path) -> None:
-    from playwright.async_api import Route, async_playwright
+    from playwright.async_api import async_playwright
 
-    from tests.pipeline.test_browser import ARGS, CHROMIUM, HLS_JS, PLAYER, playing
+    from tests.pipeline.test_browser import ARGS, CHROMIUM, HLS_JS, playing, serve_player
 
     assert CHROMIUM.exists(), f"{CHROMIUM} is missing: run `make browser-deps`"
     assert HLS_JS.exists(), f"{HLS_JS} is missing: run `make browser-deps`"
@@ -120,14 +112,6 @@ def test_hls_js_in_chromium_plays_the_live_stream_with_its_audio(tmp_path: Path)
             base = server.settings.base_url
             result = await start(api, 1)
             assert result["executed"] is True, result
-
-            async def serve_player(route: Route) -> None:
-                name = route.request.url.rsplit("/", 1)[-1]
-                if name == "hls.min.js":
-                    await route.fulfill(body=HLS_JS.read_bytes(),
-                                        content_type="application/javascript")
-                else:
-                    await route.fulfill(body=PLAYER.read_bytes(), content_type="text/html")
 
             async with async_playwright() as pw:
                 browser = await pw.chromium.launch(executable_path=str(CHROMIUM), args=ARGS)
@@ -165,16 +149,12 @@ def test_a_playback_stream_carries_the_recordings_audio(tmp_path: Path) -> None:
             result = await start(api, 1, 1, "playback_video", **{"from": t, "to": t + 10})
             assert result["executed"] is True, result
             url = result["response"]["hls"]
+            text = await ended_playlist(url, 30)
             async with httpx.AsyncClient(timeout=10) as plain:
-                async def ended() -> str | None:
-                    text = (await plain.get(url)).text
-                    return text if "#EXT-X-ENDLIST" in text else None
-
-                text = await until(ended, 30, what="playback playlist ended")
                 whole = tmp_path / "whole.ts"
                 whole.write_bytes(b"".join([(await plain.get(url.replace("index.m3u8", n))
                                              ).content for n in segments(text)]))
-            streams = await asyncio.to_thread(ffprobe, whole)
+            streams = await asyncio.to_thread(probe_streams, whole)
             assert int(streams["video"]["nb_read_frames"]) == 250
             audio_s = int(streams["audio"]["nb_read_frames"]) * 1024 / 8000
             assert 10 - 0.3 < audio_s < 10 + 0.3, audio_s

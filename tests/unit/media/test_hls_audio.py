@@ -4,9 +4,7 @@ from __future__ import annotations
 
 import array
 import io
-import json
 import math
-import subprocess
 from pathlib import Path
 from typing import Any
 
@@ -18,6 +16,7 @@ from fleetcam.media.hls import AUDIO_LAG_MS, HlsSegmenter, Segment, adts
 from fleetcam.media.testpattern import EncodedFrame, encode_pattern
 from fleetcam.simulator.streamer import alaw_tone
 
+from tests.mediagen import probe_streams
 START = 1_778_300_000.0
 FPS = 25
 G711A = 6  # JT/T 1078 table 12
@@ -62,11 +61,7 @@ def _other_config() -> Any:
 def ffprobe(data: bytes, tmp_path: Path, name: str = "s.ts") -> dict[str, dict[str, Any]]:
     path = tmp_path / name
     path.write_bytes(data)
-    r = subprocess.run(["ffprobe", "-v", "error", "-count_frames", "-show_entries",
-                        "stream=codec_type,codec_name,sample_rate,channels,start_time,"
-                        "nb_read_frames", "-of", "json", str(path)],
-                       capture_output=True, text=True, timeout=60, check=True)
-    return {s["codec_type"]: s for s in json.loads(r.stdout)["streams"]}
+    return probe_streams(path)
 
 
 @pytest.mark.parametrize("codec", ["h264", "hevc"])
