@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import copy
 import json
-import subprocess
 from collections.abc import Callable
 from pathlib import Path
 from types import ModuleType
@@ -20,7 +19,8 @@ from fleetcam.runtime.dvrplay import playback
 from fleetcam.services.media import META_KEY
 from tests import dvrgen
 from tests.aws.conftest import ROOT, Aws, LambdaContext, load_event
-from tests.dvr_play.test_fold_audio import probe, raw_clip
+from tests.dvr_play.test_fold_audio import raw_clip
+from tests.mediagen import decode_errors, probe_streams
 
 pytestmark = pytest.mark.filterwarnings("ignore:No application metrics:UserWarning")
 Loader = Callable[[str], ModuleType]
@@ -62,15 +62,13 @@ def test_packager_folds_a_clip_with_its_audio_into_the_archive(
     assert not dl.layout.gaps
     path = tmp_path / "across.mp4"
     path.write_bytes(b"".join(archive.render(dl.layout, dl.read)))
-    streams = probe(path)
+    streams = probe_streams(path)
     assert streams["audio"]["codec_name"] == "aac"
     assert abs(float(streams["audio"]["start_time"]) - float(streams["video"]["start_time"])) \
         < 0.1
     assert int(streams["video"]["nb_read_frames"]) == 200
     assert int(streams["audio"]["nb_read_frames"]) >= (8000 - 200) // 128
-    r = subprocess.run(["ffmpeg", "-v", "error", "-i", str(path), "-f", "null", "-"],
-                       capture_output=True, text=True, timeout=120)
-    assert r.returncode == 0 and r.stderr.strip() == "", r.stderr
+    assert decode_errors(path) == ""
 
 
 def test_the_packager_may_use_the_dvr_tables_it_folds_clips_into() -> None:
