@@ -5,7 +5,6 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-import pytest
 import schemathesis
 from fastapi import FastAPI
 from fastapi.testclient import TestClient

@@ -15,7 +15,7 @@ import pytest
 from fleetcam.domain import dvr
 from fleetcam.media import fmp4
 from tests import dvrgen
-from tests.aws.conftest import TOKEN, Aws, LambdaContext, load_event
+from tests.aws.conftest import Aws, LambdaContext, load_event
 
 pytestmark = pytest.mark.filterwarnings("ignore:No application metrics:UserWarning")
 Loader = Callable[[str], ModuleType]

@@ -182,7 +182,7 @@ def test_list_and_cancel_the_queue(tmp_path: Path) -> None:
             assert q[2] in api_ok(await api.get(f"/gw/devices/{b.id}/commands-queue"))
             rest = api_ok(await api.delete(f"/gw/devices/{a.id},{b.id}/commands-queue"))
             assert sorted(c["id"] for c in rest) == sorted(c["id"] for c in q[1:])
-            assert api_ok(await api.get(f"/gw/devices/all/commands-queue")) == []
+            assert api_ok(await api.get("/gw/devices/all/commands-queue")) == []
             results = api_ok(await api.get(f"/gw/devices/{a.id},{b.id}/commands-result"))
             assert sorted(r["id"] for r in results) == sorted(c["id"] for c in q)
             assert not any(r["executed"] for r in results)

@@ -10,13 +10,12 @@ import io
 import json
 import time
 from pathlib import Path
-from typing import Any
 
 import pytest
 from playwright.async_api import Browser, Page, async_playwright
 
 from fleetcam.media.testpattern import snapshot_jpeg
-from tests.pipeline import TOKEN, api_ok, http, pipeline_server, simulate, until, wait_results
+from tests.pipeline import TOKEN, api_ok, http, pipeline_server, simulate
 
 CHROMIUM = Path("/usr/bin/chromium")
 ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--no-first-run",

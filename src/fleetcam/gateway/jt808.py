@@ -7,8 +7,7 @@ import logging
 import secrets
 from typing import TYPE_CHECKING, Any
 
-from fleetcam.domain import keys
-from fleetcam.domain.gateway import SENT, Command, Connection
+from fleetcam.domain.gateway import Command, Connection
 from fleetcam.domain.identity import Identity, terminal_of
 from fleetcam.domain.models import Device
 from fleetcam.gateway import translate

@@ -22,7 +22,7 @@ import io
 import json
 import logging
 import secrets
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from fleetcam.domain import keys
 from fleetcam.domain.admission import MEDIA_KINDS, MediaRequest

@@ -6,8 +6,7 @@ from pathlib import Path
 import pytest
 
 from fleetcam.adapters.local.db import Database
-from fleetcam.adapters.local.dvr import (LocalDvrStorage, SqliteDvrIndex, SqliteDvrStreamStore,
-                                        SqliteEpisodeStore)
+from fleetcam.adapters.local.dvr import LocalDvrStorage
 from fleetcam.domain import dvr
 from fleetcam.errors import Invalid, NotFound
 

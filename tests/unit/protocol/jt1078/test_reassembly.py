@@ -16,7 +16,6 @@ from fleetcam.protocol.jt1078 import (
     MediaFrame,
     Packet,
     PayloadType,
-    Subpackage,
     nal_type,
     packetize,
     parse_packet,
