@@ -12,6 +12,7 @@ import av
 import av.error
 
 from fleetcam.errors import CorruptMedia
+from fleetcam.media.dvraudio import ADTS_RATES
 from fleetcam.protocol.jt1078.nal import split_annexb
 
 if TYPE_CHECKING:
@@ -37,8 +38,6 @@ AAC_FRAME = 1024
 MAX_AAC_BYTES = 0x1FFF - 7
 """The largest raw AAC frame an ADTS header can carry (AAC-LC never comes near it: 768
 bytes a channel)."""
-ADTS_RATES = (96000, 88200, 64000, 48000, 44100, 32000, 24000, 22050, 16000, 12000, 11025,
-              8000, 7350)
 TS_CLOCK = Fraction(1, 90_000)
 MS = Fraction(1, 1000)
 DEFAULT_INTERVAL_MS = 40  # 25 fps, until the stream shows its own frame interval

@@ -386,14 +386,14 @@ class DvrService:
 
 # -- device clips and the archive ----------------------------------------------------------------
 NEIGHBOUR_MS = 600_000
+"""A clip without audio gets silent AAC when the recorded segment nearest it (this close)
+has audio."""
 FOLD_OBJECT_MS = 600_000
 FOLD_OBJECT_BYTES = 64 << 20
 """A folded clip's objects: at most this long or this large, as the recorder's (the default
 ``dvr_object_seconds`` and its ``MAX_OBJECT_BYTES``); memory holds one at a time."""
 SPANS_WINDOW_MS = 600_000
 """The index's spans are read this much of the clip at a time."""
-"""A clip without audio gets silent AAC when the recorded segment nearest it (this close)
-has audio."""
 AUDIO_TYPES = {"g711a": 6, "alaw": 6, "pcm_alaw": 6, "g711u": 7, "ulaw": 7, "pcm_mulaw": 7,
                "g726": 8, "adpcm": 26, "g722": 2, "aac": 19, "mp3": 25}
 """Names a raw clip's header may give its ``audio`` as (the gateway writes the JT/T 1078
