@@ -52,7 +52,7 @@ def test_ranges_follow_every_change_of_the_index(client: TestClient,
     assert r.json()["ranges"][0] == {"opened_at": S0 + 10, "closed_at": S0 + 20}
 
 
-def test_strangers_are_refused(anon: TestClient, recorded: Archive) -> None:
+def test_strangers_are_refused(anon: TestClient, client: TestClient, recorded: Archive) -> None:
     for path in ["/7-1/ranges.json", f"/7-1/archive-{S0}-10.mp4", "/7-1/info.json",
                  f"/7-1/index-{S0}-60.fmp4.m3u8"]:
         assert anon.get(path).status_code == 401
